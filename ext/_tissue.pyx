@@ -1,0 +1,194 @@
+# cython: language_level=3
+"""Tumour-cell rules: one step of cycling, quiescence, necrosis and division with gather-based placement.
+
+Two passes over the lattice, both reading only the state at step n:
+
+1. every live tumour site decides its own next state and, if it divides, proposes one empty Moore neighbour;
+   decision and proposal are packed into one byte of ``prop`` (defs.h), nothing else is written but ``qtime``;
+2. every empty site gathers the proposals aimed at it and takes the one with the largest random key (ties go to
+   the first direction in MOORE order); every live tumour site takes its decided state.
+
+No site is written by two threads and no decision reads a value written in the same pass, so the result is the
+same for any thread count.  src/tumorca/reference.py does the same in NumPy.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from _philox cimport tc_draw, tc_u01, tc_below
+cimport _defs
+
+cnp.import_array()
+
+# Moore directions in lexicographic (dz, dy, dx) order; src/tumorca/_constants.py builds the same list.
+cdef int DZ[26]
+cdef int DY[26]
+cdef int DX[26]
+cdef int _n = 0
+for _dz in (-1, 0, 1):
+    for _dy in (-1, 0, 1):
+        for _dx in (-1, 0, 1):
+            if _dz or _dy or _dx:
+                DZ[_n] = _dz
+                DY[_n] = _dy
+                DX[_n] = _dx
+                _n += 1
+
+MOORE = tuple((DZ[i], DY[i], DX[i]) for i in range(26))
+
+
+cdef inline double _clamp01(double v) noexcept nogil:
+    if v < 0.0:
+        return 0.0
+    if v > 1.0:
+        return 1.0
+    return v
+
+
+cdef struct TumorRules:
+    double p_div_max
+    double div_o2_lo
+    double div_o2_hi
+    double q_in
+    double q_out
+    double p_nec_max
+    double nec_o2_onset
+    double nec_o2_full
+    int q_death_steps
+
+
+def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const float[:, :, ::1] o2,
+                 uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed, uint32_t step,
+                 double p_div_max, double div_o2_lo, double div_o2_hi, double q_in, double q_out,
+                 double p_nec_max, double nec_o2_onset, double nec_o2_full, int q_death_steps,
+                 int num_threads):
+    """Advance every tumour cell by one step in place (see the module docstring for the rules' order).
+
+    ``prop`` (same shape as tissue) and ``rowflags`` (nz*ny bytes) are scratch space.
+    """
+    cdef TumorRules R
+    R.p_div_max = p_div_max
+    R.div_o2_lo = div_o2_lo
+    R.div_o2_hi = div_o2_hi
+    R.q_in = q_in
+    R.q_out = q_out
+    R.p_nec_max = p_nec_max
+    R.nec_o2_onset = nec_o2_onset
+    R.nec_o2_full = nec_o2_full
+    R.q_death_steps = q_death_steps
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nrows = nz * ny, r
+    if rowflags.shape[0] != nrows:
+        raise ValueError("rowflags must hold one byte per row")
+    with nogil:
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            rowflags[r] = _decide_row(tissue, qtime, o2, prop, r // ny, r % ny, seed, step, &R)
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _apply_row(tissue, qtime, prop, rowflags, r // ny, r % ny, seed, step)
+    return None
+
+
+# Row flags written by pass 1: bit 0 = the row holds live tumour, bit 1 = the row holds a division proposal.
+cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const float[:, :, ::1] o2,
+                         uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
+                         const TumorRules* R) noexcept nogil:
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t x, zz, yy, xx
+    cdef uint64_t site
+    cdef uint32_t w[4]
+    cdef uint8_t s, new, flags = 0
+    cdef int d, k, j, qt, dirn
+    cdef double o, p_nec, p_div
+    for x in range(nx):
+        s = tissue[z, y, x]
+        if s != _defs.TC_TUMOR_P and s != _defs.TC_TUMOR_Q:
+            prop[z, y, x] = 0
+            continue
+        flags |= 1
+        site = <uint64_t>((z * ny + y) * nx + x)
+        tc_draw(seed, step, site, _defs.TC_PURPOSE_TUMOR, w)
+        o = o2[z, y, x]
+        new = s
+        dirn = 0
+        qt = 0
+        p_nec = R.p_nec_max * _clamp01((R.nec_o2_onset - o) / (R.nec_o2_onset - R.nec_o2_full))
+        if tc_u01(w[0]) < p_nec:
+            new = _defs.TC_NECROTIC
+        elif s == _defs.TC_TUMOR_P:
+            if o < R.q_in:
+                new = _defs.TC_TUMOR_Q
+            else:
+                p_div = R.p_div_max * _clamp01((o - R.div_o2_lo) / (R.div_o2_hi - R.div_o2_lo))
+                if tc_u01(w[1]) < p_div:
+                    k = 0
+                    for d in range(26):
+                        zz = z + DZ[d]
+                        yy = y + DY[d]
+                        xx = x + DX[d]
+                        if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx and tissue[zz, yy, xx] == _defs.TC_EMPTY:
+                            k = k + 1
+                    if k > 0:
+                        j = <int>tc_below(w[2], <uint32_t>k)
+                        for d in range(26):
+                            zz = z + DZ[d]
+                            yy = y + DY[d]
+                            xx = x + DX[d]
+                            if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx and tissue[zz, yy, xx] == _defs.TC_EMPTY:
+                                if j == 0:
+                                    dirn = d + 1
+                                    break
+                                j = j - 1
+                        flags |= 2
+        else:
+            qt = qtime[z, y, x] + 1
+            if qt >= R.q_death_steps:
+                new = _defs.TC_NECROTIC
+            elif o > R.q_out:
+                new = _defs.TC_TUMOR_P
+        if new == _defs.TC_TUMOR_Q:
+            qtime[z, y, x] = <uint16_t>(qt if s == _defs.TC_TUMOR_Q else 0)
+        else:
+            qtime[z, y, x] = 0
+        prop[z, y, x] = <uint8_t>(dirn | (new << _defs.TC_PROP_STATE_SHIFT))
+    return flags
+
+
+cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const uint8_t[:, :, ::1] prop,
+                     const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
+                     uint32_t step) noexcept nogil:
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t x, zz, yy, xx
+    cdef uint64_t site
+    cdef uint32_t w[4]
+    cdef int64_t best
+    cdef uint8_t s
+    cdef int d
+    cdef bint near_proposal = False
+    # Only rows next to a proposing row can receive a daughter: skip the 26-neighbour gather elsewhere.
+    for zz in range(z - 1, z + 2):
+        for yy in range(y - 1, y + 2):
+            if 0 <= zz < nz and 0 <= yy < ny and (rowflags[zz * ny + yy] & 2):
+                near_proposal = True
+    if not near_proposal and not (rowflags[z * ny + y] & 1):
+        return
+    for x in range(nx):
+        s = tissue[z, y, x]
+        if s == _defs.TC_EMPTY:
+            if not near_proposal:
+                continue
+            best = -1
+            for d in range(26):
+                zz = z - DZ[d]
+                yy = y - DY[d]
+                xx = x - DX[d]
+                if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
+                    if (prop[zz, yy, xx] & _defs.TC_PROP_DIR_MASK) == d + 1:
+                        site = <uint64_t>((zz * ny + yy) * nx + xx)
+                        tc_draw(seed, step, site, _defs.TC_PURPOSE_TUMOR, w)
+                        if <int64_t>w[3] > best:
+                            best = <int64_t>w[3]
+            if best >= 0:
+                tissue[z, y, x] = _defs.TC_TUMOR_P
+                qtime[z, y, x] = 0
+        elif s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q:
+            tissue[z, y, x] = prop[z, y, x] >> _defs.TC_PROP_STATE_SHIFT

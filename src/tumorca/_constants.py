@@ -1,0 +1,28 @@
+"""Numbers shared with the compiled kernels (ext/defs.h).  Kept here so pure-Python code (the NumPy reference,
+the analysis) never needs the kernels; tests/test_rng.py checks both copies agree."""
+from enum import IntEnum
+
+
+class Cell(IntEnum):
+    """States of the tissue layer, one byte per site."""
+
+    EMPTY = 0      #: stroma
+    TUMOR_P = 1    #: cycling (proliferative) tumour cell
+    TUMOR_Q = 2    #: quiescent tumour cell
+    NECROTIC = 3   #: dead tumour cell
+    EC_STALK = 4   #: endothelial stalk (vessel) cell
+    EC_TIP = 5     #: endothelial tip cell of a sprout
+
+
+#: Fourth counter word of each random draw, one per independent decision.
+PURPOSE_TUMOR = 1
+
+#: Per-site proposal byte: low 5 bits = 1 + Moore direction of a division target, high 3 bits = next state.
+PROP_DIR_MASK = 0x1F
+PROP_STATE_SHIFT = 5
+
+#: Moore directions in lexicographic (dz, dy, dx) order: division proposals index into this tuple.
+MOORE = tuple((dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dz or dy or dx)
+
+#: Names of the float32 fields, in storage order.
+FIELD_NAMES = ("o2", "vegf_free", "vegf_bound", "mmp9", "cxcl")

@@ -1,0 +1,17 @@
+"""The exceptions tumorca raises for bad input.  Each message is one line that names the problem."""
+
+
+class TumorcaError(ValueError):
+    """Base of every error tumorca raises for bad input or an impossible request."""
+
+
+class ParameterError(TumorcaError):
+    """A model parameter is unknown, of the wrong type or out of range."""
+
+
+class LatticeError(TumorcaError):
+    """A lattice shape, seed, thread count or state is invalid."""
+
+
+class ResourceError(TumorcaError):
+    """A request needs more memory (or disk) than is available."""

@@ -1,0 +1,332 @@
+"""Model parameters: one table of every parameter with its default, unit, range and source, and the
+:class:`Params` object that validates against it.
+
+The table (:data:`PARAMETERS`) is the single source of truth for the defaults, the validation, ``tumorca params``
+and the parameter attributes written into run files.  docs/model.md explains each rule the parameters drive.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import ParameterError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default, unit, kind (float, int, str or bool), allowed range or choices, meaning
+    and source."""
+
+    name: str
+    default: Any
+    unit: str
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    doc: str = ""
+    source: str = ""
+    group: str = ""
+
+    def describe_range(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is bool:
+            return "true or false"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"[{lo}, {hi}]"
+
+
+def _p(name, default, unit, kind, low=None, high=None, *, choices=None, doc="", source="", group=""):
+    return ParamSpec(name, default, unit, kind, low, high, choices, doc, source, group)
+
+
+#: Every model parameter, grouped as in MODEL.md.  Ranges are what the rules accept, not what is plausible.
+PARAMETERS: tuple[ParamSpec, ...] = (
+    # lattice and time
+    _p("dx_um", 20.0, "um", float, 1.0, 1000.0, doc="lattice spacing (one tumour cell per site)",
+       source="MODEL.md §2", group="lattice"),
+    _p("dt_min", 30.0, "min", float, 0.1, 1440.0, doc="cell step", source="Owen 2011", group="lattice"),
+    # oxygen
+    _p("o2_diffusivity", 1.0e5, "um^2/min", float, 1.0, 1.0e8, doc="O2 diffusion coefficient",
+       source="PhysiCell/BioFVM; Owen 2011 uses 1.45e5", group="oxygen"),
+    _p("o2_uptake_tumor", 3.1, "1/min", float, 0.0, 1.0e4,
+       doc="first-order O2 uptake of a site holding a live tumour cell (10/min x V_cell/V_voxel, "
+           "2494/8000 um^3)", source="PhysiCell cancer_immune sample", group="oxygen"),
+    _p("o2_uptake_stroma", 0.1, "1/min", float, 0.0, 1.0e4, doc="background O2 uptake of stroma",
+       source="assumption (O2-SOLVER.md measured 0.1 and 0.01)", group="oxygen"),
+    _p("o2_uptake_necrotic", 0.0, "1/min", float, 0.0, 1.0e4, doc="O2 uptake of necrotic sites",
+       source="dead cells consume nothing", group="oxygen"),
+    _p("o2_uptake_endothelium", 0.1, "1/min", float, 0.0, 1.0e4,
+       doc="O2 uptake of endothelium that is not an O2 source (unperfused)", source="as stroma",
+       group="oxygen"),
+    _p("o2_vessel", 38.0, "mmHg", float, 0.0, 760.0, doc="pO2 held at perfused vessel sites",
+       source="PhysiCell", group="oxygen"),
+    _p("o2_boundary", "no-flux", "", str, choices=("no-flux", "dirichlet"),
+       doc="O2 condition on the lattice faces (an axis of length 1 is always no-flux)", group="oxygen"),
+    _p("o2_boundary_value", 38.0, "mmHg", float, 0.0, 760.0, doc="far-field pO2 for o2_boundary='dirichlet'",
+       group="oxygen"),
+    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-9, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
+       "in a full sweep exceeds this", source="O2-SOLVER.md", group="oxygen"),
+    _p("o2_omega", 1.7, "", float, 1.0, 1.99, doc="over-relaxation factor of the red-black SOR O2 solve",
+       source="O2-SOLVER.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
+    _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step", group="oxygen"),
+    _p("init_o2", 38.0, "mmHg", float, 0.0, 760.0, doc="O2 everywhere before the first solve",
+       group="oxygen"),
+    # slow fields
+    _p("vegf_diffusivity", 1000.0, "um^2/min", float, 0.0, 1.0e7, doc="free VEGF diffusion coefficient",
+       source="Owen 2011", group="fields"),
+    _p("vegf_decay", 0.01, "1/min", float, 0.0, 100.0, doc="free VEGF decay rate", source="Owen 2011",
+       group="fields"),
+    _p("vegf_bound_decay", 0.01, "1/min", float, 0.0, 100.0, doc="matrix-bound VEGF decay rate",
+       source="assumption: as free VEGF", group="fields"),
+    _p("mmp9_diffusivity", 600.0, "um^2/min", float, 0.0, 1.0e7, doc="MMP9 diffusion coefficient",
+       source="assumption, to calibrate", group="fields"),
+    _p("mmp9_decay", 0.02, "1/min", float, 0.0, 100.0, doc="MMP9 decay rate", source="assumption, to calibrate",
+       group="fields"),
+    _p("cxcl_diffusivity", 1000.0, "um^2/min", float, 0.0, 1.0e7, doc="CXCL1/2 diffusion coefficient",
+       source="PhysiCell immunostimulatory factor", group="fields"),
+    _p("cxcl_decay", 0.016, "1/min", float, 0.0, 100.0, doc="CXCL1/2 decay rate",
+       source="PhysiCell immunostimulatory factor", group="fields"),
+    _p("field_boundary", "no-flux", "", str, choices=("no-flux", "dirichlet"),
+       doc="condition of the slow fields on the lattice faces (dirichlet holds them at 0)", group="fields"),
+    # tumour
+    _p("tumor_cycle_rate", 0.00072, "1/min", float, 0.0, 1.0, doc="division hazard of a cycling cell at full O2",
+       source="PhysiCell", group="tumour"),
+    _p("cycle_o2_low", 5.0, "mmHg", float, 0.0, 760.0, doc="pO2 at which the division ramp reaches 0",
+       source="MODEL.md §4.3", group="tumour"),
+    _p("cycle_o2_high", 38.0, "mmHg", float, 0.0, 760.0, doc="pO2 at which the division ramp reaches 1",
+       source="MODEL.md §4.3", group="tumour"),
+    _p("quiescence_o2_enter", 8.9, "mmHg", float, 0.0, 760.0, doc="a cycling cell below this becomes quiescent",
+       source="Owen 2011", group="tumour"),
+    _p("quiescence_o2_exit", 9.8, "mmHg", float, 0.0, 760.0, doc="a quiescent cell above this cycles again",
+       source="Owen 2011", group="tumour"),
+    _p("necrosis_o2_onset", 5.0, "mmHg", float, 0.0, 760.0, doc="necrosis probability is 0 above this",
+       source="PhysiCell", group="tumour"),
+    _p("necrosis_o2_full", 2.5, "mmHg", float, 0.0, 760.0, doc="necrosis probability is maximal below this",
+       source="PhysiCell", group="tumour"),
+    _p("necrosis_rate_max", 1.0 / 360.0, "1/min", float, 0.0, 1.0, doc="necrosis hazard at and below "
+       "necrosis_o2_full (1/(6 h))", source="PhysiCell", group="tumour"),
+    _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
+       source="MODEL.md §4.3", group="tumour"),
+    # initial condition
+    _p("init_tumor_radius", 10.0, "sites", float, 0.0, 1.0e6, doc="radius of the initial tumour disk/ball at "
+       "the lattice centre", group="initial"),
+    _p("init_vessels", "parallel", "", str, choices=("parallel", "none"),
+       doc="initial vessels: straight perfused vessels along x at a regular spacing in y (and z), or none",
+       group="initial"),
+    _p("init_vessel_spacing", 40, "sites", int, 2, 10**6, doc="distance between initial parallel vessels",
+       group="initial"),
+)
+
+_SPECS: dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_SPECS), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    """Check one value against its spec and return it in canonical type; raise ParameterError otherwise."""
+    name = spec.name
+    if spec.kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ParameterError(f"parameter {name!r} must be true or false, got {value!r}")
+    if spec.kind is str:
+        if not isinstance(value, str) or value not in spec.choices:
+            raise ParameterError(f"parameter {name!r} must be {spec.describe_range()}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError(f"parameter {name!r} must be a number, got {value!r}")
+    if spec.kind is int:
+        try:
+            iv = int(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ParameterError(f"parameter {name!r} must be an integer, got {value!r}") from None
+        if iv != value:
+            raise ParameterError(f"parameter {name!r} must be an integer, got {value!r}")
+        value = iv
+    else:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"parameter {name!r} must be a number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise ParameterError(f"parameter {name!r} must be finite, got {value!r}")
+    if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+        raise ParameterError(f"parameter {name!r} = {value!r} is out of range {spec.describe_range()}")
+    return value
+
+
+# Orderings between parameters that the rules need: (lower, upper, strict).
+_ORDERINGS = (
+    ("cycle_o2_low", "cycle_o2_high", True),
+    ("necrosis_o2_full", "necrosis_o2_onset", True),
+    ("quiescence_o2_enter", "quiescence_o2_exit", False),
+)
+
+
+class Params(Mapping[str, Any]):
+    """An immutable, validated set of model parameters.
+
+    Parameters
+    ----------
+    **values
+        Any parameters to change from their defaults (see :data:`PARAMETERS` or ``tumorca params``).
+
+    Raises
+    ------
+    tumorca.errors.ParameterError
+        For an unknown name (with the closest valid one), a value of the wrong type, or one out of range.
+
+    Examples
+    --------
+    >>> p = Params(o2_uptake_stroma=0.01)
+    >>> p.o2_vessel
+    38.0
+    >>> p.replace(o2_vessel=40).o2_vessel
+    40.0
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: Any) -> None:
+        merged = {s.name: s.default for s in PARAMETERS}
+        for name, value in values.items():
+            spec = _SPECS.get(name)
+            if spec is None:
+                raise ParameterError(f"unknown parameter {name!r}{_suggest(name)}")
+            merged[name] = _coerce(spec, value)
+        for lo, hi, strict in _ORDERINGS:
+            if merged[lo] > merged[hi] or (strict and merged[lo] == merged[hi]):
+                rel = "<" if strict else "<="
+                raise ParameterError(f"parameters must satisfy {lo} {rel} {hi}, got {merged[lo]!r} and "
+                                     f"{merged[hi]!r}")
+        object.__setattr__(self, "_values", merged)
+
+    # -- mapping and attribute access ------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"unknown parameter {name!r}{_suggest(name)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Params is immutable; use params.replace(...)")
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(f"unknown parameter {name!r}{_suggest(name)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Params) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def __repr__(self) -> str:
+        diff = self.changed()
+        inner = ", ".join(f"{k}={v!r}" for k, v in diff.items())
+        return f"Params({inner})"
+
+    def __reduce__(self):
+        return (_params_from_dict, (self.to_dict(),))
+
+    # -- construction and export -----------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> "Params":
+        """A copy with ``changes`` applied (validated like the constructor)."""
+        return Params(**{**self._values, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """All parameters as a plain dict (JSON/TOML/HDF5-attribute friendly)."""
+        return dict(self._values)
+
+    def changed(self) -> dict[str, Any]:
+        """Only the parameters that differ from the built-in defaults."""
+        return {k: v for k, v in self._values.items() if v != _SPECS[k].default}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Params":
+        """Build from a mapping; unknown keys are errors."""
+        if not isinstance(values, Mapping):
+            raise ParameterError(f"parameters must be a mapping, got {type(values).__name__}")
+        return cls(**dict(values))
+
+    @classmethod
+    def from_toml(cls, path: str | Path, base: "Params | None" = None) -> "Params":
+        """Read parameters from a TOML file: top-level ``key = value`` lines, or the same under ``[params]``.
+
+        Values not given keep those of ``base`` (the defaults if None).
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ParameterError(f"cannot read parameter file {str(path)!r}: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ParameterError(f"malformed TOML in {str(path)!r}: {exc}") from None
+        values = dict(data.pop("params", {}))
+        for key, value in data.items():
+            if isinstance(value, dict):
+                raise ParameterError(f"unknown table [{key}] in {str(path)!r} (parameters go at the top level "
+                                     "or under [params])")
+            values[key] = value
+        return (base or cls()).replace(**values)
+
+    # -- quantities the kernels use --------------------------------------------------------------------------
+    def rates(self) -> dict[str, float]:
+        """Per-step probabilities and stencil constants derived from the parameters.
+
+        Hazards become per-step probabilities once, here (1 - exp(-h*dt)), so that neither the kernels nor the
+        NumPy reference evaluate a transcendental function per site.
+        """
+        dt, dx2 = self.dt_min, self.dx_um ** 2
+
+        def gain(decay: float) -> float:
+            return 1.0 / (1.0 + decay * dt)
+
+        return {
+            "o2_k": self.o2_diffusivity / dx2,
+            "p_div_max": -math.expm1(-self.tumor_cycle_rate * dt),
+            "p_nec_max": -math.expm1(-self.necrosis_rate_max * dt),
+            "q_death_steps": max(1, math.ceil(self.quiescent_death_time / dt - 1e-9)),
+            "vegf_alpha": self.vegf_diffusivity * dt / dx2, "vegf_gain": gain(self.vegf_decay),
+            "vegf_bound_gain": gain(self.vegf_bound_decay),
+            "mmp9_alpha": self.mmp9_diffusivity * dt / dx2, "mmp9_gain": gain(self.mmp9_decay),
+            "cxcl_alpha": self.cxcl_diffusivity * dt / dx2, "cxcl_gain": gain(self.cxcl_decay),
+        }
+
+
+def _params_from_dict(values: dict[str, Any]) -> Params:
+    return Params(**values)
+
+
+def spec(name: str) -> ParamSpec:
+    """The :class:`ParamSpec` of one parameter (ParameterError naming the closest valid one if unknown)."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise ParameterError(f"unknown parameter {name!r}{_suggest(name)}") from None

@@ -1,0 +1,322 @@
+"""The simulation object: lattice state plus the step that calls the compiled kernels in MODEL.md order."""
+from __future__ import annotations
+
+import numbers
+import os
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from . import _fields, _tissue
+from ._constants import FIELD_NAMES, Cell
+from ._numerics import float32_exact, tridiagonal_factors
+from .errors import LatticeError, ParameterError, ResourceError
+from .initial import initial_state
+from .params import Params
+
+#: Arrays that make up the state, with their dtypes (fields are float32, one value per site).
+STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "qtime": np.dtype(np.uint16),
+                                     "perfused": np.dtype(np.uint8),
+                                     **{name: np.dtype(np.float32) for name in FIELD_NAMES}}
+#: Scratch bytes per site used during a step (the tumour pass's proposal byte).
+SCRATCH_BYTES_PER_SITE = 1
+#: Slow fields advanced by the implicit diffusion step, with the prefix of their rate constants.
+DIFFUSING_FIELDS = ("vegf_free", "mmp9", "cxcl")
+_RATE_PREFIX = {"vegf_free": "vegf", "mmp9": "mmp9", "cxcl": "cxcl"}
+
+
+def normalize_shape(shape: Any) -> tuple[int, int, int]:
+    """``(ny, nx)`` or ``(nz, ny, nx)`` as a 3-tuple (2D is depth 1); LatticeError if not positive integers."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise LatticeError(f"shape must be (ny, nx) or (nz, ny, nx), got {shape!r}") from None
+    if len(dims) not in (2, 3):
+        raise LatticeError(f"shape must have 2 or 3 dimensions, got {len(dims)}: {shape!r}")
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise LatticeError(f"shape entries must be integers, got {d!r} in {shape!r}")
+        if d < 1:
+            raise LatticeError(f"shape entries must be positive, got {d!r} in {shape!r}")
+    dims = tuple(int(d) for d in dims)
+    return (1,) + dims if len(dims) == 2 else dims
+
+
+def bytes_per_site() -> int:
+    """Bytes of state and per-site scratch held per lattice site."""
+    return sum(dt.itemsize for dt in STATE_ARRAYS.values()) + SCRATCH_BYTES_PER_SITE
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def check_memory(shape3: tuple[int, int, int]) -> int:
+    """Estimate the bytes a lattice needs; ResourceError if more than is available.  Returns the estimate."""
+    nz, ny, nx = shape3
+    need = nz * ny * nx * bytes_per_site()
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise ResourceError(f"lattice {nz}x{ny}x{nx} needs {_fmt_bytes(need)} of memory "
+                            f"({bytes_per_site()} B/site) but only {_fmt_bytes(avail)} is available")
+    return need
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise LatticeError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    if not 0 <= int(seed) < 2 ** 64:
+        raise LatticeError(f"seed must be in [0, 2**64), got {seed!r}")
+    return int(seed)
+
+
+def _check_threads(threads: Any) -> int:
+    if threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - non-Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise LatticeError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
+
+
+class Simulation:
+    """A tumour lattice and its fields, advanced step by step by the compiled kernels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)`` for 2D or ``(nz, ny, nx)`` for 3D.  2D runs as a 3D lattice one site deep.
+    params : Params, optional
+        Model parameters (defaults if None).
+    seed : int
+        Seed in [0, 2**64) of the counter-based generator; equal seeds give bit-identical runs.
+    threads : int, optional
+        OpenMP threads for the kernels (default: the CPUs this process may use).  The result does not depend
+        on it.
+
+    Raises
+    ------
+    tumorca.errors.TumorcaError
+        LatticeError for a bad shape, seed or thread count, ParameterError for bad params, ResourceError if the
+        lattice would not fit in memory.
+
+    Examples
+    --------
+    >>> sim = Simulation((64, 64), seed=1)
+    >>> sim.step(10)
+    >>> sim.counts()[Cell.TUMOR_P] > 0
+    True
+    """
+
+    def __init__(self, shape, params: Params | None = None, seed: int = 0, threads: int | None = None) -> None:
+        shape3 = normalize_shape(shape)
+        if params is None:
+            params = Params()
+        elif not isinstance(params, Params):
+            raise ParameterError(f"params must be a tumorca.Params, got {type(params).__name__}")
+        seed = _check_seed(seed)
+        threads = _check_threads(threads)
+        check_memory(shape3)
+        self._setup(shape3, len(tuple(shape)), params, seed, threads, 0, initial_state(shape3, params))
+
+    # -- construction ---------------------------------------------------------------------------------------
+    def _setup(self, shape3, ndim, params, seed, threads, step_index, arrays) -> None:
+        self._shape3 = shape3
+        self._ndim = ndim
+        self._params = params
+        self._seed = seed
+        self._threads = threads
+        self._step = int(step_index)
+        self._arrays = {name: np.ascontiguousarray(arrays[name], dtype=dt).copy()
+                        for name, dt in STATE_ARRAYS.items()}
+        nz, ny, nx = shape3
+        self._prop = np.zeros(shape3, dtype=np.uint8)
+        self._rowflags = np.zeros(nz * ny, dtype=np.uint8)
+        self._rates = params.rates()
+        self._last_o2 = (0, 0.0)
+        self._o2_sweeps_total = 0
+        p = params
+        self._uptake = np.zeros(8, dtype=np.float64)
+        self._uptake[Cell.EMPTY] = p.o2_uptake_stroma
+        self._uptake[Cell.TUMOR_P] = p.o2_uptake_tumor
+        self._uptake[Cell.TUMOR_Q] = p.o2_uptake_tumor
+        self._uptake[Cell.NECROTIC] = p.o2_uptake_necrotic
+        self._uptake[Cell.EC_STALK] = p.o2_uptake_endothelium
+        self._uptake[Cell.EC_TIP] = p.o2_uptake_endothelium
+        field_dirichlet = p.field_boundary == "dirichlet"
+        self._factors = {}
+        for name in DIFFUSING_FIELDS:
+            alpha = self._rates[_RATE_PREFIX[name] + "_alpha"]
+            self._factors[name] = [tridiagonal_factors(n, alpha, field_dirichlet and n > 1) for n in shape3]
+        self._identity = tridiagonal_factors(nx, 0.0, False)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], threads: int | None = None) -> "Simulation":
+        """Continue a run from :meth:`get_state`; the continuation equals the uninterrupted run bit for bit.
+
+        Raises LatticeError if the state is incomplete or its arrays do not match its shape.
+        """
+        if not isinstance(state, dict):
+            raise LatticeError(f"state must be a dict from Simulation.get_state(), got {type(state).__name__}")
+        missing = [k for k in ("shape", "params", "seed", "step_index", "arrays") if k not in state]
+        if missing:
+            raise LatticeError(f"state is missing {', '.join(missing)}")
+        shape3 = normalize_shape(state["shape"])
+        params = state["params"]
+        params = params if isinstance(params, Params) else Params.from_dict(params)
+        arrays = state["arrays"]
+        for name in STATE_ARRAYS:
+            if name not in arrays:
+                raise LatticeError(f"state is missing the array {name!r}")
+            if tuple(np.shape(arrays[name])) not in (shape3, tuple(state["shape"])):
+                raise LatticeError(f"state array {name!r} has shape {np.shape(arrays[name])}, expected {shape3}")
+        step = state["step_index"]
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise LatticeError(f"state step_index must be a non-negative integer, got {step!r}")
+        sim = cls.__new__(cls)
+        sim._setup(shape3, len(tuple(state["shape"])), params, _check_seed(state["seed"]),
+                   _check_threads(threads), step, {k: np.reshape(arrays[k], shape3) for k in STATE_ARRAYS})
+        return sim
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue the run, as plain Python/NumPy objects (arrays are copies)."""
+        return {
+            "version": __version__,
+            "shape": self.shape,
+            "params": self._params.to_dict(),
+            "seed": self._seed,
+            "step_index": self._step,
+            "arrays": {name: a.copy() for name, a in self._arrays.items()},
+        }
+
+    # -- stepping -------------------------------------------------------------------------------------------
+    def step(self, n: int = 1) -> None:
+        """Advance ``n`` steps of ``dt_min`` each."""
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise LatticeError(f"number of steps must be a non-negative integer, got {n!r}")
+        for _ in range(int(n)):
+            self._step_once()
+
+    def _step_once(self) -> None:
+        p, r, a, nt = self._params, self._rates, self._arrays, self._threads
+        if self._step >= 2 ** 32:
+            raise LatticeError("step index passed 2**32, the range of the random-number counter")
+        # 2. fields, sources and sinks frozen at step n
+        sweeps, res = _fields.o2_solve(a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"],
+                                       float32_exact(p.o2_vessel), p.o2_boundary == "dirichlet",
+                                       float32_exact(p.o2_boundary_value), p.o2_omega, p.o2_tol,
+                                       p.o2_max_sweeps, nt)
+        self._last_o2 = (sweeps, res)
+        self._o2_sweeps_total += sweeps
+        for name in DIFFUSING_FIELDS:
+            self._diffuse(a[name], self._factors[name], r[_RATE_PREFIX[name] + "_alpha"],
+                          r[_RATE_PREFIX[name] + "_gain"])
+        _fields.implicit_axis(a["vegf_bound"], 2, *self._identity, 0.0, r["vegf_bound_gain"], 0.0, nt)
+        # 3. tumour cells
+        _tissue.tumor_update(a["tissue"], a["qtime"], a["o2"], self._prop, self._rowflags, self._seed,
+                             self._step, r["p_div_max"], p.cycle_o2_low, p.cycle_o2_high,
+                             p.quiescence_o2_enter, p.quiescence_o2_exit, r["p_nec_max"],
+                             p.necrosis_o2_onset, p.necrosis_o2_full, r["q_death_steps"], nt)
+        self._step += 1
+
+    def _diffuse(self, c: np.ndarray, factors, alpha: float, gain: float) -> None:
+        # x first (it also applies the decay gain), then y and z; axes of length 1 are skipped (identity).
+        nt = self._threads
+        _fields.implicit_axis(c, 2, *factors[2], alpha, gain, 0.0, nt)
+        for axis in (1, 0):
+            if c.shape[axis] > 1:
+                _fields.implicit_axis(c, axis, *factors[axis], alpha, 1.0, 0.0, nt)
+
+    # -- observables ----------------------------------------------------------------------------------------
+    def _view(self, a: np.ndarray) -> np.ndarray:
+        v = a.view()
+        v.flags.writeable = False
+        return v[0] if self._ndim == 2 else v
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The lattice shape as given: (ny, nx) or (nz, ny, nx)."""
+        return self._shape3[1:] if self._ndim == 2 else self._shape3
+
+    @property
+    def ndim(self) -> int:
+        return self._ndim
+
+    @property
+    def params(self) -> Params:
+        return self._params
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._threads = _check_threads(value)
+
+    @property
+    def step_index(self) -> int:
+        """Number of steps taken since the initial condition."""
+        return self._step
+
+    @property
+    def time_min(self) -> float:
+        """Simulated time in minutes."""
+        return self._step * self._params.dt_min
+
+    @property
+    def tissue(self) -> np.ndarray:
+        """Read-only view of the tissue layer (uint8 values of :class:`tumorca.Cell`)."""
+        return self._view(self._arrays["tissue"])
+
+    @property
+    def perfused(self) -> np.ndarray:
+        """Read-only view of the O2-source flag of each site (1 where perfused endothelium)."""
+        return self._view(self._arrays["perfused"])
+
+    def field(self, name: str) -> np.ndarray:
+        """Read-only view of one float32 field: one of ``o2`` (mmHg), ``vegf_free``, ``vegf_bound``, ``mmp9``,
+        ``cxcl``.  ``o2`` is the quasi-steady solution the cells saw during the last step."""
+        if name not in FIELD_NAMES:
+            raise ParameterError(f"unknown field {name!r}; fields are {', '.join(FIELD_NAMES)}")
+        return self._view(self._arrays[name])
+
+    def counts(self) -> dict[Cell, int]:
+        """Number of sites in each tissue state."""
+        bc = np.bincount(self._arrays["tissue"].ravel(), minlength=len(Cell))
+        return {c: int(bc[c]) for c in Cell}
+
+    @property
+    def o2_solver_stats(self) -> dict[str, float]:
+        """Sweeps and final correction of the last O2 solve, and total sweeps so far in this object."""
+        return {"sweeps": self._last_o2[0], "residual": self._last_o2[1], "sweeps_total": self._o2_sweeps_total}
+
+    def __repr__(self) -> str:
+        return (f"Simulation(shape={self.shape}, seed={self._seed}, step_index={self._step}, "
+                f"threads={self._threads})")
