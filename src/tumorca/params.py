@@ -77,8 +77,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        doc="O2 condition on the lattice faces (an axis of length 1 is always no-flux)", group="oxygen"),
     _p("o2_boundary_value", 38.0, "mmHg", float, 0.0, 760.0, doc="far-field pO2 for o2_boundary='dirichlet'",
        group="oxygen"),
-    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-9, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
-       "in a full sweep exceeds this", source="O2-SOLVER.md", group="oxygen"),
+    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-6, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
+       "in a full sweep exceeds this (O2 is stored in float32: one ulp at 38 mmHg is 3.8e-6)", source="O2-SOLVER.md", group="oxygen"),
     _p("o2_omega", 1.7, "", float, 1.0, 1.99, doc="over-relaxation factor of the red-black SOR O2 solve",
        source="O2-SOLVER.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
     _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step", group="oxygen"),

@@ -208,7 +208,7 @@ class Simulation:
             "params": self._params.to_dict(),
             "seed": self._seed,
             "step_index": self._step,
-            "arrays": {name: a.copy() for name, a in self._arrays.items()},
+            "arrays": {name: a.reshape(self.shape).copy() for name, a in self._arrays.items()},
         }
 
     # -- stepping -------------------------------------------------------------------------------------------

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+import tumorca
+
+
+def assert_states_equal(a: dict, b: dict) -> None:
+    """Every state array equal bit for bit (float32 compared as raw bytes, so -0.0 != 0.0 and NaNs count)."""
+    assert a["step_index"] == b["step_index"]
+    assert set(a["arrays"]) == set(b["arrays"])
+    for name in a["arrays"]:
+        x, y = np.ascontiguousarray(a["arrays"][name]), np.ascontiguousarray(b["arrays"][name])
+        assert x.shape == y.shape, name
+        if not np.array_equal(x.view(np.uint8), y.view(np.uint8)):
+            diff = np.flatnonzero(x.ravel() != y.ravel())
+            raise AssertionError(f"array {name!r} differs at {diff.size} sites, first {diff[:5]}")
+
+
+def hypoxic_params(**kw) -> tumorca.Params:
+    """Parameters under which every tumour rule fires within tens of steps on a small lattice: a tumour between
+    widely spaced vessels that turns hypoxic, quiescent and necrotic, with quick quiescent death."""
+    base = dict(init_vessel_spacing=24, init_tumor_radius=9, o2_uptake_tumor=20.0, o2_uptake_stroma=0.3,
+                quiescent_death_time=300.0, tumor_cycle_rate=0.004)
+    base.update(kw)
+    return tumorca.Params(**base)
+
+
+def randomize_fields(state: dict, seed: int) -> dict:
+    """Give the slow fields random non-negative values so their kernels do real work in comparisons."""
+    rng = np.random.default_rng(seed)
+    for name in ("vegf_free", "vegf_bound", "mmp9", "cxcl"):
+        a = state["arrays"][name]
+        a[...] = rng.random(a.shape, dtype=np.float32) * 2.0
+    return state
+
+
+@pytest.fixture
+def assert_equal_states():
+    return assert_states_equal
