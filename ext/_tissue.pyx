@@ -4,7 +4,7 @@
 Two passes over the lattice, both reading only the state at step n:
 
 1. every live tumour site decides its own next state and, if it divides, proposes one empty Moore neighbour;
-   decision and proposal are packed into one byte of ``prop`` (defs.h), nothing else is written but ``qtime``;
+   decision and proposal are packed into one byte of ``prop`` (defs.h), nothing else is written but ``clock``;
 2. every empty site gathers the proposals aimed at it and takes the one with the largest random key (ties go to
    the first direction in MOORE order); every live tumour site takes its decided state.
 
@@ -57,7 +57,7 @@ cdef struct TumorRules:
     int q_death_steps
 
 
-def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const float[:, :, ::1] o2,
+def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const float[:, :, ::1] o2,
                  uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed, uint32_t step,
                  double p_div_max, double div_o2_lo, double div_o2_hi, double q_in, double q_out,
                  double p_nec_max, double nec_o2_onset, double nec_o2_full, int q_death_steps,
@@ -82,14 +82,14 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const flo
         raise ValueError("rowflags must hold one byte per row")
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            rowflags[r] = _decide_row(tissue, qtime, o2, prop, r // ny, r % ny, seed, step, &R)
+            rowflags[r] = _decide_row(tissue, clock, o2, prop, r // ny, r % ny, seed, step, &R)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            _apply_row(tissue, qtime, prop, rowflags, r // ny, r % ny, seed, step)
+            _apply_row(tissue, clock, prop, rowflags, r // ny, r % ny, seed, step)
     return None
 
 
 # Row flags written by pass 1: bit 0 = the row holds live tumour, bit 1 = the row holds a division proposal.
-cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const float[:, :, ::1] o2,
+cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const float[:, :, ::1] o2,
                          uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
                          const TumorRules* R) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
@@ -140,20 +140,20 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, c
                                 j = j - 1
                         flags |= 2
         else:
-            qt = qtime[z, y, x] + 1
+            qt = clock[z, y, x] + 1
             if qt >= R.q_death_steps:
                 new = _defs.TC_NECROTIC
             elif o > R.q_out:
                 new = _defs.TC_TUMOR_P
         if new == _defs.TC_TUMOR_Q:
-            qtime[z, y, x] = <uint16_t>(qt if s == _defs.TC_TUMOR_Q else 0)
+            clock[z, y, x] = <uint16_t>(qt if s == _defs.TC_TUMOR_Q else 0)
         else:
-            qtime[z, y, x] = 0
+            clock[z, y, x] = 0
         prop[z, y, x] = <uint8_t>(dirn | (new << _defs.TC_PROP_STATE_SHIFT))
     return flags
 
 
-cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const uint8_t[:, :, ::1] prop,
+cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                      const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
                      uint32_t step) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
@@ -189,6 +189,6 @@ cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] qtime, const
                             best = <int64_t>w[3]
             if best >= 0:
                 tissue[z, y, x] = _defs.TC_TUMOR_P
-                qtime[z, y, x] = 0
+                clock[z, y, x] = 0
         elif s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q:
             tissue[z, y, x] = prop[z, y, x] >> _defs.TC_PROP_STATE_SHIFT

@@ -38,15 +38,19 @@ def tumor_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
 
 
 def initial_state(shape: tuple[int, int, int], params: Params) -> dict[str, np.ndarray]:
-    """Arrays of the initial lattice: tissue, qtime, perfused and every field (see Simulation.get_state)."""
+    """Arrays of the initial lattice: tissue, clock, perfused, inlet, the neutrophil layer and every field (see Simulation.get_state)."""
     vessels = vessel_mask(shape, params)
     tissue = np.zeros(shape, dtype=np.uint8)
     tissue[vessels] = Cell.EC_STALK
     tissue[tumor_mask(shape, params) & ~vessels] = Cell.TUMOR_P
     arrays = {
         "tissue": tissue,
-        "qtime": np.zeros(shape, dtype=np.uint16),
+        "clock": np.zeros(shape, dtype=np.uint16),
         "perfused": vessels.astype(np.uint8),
+        "inlet": vessels.astype(np.uint8),
+        "neut": np.zeros(shape, dtype=np.uint8),
+        "neut_p": np.zeros(shape, dtype=np.float32),
+        "neut_age": np.zeros(shape, dtype=np.uint16),
     }
     for name in FIELD_NAMES:
         arrays[name] = np.zeros(shape, dtype=np.float32)

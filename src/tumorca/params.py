@@ -120,6 +120,97 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "necrosis_o2_full (1/(6 h))", source="PhysiCell", group="tumour"),
     _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
        source="MODEL.md §4.3", group="tumour"),
+    # growth-factor sources
+    _p("vegf_tumor_min", 0.0, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
+       source="MODEL.md §4.2 (s_min)", group="secretion"),
+    _p("vegf_tumor_max", 0.02, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully hypoxic tumour cell",
+       source="MODEL.md §4.2 (s_max); value to calibrate", group="secretion"),
+    _p("vegf_hill_o2", 4.44, "mmHg", float, 0.01, 760.0, doc="pO2 of half-maximal hypoxic secretion",
+       source="MODEL.md §4.2", group="secretion"),
+    _p("vegf_hill_n", 3, "", int, 1, 8, doc="Hill exponent of hypoxic secretion (integer: evaluated by repeated "
+       "multiplication so kernels and reference agree bit for bit)", source="assumption", group="secretion"),
+    _p("vegf_bound_fraction", 0.5, "", float, 0.0, 1.0, doc="fraction of secreted VEGF that binds the matrix",
+       source="Lee 2005; value assumed", group="secretion"),
+    _p("vegf_release_rate", 0.05, "1/(nM min)", float, 0.0, 100.0, doc="MMP9-driven release k_rel: "
+       "dVb/dt = -k_rel M Vb", source="Lee 2005; Nozawa 2006; value assumed", group="secretion"),
+    _p("cxcl_tumor_live", 0.002, "nM/min", float, 0.0, 100.0, doc="CXCL1/2 secretion of a live tumour cell",
+       source="assumption, to calibrate", group="secretion"),
+    _p("cxcl_tumor_hypoxic", 0.01, "nM/min", float, 0.0, 100.0, doc="extra CXCL1/2 secretion of a fully hypoxic "
+       "tumour cell (same Hill law as VEGF)", source="assumption, to calibrate", group="secretion"),
+    # vessels
+    _p("vessel_inlets", "initial", "", str, choices=("initial", "edge"),
+       doc="what feeds perfusion: the initial vessels, or any endothelium on a lattice face", group="vessels"),
+    _p("vessel_regression_time", 1440.0, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
+       "this long regresses to stroma", source="proxy for Owen 2011's low-shear pruning", group="vessels"),
+    _p("sprout_rate", 2.5e-4, "1/min", float, 0.0, 1.0, doc="sprouting hazard of a perfused stalk cell at "
+       "saturating VEGF", source="Owen 2011", group="vessels"),
+    _p("sprout_vegf_half", 0.5, "nM", float, 1e-6, 1.0e4, doc="VEGF of half-maximal sprouting",
+       source="Owen 2011", group="vessels"),
+    _p("sprout_exclusion", 80.0, "um", float, 0.0, 1.0e4, doc="no new tip within this distance of another tip",
+       source="Owen 2011", group="vessels"),
+    _p("tip_move_min", 0.25, "1/step", float, 0.0, 1.0, doc="tip move probability per step in intact matrix",
+       source="assumption, to calibrate", group="vessels"),
+    _p("tip_move_max", 1.0, "1/step", float, 0.0, 1.0, doc="tip move probability per step in MMP9-degraded matrix",
+       source="assumption, to calibrate", group="vessels"),
+    _p("tip_mmp9_half", 0.5, "nM", float, 1e-6, 1.0e4, doc="MMP9 at which the tip move probability is halfway",
+       source="assumption", group="vessels"),
+    _p("tip_chemotaxis", 20.0, "1/nM", float, 0.0, 1.0e6, doc="tip move weight 1 + chi*max(0, dVEGF) toward a "
+       "neighbour", source="Anderson & Chaplain 1998 (biased random walk)", group="vessels"),
+    _p("branch_max", 0.05, "1/move", float, 0.0, 1.0, doc="probability that a moving tip leaves a new tip behind, "
+       "at saturating VEGF", source="Anderson & Chaplain 1998", group="vessels"),
+    _p("branch_vegf_half", 1.0, "nM", float, 1e-6, 1.0e4, doc="VEGF of half-maximal branching",
+       source="assumption", group="vessels"),
+    _p("tip_fusion_min_age", 3, "steps", int, 1, 10**6, doc="a tip can anastomose only after this many steps",
+       source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
+    # neutrophils and IFN-beta
+    _p("ifn_level", 1.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I before any therapy (1: wild-type "
+       "constitutive endogenous level; 0: Ifnb1-/-)", source="MODEL.md §5", group="ifn"),
+    _p("ifn_therapy_level", 0.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I from ifn_therapy_start on; 0 means "
+       "no therapy", source="MODEL.md §5 (e.g. 3)", group="ifn"),
+    _p("ifn_therapy_start", 0.0, "min", float, 0.0, 1.0e8, doc="time the therapy level starts", group="ifn"),
+    _p("ifn_K", 0.5, "", float, 1e-6, 1.0e3, doc="IFN level of half suppression in S(I) = 1/(1+(I/K)^h)",
+       source="MODEL.md §5", group="ifn"),
+    _p("ifn_hill", 2.0, "", float, 0.1, 10.0, doc="Hill exponent h of S(I)", source="MODEL.md §5", group="ifn"),
+    _p("neut_recruit_min", 2.0e-5, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
+       "IFN suppression (X_min)", source="assumption, to calibrate", group="neutrophils"),
+    _p("neut_recruit_max", 2.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
+       "IFN-beta (X_max)", source="Jablonska 2010 (more TANs in Ifnb1-/-); value to calibrate", group="neutrophils"),
+    _p("neut_cxcl_half", 0.1, "nM", float, 1e-6, 1.0e4, doc="CXCL of half-maximal recruitment (K_C)",
+       source="assumption", group="neutrophils"),
+    _p("neut_depletion", 0.0, "", float, 0.0, 1.0, doc="fraction epsilon of recruitment removed by antibody "
+       "depletion", source="MODEL.md §5 (about 0.9)", group="neutrophils"),
+    _p("neut_depletion_death", 0.0, "1/min", float, 0.0, 1.0, doc="extra death hazard under antibody depletion",
+       source="MODEL.md §5", group="neutrophils"),
+    _p("neut_lifespan_min", 360.0, "min", float, 1.0, 1.0e6, doc="mean neutrophil lifespan in the tumour under "
+       "IFN-beta (X_min)", source="Summers 2010; Pillay 2010", group="neutrophils"),
+    _p("neut_lifespan_max", 2880.0, "min", float, 1.0, 1.0e6, doc="mean lifespan without IFN-beta (X_max)",
+       source="Andzinski 2015 (longer-lived TANs in Ifnb1-/-)", group="neutrophils"),
+    _p("neut_polarization_min", 0.5, "", float, 0.0, 1.0, doc="target polarisation p* under IFN-beta (0 = N1, "
+       "1 = N2)", source="Andzinski 2016 (type I IFN drives N1); value to calibrate", group="neutrophils"),
+    _p("neut_polarization_max", 0.95, "", float, 0.0, 1.0, doc="target polarisation p* without IFN-beta",
+       source="Fridlender 2009; Andzinski 2016", group="neutrophils"),
+    _p("neut_polarization_time", 360.0, "min", float, 1.0, 1.0e6, doc="relaxation time of p toward p*",
+       source="assumption", group="neutrophils"),
+    _p("neut_chemotaxis_min", 20.0, "1/nM", float, 0.0, 1.0e6, doc="CXCR4-driven homing: sub-move weight "
+       "1 + chi*max(0, dCXCL), under IFN-beta (X_min)", source="Jablonska 2010 (CXCR4 up in Ifnb1-/-)",
+       group="neutrophils"),
+    _p("neut_chemotaxis_max", 100.0, "1/nM", float, 0.0, 1.0e6, doc="homing weight chi without IFN-beta (X_max)",
+       source="Jablonska 2010", group="neutrophils"),
+    _p("neut_substeps", 16, "", int, 0, 1000, doc="random-walk sub-moves per step (16 x 20 um / 30 min = "
+       "10.7 um/min)", source="BioNumbers: 10-17 um/min", group="neutrophils"),
+    _p("neut_vegf_min", 0.005, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully N2 neutrophil under "
+       "IFN-beta (X_min; scaled by p)", source="Jablonska 2010; value to calibrate", group="neutrophils"),
+    _p("neut_vegf_max", 0.05, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully N2 neutrophil without "
+       "IFN-beta (X_max)", source="Jablonska 2010 (more VEGF in Ifnb1-/- TANs)", group="neutrophils"),
+    _p("neut_mmp9_min", 0.005, "nM/min", float, 0.0, 100.0, doc="MMP9 secretion of a fully N2 neutrophil under "
+       "IFN-beta (X_min; scaled by p)", source="Jablonska 2010; value to calibrate", group="neutrophils"),
+    _p("neut_mmp9_max", 0.05, "nM/min", float, 0.0, 100.0, doc="MMP9 secretion without IFN-beta (X_max)",
+       source="Jablonska 2010 (more MMP9 in Ifnb1-/- TANs)", group="neutrophils"),
+    _p("neut_kill_rate", 0.001, "1/min", float, 0.0, 1.0, doc="kill hazard of a fully N1 neutrophil (p = 0) on "
+       "an adjacent tumour cell; scaled by 1 - p", source="PhysiCell T-cell 0.067/min as upper bound",
+       group="neutrophils"),
+    _p("hypoxia_o2", 10.0, "mmHg", float, 0.0, 760.0, doc="live tumour below this pO2 counts as hypoxic in "
+       "summaries", source="convention", group="observables"),
     # initial condition
     _p("init_tumor_radius", 10.0, "sites", float, 0.0, 1.0e6, doc="radius of the initial tumour disk/ball at "
        "the lattice centre", group="initial"),
@@ -176,6 +267,7 @@ _ORDERINGS = (
     ("cycle_o2_low", "cycle_o2_high", True),
     ("necrosis_o2_full", "necrosis_o2_onset", True),
     ("quiescence_o2_enter", "quiescence_o2_exit", False),
+    ("tip_move_min", "tip_move_max", False),
 )
 
 

@@ -165,7 +165,7 @@ def diffuse(c: np.ndarray, alpha: float, gain: float, dirichlet: bool) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Tumour cells
 # ---------------------------------------------------------------------------------------------------------------
-def tumor_update(tissue: np.ndarray, qtime: np.ndarray, o2: np.ndarray, seed: int, step: int,
+def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, seed: int, step: int,
                  rates: dict[str, float], params: Params) -> None:
     """One step of every tumour cell, in place.
 
@@ -208,7 +208,7 @@ def tumor_update(tissue: np.ndarray, qtime: np.ndarray, o2: np.ndarray, seed: in
         seen += e
 
     quiescent = (t == Cell.TUMOR_Q) & ~necrotic
-    qt = qtime.astype(np.int64) + 1
+    qt = clock.astype(np.int64) + 1
     dies = quiescent & (qt >= rates["q_death_steps"])
     to_p = quiescent & ~dies & (o > p.quiescence_o2_exit)
 
@@ -217,8 +217,8 @@ def tumor_update(tissue: np.ndarray, qtime: np.ndarray, o2: np.ndarray, seed: in
     new[to_q] = Cell.TUMOR_Q
     new[to_p] = Cell.TUMOR_P
     stays_q = live & (new == Cell.TUMOR_Q)
-    qtime[live] = 0
-    qtime[stays_q & (t == Cell.TUMOR_Q)] = qt[stays_q & (t == Cell.TUMOR_Q)].astype(np.uint16)
+    clock[live] = 0
+    clock[stays_q & (t == Cell.TUMOR_Q)] = qt[stays_q & (t == Cell.TUMOR_Q)].astype(np.uint16)
     prop = np.where(live, direction | (new.astype(np.int64) << PROP_STATE_SHIFT), 0)
 
     # pass 2: gather
@@ -232,7 +232,7 @@ def tumor_update(tissue: np.ndarray, qtime: np.ndarray, o2: np.ndarray, seed: in
     born = empty & (best >= 0)
     tissue[live] = new[live]
     tissue[born] = Cell.TUMOR_P
-    qtime[born] = 0
+    clock[born] = 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def step(state: dict[str, Any]) -> dict[str, Any]:
     for name, prefix in (("vegf_free", "vegf"), ("mmp9", "mmp9"), ("cxcl", "cxcl")):
         diffuse(a[name], r[prefix + "_alpha"], r[prefix + "_gain"], dirichlet)
     implicit_axis(a["vegf_bound"], 2, 0.0, r["vegf_bound_gain"], False)
-    tumor_update(a["tissue"], a["qtime"], a["o2"], state["seed"], n, r, p)
+    tumor_update(a["tissue"], a["clock"], a["o2"], state["seed"], n, r, p)
     state["step_index"] = n + 1
     return state
 

@@ -16,8 +16,12 @@ from .initial import initial_state
 from .params import Params
 
 #: Arrays that make up the state, with their dtypes (fields are float32, one value per site).
-STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "qtime": np.dtype(np.uint16),
-                                     "perfused": np.dtype(np.uint8),
+#: ``clock`` counts steps in the current condition: quiescent (tumour), cut off from inlets (stalk), age (tip).
+#: ``neut``/``neut_p``/``neut_age``: the neutrophil layer (presence, polarisation 0 = N1 .. 1 = N2, age in steps).
+STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "clock": np.dtype(np.uint16),
+                                     "perfused": np.dtype(np.uint8), "inlet": np.dtype(np.uint8),
+                                     "neut": np.dtype(np.uint8), "neut_p": np.dtype(np.float32),
+                                     "neut_age": np.dtype(np.uint16),
                                      **{name: np.dtype(np.float32) for name in FIELD_NAMES}}
 #: Scratch bytes per site used during a step (the tumour pass's proposal byte).
 SCRATCH_BYTES_PER_SITE = 1
@@ -156,6 +160,7 @@ class Simulation:
         self._rowflags = np.zeros(nz * ny, dtype=np.uint8)
         self._rates = params.rates()
         self._last_o2 = (0, 0.0)
+        self._produced = (0.0, 0.0)
         self._o2_sweeps_total = 0
         p = params
         self._uptake = np.zeros(8, dtype=np.float64)
@@ -235,7 +240,7 @@ class Simulation:
                           r[_RATE_PREFIX[name] + "_gain"])
         _fields.implicit_axis(a["vegf_bound"], 2, *self._identity, 0.0, r["vegf_bound_gain"], 0.0, nt)
         # 3. tumour cells
-        _tissue.tumor_update(a["tissue"], a["qtime"], a["o2"], self._prop, self._rowflags, self._seed,
+        _tissue.tumor_update(a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, self._seed,
                              self._step, r["p_div_max"], p.cycle_o2_low, p.cycle_o2_high,
                              p.quiescence_o2_enter, p.quiescence_o2_exit, r["p_nec_max"],
                              p.necrosis_o2_onset, p.necrosis_o2_full, r["q_death_steps"], nt)
@@ -311,6 +316,55 @@ class Simulation:
         """Number of sites in each tissue state."""
         bc = np.bincount(self._arrays["tissue"].ravel(), minlength=len(Cell))
         return {c: int(bc[c]) for c in Cell}
+
+    @property
+    def neutrophils(self) -> dict[str, np.ndarray]:
+        """Read-only views of the neutrophil layer: ``present`` (0/1), ``polarization`` (0 = N1 .. 1 = N2, valid
+        where present) and ``age`` (steps since recruitment)."""
+        a = self._arrays
+        return {"present": self._view(a["neut"]), "polarization": self._view(a["neut_p"]),
+                "age": self._view(a["neut_age"])}
+
+    def ifn_level(self, time_min: float | None = None) -> float:
+        """IFN-beta level I(t) of the schedule at ``time_min`` (default: the current time)."""
+        p = self._params
+        t = self.time_min if time_min is None else time_min
+        if p.ifn_therapy_level > 0 and t >= p.ifn_therapy_start:
+            return p.ifn_therapy_level
+        return p.ifn_level
+
+    def summary(self) -> dict[str, float]:
+        """Scalars describing the current state and the last step (the per-step time series of a run file).
+
+        Keys: ``step``, ``time_min``, ``ifn_level``; tumour sites ``tumor_p``, ``tumor_q``, ``necrotic``,
+        ``tumor_live`` and ``hypoxic_fraction`` (live tumour below ``hypoxia_o2``); vessels ``vessel_sites``
+        (stalk + tip), ``tips``, ``perfused_sites``, ``perfused_fraction``; neutrophils ``neutrophils``,
+        ``neutrophils_n1`` (p < 0.5), ``neutrophils_n2``, ``mean_polarization``; ``neut_vegf_produced`` and
+        ``neut_mmp9_produced`` (nM summed over sites, secreted by neutrophils during the last step); O2 solver
+        ``o2_sweeps`` and ``o2_residual`` of the last step.
+        """
+        a = self._arrays
+        bc = np.bincount(a["tissue"].ravel(), minlength=len(Cell))
+        live_mask = (a["tissue"] == Cell.TUMOR_P) | (a["tissue"] == Cell.TUMOR_Q)
+        live = int(bc[Cell.TUMOR_P] + bc[Cell.TUMOR_Q])
+        hypoxic = int(np.count_nonzero(a["o2"][live_mask] < np.float32(self._params.hypoxia_o2))) if live else 0
+        vessels = int(bc[Cell.EC_STALK] + bc[Cell.EC_TIP])
+        perfused = int(np.count_nonzero(a["perfused"]))
+        present = a["neut"] != 0
+        n_neut = int(np.count_nonzero(present))
+        pol = a["neut_p"][present]
+        n1 = int(np.count_nonzero(pol < 0.5))
+        return {
+            "step": self._step, "time_min": self.time_min, "ifn_level": self.ifn_level(),
+            "tumor_p": int(bc[Cell.TUMOR_P]), "tumor_q": int(bc[Cell.TUMOR_Q]), "necrotic": int(bc[Cell.NECROTIC]),
+            "tumor_live": live, "hypoxic_fraction": hypoxic / live if live else 0.0,
+            "vessel_sites": vessels, "tips": int(bc[Cell.EC_TIP]), "perfused_sites": perfused,
+            "perfused_fraction": perfused / vessels if vessels else 0.0,
+            "neutrophils": n_neut, "neutrophils_n1": n1, "neutrophils_n2": n_neut - n1,
+            "mean_polarization": float(pol.astype(np.float64).mean()) if n_neut else 0.0,
+            "neut_vegf_produced": self._produced[0], "neut_mmp9_produced": self._produced[1],
+            "o2_sweeps": self._last_o2[0], "o2_residual": self._last_o2[1],
+        }
 
     @property
     def o2_solver_stats(self) -> dict[str, float]:
