@@ -11,6 +11,7 @@ from cython.parallel cimport prange, parallel
 from libc.math cimport fabs
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
+from _defs cimport TC_TUMOR_P, TC_TUMOR_Q
 
 cnp.import_array()
 
@@ -222,4 +223,58 @@ def implicit_axis(float[:, :, ::1] c, int axis, const double[::1] cp, const doub
             failed[0] = 1
     if failed_flag:
         raise MemoryError("implicit_axis: could not allocate the line buffer")
+    return None
+
+
+def secrete(const uint8_t[:, :, ::1] tissue, const float[:, :, ::1] o2, const uint8_t[:, :, ::1] neut,
+            const float[:, :, ::1] neut_p, float[:, :, ::1] vegf_free, float[:, :, ::1] vegf_bound,
+            float[:, :, ::1] mmp9, float[:, :, ::1] cxcl, double vt_min, double vt_max, double o2_half,
+            int hill_n, double dt_free, double dt_bound, double dt, double c_live, double c_hyp, double v_neut,
+            double m_neut, double krel_dt, int num_threads):
+    """Add one step of secretion to the slow fields and let MMP9 release bound VEGF, in place.
+
+    Live tumour secretes VEGF ``vt_min + (vt_max - vt_min)*h`` and CXCL ``c_live + c_hyp*h`` with the hypoxia
+    Hill factor ``h = 1/(1 + (pO2/o2_half)^n)`` (integer n, repeated multiplication); a neutrophil of
+    polarisation p adds VEGF ``p*v_neut`` and MMP9 ``p*m_neut``.  Of the VEGF, ``dt_free`` per unit rate goes to
+    the free field and ``dt_bound`` to the matrix.  Then bound VEGF is released by backward Euler,
+    ``Vb' = Vb/(1 + krel_dt*M)``, and what leaves Vb joins V_free.
+    """
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nrows = nz * ny, r, z, y, x
+    cdef uint8_t s
+    cdef int k
+    cdef double sv, sm, sc, q, qn, h, pp, vf, vb, m, m32, vbn
+    with nogil:
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            z = r // ny
+            y = r % ny
+            for x in range(nx):
+                s = tissue[z, y, x]
+                sv = 0.0
+                sm = 0.0
+                sc = 0.0
+                if s == TC_TUMOR_P or s == TC_TUMOR_Q:
+                    q = o2[z, y, x] / o2_half
+                    qn = q
+                    for k in range(1, hill_n):
+                        qn = qn * q
+                    h = 1.0 / (1.0 + qn)
+                    sv = vt_min + (vt_max - vt_min) * h
+                    sc = c_live + c_hyp * h
+                if neut[z, y, x]:
+                    pp = neut_p[z, y, x]
+                    sv = sv + pp * v_neut
+                    sm = pp * m_neut
+                if sv == 0.0 and sm == 0.0 and sc == 0.0 and (vegf_bound[z, y, x] == 0.0 or mmp9[z, y, x] == 0.0):
+                    continue  # nothing changes here (the arithmetic below would leave every value as it is)
+                vf = vegf_free[z, y, x] + dt_free * sv
+                vb = vegf_bound[z, y, x] + dt_bound * sv
+                m = mmp9[z, y, x] + dt * sm
+                mmp9[z, y, x] = <float>m
+                cxcl[z, y, x] = <float>(cxcl[z, y, x] + dt * sc)
+                m32 = <float>m
+                vbn = vb / (1.0 + krel_dt * m32)
+                vf = vf + (vb - vbn)
+                vegf_free[z, y, x] = <float>vf
+                vegf_bound[z, y, x] = <float>vbn
     return None

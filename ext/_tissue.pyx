@@ -17,24 +17,11 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from _philox cimport tc_draw, tc_u01, tc_below
 cimport _defs
+from _moore cimport TC_DZ, TC_DY, TC_DX
 
 cnp.import_array()
 
-# Moore directions in lexicographic (dz, dy, dx) order; src/tumorca/_constants.py builds the same list.
-cdef int DZ[26]
-cdef int DY[26]
-cdef int DX[26]
-cdef int _n = 0
-for _dz in (-1, 0, 1):
-    for _dy in (-1, 0, 1):
-        for _dx in (-1, 0, 1):
-            if _dz or _dy or _dx:
-                DZ[_n] = _dz
-                DY[_n] = _dy
-                DX[_n] = _dx
-                _n += 1
-
-MOORE = tuple((DZ[i], DY[i], DX[i]) for i in range(26))
+MOORE = tuple((TC_DZ[i], TC_DY[i], TC_DX[i]) for i in range(26))
 
 
 cdef inline double _clamp01(double v) noexcept nogil:
@@ -64,7 +51,8 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const flo
                  int num_threads):
     """Advance every tumour cell by one step in place (see the module docstring for the rules' order).
 
-    ``prop`` (same shape as tissue) and ``rowflags`` (nz*ny bytes) are scratch space.
+    ``prop`` (same shape as tissue) and ``rowflags`` (nz*ny bytes) are scratch space.  Returns the number of
+    daughter cells placed.
     """
     cdef TumorRules R
     R.p_div_max = p_div_max
@@ -80,12 +68,14 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const flo
     cdef Py_ssize_t nrows = nz * ny, r
     if rowflags.shape[0] != nrows:
         raise ValueError("rowflags must hold one byte per row")
+    born_arr = np.zeros(nrows, dtype=np.int64)
+    cdef int64_t[::1] born = born_arr
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _decide_row(tissue, clock, o2, prop, r // ny, r % ny, seed, step, &R)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            _apply_row(tissue, clock, prop, rowflags, r // ny, r % ny, seed, step)
-    return None
+            born[r] = _apply_row(tissue, clock, prop, rowflags, r // ny, r % ny, seed, step)
+    return int(born_arr.sum())
 
 
 # Row flags written by pass 1: bit 0 = the row holds live tumour, bit 1 = the row holds a division proposal.
@@ -122,17 +112,17 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
                 if tc_u01(w[1]) < p_div:
                     k = 0
                     for d in range(26):
-                        zz = z + DZ[d]
-                        yy = y + DY[d]
-                        xx = x + DX[d]
+                        zz = z + TC_DZ[d]
+                        yy = y + TC_DY[d]
+                        xx = x + TC_DX[d]
                         if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx and tissue[zz, yy, xx] == _defs.TC_EMPTY:
                             k = k + 1
                     if k > 0:
                         j = <int>tc_below(w[2], <uint32_t>k)
                         for d in range(26):
-                            zz = z + DZ[d]
-                            yy = y + DY[d]
-                            xx = x + DX[d]
+                            zz = z + TC_DZ[d]
+                            yy = y + TC_DY[d]
+                            xx = x + TC_DX[d]
                             if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx and tissue[zz, yy, xx] == _defs.TC_EMPTY:
                                 if j == 0:
                                     dirn = d + 1
@@ -153,7 +143,7 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
     return flags
 
 
-cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
+cdef int64_t _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                      const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
                      uint32_t step) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
@@ -164,13 +154,14 @@ cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const
     cdef uint8_t s
     cdef int d
     cdef bint near_proposal = False
+    cdef int64_t births = 0
     # Only rows next to a proposing row can receive a daughter: skip the 26-neighbour gather elsewhere.
     for zz in range(z - 1, z + 2):
         for yy in range(y - 1, y + 2):
             if 0 <= zz < nz and 0 <= yy < ny and (rowflags[zz * ny + yy] & 2):
                 near_proposal = True
     if not near_proposal and not (rowflags[z * ny + y] & 1):
-        return
+        return 0
     for x in range(nx):
         s = tissue[z, y, x]
         if s == _defs.TC_EMPTY:
@@ -178,9 +169,9 @@ cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const
                 continue
             best = -1
             for d in range(26):
-                zz = z - DZ[d]
-                yy = y - DY[d]
-                xx = x - DX[d]
+                zz = z - TC_DZ[d]
+                yy = y - TC_DY[d]
+                xx = x - TC_DX[d]
                 if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
                     if (prop[zz, yy, xx] & _defs.TC_PROP_DIR_MASK) == d + 1:
                         site = <uint64_t>((zz * ny + yy) * nx + xx)
@@ -190,5 +181,7 @@ cdef void _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const
             if best >= 0:
                 tissue[z, y, x] = _defs.TC_TUMOR_P
                 clock[z, y, x] = 0
+                births += 1
         elif s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q:
             tissue[z, y, x] = prop[z, y, x] >> _defs.TC_PROP_STATE_SHIFT
+    return births

@@ -10,6 +10,7 @@ def custom(shape, tissue_fn, params, seed=0):
     """A Simulation whose tissue (and perfused vessels) is set by ``tissue_fn(tissue, perfused)``."""
     state = tumorca.Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0), seed).get_state()
     tissue_fn(state["arrays"]["tissue"], state["arrays"]["perfused"])
+    state["arrays"]["inlet"][...] = state["arrays"]["perfused"]  # the vessels set here feed themselves
     return tumorca.Simulation.from_state(state)
 
 

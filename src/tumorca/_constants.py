@@ -16,6 +16,17 @@ class Cell(IntEnum):
 
 #: Fourth counter word of each random draw, one per independent decision.
 PURPOSE_TUMOR = 1
+PURPOSE_TIP = 2
+PURPOSE_SPROUT = 3
+PURPOSE_NEUT = 4
+PURPOSE_NEUT_MOVE = 5  #: ``| (substep << 8)`` for each neutrophil sub-move
+
+#: Tip-phase proposal byte: low 5 bits = 1 + Moore direction of the move, then these flags.
+TIP_FUSE = 0x20
+TIP_BRANCH = 0x40
+SPROUT_CANDIDATE = 0x80
+#: Neutrophil kill target "own site" (Moore directions are 1..26).
+KILL_OWN_SITE = 27
 
 #: Per-site proposal byte: low 5 bits = 1 + Moore direction of a division target, high 3 bits = next state.
 PROP_DIR_MASK = 0x1F

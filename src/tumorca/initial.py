@@ -30,8 +30,11 @@ def vessel_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
 
 
 def tumor_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
-    """Boolean mask of the sites within ``init_tumor_radius`` of the lattice centre (Euclidean, in sites)."""
+    """Boolean mask of the sites within ``init_tumor_radius`` of the lattice centre (Euclidean, in sites); empty
+    for radius 0."""
     nz, ny, nx = shape
+    if params.init_tumor_radius <= 0:
+        return np.zeros(shape, dtype=bool)
     z, y, x = np.ogrid[:nz, :ny, :nx]
     r2 = (y - ny // 2) ** 2 + (x - nx // 2) ** 2 + ((z - nz // 2) ** 2 if nz > 1 else 0)
     return r2 <= params.init_tumor_radius ** 2

@@ -409,6 +409,39 @@ class Params(Mapping[str, Any]):
             "vegf_bound_gain": gain(self.vegf_bound_decay),
             "mmp9_alpha": self.mmp9_diffusivity * dt / dx2, "mmp9_gain": gain(self.mmp9_decay),
             "cxcl_alpha": self.cxcl_diffusivity * dt / dx2, "cxcl_gain": gain(self.cxcl_decay),
+            "vegf_dt_free": dt * (1.0 - self.vegf_bound_fraction), "vegf_dt_bound": dt * self.vegf_bound_fraction,
+            "krel_dt": self.vegf_release_rate * dt,
+            "regress_steps": max(1, math.ceil(self.vessel_regression_time / dt - 1e-9)),
+            "p_sprout_max": -math.expm1(-self.sprout_rate * dt),
+            "exclusion_sites": self.sprout_exclusion / self.dx_um,
+            "p_kill_max": -math.expm1(-self.neut_kill_rate * dt),
+            "g_pol": math.exp(-dt / self.neut_polarization_time),
+        }
+
+    def suppression(self, ifn: float) -> float:
+        """The IFN-beta suppression curve S(I) = 1/(1 + (I/K)^h) (1 without IFN-beta, toward 0 with much)."""
+        return 1.0 / (1.0 + (ifn / self.ifn_K) ** self.ifn_hill)
+
+    def ifn_rates(self, ifn: float) -> dict[str, float]:
+        """Neutrophil constants at IFN-beta level ``ifn``: each X(I) = X_min + (X_max - X_min)*S(I) (MODEL.md §5),
+        turned into per-step probabilities where the kernels need them."""
+        S = self.suppression(ifn)
+        dt = self.dt_min
+
+        def x(name: str) -> float:
+            lo, hi = self[name + "_min"], self[name + "_max"]
+            return lo + (hi - lo) * S
+
+        lifespan = x("neut_lifespan")
+        return {
+            "S": S,
+            "p_rec": x("neut_recruit") * dt * (1.0 - self.neut_depletion),
+            "p_death": -math.expm1(-dt * (1.0 / lifespan + self.neut_depletion_death)),
+            "pstar": x("neut_polarization"),
+            "chi": x("neut_chemotaxis"),
+            "v_neut": x("neut_vegf"),
+            "m_neut": x("neut_mmp9"),
+            "lifespan": lifespan,
         }
 
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import FIELD_NAMES, MOORE, PROP_DIR_MASK, PROP_STATE_SHIFT, PURPOSE_TUMOR, Cell
+from ._constants import (FIELD_NAMES, KILL_OWN_SITE, MOORE, PROP_DIR_MASK, PROP_STATE_SHIFT, PURPOSE_NEUT,
+                         PURPOSE_NEUT_MOVE, PURPOSE_SPROUT, PURPOSE_TIP, PURPOSE_TUMOR, SPROUT_CANDIDATE, TIP_BRANCH,
+                         TIP_FUSE, Cell)
 from ._numerics import float32_exact, tridiagonal_factors
 from .params import Params
 
@@ -166,7 +168,7 @@ def diffuse(c: np.ndarray, alpha: float, gain: float, dirichlet: bool) -> None:
 # Tumour cells
 # ---------------------------------------------------------------------------------------------------------------
 def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, seed: int, step: int,
-                 rates: dict[str, float], params: Params) -> None:
+                 rates: dict[str, float], params: Params) -> int:
     """One step of every tumour cell, in place.
 
     Pass 1, each live tumour cell (words w0..w3 of its Philox draw):
@@ -178,7 +180,7 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, seed: in
       * a quiescent cell counts its steps quiescent, dies when they reach ``q_death_steps``, and cycles again
         above ``quiescence_o2_exit``.
     Pass 2: each empty site takes the proposal aimed at it with the largest key w3 (first in MOORE order on a
-    tie) and becomes a cycling cell; every live cell takes its decided state.
+    tie) and becomes a cycling cell; every live cell takes its decided state.  Returns the number of births.
     """
     shape = tissue.shape
     t = tissue.copy()
@@ -233,6 +235,307 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, seed: in
     tissue[live] = new[live]
     tissue[born] = Cell.TUMOR_P
     clock[born] = 0
+    return int(born.sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vessels
+# ---------------------------------------------------------------------------------------------------------------
+def _moore_any(mask: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(mask)
+    for off in MOORE:
+        out |= shifted(mask, off, False)
+    return out
+
+
+def _moore_count(mask: np.ndarray) -> np.ndarray:
+    return np.sum([shifted(mask, off, False) for off in MOORE], axis=0)
+
+
+def face_mask(shape: tuple[int, int, int]) -> np.ndarray:
+    """Sites on a lattice face of an axis longer than one site."""
+    m = np.zeros(shape, dtype=bool)
+    for axis, n in enumerate(shape):
+        if n > 1:
+            idx = [slice(None)] * 3
+            idx[axis] = [0, n - 1]
+            m[tuple(idx)] = True
+    return m
+
+
+def perfusion(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, clock: np.ndarray, edge_inlets: bool,
+              regress_steps: int) -> None:
+    """Perfused endothelium and regression, in place.
+
+    Endothelium (stalk or tip) is a graph under Moore adjacency.  *Connected*: joined to an inlet (``inlet``
+    sites, or endothelium on a face with ``edge_inlets``) through endothelium.  *Perfused*: connected and in the
+    2-core with inlets never pruned (on a loop or between inlets: blind sprouts carry no flow).  Connected stalks
+    reset their clock; everything else becomes (or stays) a stalk counting up, and regresses to stroma when its
+    count reaches ``regress_steps``.
+    """
+    ec = (tissue == Cell.EC_STALK) | (tissue == Cell.EC_TIP)
+    inl = ec & ((inlet != 0) | (edge_inlets & face_mask(tissue.shape)))
+    conn = inl.copy()
+    while True:
+        grown = (conn | _moore_any(conn)) & ec
+        if np.array_equal(grown, conn):
+            break
+        conn = grown
+    core = ec.copy()
+    while True:
+        prune = core & ~inl & (_moore_count(core) <= 1)
+        if not prune.any():
+            break
+        core &= ~prune
+    perfused[...] = (conn & core).astype(np.uint8)
+    clock[conn & (tissue == Cell.EC_STALK)] = 0
+    cut = ec & ~conn
+    c = np.where(tissue == Cell.EC_TIP, 1, clock.astype(np.int64) + 1)
+    gone = cut & (c >= regress_steps)
+    tissue[cut] = Cell.EC_STALK
+    tissue[gone] = Cell.EMPTY
+    c = np.where(gone, 0, np.minimum(c, 65535))
+    clock[cut] = c[cut].astype(np.uint16)
+
+
+def _choose(weights: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+    """Index of the direction picked with probability weight/total by ``u*total < cumulative weight`` (first in
+    MOORE order; the last positive weight if rounding leaves none); -1 where every weight is 0."""
+    total = np.zeros(u.shape, dtype=np.float64)
+    for w in weights:
+        total = total + w
+    target = u * total
+    cum = np.zeros(u.shape, dtype=np.float64)
+    pick = np.full(u.shape, -1, dtype=np.int64)
+    last = np.full(u.shape, -1, dtype=np.int64)
+    for d, w in enumerate(weights):
+        cum = cum + w
+        pick = np.where((pick < 0) & (w > 0) & (target < cum), d, pick)
+        last = np.where(w > 0, d, last)
+    pick = np.where((pick < 0) & (total > 0), last, pick)
+    return np.where(total > 0, pick, -1)
+
+
+def _gather_winner(dirs: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """For each site, the index of the neighbour whose proposal (1 + MOORE direction in ``dirs``) aims at it with
+    the largest key (first in MOORE order on a tie), or -1."""
+    sites = np.arange(dirs.size, dtype=np.int64).reshape(dirs.shape)
+    best = np.full(dirs.shape, -1, dtype=np.int64)
+    winner = np.full(dirs.shape, -1, dtype=np.int64)
+    for d, off in enumerate(MOORE):
+        back = tuple(-o for o in off)
+        aimed = shifted(dirs == d + 1, back, False)
+        k = shifted(keys, back, -1)
+        better = aimed & (k > best)
+        best = np.where(better, k, best)
+        winner = np.where(better, shifted(sites, back, -1), winner)
+    return winner
+
+
+def _won(dirs: np.ndarray, winner: np.ndarray) -> np.ndarray:
+    """True where a site's proposal (direction in ``dirs``) won the gather at its target."""
+    sites = np.arange(dirs.size, dtype=np.int64).reshape(dirs.shape)
+    won = np.zeros(dirs.shape, dtype=bool)
+    for d, off in enumerate(MOORE):
+        won |= (dirs == d + 1) & (shifted(winner, off, -2) == sites)
+    return won
+
+
+def _ball(radius: float, nz: int) -> list[tuple[int, int, int]]:
+    e = int(radius)
+    r2 = int(radius * radius)
+    zs = range(-e, e + 1) if nz > 1 else (0,)
+    return [(dz, dy, dx) for dz in zs for dy in range(-e, e + 1) for dx in range(-e, e + 1)
+            if dz * dz + dy * dy + dx * dx <= r2]
+
+
+def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarray, vegf: np.ndarray,
+                       mmp9: np.ndarray, seed: int, step: int, rates: dict[str, float], params: Params) -> None:
+    """Sprouting and tip migration, in place (see ``tumorca._vessels.endothelium_update`` for the rules)."""
+    p = params
+    shape = tissue.shape
+    sites = np.arange(tissue.size, dtype=np.uint64).reshape(shape)
+    t0 = tissue.copy()
+    v = vegf.astype(np.float64)
+    m = mmp9.astype(np.float64)
+    age = clock.astype(np.int64)
+    is_tip = t0 == Cell.EC_TIP
+
+    # pass A: sprout candidates
+    ws = draw(seed, step, sites, PURPOSE_SPROUT)
+    ball = [off for off in _ball(rates["exclusion_sites"], shape[0])]
+    tip_near = np.zeros(shape, dtype=bool)
+    for off in ball:
+        tip_near |= shifted(is_tip, off, False)
+    cand = ((t0 == Cell.EC_STALK) & (perfused != 0)
+            & (u01(ws[..., 0]) < rates["p_sprout_max"] * (v / (v + p.sprout_vegf_half))) & ~tip_near)
+
+    # pass A: tip moves
+    wt = draw(seed, step, sites, PURPOSE_TIP)
+    moving = is_tip & (u01(wt[..., 1]) < p.tip_move_min + (p.tip_move_max - p.tip_move_min)
+                       * (m / (m + p.tip_mmp9_half)))
+    fusion_ok = age >= p.tip_fusion_min_age
+    perf = perfused != 0
+    weights, target_ec = [], []
+    for off in MOORE:
+        tn = shifted(t0, off, 255)
+        ec_target = (tn == Cell.EC_TIP) | ((tn == Cell.EC_STALK) & shifted(perf, off, False))
+        ok = (tn == Cell.EMPTY) | (tn == Cell.NECROTIC) | (fusion_ok & ec_target)
+        g = np.maximum(shifted(v, off, 0.0) - v, 0.0)
+        weights.append(np.where(moving & ok, 1.0 + p.tip_chemotaxis * g, 0.0))
+        target_ec.append(ec_target)
+    pick = _choose(weights, u01(wt[..., 2]))
+    fuse = np.zeros(shape, dtype=bool)
+    for d in range(len(MOORE)):
+        fuse |= (pick == d) & target_ec[d]
+    dirs = np.where((pick >= 0) & ~fuse, pick + 1, 0)
+    branch = (dirs > 0) & (u01(wt[..., 3]) < p.branch_max * (v / (v + p.branch_vegf_half)))
+
+    # pass B: resolve
+    winner = _gather_winner(dirs, wt[..., 0].astype(np.int64))
+    target_free = ((t0 == Cell.EMPTY) | (t0 == Cell.NECROTIC)) & (winner >= 0)
+    won = _won(dirs, winner)
+    new_clock = clock.astype(np.int64)
+    win_age = age.ravel()[np.maximum(winner, 0)].reshape(shape) + 1
+    new_clock[target_free] = np.minimum(win_age[target_free], 65535)
+    tissue[target_free] = Cell.EC_TIP
+    tissue[won] = np.where(branch[won], Cell.EC_TIP, Cell.EC_STALK)
+    tissue[fuse] = Cell.EC_STALK
+    new_clock[fuse] = 0
+    idle = is_tip & ~fuse & (dirs == 0)
+    new_clock[idle] = np.minimum(age[idle] + 1, 65535)
+    # sprout candidates compete within the exclusion distance (largest key, then lowest site index)
+    key = np.where(cand, ws[..., 1].astype(np.int64), -1)
+    site_i = sites.astype(np.int64)
+    beaten = np.zeros(shape, dtype=bool)
+    for off in ball:
+        if off == (0, 0, 0):
+            continue
+        ok = shifted(key, off, -1)
+        os_ = shifted(site_i, off, -1)
+        beaten |= (ok >= 0) & ((ok > key) | ((ok == key) & (os_ < site_i)))
+    sprout = cand & ~beaten
+    tissue[sprout] = Cell.EC_TIP
+    new_clock[sprout] = 0
+    # pass C: clocks of the tips that proposed a move
+    proposed = dirs > 0
+    new_clock[proposed & won] = 0
+    new_clock[proposed & ~won] = np.minimum(age[proposed & ~won] + 1, 65535)
+    clock[...] = new_clock.astype(np.uint16)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Growth factors
+# ---------------------------------------------------------------------------------------------------------------
+def secrete(a: dict[str, np.ndarray], rates: dict[str, float], ifn_rates: dict[str, float], params: Params) -> None:
+    """One step of secretion into the slow fields and MMP9-driven release of bound VEGF, in place.
+
+    Live tumour: VEGF ``vegf_tumor_min + (max - min)*h`` and CXCL ``cxcl_tumor_live + cxcl_tumor_hypoxic*h`` with
+    ``h = 1/(1 + (pO2/vegf_hill_o2)^n)``; a neutrophil of polarisation p: VEGF ``p*v_neut`` and MMP9 ``p*m_neut``.
+    Secreted VEGF splits into free and matrix-bound; then ``Vb' = Vb/(1 + k_rel*dt*M)`` and V_free gains the rest.
+    """
+    p = params
+    live = (a["tissue"] == Cell.TUMOR_P) | (a["tissue"] == Cell.TUMOR_Q)
+    q = a["o2"].astype(np.float64) / p.vegf_hill_o2
+    qn = q
+    for _ in range(1, p.vegf_hill_n):
+        qn = qn * q
+    h = 1.0 / (1.0 + qn)
+    sv = np.where(live, p.vegf_tumor_min + (p.vegf_tumor_max - p.vegf_tumor_min) * h, 0.0)
+    sc = np.where(live, p.cxcl_tumor_live + p.cxcl_tumor_hypoxic * h, 0.0)
+    neut = a["neut"] != 0
+    pp = a["neut_p"].astype(np.float64)
+    sv = np.where(neut, sv + pp * ifn_rates["v_neut"], sv)
+    sm = np.where(neut, pp * ifn_rates["m_neut"], 0.0)
+    vf = a["vegf_free"].astype(np.float64) + rates["vegf_dt_free"] * sv
+    vb = a["vegf_bound"].astype(np.float64) + rates["vegf_dt_bound"] * sv
+    m = a["mmp9"].astype(np.float64) + p.dt_min * sm
+    a["mmp9"][...] = m.astype(np.float32)
+    a["cxcl"][...] = (a["cxcl"].astype(np.float64) + p.dt_min * sc).astype(np.float32)
+    m32 = m.astype(np.float32).astype(np.float64)
+    vbn = vb / (1.0 + rates["krel_dt"] * m32)
+    vf = vf + (vb - vbn)
+    a["vegf_free"][...] = vf.astype(np.float32)
+    a["vegf_bound"][...] = vbn.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Neutrophils
+# ---------------------------------------------------------------------------------------------------------------
+def neutrophil_update(a: dict[str, np.ndarray], seed: int, step: int, rates: dict[str, float],
+                      ifn_rates: dict[str, float], params: Params) -> tuple[int, int, int]:
+    """Recruitment, death, polarisation, N1 killing and chemotactic sub-moves, in place (rules in
+    ``tumorca._neutrophils.neutrophil_update``).  Returns (recruited, died, killed)."""
+    p, ir = params, ifn_rates
+    tissue, neut, neut_p, neut_age = a["tissue"], a["neut"], a["neut_p"], a["neut_age"]
+    shape = tissue.shape
+    sites = np.arange(tissue.size, dtype=np.uint64).reshape(shape)
+    w = draw(seed, step, sites, PURPOSE_NEUT)
+    present = neut != 0
+    live = (tissue == Cell.TUMOR_P) | (tissue == Cell.TUMOR_Q)
+
+    # life: death, kill decision, polarisation, ageing; recruitment
+    dies = present & (u01(w[..., 0]) < ir["p_death"])
+    alive = present & ~dies
+    pold = neut_p.astype(np.float64)
+    wants = alive & (u01(w[..., 1]) < rates["p_kill_max"] * (1.0 - pold))
+    live_nb = [shifted(live, off, False) for off in MOORE]
+    k = live.astype(np.int64) + np.sum(live_nb, axis=0)
+    j = below(w[..., 2], k).astype(np.int64)
+    kill = np.zeros(shape, dtype=np.int64)
+    kill[wants & (k > 0) & live & (j == 0)] = KILL_OWN_SITE
+    seen = live.astype(np.int64)
+    for d, e in enumerate(live_nb):
+        sel = wants & (k > 0) & (kill == 0) & e & (seen == j)
+        kill[sel] = d + 1
+        seen += e
+    c = a["cxcl"].astype(np.float64)
+    recruit = (~present & (a["perfused"] != 0) & (ir["p_rec"] > 0)
+               & (u01(w[..., 0]) < ir["p_rec"] * (c / (c + p.neut_cxcl_half))))
+    neut_p[alive] = (ir["pstar"] + (pold - ir["pstar"]) * rates["g_pol"])[alive].astype(np.float32)
+    neut_age[alive] = np.minimum(neut_age[alive].astype(np.int64) + 1, 65535).astype(np.uint16)
+    neut[dies] = 0
+    neut_p[dies] = 0
+    neut_age[dies] = 0
+    neut[recruit] = 1
+    neut_p[recruit] = np.float32(ir["pstar"])
+    neut_age[recruit] = 0
+
+    # kills: a live tumour cell aimed at by any neutrophil is cleared
+    hit = live & (kill == KILL_OWN_SITE)
+    for d, off in enumerate(MOORE):
+        hit |= live & shifted(kill == d + 1, tuple(-o for o in off), False)
+    tissue[hit] = Cell.EMPTY
+    a["clock"][hit] = 0
+
+    # chemotactic sub-moves
+    for sub in range(p.neut_substeps):
+        purpose = PURPOSE_NEUT_MOVE | (sub << 8)
+        present = neut != 0
+        neut_p[~present] = 0
+        neut_age[~present] = 0
+        wm = draw(seed, step, sites, purpose)
+        weights = []
+        for off in MOORE:
+            free = shifted(~present, off, False)
+            g = np.maximum(shifted(c, off, 0.0) - c, 0.0)
+            weights.append(np.where(present & free, 1.0 + ir["chi"] * g, 0.0))
+        dirs = _choose(weights, u01(wm[..., 1])) + 1
+        winner = _gather_winner(dirs, wm[..., 0].astype(np.int64))
+        arrive = ~present & (winner >= 0)
+        won = _won(dirs, winner)
+        src = np.maximum(winner, 0)
+        new_p = neut_p.ravel()[src].reshape(shape)
+        new_age = neut_age.ravel()[src].reshape(shape)
+        neut[arrive] = 1
+        neut_p[arrive] = new_p[arrive]
+        neut_age[arrive] = new_age[arrive]
+        neut[won] = 0
+    if p.neut_substeps > 0:
+        gone = neut == 0
+        neut_p[gone] = 0
+        neut_age[gone] = 0
+    return int(recruit.sum()), int(dies.sum()), int(hit.sum())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -248,23 +551,37 @@ def uptake_table(params: Params) -> np.ndarray:
     return u
 
 
+def ifn_level(params: Params, time_min: float) -> float:
+    """The IFN-beta schedule I(t): ``ifn_level``, or ``ifn_therapy_level`` from ``ifn_therapy_start`` on."""
+    if params.ifn_therapy_level > 0 and time_min >= params.ifn_therapy_start:
+        return params.ifn_therapy_level
+    return params.ifn_level
+
+
 def step(state: dict[str, Any]) -> dict[str, Any]:
     """Advance a state (as from ``Simulation.get_state()``, 3D arrays) by one step, in place; returns it.
 
-    Order (MODEL.md §4): O2 to quasi-steady state; the slow fields by one implicit step; the tumour cells.
+    Order (MODEL.md §4): perfusion and regression; O2 to quasi-steady state; secretion, release and one implicit
+    step of the slow fields; tips; tumour cells; neutrophils.
     """
     p = state["params"] if isinstance(state["params"], Params) else Params.from_dict(state["params"])
     r = p.rates()
     a = state["arrays"]
     n = state["step_index"]
+    seed = state["seed"]
+    ir = p.ifn_rates(ifn_level(p, n * p.dt_min))
+    perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], p.vessel_inlets == "edge", r["regress_steps"])
     o2_solve(a["o2"], a["tissue"], a["perfused"], uptake_table(p), r["o2_k"], float32_exact(p.o2_vessel),
              p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value), p.o2_omega, p.o2_tol,
              p.o2_max_sweeps)
+    secrete(a, r, ir, p)
     dirichlet = p.field_boundary == "dirichlet"
     for name, prefix in (("vegf_free", "vegf"), ("mmp9", "mmp9"), ("cxcl", "cxcl")):
         diffuse(a[name], r[prefix + "_alpha"], r[prefix + "_gain"], dirichlet)
     implicit_axis(a["vegf_bound"], 2, 0.0, r["vegf_bound_gain"], False)
-    tumor_update(a["tissue"], a["clock"], a["o2"], state["seed"], n, r, p)
+    endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], seed, n, r, p)
+    tumor_update(a["tissue"], a["clock"], a["o2"], seed, n, r, p)
+    neutrophil_update(a, seed, n, r, ir, p)
     state["step_index"] = n + 1
     return state
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from . import _fields, _tissue
+from . import _fields, _neutrophils, _tissue, _vessels
 from ._constants import FIELD_NAMES, Cell
 from ._numerics import float32_exact, tridiagonal_factors
 from .errors import LatticeError, ParameterError, ResourceError
@@ -161,6 +161,8 @@ class Simulation:
         self._rates = params.rates()
         self._last_o2 = (0, 0.0)
         self._produced = (0.0, 0.0)
+        self._neut_events = (0, 0, 0)
+        self._born = 0
         self._o2_sweeps_total = 0
         p = params
         self._uptake = np.zeros(8, dtype=np.float64)
@@ -225,25 +227,48 @@ class Simulation:
             self._step_once()
 
     def _step_once(self) -> None:
+        """One step in MODEL.md §4 order; each phase is one kernel call (see docs/model.md)."""
         p, r, a, nt = self._params, self._rates, self._arrays, self._threads
         if self._step >= 2 ** 32:
             raise LatticeError("step index passed 2**32, the range of the random-number counter")
-        # 2. fields, sources and sinks frozen at step n
+        ifn = self.ifn_level()
+        ir = p.ifn_rates(ifn)
+        seed, step = self._seed, self._step
+        # 1. perfusion and regression
+        _vessels.perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], self._prop,
+                           p.vessel_inlets == "edge", r["regress_steps"])
+        # 2. fields, sources and sinks frozen at the state of this step
         sweeps, res = _fields.o2_solve(a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"],
                                        float32_exact(p.o2_vessel), p.o2_boundary == "dirichlet",
                                        float32_exact(p.o2_boundary_value), p.o2_omega, p.o2_tol,
                                        p.o2_max_sweeps, nt)
         self._last_o2 = (sweeps, res)
         self._o2_sweeps_total += sweeps
+        p_sum = float(a["neut_p"][a["neut"] != 0].sum(dtype=np.float64))
+        self._produced = (p.dt_min * ir["v_neut"] * p_sum, p.dt_min * ir["m_neut"] * p_sum)
+        _fields.secrete(a["tissue"], a["o2"], a["neut"], a["neut_p"], a["vegf_free"], a["vegf_bound"], a["mmp9"],
+                        a["cxcl"], p.vegf_tumor_min, p.vegf_tumor_max, p.vegf_hill_o2, p.vegf_hill_n,
+                        r["vegf_dt_free"], r["vegf_dt_bound"], p.dt_min, p.cxcl_tumor_live, p.cxcl_tumor_hypoxic,
+                        ir["v_neut"], ir["m_neut"], r["krel_dt"], nt)
         for name in DIFFUSING_FIELDS:
             self._diffuse(a[name], self._factors[name], r[_RATE_PREFIX[name] + "_alpha"],
                           r[_RATE_PREFIX[name] + "_gain"])
         _fields.implicit_axis(a["vegf_bound"], 2, *self._identity, 0.0, r["vegf_bound_gain"], 0.0, nt)
-        # 3. tumour cells
-        _tissue.tumor_update(a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, self._seed,
-                             self._step, r["p_div_max"], p.cycle_o2_low, p.cycle_o2_high,
-                             p.quiescence_o2_enter, p.quiescence_o2_exit, r["p_nec_max"],
-                             p.necrosis_o2_onset, p.necrosis_o2_full, r["q_death_steps"], nt)
+        # 3. endothelium: sprouting, tip moves, anastomosis (tips resolve before divisions)
+        _vessels.endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], self._prop,
+                                    seed, step, r["p_sprout_max"], p.sprout_vegf_half, p.tip_move_min,
+                                    p.tip_move_max, p.tip_mmp9_half, p.tip_chemotaxis, p.branch_max,
+                                    p.branch_vegf_half, p.tip_fusion_min_age, r["exclusion_sites"], nt)
+        # 4. tumour cells
+        self._born = _tissue.tumor_update(a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step,
+                             r["p_div_max"], p.cycle_o2_low, p.cycle_o2_high, p.quiescence_o2_enter,
+                             p.quiescence_o2_exit, r["p_nec_max"], p.necrosis_o2_onset, p.necrosis_o2_full,
+                             r["q_death_steps"], nt)
+        # 5. neutrophils: recruitment, death, polarisation, killing, chemotactic sub-moves
+        self._neut_events = _neutrophils.neutrophil_update(
+            a["tissue"], a["clock"], a["perfused"], a["cxcl"], a["neut"], a["neut_p"], a["neut_age"], self._prop,
+            self._rowflags, seed, step, ir["p_rec"], p.neut_cxcl_half, ir["p_death"], ir["pstar"], r["g_pol"],
+            r["p_kill_max"], ir["chi"], p.neut_substeps, nt)
         self._step += 1
 
     def _diffuse(self, c: np.ndarray, factors, alpha: float, gain: float) -> None:
@@ -340,7 +365,8 @@ class Simulation:
         ``tumor_live`` and ``hypoxic_fraction`` (live tumour below ``hypoxia_o2``); vessels ``vessel_sites``
         (stalk + tip), ``tips``, ``perfused_sites``, ``perfused_fraction``; neutrophils ``neutrophils``,
         ``neutrophils_n1`` (p < 0.5), ``neutrophils_n2``, ``mean_polarization``; ``neut_vegf_produced`` and
-        ``neut_mmp9_produced`` (nM summed over sites, secreted by neutrophils during the last step); O2 solver
+        ``neut_mmp9_produced`` (nM summed over sites, secreted by neutrophils during the last step),
+        ``tumor_born``, ``neut_recruited``, ``neut_died`` and ``tumor_killed`` (events of the last step); O2 solver
         ``o2_sweeps`` and ``o2_residual`` of the last step.
         """
         a = self._arrays
@@ -363,6 +389,8 @@ class Simulation:
             "neutrophils": n_neut, "neutrophils_n1": n1, "neutrophils_n2": n_neut - n1,
             "mean_polarization": float(pol.astype(np.float64).mean()) if n_neut else 0.0,
             "neut_vegf_produced": self._produced[0], "neut_mmp9_produced": self._produced[1],
+            "tumor_born": self._born, "neut_recruited": self._neut_events[0], "neut_died": self._neut_events[1],
+            "tumor_killed": self._neut_events[2],
             "o2_sweeps": self._last_o2[0], "o2_residual": self._last_o2[1],
         }
 

@@ -1,0 +1,287 @@
+# cython: language_level=3
+"""Neutrophil kernels: recruitment, death, polarisation, N1 killing and the chemotactic random walk.
+
+The neutrophil layer shares sites with the tissue: at most one neutrophil per site.  As in the other kernels
+every pass writes only the site it visits, and conflicts (two neutrophils moving into one site, several killers
+on one tumour cell) are resolved by the target gathering its neighbours' proposals; src/tumorca/reference.py
+does the same in NumPy.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from _philox cimport tc_draw, tc_u01, tc_below
+cimport _defs
+from _moore cimport TC_DZ, TC_DY, TC_DX
+
+cnp.import_array()
+
+
+cdef struct NeutRules:
+    double p_rec
+    double cxcl_half
+    double p_death
+    double pstar
+    double g_pol
+    double p_kill_max
+    double chi
+
+
+cdef inline bint _live(uint8_t s) noexcept nogil:
+    return s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q
+
+
+cdef inline bint _inside(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t nz, Py_ssize_t ny,
+                         Py_ssize_t nx) noexcept nogil:
+    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx
+
+
+def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
+                      const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p,
+                      uint16_t[:, :, ::1] neut_age, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags,
+                      uint64_t seed, uint32_t step, double p_rec, double cxcl_half, double p_death, double pstar,
+                      double g_pol, double p_kill_max, double chi, int substeps, int num_threads):
+    """One step of the neutrophil layer, in place.
+
+    1. Each neutrophil (NEUT draw w0..w2) dies with probability ``p_death``; otherwise it picks a kill target
+       with probability ``p_kill_max*(1 - p)`` (w1) among the live tumour on its own site and its Moore
+       neighbours (``below(w2, k)``; own site first), relaxes p toward p* (``p* + (p - p*)*g_pol``) and ages one
+       step.  A perfused site without a neutrophil recruits one with probability
+       ``min(1, p_rec*C/(C + cxcl_half))`` (w0), with p = p* and age 0.
+    2. Each live tumour cell targeted by any neutrophil dies and is cleared (stroma).
+    3. ``substeps`` sub-moves: each neutrophil proposes a free Moore neighbour (weights ``1 + chi*max(0,
+       C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site takes the proposal with the
+       largest key (w0), pulling the mover's polarisation and age.
+    Returns (recruited, died, killed).
+    """
+    cdef NeutRules R
+    R.p_rec = p_rec
+    R.cxcl_half = cxcl_half
+    R.p_death = p_death
+    R.pstar = pstar
+    R.g_pol = g_pol
+    R.p_kill_max = p_kill_max
+    R.chi = chi
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nrows = nz * ny, r
+    cdef int k
+    cdef uint32_t purpose
+    counts_arr = np.zeros((nrows, 3), dtype=np.int64)
+    cdef int64_t[:, ::1] counts = counts_arr
+    with nogil:
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed, step, &R,
+                      &counts[r, 0])
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny)
+        for k in range(substeps):
+            purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (k << 8))
+            for r in prange(nrows, schedule="static", num_threads=num_threads):
+                rowflags[r] = _propose_row(neut, neut_p, neut_age, cxcl, prop, r // ny, r % ny, seed, step,
+                                           purpose, chi)
+            for r in prange(nrows, schedule="static", num_threads=num_threads):
+                _move_row(neut, neut_p, neut_age, prop, rowflags, r // ny, r % ny, seed, step, purpose)
+        if substeps > 0:
+            for r in prange(nrows, schedule="static", num_threads=num_threads):
+                _clear_row(neut, neut_p, neut_age, r // ny, r % ny)
+    tot = counts_arr.sum(axis=0)
+    return int(tot[0]), int(tot[1]), int(tot[2])
+
+
+cdef void _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] cxcl,
+                    uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
+                    uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
+                    const NeutRules* R, int64_t* counts) noexcept nogil:
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2], x, zz, yy, xx
+    cdef uint64_t site
+    cdef uint32_t w[4]
+    cdef int d, kk, j, age
+    cdef double p, c, prob
+    cdef uint8_t out
+    for x in range(nx):
+        out = 0
+        if neut[z, y, x]:
+            site = <uint64_t>((z * ny + y) * nx + x)
+            tc_draw(seed, step, site, _defs.TC_PURPOSE_NEUT, w)
+            if tc_u01(w[0]) < R.p_death:
+                neut[z, y, x] = 0
+                neut_p[z, y, x] = 0.0
+                neut_age[z, y, x] = 0
+                counts[1] += 1
+                prop[z, y, x] = 0
+                continue
+            p = neut_p[z, y, x]
+            if tc_u01(w[1]) < R.p_kill_max * (1.0 - p):
+                kk = 1 if _live(tissue[z, y, x]) else 0
+                for d in range(26):
+                    zz = z + TC_DZ[d]
+                    yy = y + TC_DY[d]
+                    xx = x + TC_DX[d]
+                    if _inside(zz, yy, xx, nz, ny, nx) and _live(tissue[zz, yy, xx]):
+                        kk += 1
+                if kk > 0:
+                    j = <int>tc_below(w[2], <uint32_t>kk)
+                    if _live(tissue[z, y, x]):
+                        if j == 0:
+                            out = _defs.TC_KILL_OWN_SITE
+                        j -= 1
+                    if out == 0:
+                        for d in range(26):
+                            zz = z + TC_DZ[d]
+                            yy = y + TC_DY[d]
+                            xx = x + TC_DX[d]
+                            if _inside(zz, yy, xx, nz, ny, nx) and _live(tissue[zz, yy, xx]):
+                                if j == 0:
+                                    out = <uint8_t>(d + 1)
+                                    break
+                                j -= 1
+            neut_p[z, y, x] = <float>(R.pstar + (p - R.pstar) * R.g_pol)
+            age = neut_age[z, y, x] + 1
+            neut_age[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
+        elif perfused[z, y, x] and R.p_rec > 0.0:
+            site = <uint64_t>((z * ny + y) * nx + x)
+            tc_draw(seed, step, site, _defs.TC_PURPOSE_NEUT, w)
+            c = cxcl[z, y, x]
+            prob = R.p_rec * (c / (c + R.cxcl_half))
+            if tc_u01(w[0]) < prob:
+                neut[z, y, x] = 1
+                neut_p[z, y, x] = <float>R.pstar
+                neut_age[z, y, x] = 0
+                counts[0] += 1
+        prop[z, y, x] = out
+
+
+cdef int64_t _kill_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
+                       Py_ssize_t z, Py_ssize_t y) noexcept nogil:
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2], x, zz, yy, xx
+    cdef int d
+    cdef bint hit
+    cdef int64_t killed = 0
+    for x in range(nx):
+        if not _live(tissue[z, y, x]):
+            continue
+        hit = prop[z, y, x] == _defs.TC_KILL_OWN_SITE
+        if not hit:
+            for d in range(26):
+                zz = z - TC_DZ[d]
+                yy = y - TC_DY[d]
+                xx = x - TC_DX[d]
+                if _inside(zz, yy, xx, nz, ny, nx) and prop[zz, yy, xx] == d + 1:
+                    hit = True
+                    break
+        if hit:
+            tissue[z, y, x] = _defs.TC_EMPTY
+            clock[z, y, x] = 0
+            killed += 1
+    return killed
+
+
+cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
+                          const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
+                          uint64_t seed, uint32_t step, uint32_t purpose, double chi) noexcept nogil:
+    cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, zz, yy, xx
+    cdef uint64_t site
+    cdef uint32_t w[4]
+    cdef int d, pick
+    cdef double c, g, total, cum, target
+    cdef double weights[26]
+    cdef uint8_t flag = 0, out
+    for x in range(nx):
+        out = 0
+        if not neut[z, y, x]:
+            # a neutrophil that left in the last sub-move leaves nothing behind
+            neut_p[z, y, x] = 0.0
+            neut_age[z, y, x] = 0
+        else:
+            c = cxcl[z, y, x]
+            total = 0.0
+            for d in range(26):
+                weights[d] = 0.0
+                zz = z + TC_DZ[d]
+                yy = y + TC_DY[d]
+                xx = x + TC_DX[d]
+                if _inside(zz, yy, xx, nz, ny, nx) and not neut[zz, yy, xx]:
+                    g = cxcl[zz, yy, xx] - c
+                    if g < 0.0:
+                        g = 0.0
+                    weights[d] = 1.0 + chi * g
+                    total = total + weights[d]
+            if total > 0.0:
+                site = <uint64_t>((z * ny + y) * nx + x)
+                tc_draw(seed, step, site, purpose, w)
+                target = tc_u01(w[1]) * total
+                cum = 0.0
+                pick = -1
+                for d in range(26):
+                    if weights[d] > 0.0:
+                        cum = cum + weights[d]
+                        if target < cum:
+                            pick = d
+                            break
+                if pick < 0:
+                    for d in range(26):
+                        if weights[d] > 0.0:
+                            pick = d
+                out = <uint8_t>(pick + 1)
+                flag = 1
+        prop[z, y, x] = out
+    return flag
+
+
+cdef int64_t _move_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
+                          uint64_t seed, uint32_t step, uint32_t purpose) noexcept nogil:
+    cdef Py_ssize_t nz = prop.shape[0], ny = prop.shape[1], nx = prop.shape[2], zz, yy, xx
+    cdef int d
+    cdef int64_t best = -1, winner = -1
+    cdef uint64_t site
+    cdef uint32_t w[4]
+    for d in range(26):
+        zz = z - TC_DZ[d]
+        yy = y - TC_DY[d]
+        xx = x - TC_DX[d]
+        if _inside(zz, yy, xx, nz, ny, nx) and prop[zz, yy, xx] == d + 1:
+            site = <uint64_t>((zz * ny + yy) * nx + xx)
+            tc_draw(seed, step, site, purpose, w)
+            if <int64_t>w[0] > best:
+                best = <int64_t>w[0]
+                winner = <int64_t>site
+    return winner
+
+
+cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
+                    const uint8_t[:, :, ::1] prop, const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y,
+                    uint64_t seed, uint32_t step, uint32_t purpose) noexcept nogil:
+    cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, zz, yy, wz, wy, wx
+    cdef int d
+    cdef int64_t winner
+    cdef bint near = False
+    for zz in range(z - 1, z + 2):
+        for yy in range(y - 1, y + 2):
+            if 0 <= zz < nz and 0 <= yy < ny and rowflags[zz * ny + yy]:
+                near = True
+    if not near:
+        return
+    for x in range(nx):
+        if not neut[z, y, x]:
+            winner = _move_winner(prop, z, y, x, seed, step, purpose)
+            if winner >= 0:
+                wx = winner % nx
+                wy = (winner // nx) % ny
+                wz = winner // (nx * ny)
+                neut[z, y, x] = 1
+                neut_p[z, y, x] = neut_p[wz, wy, wx]
+                neut_age[z, y, x] = neut_age[wz, wy, wx]
+        elif prop[z, y, x]:
+            d = prop[z, y, x] - 1
+            if _move_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step, purpose) == \
+                    <int64_t>((z * ny + y) * nx + x):
+                neut[z, y, x] = 0
+
+
+cdef void _clear_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
+                     Py_ssize_t z, Py_ssize_t y) noexcept nogil:
+    cdef Py_ssize_t nx = neut.shape[2], x
+    for x in range(nx):
+        if not neut[z, y, x]:
+            neut_p[z, y, x] = 0.0
+            neut_age[z, y, x] = 0

@@ -1,0 +1,398 @@
+# cython: language_level=3
+"""Endothelium kernels: perfusion (connectivity and loops), regression, sprouting, tip migration, anastomosis.
+
+Perfusion is a property of sets (which endothelial sites are connected to an inlet, which lie on a loop), so the
+serial graph search below gives the same answer in any order; src/tumorca/reference.py finds the same sets by
+vectorised dilation and pruning.  The tip phase is three parallel passes that only ever write the site they
+visit, like the tumour kernel (see ``endothelium_update``).
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport malloc, free
+from _philox cimport tc_draw, tc_u01
+cimport _defs
+from _moore cimport TC_DZ, TC_DY, TC_DX
+
+cnp.import_array()
+
+# flags held in ``perfused`` while the perfusion search runs
+cdef enum:
+    F_CONNECTED = 2
+    F_REMOVED = 4
+    F_QUEUED = 8
+
+
+cdef inline bint _is_ec(uint8_t s) noexcept nogil:
+    return s == _defs.TC_EC_STALK or s == _defs.TC_EC_TIP
+
+
+cdef inline bint _on_face(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t nz, Py_ssize_t ny,
+                          Py_ssize_t nx) noexcept nogil:
+    # faces of axes longer than one site (a 2D lattice has no z faces)
+    return ((nx > 1 and (x == 0 or x == nx - 1)) or (ny > 1 and (y == 0 or y == ny - 1))
+            or (nz > 1 and (z == 0 or z == nz - 1)))
+
+
+def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t[:, :, ::1] perfused,
+              uint16_t[:, :, ::1] clock, uint8_t[:, :, ::1] scratch, bint edge_inlets, int regress_steps):
+    """Mark perfused endothelium and regress endothelium cut off from every inlet, in place.
+
+    Endothelial sites (stalk or tip) form a graph under Moore adjacency.  Inlets are the sites flagged in
+    ``inlet`` (or, with ``edge_inlets``, endothelium on a lattice face).  A site is *connected* if a path of
+    endothelium joins it to an inlet, and *perfused* if it is connected and lies in the 2-core of the graph with
+    inlets never pruned, i.e. blood can flow through it: blind-ended sprouts carry no flow until they fuse.
+    A stalk that is not connected counts its ``clock`` up and becomes stroma when it reaches ``regress_steps``;
+    a tip that is not connected stops (becomes a stalk counting the same way).  Connected stalks reset their
+    clock.  ``scratch`` holds neighbour degrees during the search.  Returns the number of perfused sites.
+    """
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t z, y, x, zz, yy, xx, head, tail, n_ec = 0, n_perf = 0
+    cdef int64_t i, j
+    cdef int d, deg, c
+    cdef int64_t* queue
+    cdef uint8_t* T = &tissue[0, 0, 0]
+    cdef uint8_t* P = &perfused[0, 0, 0]
+    cdef uint8_t* S = &scratch[0, 0, 0]
+    cdef const uint8_t* I = &inlet[0, 0, 0]
+    cdef int64_t N = nz * ny * nx
+    for i in range(N):
+        P[i] = 0
+        if _is_ec(T[i]):
+            n_ec += 1
+    if n_ec == 0:
+        return 0
+    queue = <int64_t*>malloc(n_ec * sizeof(int64_t))
+    if queue == NULL:
+        raise MemoryError("perfusion: cannot allocate the search queue")
+    with nogil:
+        # 1. connectivity: breadth-first search from every inlet
+        head = tail = 0
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    i = (z * ny + y) * nx + x
+                    if _is_ec(T[i]) and (I[i] or (edge_inlets and _on_face(z, y, x, nz, ny, nx))):
+                        P[i] = F_CONNECTED
+                        queue[tail] = i
+                        tail += 1
+        while head < tail:
+            i = queue[head]
+            head += 1
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            for d in range(26):
+                zz = z + TC_DZ[d]
+                yy = y + TC_DY[d]
+                xx = x + TC_DX[d]
+                if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
+                    j = (zz * ny + yy) * nx + xx
+                    if _is_ec(T[j]) and not (P[j] & F_CONNECTED):
+                        P[j] |= F_CONNECTED
+                        queue[tail] = j
+                        tail += 1
+        # 2. the 2-core: repeatedly prune non-inlet sites with at most one endothelial neighbour
+        head = tail = 0
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    i = (z * ny + y) * nx + x
+                    if not _is_ec(T[i]):
+                        continue
+                    deg = 0
+                    for d in range(26):
+                        zz = z + TC_DZ[d]
+                        yy = y + TC_DY[d]
+                        xx = x + TC_DX[d]
+                        if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx and _is_ec(T[(zz * ny + yy) * nx + xx]):
+                            deg += 1
+                    S[i] = <uint8_t>deg
+                    if deg <= 1 and not (I[i] or (edge_inlets and _on_face(z, y, x, nz, ny, nx))):
+                        P[i] |= F_QUEUED
+                        queue[tail] = i
+                        tail += 1
+        while head < tail:
+            i = queue[head]
+            head += 1
+            P[i] |= F_REMOVED
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            for d in range(26):
+                zz = z + TC_DZ[d]
+                yy = y + TC_DY[d]
+                xx = x + TC_DX[d]
+                if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
+                    j = (zz * ny + yy) * nx + xx
+                    if _is_ec(T[j]) and not (P[j] & F_REMOVED):
+                        S[j] -= 1
+                        if S[j] <= 1 and not (P[j] & F_QUEUED) and not (
+                                I[j] or (edge_inlets and _on_face(zz, yy, xx, nz, ny, nx))):
+                            P[j] |= F_QUEUED
+                            queue[tail] = j
+                            tail += 1
+        # 3. perfused flags, clocks and regression
+        for i in range(N):
+            S[i] = 0
+            if not _is_ec(T[i]):
+                continue
+            if P[i] & F_CONNECTED:
+                P[i] = 0 if (P[i] & F_REMOVED) else 1
+                n_perf += P[i]
+                if T[i] == _defs.TC_EC_STALK:
+                    (&clock[0, 0, 0])[i] = 0
+            else:
+                P[i] = 0
+                c = 1 if T[i] == _defs.TC_EC_TIP else (&clock[0, 0, 0])[i] + 1
+                T[i] = _defs.TC_EC_STALK
+                if c >= regress_steps:
+                    T[i] = _defs.TC_EMPTY
+                    c = 0
+                (&clock[0, 0, 0])[i] = <uint16_t>(c if c < 65535 else 65535)
+    free(queue)
+    return n_perf
+
+
+cdef struct TipRules:
+    double p_sprout_max
+    double sprout_half
+    double move_min
+    double move_max
+    double mmp9_half
+    double chi
+    double branch_max
+    double branch_half
+    int fusion_min_age
+    int exclusion_r2
+    int excl_r
+
+
+cdef inline bint _inside(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t nz, Py_ssize_t ny,
+                         Py_ssize_t nx) noexcept nogil:
+    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx
+
+
+cdef inline int64_t _tip_key(uint64_t seed, uint32_t step, uint64_t site) noexcept nogil:
+    cdef uint32_t w[4]
+    tc_draw(seed, step, site, _defs.TC_PURPOSE_TIP, w)
+    return <int64_t>w[0]
+
+
+cdef int64_t _tip_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
+                         uint64_t seed, uint32_t step) noexcept nogil:
+    """Site index of the tip whose move into (z, y, x) wins (largest key, first in MOORE order), or -1."""
+    cdef Py_ssize_t nz = prop.shape[0], ny = prop.shape[1], nx = prop.shape[2], zz, yy, xx
+    cdef int d
+    cdef int64_t best = -1, winner = -1, key
+    cdef uint64_t site
+    for d in range(26):
+        zz = z - TC_DZ[d]
+        yy = y - TC_DY[d]
+        xx = x - TC_DX[d]
+        if _inside(zz, yy, xx, nz, ny, nx) and (prop[zz, yy, xx] & _defs.TC_PROP_DIR_MASK) == d + 1:
+            site = <uint64_t>((zz * ny + yy) * nx + xx)
+            key = _tip_key(seed, step, site)
+            if key > best:
+                best = key
+                winner = <int64_t>site
+    return winner
+
+
+def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
+                       const float[:, :, ::1] vegf, const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop,
+                       uint64_t seed, uint32_t step, double p_sprout_max, double sprout_half, double move_min,
+                       double move_max, double mmp9_half, double chi, double branch_max, double branch_half,
+                       int fusion_min_age, double exclusion_sites, int num_threads):
+    """One step of sprouting and tip migration, in place.
+
+    Pass A (decide, every site reads the state at the start of the phase):
+      * a perfused stalk becomes a sprout candidate with probability ``p_sprout_max*V/(V + sprout_half)`` (w0 of
+        its SPROUT draw) if no tip lies within ``exclusion_sites`` (Euclidean);
+      * a tip moves with probability ``move_min + (move_max - move_min)*M/(M + mmp9_half)`` (w1 of its TIP draw) to
+        a Moore neighbour chosen with weights ``1 + chi*max(0, V_j - V_i)`` (w2): stroma or necrotic sites, and,
+        once ``clock >= fusion_min_age``, perfused endothelium or other tips (choosing one of those is
+        anastomosis: the tip becomes a stalk where it is).  A moving tip leaves a new tip behind with probability
+        ``branch_max*V/(V + branch_half)`` (w3), else a stalk.
+    Pass B (resolve): each stroma/necrotic site takes the tip move aimed at it with the largest key (w0 of the TIP
+    draw); a winning tip's old site becomes stalk (or a new tip); a fusing tip becomes stalk; a candidate becomes
+    a tip unless another candidate within the exclusion distance has a larger key (w1 of its SPROUT draw).
+    Pass C: clocks of the tips that proposed a move (0 if they moved, else one step older).
+    """
+    cdef TipRules R
+    R.p_sprout_max = p_sprout_max
+    R.sprout_half = sprout_half
+    R.move_min = move_min
+    R.move_max = move_max
+    R.mmp9_half = mmp9_half
+    R.chi = chi
+    R.branch_max = branch_max
+    R.branch_half = branch_half
+    R.fusion_min_age = fusion_min_age
+    R.excl_r = <int>exclusion_sites
+    R.exclusion_r2 = <int>(exclusion_sites * exclusion_sites)
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nrows = nz * ny, r
+    with nogil:
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step, &R)
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R)
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step)
+    return None
+
+
+cdef void _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, ::1] clock,
+                          const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf,
+                          const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
+                          uint64_t seed, uint32_t step, const TipRules* R) noexcept nogil:
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r
+    cdef uint64_t site
+    cdef uint32_t w[4]
+    cdef uint8_t s, t, out
+    cdef int d, pick
+    cdef double v, m, p, wgt, total, cum, target
+    cdef double weights[26]
+    cdef bint blocked, fusion_ok
+    for x in range(nx):
+        s = tissue[z, y, x]
+        out = 0
+        site = <uint64_t>((z * ny + y) * nx + x)
+        if s == _defs.TC_EC_STALK and perfused[z, y, x]:
+            tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
+            v = vegf[z, y, x]
+            p = R.p_sprout_max * (v / (v + R.sprout_half))
+            if tc_u01(w[0]) < p:
+                blocked = False
+                for zz in range(z - e, z + e + 1):
+                    for yy in range(y - e, y + e + 1):
+                        for xx in range(x - e, x + e + 1):
+                            if (_inside(zz, yy, xx, nz, ny, nx) and tissue[zz, yy, xx] == _defs.TC_EC_TIP and
+                                    (zz - z) * (zz - z) + (yy - y) * (yy - y) + (xx - x) * (xx - x) <= R.exclusion_r2):
+                                blocked = True
+                if not blocked:
+                    out = _defs.TC_SPROUT_CANDIDATE
+        elif s == _defs.TC_EC_TIP:
+            tc_draw(seed, step, site, _defs.TC_PURPOSE_TIP, w)
+            v = vegf[z, y, x]
+            m = mmp9[z, y, x]
+            p = R.move_min + (R.move_max - R.move_min) * (m / (m + R.mmp9_half))
+            if tc_u01(w[1]) < p:
+                fusion_ok = clock[z, y, x] >= R.fusion_min_age
+                total = 0.0
+                for d in range(26):
+                    weights[d] = 0.0
+                    zz = z + TC_DZ[d]
+                    yy = y + TC_DY[d]
+                    xx = x + TC_DX[d]
+                    if not _inside(zz, yy, xx, nz, ny, nx):
+                        continue
+                    t = tissue[zz, yy, xx]
+                    if (t == _defs.TC_EMPTY or t == _defs.TC_NECROTIC or
+                            (fusion_ok and (t == _defs.TC_EC_TIP or (t == _defs.TC_EC_STALK and perfused[zz, yy, xx])))):
+                        wgt = vegf[zz, yy, xx] - v
+                        if wgt < 0.0:
+                            wgt = 0.0
+                        weights[d] = 1.0 + R.chi * wgt
+                        total = total + weights[d]
+                if total > 0.0:
+                    target = tc_u01(w[2]) * total
+                    cum = 0.0
+                    pick = -1
+                    for d in range(26):
+                        if weights[d] > 0.0:
+                            cum = cum + weights[d]
+                            if target < cum:
+                                pick = d
+                                break
+                    if pick < 0:  # rounding guard: the last candidate
+                        for d in range(26):
+                            if weights[d] > 0.0:
+                                pick = d
+                    t = tissue[z + TC_DZ[pick], y + TC_DY[pick], x + TC_DX[pick]]
+                    if t == _defs.TC_EC_TIP or t == _defs.TC_EC_STALK:
+                        out = _defs.TC_TIP_FUSE
+                    else:
+                        out = <uint8_t>(pick + 1)
+                        if tc_u01(w[3]) < R.branch_max * (v / (v + R.branch_half)):
+                            out = out | _defs.TC_TIP_BRANCH
+        prop[z, y, x] = out
+
+
+cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
+                           Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
+                           const TipRules* R) noexcept nogil:
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r, wz, wy, wx
+    cdef uint64_t site, other
+    cdef uint32_t w[4]
+    cdef uint8_t s, pr
+    cdef int d, age
+    cdef int64_t winner, mykey, key
+    cdef bint wins
+    for x in range(nx):
+        s = tissue[z, y, x]
+        pr = prop[z, y, x]
+        site = <uint64_t>((z * ny + y) * nx + x)
+        if s == _defs.TC_EMPTY or s == _defs.TC_NECROTIC:
+            winner = _tip_winner(prop, z, y, x, seed, step)
+            if winner >= 0:
+                wx = winner % nx
+                wy = (winner // nx) % ny
+                wz = winner // (nx * ny)
+                age = clock[wz, wy, wx] + 1
+                tissue[z, y, x] = _defs.TC_EC_TIP
+                clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
+        elif s == _defs.TC_EC_TIP:
+            if pr & _defs.TC_TIP_FUSE:
+                tissue[z, y, x] = _defs.TC_EC_STALK
+                clock[z, y, x] = 0
+            elif pr & _defs.TC_PROP_DIR_MASK:
+                d = (pr & _defs.TC_PROP_DIR_MASK) - 1
+                if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step) == <int64_t>site:
+                    tissue[z, y, x] = _defs.TC_EC_TIP if (pr & _defs.TC_TIP_BRANCH) else _defs.TC_EC_STALK
+            else:
+                age = clock[z, y, x] + 1
+                clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
+        elif s == _defs.TC_EC_STALK and (pr & _defs.TC_SPROUT_CANDIDATE):
+            tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
+            mykey = <int64_t>w[1]
+            wins = True
+            for zz in range(z - e, z + e + 1):
+                for yy in range(y - e, y + e + 1):
+                    for xx in range(x - e, x + e + 1):
+                        if not _inside(zz, yy, xx, nz, ny, nx) or not (prop[zz, yy, xx] & _defs.TC_SPROUT_CANDIDATE):
+                            continue
+                        other = <uint64_t>((zz * ny + yy) * nx + xx)
+                        if other == site or (zz - z) * (zz - z) + (yy - y) * (yy - y) + (xx - x) * (xx - x) > R.exclusion_r2:
+                            continue
+                        tc_draw(seed, step, other, _defs.TC_PURPOSE_SPROUT, w)
+                        key = <int64_t>w[1]
+                        if key > mykey or (key == mykey and other < site):
+                            wins = False
+            if wins:
+                tissue[z, y, x] = _defs.TC_EC_TIP
+                clock[z, y, x] = 0
+
+
+cdef void _tip_clock_row(const uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
+                         const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
+                         uint32_t step) noexcept nogil:
+    cdef Py_ssize_t ny = tissue.shape[1], nx = tissue.shape[2], x
+    cdef uint8_t pr
+    cdef int d, age
+    cdef uint64_t site
+    for x in range(nx):
+        pr = prop[z, y, x]
+        if (pr & _defs.TC_PROP_DIR_MASK) == 0 or (pr & _defs.TC_SPROUT_CANDIDATE):
+            continue
+        d = (pr & _defs.TC_PROP_DIR_MASK) - 1
+        site = <uint64_t>((z * ny + y) * nx + x)
+        if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step) == <int64_t>site:
+            clock[z, y, x] = 0
+        else:
+            age = clock[z, y, x] + 1
+            clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
