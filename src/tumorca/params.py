@@ -121,8 +121,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
        source="MODEL.md §4.3", group="tumour"),
     # growth-factor sources
-    _p("vegf_tumor_min", 0.0, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
-       source="MODEL.md §4.2 (s_min)", group="secretion"),
+    _p("vegf_tumor_min", 0.002, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
+       source="MODEL.md §4.2 (s_min); value to calibrate", group="secretion"),
     _p("vegf_tumor_max", 0.02, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully hypoxic tumour cell",
        source="MODEL.md §4.2 (s_max); value to calibrate", group="secretion"),
     _p("vegf_hill_o2", 4.44, "mmHg", float, 0.01, 760.0, doc="pO2 of half-maximal hypoxic secretion",
@@ -171,9 +171,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("ifn_K", 0.5, "", float, 1e-6, 1.0e3, doc="IFN level of half suppression in S(I) = 1/(1+(I/K)^h)",
        source="MODEL.md §5", group="ifn"),
     _p("ifn_hill", 2.0, "", float, 0.1, 10.0, doc="Hill exponent h of S(I)", source="MODEL.md §5", group="ifn"),
-    _p("neut_recruit_min", 2.0e-5, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
+    _p("neut_recruit_min", 1.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
        "IFN suppression (X_min)", source="assumption, to calibrate", group="neutrophils"),
-    _p("neut_recruit_max", 2.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
+    _p("neut_recruit_max", 1.0e-3, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
        "IFN-beta (X_max)", source="Jablonska 2010 (more TANs in Ifnb1-/-); value to calibrate", group="neutrophils"),
     _p("neut_cxcl_half", 0.1, "nM", float, 1e-6, 1.0e4, doc="CXCL of half-maximal recruitment (K_C)",
        source="assumption", group="neutrophils"),
