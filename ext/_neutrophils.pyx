@@ -70,10 +70,11 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
     cdef int64_t[:, ::1] counts = counts_arr
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed, step, &R,
-                      &counts[r, 0])
+            rowflags[r] = _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed,
+                                    step, &R, &counts[r, 0])
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny)
+            if _near_flag(rowflags, r // ny, r % ny, nz, ny):
+                counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny)
         for k in range(substeps):
             purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (k << 8))
             for r in prange(nrows, schedule="static", num_threads=num_threads):
@@ -88,7 +89,19 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
     return int(tot[0]), int(tot[1]), int(tot[2])
 
 
-cdef void _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] cxcl,
+cdef inline bint _near_flag(const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, Py_ssize_t nz,
+                            Py_ssize_t ny) noexcept nogil:
+    """True if row (z, y) or a row next to it (in y and z) is flagged."""
+    cdef Py_ssize_t zz, yy
+    for zz in range(z - 1, z + 2):
+        for yy in range(y - 1, y + 2):
+            if 0 <= zz < nz and 0 <= yy < ny and rowflags[zz * ny + yy]:
+                return True
+    return False
+
+
+# Returns 1 if the row holds a kill proposal, so the kill pass can skip rows far from any.
+cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] cxcl,
                     uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                     uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
                     const NeutRules* R, int64_t* counts) noexcept nogil:
@@ -97,7 +110,7 @@ cdef void _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] pe
     cdef uint32_t w[4]
     cdef int d, kk, j, age
     cdef double p, c, prob
-    cdef uint8_t out
+    cdef uint8_t out, flag = 0
     for x in range(nx):
         out = 0
         if neut[z, y, x]:
@@ -148,7 +161,10 @@ cdef void _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] pe
                 neut_p[z, y, x] = <float>R.pstar
                 neut_age[z, y, x] = 0
                 counts[0] += 1
+        if out:
+            flag = 1
         prop[z, y, x] = out
+    return flag
 
 
 cdef int64_t _kill_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
@@ -251,15 +267,10 @@ cdef int64_t _move_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_
 cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                     const uint8_t[:, :, ::1] prop, const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y,
                     uint64_t seed, uint32_t step, uint32_t purpose) noexcept nogil:
-    cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, zz, yy, wz, wy, wx
+    cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, wz, wy, wx
     cdef int d
     cdef int64_t winner
-    cdef bint near = False
-    for zz in range(z - 1, z + 2):
-        for yy in range(y - 1, y + 2):
-            if 0 <= zz < nz and 0 <= yy < ny and rowflags[zz * ny + yy]:
-                near = True
-    if not near:
+    if not _near_flag(rowflags, z, y, nz, ny):
         return
     for x in range(nx):
         if not neut[z, y, x]:

@@ -202,7 +202,7 @@ cdef int64_t _tip_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t
 
 def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
                        const float[:, :, ::1] vegf, const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop,
-                       uint64_t seed, uint32_t step, double p_sprout_max, double sprout_half, double move_min,
+                       uint8_t[::1] rowflags, uint64_t seed, uint32_t step, double p_sprout_max, double sprout_half, double move_min,
                        double move_max, double mmp9_half, double chi, double branch_max, double branch_half,
                        int fusion_min_age, double exclusion_sites, int num_threads):
     """One step of sprouting and tip migration, in place.
@@ -219,6 +219,8 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     draw); a winning tip's old site becomes stalk (or a new tip); a fusing tip becomes stalk; a candidate becomes
     a tip unless another candidate within the exclusion distance has a larger key (w1 of its SPROUT draw).
     Pass C: clocks of the tips that proposed a move (0 if they moved, else one step older).
+    ``prop`` and ``rowflags`` (one byte per row) are scratch space; rows far from any tip or candidate are
+    skipped in passes B and C.
     """
     cdef TipRules R
     R.p_sprout_max = p_sprout_max
@@ -234,17 +236,35 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     R.exclusion_r2 = <int>(exclusion_sites * exclusion_sites)
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
+    if rowflags.shape[0] != nrows:
+        raise ValueError("rowflags must hold one byte per row")
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step, &R)
+            rowflags[r] = _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
+                                          &R)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R)
+            if rowflags[r] or _near_flag(rowflags, r // ny, r % ny, nz, ny, 2):
+                _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R,
+                                 _near_flag(rowflags, r // ny, r % ny, nz, ny, 2))
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step)
+            if rowflags[r] & 2:
+                _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step)
     return None
 
 
-cdef void _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, ::1] clock,
+cdef inline bint _near_flag(const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, Py_ssize_t nz,
+                            Py_ssize_t ny, uint8_t bit) noexcept nogil:
+    """True if row (z, y) or a row next to it (in y and z) has ``bit`` set."""
+    cdef Py_ssize_t zz, yy
+    for zz in range(z - 1, z + 2):
+        for yy in range(y - 1, y + 2):
+            if 0 <= zz < nz and 0 <= yy < ny and (rowflags[zz * ny + yy] & bit):
+                return True
+    return False
+
+
+# Row flags of the tip phase: bit 0 = the row has a tip or a sprout candidate, bit 1 = it has a move proposal.
+cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, ::1] clock,
                           const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf,
                           const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
                           uint64_t seed, uint32_t step, const TipRules* R) noexcept nogil:
@@ -252,7 +272,7 @@ cdef void _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, 
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r
     cdef uint64_t site
     cdef uint32_t w[4]
-    cdef uint8_t s, t, out
+    cdef uint8_t s, t, out, flags = 0
     cdef int d, pick
     cdef double v, m, p, wgt, total, cum, target
     cdef double weights[26]
@@ -275,7 +295,9 @@ cdef void _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, 
                                 blocked = True
                 if not blocked:
                     out = _defs.TC_SPROUT_CANDIDATE
+                    flags |= 1
         elif s == _defs.TC_EC_TIP:
+            flags |= 1
             tc_draw(seed, step, site, _defs.TC_PURPOSE_TIP, w)
             v = vegf[z, y, x]
             m = mmp9[z, y, x]
@@ -317,14 +339,16 @@ cdef void _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, 
                         out = _defs.TC_TIP_FUSE
                     else:
                         out = <uint8_t>(pick + 1)
+                        flags |= 2
                         if tc_u01(w[3]) < R.branch_max * (v / (v + R.branch_half)):
                             out = out | _defs.TC_TIP_BRANCH
         prop[z, y, x] = out
+    return flags
 
 
 cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                            Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                           const TipRules* R) noexcept nogil:
+                           const TipRules* R, bint near_moves) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r, wz, wy, wx
     cdef uint64_t site, other
@@ -338,6 +362,8 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
         pr = prop[z, y, x]
         site = <uint64_t>((z * ny + y) * nx + x)
         if s == _defs.TC_EMPTY or s == _defs.TC_NECROTIC:
+            if not near_moves:
+                continue
             winner = _tip_winner(prop, z, y, x, seed, step)
             if winner >= 0:
                 wx = winner % nx

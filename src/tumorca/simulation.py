@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "clock": np.d
 SCRATCH_BYTES_PER_SITE = 1
 #: Slow fields advanced by the implicit diffusion step, with the prefix of their rate constants.
 DIFFUSING_FIELDS = ("vegf_free", "mmp9", "cxcl")
+#: Phases of a step, in order, as timed by :attr:`Simulation.phase_times`.
+PHASES = ("perfusion", "o2", "slow_fields", "endothelium", "tumour", "neutrophils")
 _RATE_PREFIX = {"vegf_free": "vegf", "mmp9": "mmp9", "cxcl": "cxcl"}
 
 
@@ -163,6 +166,7 @@ class Simulation:
         self._produced = (0.0, 0.0)
         self._neut_events = (0, 0, 0)
         self._born = 0
+        self._phase_time = dict.fromkeys(PHASES, 0.0)
         self._o2_sweeps_total = 0
         p = params
         self._uptake = np.zeros(8, dtype=np.float64)
@@ -234,9 +238,11 @@ class Simulation:
         ifn = self.ifn_level()
         ir = p.ifn_rates(ifn)
         seed, step = self._seed, self._step
+        t0 = perf_counter()
         # 1. perfusion and regression
         _vessels.perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], self._prop,
                            p.vessel_inlets == "edge", r["regress_steps"])
+        t1 = perf_counter()
         # 2. fields, sources and sinks frozen at the state of this step
         sweeps, res = _fields.o2_solve(a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"],
                                        float32_exact(p.o2_vessel), p.o2_boundary == "dirichlet",
@@ -244,6 +250,7 @@ class Simulation:
                                        p.o2_max_sweeps, nt)
         self._last_o2 = (sweeps, res)
         self._o2_sweeps_total += sweeps
+        t2 = perf_counter()
         p_sum = float(a["neut_p"][a["neut"] != 0].sum(dtype=np.float64))
         self._produced = (p.dt_min * ir["v_neut"] * p_sum, p.dt_min * ir["m_neut"] * p_sum)
         _fields.secrete(a["tissue"], a["o2"], a["neut"], a["neut_p"], a["vegf_free"], a["vegf_bound"], a["mmp9"],
@@ -254,21 +261,27 @@ class Simulation:
             self._diffuse(a[name], self._factors[name], r[_RATE_PREFIX[name] + "_alpha"],
                           r[_RATE_PREFIX[name] + "_gain"])
         _fields.implicit_axis(a["vegf_bound"], 2, *self._identity, 0.0, r["vegf_bound_gain"], 0.0, nt)
+        t3 = perf_counter()
         # 3. endothelium: sprouting, tip moves, anastomosis (tips resolve before divisions)
         _vessels.endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], self._prop,
-                                    seed, step, r["p_sprout_max"], p.sprout_vegf_half, p.tip_move_min,
+                                    self._rowflags, seed, step, r["p_sprout_max"], p.sprout_vegf_half, p.tip_move_min,
                                     p.tip_move_max, p.tip_mmp9_half, p.tip_chemotaxis, p.branch_max,
                                     p.branch_vegf_half, p.tip_fusion_min_age, r["exclusion_sites"], nt)
+        t4 = perf_counter()
         # 4. tumour cells
         self._born = _tissue.tumor_update(a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step,
                              r["p_div_max"], p.cycle_o2_low, p.cycle_o2_high, p.quiescence_o2_enter,
                              p.quiescence_o2_exit, r["p_nec_max"], p.necrosis_o2_onset, p.necrosis_o2_full,
                              r["q_death_steps"], nt)
+        t5 = perf_counter()
         # 5. neutrophils: recruitment, death, polarisation, killing, chemotactic sub-moves
         self._neut_events = _neutrophils.neutrophil_update(
             a["tissue"], a["clock"], a["perfused"], a["cxcl"], a["neut"], a["neut_p"], a["neut_age"], self._prop,
             self._rowflags, seed, step, ir["p_rec"], p.neut_cxcl_half, ir["p_death"], ir["pstar"], r["g_pol"],
             r["p_kill_max"], ir["chi"], p.neut_substeps, nt)
+        t6 = perf_counter()
+        for name, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+            self._phase_time[name] += dt
         self._step += 1
 
     def _diffuse(self, c: np.ndarray, factors, alpha: float, gain: float) -> None:
@@ -393,6 +406,11 @@ class Simulation:
             "tumor_killed": self._neut_events[2],
             "o2_sweeps": self._last_o2[0], "o2_residual": self._last_o2[1],
         }
+
+    @property
+    def phase_times(self) -> dict[str, float]:
+        """Wall seconds spent in each phase of the step (:data:`PHASES`) since this object was created."""
+        return dict(self._phase_time)
 
     @property
     def o2_solver_stats(self) -> dict[str, float]:
