@@ -84,7 +84,7 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
                 _move_row(neut, neut_p, neut_age, prop, rowflags, r // ny, r % ny, seed, step, purpose)
         if substeps > 0:
             for r in prange(nrows, schedule="static", num_threads=num_threads):
-                _clear_row(neut, neut_p, neut_age, r // ny, r % ny)
+                _clear_row(neut, neut_p, neut_age, prop, r // ny, r % ny)
     tot = counts_arr.sum(axis=0)
     return int(tot[0]), int(tot[1]), int(tot[2])
 
@@ -205,9 +205,11 @@ cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p
     for x in range(nx):
         out = 0
         if not neut[z, y, x]:
-            # a neutrophil that left in the last sub-move leaves nothing behind
-            neut_p[z, y, x] = 0.0
-            neut_age[z, y, x] = 0
+            # A neutrophil that left in the last sub-move (its old proposal is still here) leaves nothing behind;
+            # every other empty site already holds zeros, so it is not written (saves 6 B/site per sub-move).
+            if prop[z, y, x]:
+                neut_p[z, y, x] = 0.0
+                neut_age[z, y, x] = 0
         else:
             c = cxcl[z, y, x]
             total = 0.0
@@ -290,9 +292,9 @@ cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:
 
 
 cdef void _clear_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
-                     Py_ssize_t z, Py_ssize_t y) noexcept nogil:
+                     const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y) noexcept nogil:
     cdef Py_ssize_t nx = neut.shape[2], x
     for x in range(nx):
-        if not neut[z, y, x]:
+        if not neut[z, y, x] and prop[z, y, x]:
             neut_p[z, y, x] = 0.0
             neut_age[z, y, x] = 0

@@ -1,0 +1,234 @@
+"""Benchmarks: throughput per case and per phase, beside a measured memory-bandwidth roofline and the NumPy
+reference timed in the same run (absolute times drift on shared machines; ratios measured together do not).
+
+Used by ``tumorca bench`` and ``scripts/bench.py``.  Nothing here is asserted in tests except that it runs and
+that its JSON follows :data:`SCHEMA`.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .params import Params
+from .presets import get as preset_params
+from .simulation import PHASES, Simulation, bytes_per_site
+
+#: The JSON document ``tumorca bench --json`` writes: top-level keys and, for each case, its keys.
+SCHEMA: dict[str, Any] = {
+    "top": ["tumorca", "numpy", "machine", "threads_available", "roofline", "cases", "scaling"],
+    "roofline": ["threads", "triad_GBps", "scale32_GBps"],
+    # rss_bytes_per_site: growth of the process's peak RSS over the case, divided by the sites (includes the
+    # reference's temporaries when the reference runs in that case).
+    "case": ["shape", "threads", "preset", "steps", "seconds_per_step", "steps_per_s", "site_updates_per_s",
+             "o2_sweeps_per_step", "phase_seconds_per_step", "phase_GBps", "phase_roofline_fraction",
+             "peak_rss_bytes", "state_bytes_per_site", "rss_bytes_per_site", "speedup_vs_1_thread",
+             "reference_seconds_per_step", "ratio_vs_reference", "streaming_overhead"],
+}
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'512x512' -> (512, 512)."""
+    return tuple(int(v) for v in text.lower().split("x"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Roofline
+# ---------------------------------------------------------------------------------------------------------------
+def roofline(threads: int, megabytes: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Best-of-``repeats`` bandwidth (GB/s) of a STREAM triad (float64) and a float32 scale, compiled with the
+    project's flags, on arrays far larger than the caches."""
+    from . import _stream
+
+    n = megabytes * 2 ** 20 // 8
+    a, b, c = np.zeros(n), np.ones(n), np.full(n, 2.0)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _stream.triad(a, b, c, 3.0, threads)
+        best = min(best, time.perf_counter() - t0)
+    triad = 24 * n / best / 1e9
+    a32, b32 = np.zeros(2 * n, dtype=np.float32), np.ones(2 * n, dtype=np.float32)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _stream.scale(a32, b32, np.float32(3.0), threads)
+        best = min(best, time.perf_counter() - t0)
+    return {"threads": threads, "triad_GBps": triad, "scale32_GBps": 8 * 2 * n / best / 1e9}
+
+
+def phase_bytes_per_site(ndim: int, sweeps: float, substeps: int) -> dict[str, float]:
+    """Bytes each phase must move per site per step (compulsory traffic, neighbours assumed cached).
+
+    O2: each half-sweep streams c (read+write 8 B), tissue and source (2 B): 20 B per sweep.  Slow fields:
+    secretion reads 26 B; each implicit axis reads and writes 8 B for three fields, plus bound-VEGF decay.
+    Tumour: 5 B; endothelium: 3 B; neutrophils: 4 B plus 3 B per sub-move.  Perfusion: 3 B.
+    """
+    axes = 2 if ndim == 2 else 3
+    return {"perfusion": 3.0, "o2": 20.0 * sweeps, "slow_fields": 26.0 + 3 * axes * 8.0 + 8.0,
+            "endothelium": 3.0, "tumour": 5.0, "neutrophils": 4.0 + 3.0 * substeps}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One case
+# ---------------------------------------------------------------------------------------------------------------
+def case_params(shape: tuple[int, ...], preset: str, tumour_fraction: float = 0.25) -> Params:
+    """The preset with a tumour filling ``tumour_fraction`` of the lattice's area (2D) or volume (3D)."""
+    n = float(np.prod(shape))
+    if len(shape) == 2:
+        radius = math.sqrt(tumour_fraction * n / math.pi)
+    else:
+        radius = (3 * tumour_fraction * n / (4 * math.pi)) ** (1 / 3)
+    return preset_params(preset, init_tumor_radius=radius)
+
+
+def _reference_seconds(state: dict[str, Any]) -> float:
+    from . import reference
+
+    shape = tuple(state["shape"])
+    shape3 = (1,) + shape if len(shape) == 2 else shape
+    st = {**state, "arrays": {k: v.reshape(shape3).copy() for k, v in state["arrays"].items()}}
+    t0 = time.perf_counter()
+    reference.step(st)
+    return time.perf_counter() - t0
+
+
+def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wild-type", warmup: int = 3,
+             reference: bool = False, roof: dict[str, float] | None = None, seed: int = 1) -> dict[str, Any]:
+    """Time ``steps`` warm steps of one case in this process (see :data:`SCHEMA` for the keys)."""
+    params = case_params(shape, preset)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sim = Simulation(shape, params, seed=seed, threads=threads)
+    sim.step(warmup)
+    ref = _reference_seconds(sim.get_state()) if reference else None
+    before = sim.phase_times
+    sweeps0 = sim.o2_solver_stats["sweeps_total"]
+    t0 = time.perf_counter()
+    sim.step(steps)
+    dt = (time.perf_counter() - t0) / steps
+    sweeps = (sim.o2_solver_stats["sweeps_total"] - sweeps0) / steps
+    phases = {k: (v - before[k]) / steps for k, v in sim.phase_times.items()}
+    n = int(np.prod(shape))
+    model = phase_bytes_per_site(len(shape), sweeps, params.neut_substeps)
+    gbps = {k: model[k] * n / phases[k] / 1e9 if phases[k] > 0 else 0.0 for k in PHASES}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "shape": list(shape), "threads": threads, "preset": preset, "steps": steps,
+        "seconds_per_step": dt, "steps_per_s": 1.0 / dt, "site_updates_per_s": n / dt,
+        "o2_sweeps_per_step": sweeps, "phase_seconds_per_step": phases, "phase_GBps": gbps,
+        "phase_roofline_fraction": {k: (g / roof["scale32_GBps"] if roof else None) for k, g in gbps.items()},
+        "peak_rss_bytes": peak, "state_bytes_per_site": bytes_per_site(), "rss_bytes_per_site": (peak - rss0) / n,
+        "speedup_vs_1_thread": None, "reference_seconds_per_step": ref,
+        "ratio_vs_reference": (ref / dt) if ref else None, "streaming_overhead": None,
+    }
+
+
+def _child(queue, kwargs):
+    try:
+        queue.put(("ok", run_case(**kwargs)))
+    except BaseException as exc:  # pragma: no cover - reported to the parent
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def run_case_isolated(**kwargs) -> dict[str, Any]:
+    """:func:`run_case` in a fresh process, so that its peak RSS is its own."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, kwargs))
+    proc.start()
+    status, result = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark case {kwargs.get('shape')} failed: {result}")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scaling with work
+# ---------------------------------------------------------------------------------------------------------------
+def growth_scaling(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wild-type",
+                   seed: int = 1) -> dict[str, Any]:
+    """Time per step as a small tumour grows: least-squares fit ``t = t0 + c_live * live_cells``."""
+    sim = Simulation(shape, preset_params(preset, init_tumor_radius=max(2.0, min(shape[-2:]) / 32)), seed=seed,
+                     threads=threads)
+    sim.step(3)
+    times, live = [], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        sim.step(1)
+        times.append(time.perf_counter() - t0)
+        live.append(sim.summary()["tumor_live"])
+    A = np.vstack([np.ones(len(live)), live]).T
+    (t0_fit, per_live), *_ = np.linalg.lstsq(A, np.array(times), rcond=None)
+    return {"shape": list(shape), "threads": threads, "steps": steps, "live_first": live[0], "live_last": live[-1],
+            "seconds_per_step_fixed": float(t0_fit), "seconds_per_live_cell": float(per_live)}
+
+
+def bench(sizes: list[tuple[int, ...]], threads: list[int], steps: int = 10, preset: str = "wild-type",
+          reference: bool = True, reference_max_sites: int = 1024 * 1024, roofline_mb: int = 256,
+          streaming: Any = None, isolated: bool = True, progress=None) -> dict[str, Any]:
+    """Run every (size, threads) case and return the JSON-ready document of :data:`SCHEMA`.
+
+    ``streaming``: an optional callable ``(shape, threads, steps, preset) -> overhead fraction`` measuring the
+    cost of HDF5 snapshots (supplied by the I/O layer, which the engine does not know).
+    """
+    roofs = {t: roofline(t, roofline_mb) for t in sorted(set(threads))}
+    cases = []
+    for shape in sizes:
+        base = None
+        for i, t in enumerate(threads):
+            kw = dict(shape=shape, threads=t, steps=steps, preset=preset, roof=roofs[t],
+                      reference=reference and i == 0 and int(np.prod(shape)) <= reference_max_sites)
+            row = run_case_isolated(**kw) if isolated else run_case(**kw)
+            if i > 0 and cases[-1]["reference_seconds_per_step"]:
+                row["reference_seconds_per_step"] = cases[-1]["reference_seconds_per_step"]
+                row["ratio_vs_reference"] = row["reference_seconds_per_step"] / row["seconds_per_step"]
+            base = base or (row["seconds_per_step"] if t == 1 else None)
+            row["speedup_vs_1_thread"] = base / row["seconds_per_step"] if base else None
+            if streaming is not None:
+                row["streaming_overhead"] = streaming(shape, t, steps, preset)
+            cases.append(row)
+            if progress:
+                progress(row)
+    scaling = {"per_site": None, "growth": None}
+    if len(cases) >= 2:
+        one = [c for c in cases if c["threads"] == threads[0]]
+        n = np.array([np.prod(c["shape"]) for c in one], dtype=float)
+        s = np.array([c["seconds_per_step"] for c in one])
+        if len(one) >= 2:
+            A = np.vstack([np.ones_like(n), n]).T
+            (fixed, per_site), *_ = np.linalg.lstsq(A, s, rcond=None)
+            scaling["per_site"] = {"threads": threads[0], "seconds_fixed": float(fixed),
+                                   "seconds_per_site": float(per_site)}
+    return {"tumorca": __version__, "numpy": np.__version__,
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "threads_available": len(os.sched_getaffinity(0)), "roofline": list(roofs.values()), "cases": cases,
+            "scaling": scaling}
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A short human-readable table of a :func:`bench` document."""
+    lines = []
+    for r in doc["roofline"]:
+        lines.append(f"roofline {r['threads']} thread(s): triad {r['triad_GBps']:.1f} GB/s, "
+                     f"float32 scale {r['scale32_GBps']:.1f} GB/s")
+    lines.append(f"{'lattice':>13} {'thr':>3} {'steps/s':>8} {'site-upd/s':>10} {'O2 sw':>6} {'x1thr':>6} "
+                 f"{'x ref':>7} {'B/site':>7}  slowest phases (s/step, % of roofline)")
+    for c in doc["cases"]:
+        ph = sorted(c["phase_seconds_per_step"].items(), key=lambda kv: -kv[1])[:3]
+        frac = c["phase_roofline_fraction"]
+        desc = ", ".join(f"{k} {v:.3g} ({100 * frac[k]:.0f}%)" if frac[k] is not None else f"{k} {v:.3g}"
+                         for k, v in ph)
+        ratio = f"{c['ratio_vs_reference']:7.1f}" if c["ratio_vs_reference"] else f"{'-':>7}"
+        sp = f"{c['speedup_vs_1_thread']:6.2f}" if c["speedup_vs_1_thread"] else f"{'-':>6}"
+        lines.append(f"{'x'.join(map(str, c['shape'])):>13} {c['threads']:3d} {c['steps_per_s']:8.2f} "
+                     f"{c['site_updates_per_s']:10.3e} {c['o2_sweeps_per_step']:6.1f} {sp} {ratio} "
+                     f"{c['rss_bytes_per_site']:7.1f}  {desc}")
+    return "\n".join(lines)
