@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .params import Params
 from .presets import get as preset_params
-from .simulation import PHASES, Simulation, bytes_per_site
+from .simulation import PHASES, Simulation, bytes_per_site  # noqa: F401 (PHASES re-exported)
 
 #: The JSON document ``tumorca bench --json`` writes: top-level keys and, for each case, its keys.
 SCHEMA: dict[str, Any] = {
