@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Tumour-cell rules: one step of cycling, quiescence, necrosis and division with gather-based placement.
 
-Two passes over the lattice, both reading only the state at step n:
+Two passes over the lattice, both reading only the state the tip phase left (docs/model.md: phases run in order):
 
 1. every live tumour site decides its own next state and, if it divides, proposes one empty Moore neighbour;
    decision and proposal are packed into one byte of ``prop`` (defs.h), nothing else is written but ``clock``;
@@ -136,7 +136,8 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
             elif o > R.q_out:
                 new = _defs.TC_TUMOR_P
         if new == _defs.TC_TUMOR_Q:
-            clock[z, y, x] = <uint16_t>(qt if s == _defs.TC_TUMOR_Q else 0)
+            # saturate: the clock is 16 bits (Params keeps q_death_steps below the cap)
+            clock[z, y, x] = <uint16_t>((qt if qt < 65535 else 65535) if s == _defs.TC_TUMOR_Q else 0)
         else:
             clock[z, y, x] = 0
         prop[z, y, x] = <uint8_t>(dirn | (new << _defs.TC_PROP_STATE_SHIFT))

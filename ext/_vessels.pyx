@@ -21,7 +21,33 @@ cnp.import_array()
 cdef enum:
     F_CONNECTED = 2
     F_REMOVED = 4
-    F_QUEUED = 8
+
+# ADJ[d]: bit mask of the Moore directions whose sites touch (Chebyshev distance 1) the site in direction d.
+cdef uint32_t ADJ[26]
+for _d in range(26):
+    ADJ[_d] = 0
+    for _e in range(26):
+        if _e != _d and max(abs(TC_DZ[_d] - TC_DZ[_e]), abs(TC_DY[_d] - TC_DY[_e]), abs(TC_DX[_d] - TC_DX[_e])) <= 1:
+            ADJ[_d] |= (<uint32_t>1) << _e
+NEIGHBOUR_ADJACENCY = tuple(int(ADJ[_d]) for _d in range(26))
+
+
+cdef inline bint _one_cluster(uint32_t mask) noexcept nogil:
+    """True if the neighbours in ``mask`` form at most one cluster (touching each other through the mask)."""
+    cdef uint32_t comp, grow
+    cdef int d
+    if mask == 0:
+        return True
+    comp = mask & (~mask + 1)  # lowest set bit
+    while True:
+        grow = comp
+        for d in range(26):
+            if comp & ((<uint32_t>1) << d):
+                grow |= ADJ[d]
+        grow &= mask
+        if grow == comp:
+            return comp == mask
+        comp = grow
 
 
 cdef inline bint _is_ec(uint8_t s) noexcept nogil:
@@ -45,12 +71,13 @@ def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t
     inlets never pruned, i.e. blood can flow through it: blind-ended sprouts carry no flow until they fuse.
     A stalk that is not connected counts its ``clock`` up and becomes stroma when it reaches ``regress_steps``;
     a tip that is not connected stops (becomes a stalk counting the same way).  Connected stalks reset their
-    clock.  ``scratch`` holds neighbour degrees during the search.  Returns the number of perfused sites.
+    clock.  ``scratch`` marks the sites pruned in a round.  Returns the number of perfused sites.
     """
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
-    cdef Py_ssize_t z, y, x, zz, yy, xx, head, tail, n_ec = 0, n_perf = 0
-    cdef int64_t i, j
-    cdef int d, deg, c
+    cdef Py_ssize_t z, y, x, zz, yy, xx, head, tail, k, n_list, n_ec = 0, n_perf = 0
+    cdef int64_t i, j, changed
+    cdef int d, c
+    cdef uint32_t nbmask
     cdef int64_t* queue
     cdef uint8_t* T = &tissue[0, 0, 0]
     cdef uint8_t* P = &perfused[0, 0, 0]
@@ -59,6 +86,7 @@ def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t
     cdef int64_t N = nz * ny * nx
     for i in range(N):
         P[i] = 0
+        S[i] = 0  # scratch arrives holding the last phase's proposals
         if _is_ec(T[i]):
             n_ec += 1
     if n_ec == 0:
@@ -93,46 +121,44 @@ def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t
                         P[j] |= F_CONNECTED
                         queue[tail] = j
                         tail += 1
-        # 2. the 2-core: repeatedly prune non-inlet sites with at most one endothelial neighbour
-        head = tail = 0
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    i = (z * ny + y) * nx + x
-                    if not _is_ec(T[i]):
-                        continue
-                    deg = 0
-                    for d in range(26):
-                        zz = z + TC_DZ[d]
-                        yy = y + TC_DY[d]
-                        xx = x + TC_DX[d]
-                        if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx and _is_ec(T[(zz * ny + yy) * nx + xx]):
-                            deg += 1
-                    S[i] = <uint8_t>deg
-                    if deg <= 1 and not (I[i] or (edge_inlets and _on_face(z, y, x, nz, ny, nx))):
-                        P[i] |= F_QUEUED
-                        queue[tail] = i
-                        tail += 1
-        while head < tail:
-            i = queue[head]
-            head += 1
-            P[i] |= F_REMOVED
-            x = i % nx
-            y = (i // nx) % ny
-            z = i // (nx * ny)
-            for d in range(26):
-                zz = z + TC_DZ[d]
-                yy = y + TC_DY[d]
-                xx = x + TC_DX[d]
-                if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
-                    j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & F_REMOVED):
-                        S[j] -= 1
-                        if S[j] <= 1 and not (P[j] & F_QUEUED) and not (
-                                I[j] or (edge_inlets and _on_face(zz, yy, xx, nz, ny, nx))):
-                            P[j] |= F_QUEUED
-                            queue[tail] = j
-                            tail += 1
+        # 2. flow: in synchronous rounds, prune every non-inlet site whose endothelial neighbours form at most one
+        #    cluster (a dead end: removing it splits nothing).  Rounds, not a queue, so that the result does not
+        #    depend on visiting order and the NumPy reference can do the same.
+        n_list = 0
+        for i in range(N):
+            if _is_ec(T[i]):
+                queue[n_list] = i
+                n_list += 1
+        while True:
+            changed = 0
+            for k in range(n_list):
+                i = queue[k]
+                if P[i] & F_REMOVED:
+                    continue
+                x = i % nx
+                y = (i // nx) % ny
+                z = i // (nx * ny)
+                if I[i] or (edge_inlets and _on_face(z, y, x, nz, ny, nx)):
+                    continue
+                nbmask = 0
+                for d in range(26):
+                    zz = z + TC_DZ[d]
+                    yy = y + TC_DY[d]
+                    xx = x + TC_DX[d]
+                    if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
+                        j = (zz * ny + yy) * nx + xx
+                        if _is_ec(T[j]) and not (P[j] & F_REMOVED):
+                            nbmask |= (<uint32_t>1) << d
+                if _one_cluster(nbmask):
+                    S[i] = 1
+                    changed += 1
+            if changed == 0:
+                break
+            for k in range(n_list):
+                i = queue[k]
+                if S[i]:
+                    S[i] = 0
+                    P[i] |= F_REMOVED
         # 3. perfused flags, clocks and regression
         for i in range(N):
             S[i] = 0

@@ -61,6 +61,23 @@ def test_blind_sprout_is_connected_but_not_perfused_and_does_not_regress():
     assert np.all(sim.perfused[8:15, 20] == 0) and np.all(sim.perfused[5, :] == 1)
 
 
+def test_blind_sprout_with_turns_and_diagonal_steps_carries_no_flow():
+    # Corners make Moore triangles; a degree-based 2-core would call this sprout a loop.
+    path = [(6, 20), (7, 21), (8, 21), (8, 22), (8, 23), (9, 24), (10, 24), (11, 23), (12, 23), (12, 22)]
+
+    def setup(a):
+        a["tissue"][5, :] = Cell.EC_STALK
+        a["inlet"][5, :] = 1
+        for y, x in path:
+            a["tissue"][y, x] = Cell.EC_STALK
+        a["tissue"][13, 21] = Cell.EC_TIP
+
+    sim = build((32, 40), ANASTOMOSIS.replace(tip_move_min=0.0, tip_move_max=0.0), setup)
+    sim.step(1)
+    assert all(sim.perfused[y, x] == 0 for y, x in path + [(13, 21)])
+    assert np.all(sim.perfused[5, :] == 1)
+
+
 def test_cut_off_sprout_regresses_after_the_configured_time():
     def setup(a):
         a["tissue"][5, :] = Cell.EC_STALK

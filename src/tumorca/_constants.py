@@ -35,5 +35,10 @@ PROP_STATE_SHIFT = 5
 #: Moore directions in lexicographic (dz, dy, dx) order: division proposals index into this tuple.
 MOORE = tuple((dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dz or dy or dx)
 
+#: NEIGHBOUR_ADJACENCY[d]: bit mask of the Moore directions whose sites touch the site in direction d.
+NEIGHBOUR_ADJACENCY = tuple(
+    sum(1 << e for e, b in enumerate(MOORE) if e != d and max(abs(x - y) for x, y in zip(a, b)) <= 1)
+    for d, a in enumerate(MOORE))
+
 #: Names of the float32 fields, in storage order.
 FIELD_NAMES = ("o2", "vegf_free", "vegf_bound", "mmp9", "cxcl")

@@ -77,8 +77,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        doc="O2 condition on the lattice faces (an axis of length 1 is always no-flux)", group="oxygen"),
     _p("o2_boundary_value", 38.0, "mmHg", float, 0.0, 760.0, doc="far-field pO2 for o2_boundary='dirichlet'",
        group="oxygen"),
-    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-6, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
-       "in a full sweep exceeds this (O2 is stored in float32: one ulp at 38 mmHg is 3.8e-6)", source="O2-SOLVER.md", group="oxygen"),
+    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-5, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
+       "in a full sweep exceeds this (O2 is stored in float32, one ulp at 38 mmHg is 3.8e-6: smaller tolerances "
+       "stall)", source="O2-SOLVER.md", group="oxygen"),
     _p("o2_omega", 1.7, "", float, 1.0, 1.99, doc="over-relaxation factor of the red-black SOR O2 solve",
        source="O2-SOLVER.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
     _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step", group="oxygen"),
@@ -139,7 +140,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "tumour cell (same Hill law as VEGF)", source="assumption, to calibrate", group="secretion"),
     # vessels
     _p("vessel_inlets", "initial", "", str, choices=("initial", "edge"),
-       doc="what feeds perfusion: the initial vessels, or any endothelium on a lattice face", group="vessels"),
+       doc="what feeds perfusion: the initial vessels ('initial'), or those plus any endothelium on a lattice "
+       "face ('edge')", group="vessels"),
     _p("vessel_regression_time", 1440.0, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
        "this long regresses to stroma", source="proxy for Owen 2011's low-shear pruning", group="vessels"),
     _p("sprout_rate", 2.5e-4, "1/min", float, 0.0, 1.0, doc="sprouting hazard of a perfused stalk cell at "
@@ -160,7 +162,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "at saturating VEGF", source="Anderson & Chaplain 1998", group="vessels"),
     _p("branch_vegf_half", 1.0, "nM", float, 1e-6, 1.0e4, doc="VEGF of half-maximal branching",
        source="assumption", group="vessels"),
-    _p("tip_fusion_min_age", 3, "steps", int, 1, 10**6, doc="a tip can anastomose only after this many steps",
+    _p("tip_fusion_min_age", 3, "steps", int, 1, 65535, doc="a tip can anastomose only after this many steps",
        source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
     # neutrophils and IFN-beta
     _p("ifn_level", 1.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I before any therapy (1: wild-type "
@@ -302,6 +304,11 @@ class Params(Mapping[str, Any]):
             if spec is None:
                 raise ParameterError(f"unknown parameter {name!r}{_suggest(name)}")
             merged[name] = _coerce(spec, value)
+        dt = merged["dt_min"]
+        for name in ("quiescent_death_time", "vessel_regression_time"):
+            if math.ceil(merged[name] / dt - 1e-9) > 65535:
+                raise ParameterError(f"parameter {name!r} = {merged[name]!r} is more than 65535 steps of dt_min = "
+                                     f"{dt!r} (clocks are 16-bit)")
         for lo, hi, strict in _ORDERINGS:
             if merged[lo] > merged[hi] or (strict and merged[lo] == merged[hi]):
                 rel = "<" if strict else "<="

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import (FIELD_NAMES, KILL_OWN_SITE, MOORE, PROP_DIR_MASK, PROP_STATE_SHIFT, PURPOSE_NEUT,
+from ._constants import (FIELD_NAMES, KILL_OWN_SITE, MOORE, NEIGHBOUR_ADJACENCY, PROP_DIR_MASK, PROP_STATE_SHIFT, PURPOSE_NEUT,
                          PURPOSE_NEUT_MOVE, PURPOSE_SPROUT, PURPOSE_TIP, PURPOSE_TUMOR, SPROUT_CANDIDATE, TIP_BRANCH,
                          TIP_FUSE, Cell)
 from ._numerics import float32_exact, tridiagonal_factors
@@ -220,7 +220,8 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, seed: in
     new[to_p] = Cell.TUMOR_P
     stays_q = live & (new == Cell.TUMOR_Q)
     clock[live] = 0
-    clock[stays_q & (t == Cell.TUMOR_Q)] = qt[stays_q & (t == Cell.TUMOR_Q)].astype(np.uint16)
+    keep = stays_q & (t == Cell.TUMOR_Q)
+    clock[keep] = np.minimum(qt[keep], 65535).astype(np.uint16)
     prop = np.where(live, direction | (new.astype(np.int64) << PROP_STATE_SHIFT), 0)
 
     # pass 2: gather
@@ -248,10 +249,6 @@ def _moore_any(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _moore_count(mask: np.ndarray) -> np.ndarray:
-    return np.sum([shifted(mask, off, False) for off in MOORE], axis=0)
-
-
 def face_mask(shape: tuple[int, int, int]) -> np.ndarray:
     """Sites on a lattice face of an axis longer than one site."""
     m = np.zeros(shape, dtype=bool)
@@ -263,13 +260,28 @@ def face_mask(shape: tuple[int, int, int]) -> np.ndarray:
     return m
 
 
+def one_cluster(mask: np.ndarray) -> np.ndarray:
+    """True where the neighbours in a 26-bit ``mask`` (bit d = MOORE[d]) form at most one touching cluster."""
+    adj = np.array(NEIGHBOUR_ADJACENCY, dtype=np.uint32)
+    comp = mask & (~mask + np.uint32(1))  # lowest set bit
+    while True:
+        grow = comp.copy()
+        for d in range(len(MOORE)):
+            grow |= np.where((comp >> np.uint32(d)) & np.uint32(1), adj[d], np.uint32(0))
+        grow &= mask
+        if np.array_equal(grow, comp):
+            return comp == mask
+        comp = grow
+
+
 def perfusion(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, clock: np.ndarray, edge_inlets: bool,
               regress_steps: int) -> None:
     """Perfused endothelium and regression, in place.
 
     Endothelium (stalk or tip) is a graph under Moore adjacency.  *Connected*: joined to an inlet (``inlet``
-    sites, or endothelium on a face with ``edge_inlets``) through endothelium.  *Perfused*: connected and in the
-    2-core with inlets never pruned (on a loop or between inlets: blind sprouts carry no flow).  Connected stalks
+    sites, plus endothelium on a face with ``edge_inlets``) through endothelium.  *Perfused*: connected and not
+    pruned, where rounds prune every non-inlet site whose endothelial neighbours form at most one touching
+    cluster (a dead end) until none is left (on a loop or between inlets: blind sprouts carry no flow).  Connected stalks
     reset their clock; everything else becomes (or stays) a stalk counting up, and regresses to stroma when its
     count reaches ``regress_steps``.
     """
@@ -282,8 +294,11 @@ def perfusion(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, clock
             break
         conn = grown
     core = ec.copy()
-    while True:
-        prune = core & ~inl & (_moore_count(core) <= 1)
+    while True:  # synchronous rounds: prune every dead end at once
+        mask = np.zeros(tissue.shape, dtype=np.uint32)
+        for d, off in enumerate(MOORE):
+            mask |= shifted(core, off, False).astype(np.uint32) << np.uint32(d)
+        prune = core & ~inl & one_cluster(mask)
         if not prune.any():
             break
         core &= ~prune

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from time import perf_counter
 from typing import Any
 
@@ -24,7 +25,8 @@ STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "clock": np.d
                                      "neut": np.dtype(np.uint8), "neut_p": np.dtype(np.float32),
                                      "neut_age": np.dtype(np.uint16),
                                      **{name: np.dtype(np.float32) for name in FIELD_NAMES}}
-#: Scratch bytes per site used during a step (the tumour pass's proposal byte).
+#: Scratch bytes per site used during a step: the proposal byte every phase reuses.  (Perfusion also holds an
+#: 8-byte queue entry per endothelial site, and the kernels small per-row buffers, not counted here.)
 SCRATCH_BYTES_PER_SITE = 1
 #: Slow fields advanced by the implicit diffusion step, with the prefix of their rate constants.
 DIFFUSING_FIELDS = ("vegf_free", "mmp9", "cxcl")
@@ -167,6 +169,8 @@ class Simulation:
         self._neut_events = (0, 0, 0)
         self._born = 0
         self._phase_time = dict.fromkeys(PHASES, 0.0)
+        self._warned_o2 = False
+        self._last_ifn = self.ifn_level()
         self._o2_sweeps_total = 0
         p = params
         self._uptake = np.zeros(8, dtype=np.float64)
@@ -186,6 +190,8 @@ class Simulation:
     @classmethod
     def from_state(cls, state: dict[str, Any], threads: int | None = None) -> "Simulation":
         """Continue a run from :meth:`get_state`; the continuation equals the uninterrupted run bit for bit.
+
+        Neutrophil polarisation and age at sites without a neutrophil are set to 0 (they carry no meaning).
 
         Raises LatticeError if the state is incomplete or its arrays do not match its shape.
         """
@@ -209,6 +215,10 @@ class Simulation:
         sim = cls.__new__(cls)
         sim._setup(shape3, len(tuple(state["shape"])), params, _check_seed(state["seed"]),
                    _check_threads(threads), step, {k: np.reshape(arrays[k], shape3) for k in STATE_ARRAYS})
+        # Polarisation and age mean nothing where no neutrophil is; the kernels keep them 0 there.
+        empty = sim._arrays["neut"] == 0
+        sim._arrays["neut_p"][empty] = 0
+        sim._arrays["neut_age"][empty] = 0
         return sim
 
     def get_state(self) -> dict[str, Any]:
@@ -236,6 +246,7 @@ class Simulation:
         if self._step >= 2 ** 32:
             raise LatticeError("step index passed 2**32, the range of the random-number counter")
         ifn = self.ifn_level()
+        self._last_ifn = ifn
         ir = p.ifn_rates(ifn)
         seed, step = self._seed, self._step
         t0 = perf_counter()
@@ -250,6 +261,11 @@ class Simulation:
                                        p.o2_max_sweeps, nt)
         self._last_o2 = (sweeps, res)
         self._o2_sweeps_total += sweeps
+        if res > p.o2_tol and not self._warned_o2:
+            self._warned_o2 = True
+            warnings.warn(f"O2 solve stopped at o2_max_sweeps = {p.o2_max_sweeps} with correction {res:.3g} mmHg > "
+                          f"o2_tol = {p.o2_tol:g} (step {self._step}); raise o2_max_sweeps or o2_tol",
+                          RuntimeWarning, stacklevel=3)
         t2 = perf_counter()
         p_sum = float(a["neut_p"][a["neut"] != 0].sum(dtype=np.float64))
         self._produced = (p.dt_min * ir["v_neut"] * p_sum, p.dt_min * ir["m_neut"] * p_sum)
@@ -374,7 +390,7 @@ class Simulation:
     def summary(self) -> dict[str, float]:
         """Scalars describing the current state and the last step (the per-step time series of a run file).
 
-        Keys: ``step``, ``time_min``, ``ifn_level``; tumour sites ``tumor_p``, ``tumor_q``, ``necrotic``,
+        Keys: ``step``, ``time_min``, ``ifn_level`` (the level the last step used); tumour sites ``tumor_p``, ``tumor_q``, ``necrotic``,
         ``tumor_live`` and ``hypoxic_fraction`` (live tumour below ``hypoxia_o2``); vessels ``vessel_sites``
         (stalk + tip), ``tips``, ``perfused_sites``, ``perfused_fraction``; neutrophils ``neutrophils``,
         ``neutrophils_n1`` (p < 0.5), ``neutrophils_n2``, ``mean_polarization``; ``neut_vegf_produced`` and
@@ -394,7 +410,7 @@ class Simulation:
         pol = a["neut_p"][present]
         n1 = int(np.count_nonzero(pol < 0.5))
         return {
-            "step": self._step, "time_min": self.time_min, "ifn_level": self.ifn_level(),
+            "step": self._step, "time_min": self.time_min, "ifn_level": self._last_ifn,
             "tumor_p": int(bc[Cell.TUMOR_P]), "tumor_q": int(bc[Cell.TUMOR_Q]), "necrotic": int(bc[Cell.NECROTIC]),
             "tumor_live": live, "hypoxic_fraction": hypoxic / live if live else 0.0,
             "vessel_sites": vessels, "tips": int(bc[Cell.EC_TIP]), "perfused_sites": perfused,
