@@ -1,0 +1,95 @@
+"""Frame measures against synthetic frames with known answers."""
+import math
+
+import numpy as np
+import pytest
+
+from tumorca import Cell
+from tumorca.analysis import measures as M
+
+
+def disk(n, r, center=None, value=Cell.TUMOR_P):
+    c = (n // 2, n // 2) if center is None else center
+    y, x = np.indices((n, n))
+    t = np.zeros((n, n), dtype=np.uint8)
+    t[(y - c[0]) ** 2 + (x - c[1]) ** 2 <= r * r] = value
+    return t
+
+
+@pytest.mark.parametrize("r", [5, 20, 40])
+def test_disk_size_radius_and_centroid(r):
+    t = disk(128, r, center=(60, 70))
+    s = M.tumour_size(t, 20.0)
+    assert abs(s["equivalent_radius_um"] - 20.0 * r) / (20.0 * r) < 0.03
+    assert M.centroid(t) == pytest.approx((60, 70), abs=1e-9)
+
+
+def test_ball_volume_radius():
+    z, y, x = np.indices((40, 40, 40)) - 20
+    t = np.where(z * z + y * y + x * x <= 12 ** 2, Cell.TUMOR_Q, Cell.EMPTY).astype(np.uint8)
+    assert abs(M.tumour_size(t, 10.0)["equivalent_radius_um"] - 120.0) / 120.0 < 0.02
+
+
+def test_necrotic_and_hypoxic_fractions():
+    t = disk(64, 20)
+    core = disk(64, 10) == Cell.TUMOR_P
+    t[core] = Cell.NECROTIC
+    assert M.necrotic_fraction(t) == pytest.approx(np.count_nonzero(core) / np.count_nonzero(disk(64, 20)))
+    o2 = np.full(t.shape, 30.0, dtype=np.float32)
+    o2[:, :32] = 5.0
+    live = np.isin(t, (Cell.TUMOR_P, Cell.TUMOR_Q))
+    assert M.hypoxic_fraction(t, o2, 10.0) == pytest.approx(np.count_nonzero(live[:, :32]) / live.sum())
+    assert M.necrotic_fraction(np.zeros((4, 4), np.uint8)) == 0.0
+
+
+def test_straight_vessel_length_and_branches():
+    pytest.importorskip("skimage")
+    t = np.zeros((64, 64), dtype=np.uint8)
+    t[30, 10:50] = Cell.EC_STALK
+    net = M.vessel_network(t, 20.0)
+    assert net["vessel_length_um"] == pytest.approx(40 * 20.0, rel=0.03)
+    assert net["branch_points"] == 0 and net["end_points"] == 2
+    t[31:50, 30] = Cell.EC_STALK  # a T junction
+    net = M.vessel_network(t, 20.0)
+    assert net["branch_points"] == 1 and net["end_points"] == 3
+    t3 = np.zeros((20, 20, 20), dtype=np.uint8)
+    t3[10, 10, 2:18] = Cell.EC_STALK
+    assert M.vessel_network(t3, 10.0)["vessel_length_um"] == pytest.approx(160.0, rel=0.07)
+
+
+def test_ring_of_neutrophils_counts_profile_and_polarisation():
+    n, R = 101, 30
+    y, x = np.indices((n, n)) - n // 2
+    ring = np.abs(np.hypot(y, x) - R) < 0.5
+    present = ring.astype(np.uint8)
+    pol = np.where(ring & (x > 0), 0.9, np.where(ring, 0.2, 0.0)).astype(np.float32)
+    st = M.neutrophil_stats(present, pol)
+    assert st["neutrophils"] == ring.sum()
+    assert st["neutrophils_n1"] + st["neutrophils_n2"] == ring.sum() and st["neutrophils_n1"] > 0
+    r, prof = M.radial_profile(present, (n // 2, n // 2), 1.0, bin_um=2.0)
+    assert abs(r[np.nanargmax(prof)] - R) <= 2.0
+
+
+def test_vessel_density_inside_and_around():
+    t = disk(100, 20)
+    t[50, :] = Cell.EC_STALK  # a vessel straight through the tumour and beyond
+    perf = (t == Cell.EC_STALK).astype(np.uint8)
+    d = M.vessel_density(t, perf, 20.0, margin_um=200.0)
+    assert d["vessel_density_inside"] > 0 and d["perfused_fraction_inside"] == 1.0
+    # inside: about 2R vessel sites over pi R^2 sites
+    per_site = (20.0 / 1000) ** 2
+    expected = (2 * 20) / (math.pi * 20 ** 2 * per_site)
+    assert d["vessel_density_inside"] == pytest.approx(expected, rel=0.15)
+
+
+def test_front_roughness_smooth_vs_rough_and_growth_rate():
+    smooth = disk(128, 30)
+    rough = smooth.copy()
+    rng = np.random.default_rng(0)
+    y, x = np.indices(rough.shape) - 64
+    rr = np.hypot(y, x)
+    rough[(rr > 30) & (rr < 38) & (rng.random(rough.shape) < 0.5)] = Cell.TUMOR_P
+    assert M.front_roughness(smooth, 1.0) < M.front_roughness(rough, 1.0)
+    t = np.arange(10) * 1440.0
+    g = M.growth_rate(t, 100.0 + 25.0 * np.arange(10))
+    assert g["slope_um_per_day"] == pytest.approx(25.0) and g["r2"] == pytest.approx(1.0)
