@@ -151,18 +151,19 @@ def o2_solve(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uint8_t[
     return sweep, rmax
 
 
-cdef void _thomas_block(float* base, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t bw,
+cdef void _thomas_block(float* base, Py_ssize_t n, Py_ssize_t si, Py_ssize_t sj, Py_ssize_t bw,
                         const double* cp, const double* m, double alpha, double gain, double edge_add,
                         double* buf) noexcept nogil:
-    """Solve the constant-coefficient tridiagonal system along one axis for ``bw`` adjacent lines.
+    """Solve the constant-coefficient tridiagonal system along one axis for ``bw`` lines at once.
 
-    Element (i, j) of the block is base[i*stride + j]; buf holds n*bw doubles of forward-sweep results.
+    Element i of line j is base[i*si + j*sj]; buf holds n*bw doubles of forward-sweep results.  Sweeping several
+    independent lines together keeps the pipeline busy: along one line each value waits for the previous one.
     """
     cdef Py_ssize_t i, j
     cdef double d, x
     for i in range(n):
         for j in range(bw):
-            d = base[i * stride + j] * gain
+            d = base[i * si + j * sj] * gain
             if i == 0:
                 d = d + edge_add
             if i == n - 1:
@@ -172,13 +173,13 @@ cdef void _thomas_block(float* base, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t
             else:
                 buf[i * bw + j] = (d + alpha * buf[(i - 1) * bw + j]) * m[i]
     for j in range(bw):
-        base[(n - 1) * stride + j] = <float>buf[(n - 1) * bw + j]
+        base[(n - 1) * si + j * sj] = <float>buf[(n - 1) * bw + j]
     for i in range(n - 2, -1, -1):
         for j in range(bw):
             # x_{i+1} is re-read from the double buffer, never from the float32 store.
             x = buf[i * bw + j] - cp[i] * buf[(i + 1) * bw + j]
             buf[i * bw + j] = x
-            base[i * stride + j] = <float>x
+            base[i * si + j * sj] = <float>x
 
 
 def implicit_axis(float[:, :, ::1] c, int axis, const double[::1] cp, const double[::1] m, double alpha,
@@ -189,25 +190,26 @@ def implicit_axis(float[:, :, ::1] c, int axis, const double[::1] cp, const doub
     tridiagonal factors (cp, m) of ``(1 + alpha*nn_i) x_i - alpha (x_{i-1} + x_{i+1})``.
     """
     cdef Py_ssize_t nz = c.shape[0], ny = c.shape[1], nx = c.shape[2]
-    cdef Py_ssize_t n, outer, inner, stride, bw, nblk, item, o, b, j0, width
+    cdef Py_ssize_t n, outer, inner, si, sj, ostride, bw, nblk, item, o, b, j0, width
     cdef Py_ssize_t BW = 32
     cdef double* buf
     cdef float* data = &c[0, 0, 0]
     cdef int failed_flag = 0
     cdef int* failed = &failed_flag
+    # Lines along ``axis`` are grouped in blocks of up to BW neighbouring lines (index j, stride sj).
     if axis == 2:
-        outer, n, inner = nz * ny, nx, 1
+        outer, n, inner, si, sj = nz, nx, ny, 1, nx
     elif axis == 1:
-        outer, n, inner = nz, ny, nx
+        outer, n, inner, si, sj = nz, ny, nx, nx, 1
     elif axis == 0:
-        outer, n, inner = 1, nz, ny * nx
+        outer, n, inner, si, sj = 1, nz, ny * nx, ny * nx, 1
     else:
         raise ValueError("axis must be 0, 1 or 2")
     if cp.shape[0] != n or m.shape[0] != n:
         raise ValueError("tridiagonal factors do not match the axis length")
+    ostride = n * inner
     bw = BW if inner >= BW else inner
     nblk = (inner + bw - 1) // bw
-    stride = inner
     with nogil, parallel(num_threads=num_threads):
         buf = <double*>malloc(n * bw * sizeof(double))
         if buf != NULL:
@@ -216,7 +218,7 @@ def implicit_axis(float[:, :, ::1] c, int axis, const double[::1] cp, const doub
                 b = item % nblk
                 j0 = b * bw
                 width = bw if j0 + bw <= inner else inner - j0
-                _thomas_block(data + o * n * inner + j0, n, stride, width, &cp[0], &m[0], alpha, gain,
+                _thomas_block(data + o * ostride + j0 * sj, n, si, sj, width, &cp[0], &m[0], alpha, gain,
                               edge_add, buf)
             free(buf)
         else:
