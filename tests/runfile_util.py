@@ -12,10 +12,10 @@ import numpy as np
 
 from tumorca.io.layout import PROVENANCE_DATASETS
 
-#: A small plan whose steps cost about a millisecond each on one thread: long enough (about 1.5 s) to signal a
+#: A small plan whose steps cost about a millisecond each on one thread: long enough (about a second) to signal a
 #: run in the middle, short enough for the test budget.  Vessels 20 sites apart give the O2 solver real work.
-LONG_ARGS = ["--shape", "40x40", "--set", "init_vessel_spacing=20", "--steps", "1200", "--every", "20",
-             "--checkpoint-every", "100", "--seed", "11", "--threads", "1"]
+LONG_ARGS = ["--shape", "40x40", "--set", "init_vessel_spacing=20", "--steps", "800", "--every", "20",
+             "--checkpoint-every", "80", "--seed", "11", "--threads", "1"]
 
 
 def datasets(path: str | Path) -> dict[str, np.ndarray]:

@@ -49,6 +49,8 @@ def test_frame_chunks():
 def test_plan_frames_and_validation():
     p = small_plan(steps=12, every=5)
     assert p.frame_steps == (0, 5, 10, 12)  # the last step always has a frame
+    assert p.n_frames == 4 and [p.frames_until(s) for s in (0, 4, 5, 11, 12)] == [1, 1, 2, 3, 4]
+    assert small_plan(steps=10, every=5).n_frames == 3
     assert [s for s in range(13) if p.is_checkpoint(s)] == [4, 8, 12]
     with pytest.raises(tumorca.TumorcaError, match="every"):
         small_plan(every=13)

@@ -25,7 +25,7 @@ import click
 from . import __version__, presets
 from ._constants import FIELD_NAMES
 from .errors import ResourceError, TumorcaError
-from .io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shape, shape3_of, sidecar_paths
+from .io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from .params import PARAMETERS, Params, tomllib
 
 #: Defaults of ``tumorca run``: a 256x256 lattice for 10 simulated days, a frame every simulated day, a checkpoint
@@ -354,7 +354,7 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     _refuse_live_target(output, overwrite)
     est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
     _echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
-                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {len(plan.frame_steps)} frames every "
+                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
                  f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
                  f"-> {output}")
     _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,

@@ -80,7 +80,7 @@ def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) ->
         raise ResourceError(f"a {shape} lattice needs about {fmt_bytes(est.memory)} of memory (state and write "
                             f"buffers) but {fmt_bytes(est.memory_available)} is available")
     if est.disk_free is not None and est.file > est.disk_free + existing_bytes:
-        raise ResourceError(f"the run file may grow to {fmt_bytes(est.file)} ({len(plan.frame_steps)} frames of "
+        raise ResourceError(f"the run file may grow to {fmt_bytes(est.file)} ({plan.n_frames} frames of "
                             f"{fmt_bytes(plan.frame_bytes())} before compression) but only "
                             f"{fmt_bytes(est.disk_free)} is free in {str(Path(path).resolve().parent)!r}; "
                             "write fewer frames (--every, --fields) or a smaller lattice")
@@ -233,5 +233,5 @@ def _drive(sim: Any, writer: RunWriter, plan: RunPlan, progress: ProgressFn | No
         writer.abort()
         raise
     done = sim.step_index
-    return RunOutcome(writer.path, status, done, plan.steps, sum(1 for s in plan.frame_steps if s <= done),
+    return RunOutcome(writer.path, status, done, plan.steps, plan.frames_until(done),
                       time.perf_counter() - t0, first)

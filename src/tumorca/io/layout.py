@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -183,7 +183,6 @@ class RunPlan:
     compression: str = "gzip"
     checkpoint_every: int = 0
     preset: str = ""
-    _frames: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         shape3_of(self.shape)
@@ -197,10 +196,6 @@ class RunPlan:
         if bad:
             raise ParameterError(f"unknown field {bad[0]!r}; fields are {', '.join(FIELD_NAMES)}")
         compression_kwargs(self.compression, np.dtype(np.uint8))
-        frames = list(range(0, self.steps + 1, self.every))
-        if frames[-1] != self.steps:
-            frames.append(self.steps)  # the end state is always on disk
-        object.__setattr__(self, "_frames", tuple(frames))
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         object.__setattr__(self, "fields", tuple(f for f in FIELD_NAMES if f in set(self.fields)))
 
@@ -210,8 +205,21 @@ class RunPlan:
 
     @property
     def frame_steps(self) -> tuple[int, ...]:
-        """Steps at which a frame is written."""
-        return self._frames
+        """Steps at which a frame is written: 0, every, 2 every, ... and the last step (the end state is always
+        on disk)."""
+        frames = list(range(0, self.steps + 1, self.every))
+        if frames[-1] != self.steps:
+            frames.append(self.steps)
+        return tuple(frames)
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames of the finished run (without listing them: runs can be long)."""
+        return self.frames_until(self.steps)
+
+    def frames_until(self, step: int) -> int:
+        """Number of frames at steps <= ``step``."""
+        return step // self.every + 1 + (1 if step == self.steps and step % self.every else 0)
 
     @property
     def layers(self) -> list[str]:
@@ -233,7 +241,7 @@ class RunPlan:
             "lattice_shape": np.array(self.shape3, dtype=np.int64),
             "dx_um": float(p.dx_um), "dt_min": float(p.dt_min),
             "seed": np.uint64(self.seed), "preset": self.preset, "steps": self.steps, "every": self.every,
-            "frames_planned": len(self.frame_steps), "checkpoint_every": self.checkpoint_every,
+            "frames_planned": self.n_frames, "checkpoint_every": self.checkpoint_every,
             "fields": ",".join(self.fields), "compression": self.compression,
             "parameters": json.dumps(p.to_dict()),
             "parameter_units": json.dumps({s.name: s.unit for s in PARAMETERS}),
@@ -264,7 +272,7 @@ class RunPlan:
         """Uncompressed size of the finished file: frames, time series, final checkpoint.  An upper bound: gzip
         typically shrinks lattices that are mostly stroma to a few percent of this."""
         nz, ny, nx = self.shape3
-        return (len(self.frame_steps) * (self.frame_bytes() + 16) + (self.steps + 1) * n_summary * 8
+        return (self.n_frames * (self.frame_bytes() + 16) + (self.steps + 1) * n_summary * 8
                 + nz * ny * nx * state_bytes_per_site + 64 * 1024)
 
 

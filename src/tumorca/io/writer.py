@@ -28,7 +28,6 @@ import platform
 import queue
 import shutil
 import socket
-import sys
 import threading
 import time
 import uuid
