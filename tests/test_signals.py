@@ -4,6 +4,7 @@ uninterrupted run of the same plan."""
 from __future__ import annotations
 
 import resource
+import subprocess
 import signal
 import sys
 import time
@@ -139,6 +140,32 @@ def test_file_size_limit_stops_cleanly_then_resume(tmp_path, reference):
         assert 0 < n < 41 and f["tissue"].shape[0] == n
     with RunReader(out) as r:
         assert r.status.state == "failed" and r.status.resumable
+    res = run_cli("run", "--resume", "--threads", "1", "-o", str(out), "-q")
+    assert res.returncode == 0, res.stderr
+    assert_same_run(reference, out)
+
+
+def test_write_failing_inside_hdf5_exits_cleanly_then_resume(tmp_path, reference):
+    """Space that vanishes between the writer's check and HDF5's write (simulated: the check switched off, and a
+    file-size limit): one line, exit 1, no traceback or crash, the file readable to its last flushed frame."""
+    out = tmp_path / "hard.h5"
+    code = ("import tumorca.io.writer as w\n"
+            "w.RunWriter._check_space = lambda *a: None\n"
+            "from tumorca.cli import main\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code, "run", "-o", str(out), *LONG_ARGS, "-q"],
+                         capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(200_000))
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("tumorca: error: writing ") and "File too large" in lines[0]
+    assert "--resume" in lines[0]
+    with RunReader(out) as r:  # SWMR read of a file HDF5 could not finish writing
+        assert r.status.state == "cut off"
+        n = r.n_frames
+        assert 0 < n < 41
+        ref = datasets(reference)
+        assert r.frame("tissue", n - 1).tobytes() == ref["tissue"][n - 1, 0].tobytes()
     res = run_cli("run", "--resume", "--threads", "1", "-o", str(out), "-q")
     assert res.returncode == 0, res.stderr
     assert_same_run(reference, out)

@@ -419,8 +419,9 @@ def _execute(call: Callable[[Callable[[], bool], Any], Any], output: Path, quiet
             outcome = call(stop, None if quiet else progress)
         except RunFileError as exc:
             progress.finish()
-            msg = (f"{exc}; after fixing the cause, continue with: tumorca run --resume -o "
-                   f"{shlex.quote(str(output))}")
+            msg = str(exc)
+            if getattr(exc, "resumable", False):
+                msg += f"; after fixing the cause, continue with: tumorca run --resume -o {shlex.quote(str(output))}"
             if getattr(exc, "broken", False):
                 # HDF5 holds writes it cannot complete; a normal exit would retry them while tearing down (noise,
                 # and crashes seen with HDF5 2.0).  The file on disk is as of its last flush, so leave now.

@@ -78,12 +78,14 @@ def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) ->
     shape = fmt_shape(plan.shape)
     if est.memory_available is not None and est.memory > est.memory_available:
         raise ResourceError(f"a {shape} lattice needs about {fmt_bytes(est.memory)} of memory (state and write "
-                            f"buffers) but {fmt_bytes(est.memory_available)} is available")
+                            f"buffers) but {fmt_bytes(est.memory_available)} is available; its file would take up "
+                            f"to {fmt_bytes(est.file)} before compression")
     if est.disk_free is not None and est.file > est.disk_free + existing_bytes:
         raise ResourceError(f"the run file may grow to {fmt_bytes(est.file)} ({plan.n_frames} frames of "
                             f"{fmt_bytes(plan.frame_bytes())} before compression) but only "
-                            f"{fmt_bytes(est.disk_free)} is free in {str(Path(path).resolve().parent)!r}; "
-                            "write fewer frames (--every, --fields) or a smaller lattice")
+                            f"{fmt_bytes(est.disk_free)} is free in {str(Path(path).resolve().parent)!r} "
+                            f"(memory needed: about {fmt_bytes(est.memory)}); write fewer frames (--every, "
+                            "--fields) or a smaller lattice")
     return est
 
 

@@ -106,6 +106,12 @@ class RunWriter:
         self._keys = keys
         self._dtypes = dtypes
         self._f = f
+        # Every handle the writer uses, opened once and kept: releasing a dataset handle makes HDF5 write its
+        # cached chunks, and a failure there (disk full) could only be printed, never raised (see _fail).
+        self._ds = {name: f[name] for name in ["time", "step"] + plan.layers}
+        self._ts = {name: f["timeseries"][name] for name in ["step"] + keys}
+        self._run = {name: f["run"][name] for name in f["run"]}
+        self._times: list[float] = [float(t) for t in self._ds["time"][:n_frames]]
         self._n_frames = n_frames    # frames on disk (length of /time)
         self._n_rows = n_rows        # time-series rows on disk
         self._rows: list[list[Any]] = []
@@ -225,9 +231,12 @@ class RunWriter:
             f.flush()
             reader.close()
             cls._publish(tmp, path, replace=True)
-        except BaseException:
+        except BaseException as exc:
             f.close()
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {_describe_os_error(exc)}") \
+                    from None
             raise
         w = cls(path, plan, keys, dtypes, str(attrs["run_id"]), f, keep_frames, keep_rows, keep_rows - 1)
         w._frame_step = int(steps_on_disk[keep_frames - 1]) if keep_frames else -1
@@ -371,6 +380,7 @@ class RunWriter:
         if self._error is not None:
             err = RunFileError(self._error_msg)
             err.broken = self.broken  # the caller should end the process without closing HDF5 (see _fail)
+            err.resumable = True  # the file is a run cut short: --resume continues it
             raise err from None
 
     # -- the writer thread ----------------------------------------------------------------------------------
@@ -447,11 +457,10 @@ class RunWriter:
                                  f"may need {fmt_bytes(reserve)} more; stopped and closed {str(self.path)!r}")
 
     def _do_rows(self, rows: list[list[Any]]) -> None:
-        ts = self._f["timeseries"]
         n, k = self._n_rows, len(rows)
         cols = list(zip(*rows))
         for j, name in enumerate(["step"] + self._keys):
-            ds = ts[name]
+            ds = self._ts[name]
             ds.resize(n + k, axis=0)
             ds[n:] = np.asarray(cols[j], dtype=ds.dtype)
         self._n_rows = n + k
@@ -462,17 +471,18 @@ class RunWriter:
         f, n = self._f, self._n_frames
         shape4 = (1, *self.plan.shape3)
         for name in self.plan.layers:
-            ds = f[name]
+            ds = self._ds[name]
             ds.resize(n + 1, axis=0)
             ds[n:] = np.reshape(layers[name], shape4)
         f.flush()
         # Phase two: only now does the frame count (the length of /time) include this frame.
         for name, value in (("time", time_min), ("step", step)):
-            ds = f[name]
+            ds = self._ds[name]
             ds.resize(n + 1, axis=0)
             ds[n] = value
         f.flush()
         self._n_frames = n + 1
+        self._times.append(time_min)
         self._flushed_step = self._last_step
         self._frame_step = step
         self._write_xdmf_now()
@@ -496,7 +506,7 @@ class RunWriter:
         self._f.close()
 
     def _set_status(self, status: str, error: str = "") -> None:
-        run = self._f["run"]
+        run = self._run
         run["status"][()] = status.encode()
         run["end_time"][()] = utc_now().encode()
         run["steps_done"][()] = self._flushed_step
@@ -516,10 +526,9 @@ class RunWriter:
             self.checkpoint_path.unlink(missing_ok=True)
 
     def _write_xdmf_now(self) -> None:
-        f = self._f
         n = self._n_frames
-        times = f["time"][:n]
-        layers = [(name, f[name].dtype) for name in self.plan.layers]
+        times = self._times
+        layers = [(name, self._ds[name].dtype) for name in self.plan.layers]
         # Frame blocks are cached: each rewrite only joins them (the text of old frames never changes, except
         # the dataset length, which xdmf_document fills in).
         while len(self._xdmf_frames) < n:
