@@ -462,8 +462,9 @@ def params_cmd(as_toml: bool) -> None:
     group = None
     for s in PARAMETERS:
         if s.group != group:
+            sep = "\n" if group is not None else ""
             group = s.group
-            click.echo(f"\n# {group}" if as_toml else f"\n[{group}]")
+            click.echo(f"{sep}# {group}" if as_toml else f"{sep}[{group}]")
         if as_toml:
             value = json.dumps(s.default) if s.kind is not bool else str(s.default).lower()
             click.echo(f"# {s.doc} ({s.unit or 'dimensionless'}; {s.describe_range()})")
