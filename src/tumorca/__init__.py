@@ -14,7 +14,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 from ._constants import FIELD_NAMES, Cell  # noqa: E402
 from .errors import LatticeError, ParameterError, ResourceError, TumorcaError  # noqa: E402
 from .params import PARAMETERS, Params  # noqa: E402
-from .simulation import Simulation  # noqa: E402
+
+
+def __getattr__(name: str):
+    # Simulation (and the compiled kernels it imports) load on first use, so that pure-Python parts -- the
+    # parameter table, the run-file reader (tumorca.io), the analysis -- work where the kernels are not built.
+    if name == "Simulation":
+        from .simulation import Simulation
+        return Simulation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Simulation", "Params", "PARAMETERS", "Cell", "FIELD_NAMES", "TumorcaError", "ParameterError",
            "LatticeError", "ResourceError", "__version__"]

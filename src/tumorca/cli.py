@@ -1,0 +1,546 @@
+"""The ``tumorca`` command line: ``run``, ``presets``, ``params`` and ``inspect`` (docs/cli.md).
+
+This module only parses, validates and reports; :mod:`tumorca.runner` runs and :mod:`tumorca.io` writes and reads.
+Errors are one line on stderr, ``tumorca: error: ...``; exit status 2 for usage errors (bad options, names,
+values, paths, or a file that cannot be resumed), 1 for run errors (not enough memory or disk, a failed write),
+130 after SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import secrets
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import click
+
+from . import __version__, presets
+from ._constants import FIELD_NAMES
+from .errors import ResourceError, TumorcaError
+from .io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shape
+from .params import PARAMETERS, Params, tomllib
+
+#: Defaults of ``tumorca run``: a 256x256 lattice for 10 simulated days, a frame every simulated day, a checkpoint
+#: every 10 frames.
+DEFAULT_SHAPE = (256, 256)
+DEFAULT_DAYS = 10.0
+CHECKPOINT_FRAMES = 10
+MINUTES_PER_DAY = 1440.0
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class UsageProblem(click.UsageError):
+    """A usage error raised by tumorca's own checks (exit 2)."""
+
+
+class RunProblem(click.ClickException):
+    """A run error (exit 1)."""
+
+    exit_code = 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class TumorcaGroup(click.Group):
+    """A Click group whose errors are one line on stderr (Click's default prints the usage block too)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name or "tumorca", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "tumorca"
+            click.echo(f"tumorca: error: {_one_line(exc.format_message())} (see '{where} -h')", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"tumorca: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("tumorca: aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=TumorcaGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="tumorca", message="%(prog)s %(version)s")
+def cli() -> None:
+    """tumorca: a lattice cellular automaton of tumour growth, angiogenesis and the IFN-beta/neutrophil axis.
+
+    Start with 'tumorca run -o out.h5', list scenarios with 'tumorca presets' and parameters with
+    'tumorca params', look at a run file with 'tumorca inspect out.h5'.
+    """
+
+
+# -- parsing helpers ---------------------------------------------------------------------------------------------
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"512x512"`` or ``"128x128x128"`` -> tuple; UsageProblem unless 2 or 3 positive integers."""
+    parts = text.lower().replace("\u00d7", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageProblem(f"--shape must be 2 or 3 positive integers like 512x512 or 64x64x64, got {text!r}") \
+            from None
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise UsageProblem(f"--shape must be 2 or 3 positive integers like 512x512 or 64x64x64, got {text!r}")
+    return dims
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as TOML (``1``, ``1.5``, ``true``, ``"x"``); a bare word that is not
+    TOML (``dirichlet``) is taken as a string, so choices need no shell quoting."""
+    key, sep, raw = item.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key:
+        raise UsageProblem(f"--set expects KEY=VALUE, got {item!r}")
+    if not raw:
+        raise UsageProblem(f"--set {key}= has no value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if not raw.replace("-", "").replace("_", "").isalnum():
+            raise UsageProblem(f"--set {key}: {raw!r} is not a TOML value (number, true/false or \"string\")") \
+                from None
+        value = raw
+    return key, value
+
+
+def parse_fields(text: str) -> tuple[str, ...]:
+    """``all``, ``none`` or a comma list of field names (unknown names: UsageProblem with the closest one)."""
+    t = text.strip()
+    if t == "all":
+        return FIELD_NAMES
+    if t in ("none", ""):
+        return ()
+    out = []
+    for name in (n.strip() for n in t.split(",")):
+        if name not in FIELD_NAMES:
+            close = difflib.get_close_matches(name, FIELD_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageProblem(f"unknown field {name!r}{hint}; fields are {', '.join(FIELD_NAMES)}, all or none")
+        out.append(name)
+    return tuple(out)
+
+
+def build_params(preset: str | None, config: Path | None, sets: tuple[str, ...]) -> Params:
+    """Parameters by precedence: defaults < preset < config file < ``--set``."""
+    try:
+        params = presets.get(preset) if preset else Params()
+        if config is not None:
+            params = Params.from_toml(config, base=params)
+        if sets:
+            params = params.replace(**dict(parse_set(s) for s in sets))
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    return params
+
+
+def check_output_path(path: Path, *, overwrite: bool, resume: bool) -> None:
+    """Usage errors for an output path that cannot be used; writes nothing the user can see."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.suffix == ".xdmf" or path.name.endswith(".ckpt.h5"):
+        raise UsageProblem(f"output {str(path)!r} would collide with a sidecar file name (.xdmf, .ckpt.h5)")
+    if not parent.exists():
+        raise UsageProblem(f"output directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise UsageProblem(f"output directory {str(parent)!r} is not a directory")
+    if path.is_dir():
+        raise UsageProblem(f"output {str(path)!r} is a directory")
+    try:  # the only reliable test (os.access says yes to root on a read-only mount)
+        fd, probe = tempfile.mkstemp(prefix=".tumorca-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageProblem(f"cannot write in output directory {str(parent)!r}: {exc.strerror or exc}") from None
+    if resume:
+        if not path.exists():
+            raise UsageProblem(f"--resume: {str(path)!r} does not exist")
+    elif path.exists() and not overwrite:
+        raise UsageProblem(f"{str(path)!r} exists; use --overwrite to replace it or --resume to continue it")
+
+
+# -- progress ----------------------------------------------------------------------------------------------------
+def _fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class Progress:
+    """Progress on stderr: a bar redrawn in place on a terminal, a plain line every 5 % otherwise."""
+
+    def __init__(self, stream=None, tty: bool | None = None, every_percent: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.every = every_percent
+        self._t0 = time.perf_counter()  # created just before the run: the rate includes setting it up
+        self._next: float | None = None
+        self._last_draw = 0.0
+        self._drawn = False
+
+    def __call__(self, step: int, total: int, first: int) -> None:
+        now = time.perf_counter()
+        if self._next is None:
+            self._next = self.every
+        rate = (step - first) / max(now - self._t0, 1e-9)
+        eta = (total - step) / rate if rate > 0 else float("inf")
+        pct = 100.0 * step / total
+        if self.tty:
+            if now - self._last_draw < 0.1 and step < total:
+                return
+            width = 30
+            fill = int(width * step / total)
+            self.stream.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {pct:5.1f}% {step}/{total} steps "
+                              f"{rate:7.1f} steps/s ETA {_fmt_seconds(eta)} ")
+            self.stream.flush()
+            self._last_draw = now
+            self._drawn = True
+        else:
+            done = 100.0 * (step - first) / max(1, total - first)
+            if done + 1e-9 >= self._next or step == total:
+                self.stream.write(f"tumorca: step {step}/{total} ({pct:.0f}%), {rate:.1f} steps/s, "
+                                  f"ETA {_fmt_seconds(eta)}\n")
+                self.stream.flush()
+                while self._next <= done + 1e-9:
+                    self._next += self.every
+
+    def finish(self) -> None:
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the run to stop after the current step (a second one exits at once: the file stays
+    readable to its last flushed frame, like after kill -9)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            os.write(2, b"tumorca: second interrupt, exiting without a checkpoint\n")
+            os._exit(130)
+        self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _echo(quiet: bool, text: str) -> None:
+    if not quiet:
+        click.echo(text, err=True)
+
+
+# -- commands ----------------------------------------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Run file to write (HDF5).")
+@click.option("--preset", help="Scenario to start from (see 'tumorca presets').")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file of parameters (key = value, at the top or under [params]).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set one parameter (value read as TOML); repeatable.  Overrides --config and --preset.")
+@click.option("--shape", metavar="NYxNX|NZxNYxNX", help="Lattice size  [default: 256x256].")
+@click.option("--steps", type=int, help="Steps to run (of dt_min each).")
+@click.option("--days", type=float, help=f"Simulated days to run instead of --steps  [default: {DEFAULT_DAYS:g}].")
+@click.option("--every", type=int, help="A frame every this many steps  [default: one simulated day].")
+@click.option("--fields", help="Fields in each frame: comma list of " + ", ".join(FIELD_NAMES) +
+              ", or all or none  [default: all].")
+@click.option("--compression", type=click.Choice(COMPRESSIONS), help="Frame compression  [default: gzip].")
+@click.option("--seed", type=int, help="Random seed in [0, 2**64)  [default: drawn at random and recorded].")
+@click.option("--threads", type=int, help="Engine threads  [default: the CPUs available].")
+@click.option("--checkpoint-every", type=int,
+              help=f"A checkpoint every this many steps (0: only at the end)  [default: {CHECKPOINT_FRAMES} "
+                   "frames' worth].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--resume", is_flag=True, help="Continue the cut-off or interrupted run in OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, ...], shape: str | None,
+        steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
+        seed: int | None, threads: int | None, checkpoint_every: int | None, overwrite: bool, resume: bool,
+        quiet: bool) -> None:
+    """Run a simulation into an HDF5 run file (plus OUT.xdmf for ParaView).
+
+    \b
+    Examples:
+      tumorca run -o wt.h5 --preset wild-type --days 14
+      tumorca run -o ko.h5 --preset ifnb-knockout --shape 512x512 --seed 7 --fields o2,vegf_free
+      tumorca run -o t.h5 --config my.toml --set neut_kill_rate=0.002 --steps 200 --every 10
+      tumorca run --resume -o ko.h5
+    """
+    if overwrite and resume:
+        raise UsageProblem("--overwrite and --resume exclude each other")
+    if steps is not None and days is not None:
+        raise UsageProblem("give --steps or --days, not both")
+    if steps is not None and steps <= 0:
+        raise UsageProblem(f"--steps must be a positive integer, got {steps}")
+    if days is not None and not (days > 0 and math.isfinite(days)):
+        raise UsageProblem(f"--days must be positive, got {days:g}")
+    if every is not None and every <= 0:
+        raise UsageProblem(f"--every must be a positive integer, got {every}")
+    if checkpoint_every is not None and checkpoint_every < 0:
+        raise UsageProblem(f"--checkpoint-every must be 0 or a positive integer, got {checkpoint_every}")
+    if seed is not None and not 0 <= seed < 2 ** 64:
+        raise UsageProblem(f"--seed must be in [0, 2**64), got {seed}")
+    if threads is not None and threads < 1:
+        raise UsageProblem(f"--threads must be a positive integer, got {threads}")
+    if preset is not None and preset not in presets.PRESETS:
+        try:
+            presets.changes(preset)
+        except TumorcaError as exc:
+            raise UsageProblem(str(exc)) from None
+    shape_t = parse_shape(shape) if shape is not None else None
+    fields_t = parse_fields(fields) if fields is not None else None
+    params_given = preset is not None or config is not None or bool(sets)
+    params = build_params(preset, config, sets)
+    check_output_path(output, overwrite=overwrite, resume=resume)
+    command_line = shlex.join(["tumorca"] + sys.argv[1:]) if sys.argv else "tumorca"
+    provenance = {"command_line": command_line}
+
+    from . import runner  # the engine loads here, after the arguments are known to be good
+
+    if resume:
+        _resume(output, runner, provenance, threads, quiet, shape=shape_t, params=params if params_given else None,
+                seed=seed, steps=steps, days=days, every=every, fields=fields_t, compression=compression,
+                checkpoint_every=checkpoint_every)
+        return
+
+    dt = params.dt_min
+    if steps is None:
+        steps = max(1, round((days if days is not None else DEFAULT_DAYS) * MINUTES_PER_DAY / dt))
+    if every is None:
+        every = min(steps, max(1, round(MINUTES_PER_DAY / dt)))
+    elif every > steps:
+        raise UsageProblem(f"--every {every} is larger than the run ({steps} steps)")
+    if checkpoint_every is None:
+        checkpoint_every = CHECKPOINT_FRAMES * every
+    try:
+        plan = RunPlan(shape=shape_t or DEFAULT_SHAPE, params=params,
+                       seed=seed if seed is not None else secrets.randbits(63), steps=steps, every=every,
+                       fields=FIELD_NAMES if fields_t is None else fields_t, compression=compression or "gzip",
+                       checkpoint_every=checkpoint_every, preset=preset or "")
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    _refuse_live_target(output, overwrite)
+    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+    _echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
+                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
+                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
+                 f"-> {output}")
+    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
+                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
+
+
+def _refuse_live_target(output: Path, overwrite: bool) -> None:
+    """--overwrite never replaces a run file that a live process is still writing."""
+    if not (overwrite and output.exists()):
+        return
+    from .io.reader import RunReader
+
+    try:
+        with RunReader(output) as r:
+            st = r.status
+    except TumorcaError:
+        return  # not a tumorca run file: --overwrite may replace it
+    if st.state == "running" and not st.resumable:
+        raise UsageProblem(f"{str(output)!r} is {st.detail}; refusing to overwrite it")
+
+
+def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int):
+    try:
+        return runner.check_resources(plan, output, existing)
+    except ResourceError as exc:
+        raise RunProblem(str(exc)) from None
+
+
+def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, quiet: bool, **given: Any) -> None:
+    from .io.reader import RunReader
+
+    try:
+        reader = RunReader(output)
+    except TumorcaError as exc:
+        raise UsageProblem(f"--resume: {exc}") from None
+    with reader:
+        days = given.pop("days")
+        if days is not None:
+            dt = (given["params"] or reader.plan.params).dt_min
+            given["steps"] = max(1, round(days * MINUTES_PER_DAY / dt))
+        given = {k: v for k, v in given.items() if v is not None}
+        try:
+            runner.check_resume(reader, given)
+            plan = reader.plan
+        except TumorcaError as exc:
+            raise UsageProblem(f"--resume: {exc}") from None
+        ck = reader.checkpoint_step()
+        on_disk = reader.n_rows - 1
+    est = _check_resources(runner, plan, output, output.stat().st_size)
+    start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
+    _echo(quiet, f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
+                 f"{est.describe()}")
+    _execute(lambda stop, prog: runner.resume(output, provenance=provenance, threads=threads, given=given,
+                                              progress=prog, stop=stop), output, quiet)
+
+
+def _execute(call: Callable[[Callable[[], bool], Any], Any], output: Path, quiet: bool) -> None:
+    """Run with signal handling and progress; report the end in one line."""
+    progress = Progress()
+    with _StopOnSignal() as stop:
+        try:
+            outcome = call(stop, None if quiet else progress)
+        except RunFileError as exc:
+            progress.finish()
+            msg = str(exc)
+            if getattr(exc, "resumable", False):
+                msg += f"; after fixing the cause, continue with: tumorca run --resume -o {shlex.quote(str(output))}"
+            if getattr(exc, "broken", False):
+                # HDF5 holds writes it cannot complete; a normal exit would retry them while tearing down (noise,
+                # and crashes seen with HDF5 2.0).  The file on disk is as of its last flush, so leave now.
+                click.echo(f"tumorca: error: {msg}", err=True)
+                sys.stderr.flush()
+                sys.stdout.flush()
+                os._exit(1)
+            raise RunProblem(msg) from None
+        except TumorcaError as exc:
+            progress.finish()
+            raise RunProblem(str(exc)) from None
+    progress.finish()
+    if outcome.status == "interrupted":
+        name = signal.Signals(stop.signum).name if stop.signum else "signal"
+        click.echo(f"tumorca: {name} at step {outcome.step} of {outcome.steps}: checkpoint written; continue with: "
+                   f"tumorca run --resume -o {shlex.quote(str(output))}", err=True)
+        sys.exit(130)
+    size = output.stat().st_size
+    rate = (outcome.step - outcome.first_step) / max(outcome.wall_seconds, 1e-9)
+    _echo(quiet, f"tumorca: wrote {output}: {outcome.frames} frames, {outcome.steps} steps, {fmt_bytes(size)} in "
+                 f"{outcome.wall_seconds:.1f} s ({rate:.1f} steps/s)")
+
+
+@cli.command("presets", context_settings=CONTEXT)
+def presets_cmd() -> None:
+    """List the scenario presets and the parameters each one changes."""
+    for name in presets.names():
+        desc, changes = presets.PRESETS[name]
+        click.echo(f"{name:<22} {desc}")
+        text = ", ".join(f"{k} = {v!r}" for k, v in changes.items()) or "(nothing: the defaults)"
+        click.echo(f"{'':<22} changes: {text}")
+
+
+@cli.command("params", context_settings=CONTEXT)
+@click.option("--toml", "as_toml", is_flag=True, help="Print a TOML config file with every default, to edit.")
+def params_cmd(as_toml: bool) -> None:
+    """List every model parameter with its default, unit and allowed range."""
+    group = None
+    for s in PARAMETERS:
+        if s.group != group:
+            sep = "\n" if group is not None else ""
+            group = s.group
+            click.echo(f"{sep}# {group}" if as_toml else f"{sep}[{group}]")
+        if as_toml:
+            value = json.dumps(s.default) if s.kind is not bool else str(s.default).lower()
+            click.echo(f"# {s.doc} ({s.unit or 'dimensionless'}; {s.describe_range()})")
+            click.echo(f"{s.name} = {value}")
+        else:
+            click.echo(f"  {s.name:<26} {s.default!s:<12} {s.unit or '-':<11} {s.describe_range():<24} {s.doc}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+def inspect(path: Path, as_json: bool) -> None:
+    """Describe a run file: size, frames, time span, parameters, and whether it is complete, still being
+    written, interrupted or cut off."""
+    from .io.reader import RunReader
+
+    try:
+        reader = RunReader(path)
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    with reader:
+        a = reader.attrs
+        st = reader.status
+        times = reader.times
+        ck = reader.checkpoint_step()
+        changed = reader.changed_parameters()
+        info = {
+            "file": str(path), "status": st.state, "detail": st.detail, "format_version": a.get("format_version"),
+            "tumorca_version": a.get("tumorca_version"), "shape": list(reader.shape),
+            "dx_um": a.get("dx_um"), "dt_min": a.get("dt_min"), "steps_planned": int(a["steps"]),
+            "steps_on_disk": reader.n_rows - 1, "frames": reader.n_frames, "frames_planned": int(a["frames_planned"]),
+            "every": int(a["every"]), "time_min": [float(times[0]), float(times[-1])] if len(times) else [],
+            "layers": reader.layers, "compression": a.get("compression"), "preset": a.get("preset"),
+            "seed": int(a["seed"]), "threads": a.get("threads"), "host": a.get("host"),
+            "start_time": a.get("start_time"), "end_time": reader.run_info().get("end_time") or None,
+            "command_line": a.get("command_line"), "checkpoint_step": ck,
+            "resumed": len(json.loads(a.get("resume_history", "[]"))),
+            "changed_parameters": {k: v for k, (v, _) in changed.items()}, "file_bytes": path.stat().st_size,
+        }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    span = (f"{info['time_min'][0]:g}-{info['time_min'][1]:g} min "
+            f"({info['time_min'][1] / MINUTES_PER_DAY:.2f} days)") if times.size else "none yet"
+    lines = [
+        f"file:        {path} ({fmt_bytes(info['file_bytes'])})",
+        f"status:      {st.detail}" + (f"; continue with: tumorca run --resume -o {shlex.quote(str(path))}"
+                                       if st.resumable and st.state != "running" else ""),
+        f"shape:       {fmt_shape(reader.shape)} ({len(reader.shape)}D), dx {info['dx_um']:g} um, "
+        f"dt {info['dt_min']:g} min",
+        f"steps:       {max(info['steps_on_disk'], 0)} of {info['steps_planned']} on disk",
+        f"frames:      {info['frames']} of {info['frames_planned']} (every {info['every']} steps), time {span}",
+        f"layers:      {', '.join(info['layers'])} ({info['compression']})",
+        f"preset:      {info['preset'] or 'none (defaults)'}",
+        f"seed:        {info['seed']}",
+        f"version:     tumorca {info['tumorca_version']}, format {info['format_version']}",
+        f"written:     {info['start_time']} .. {info['end_time'] or '(not finished)'} on {info['host']}, "
+        f"{info['threads']} threads" + (f", resumed {info['resumed']}x" if info["resumed"] else ""),
+        f"command:     {info['command_line']}",
+    ]
+    if ck is not None:
+        lines.append(f"checkpoint:  step {ck} ({reader.checkpoint_path.name})")
+    if changed:
+        lines.append("parameters that differ from the defaults:")
+        for k, (v, d) in changed.items():
+            lines.append(f"  {k} = {v!r}" + (f" (default {d!r})" if d is not None else " (unknown to this version)"))
+    else:
+        lines.append("parameters:  all defaults")
+    click.echo("\n".join(lines))
+
+
+def main() -> NoReturn:
+    """Entry point of the ``tumorca`` console script."""
+    cli.main(prog_name="tumorca")
+    raise SystemExit(0)  # pragma: no cover - cli.main always exits
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""RunReader: reads a run file (docs/FORMAT.md), finished, still being written, or cut off.
+
+Needs only h5py, NumPy and tumorca's pure-Python modules (no compiled engine).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..params import PARAMETERS
+from .checkpoint import load_checkpoint_file, read_state
+from .._constants import FIELD_NAMES
+from .layout import FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names, sidecar_paths
+
+_DEFAULTS = {s.name: s.default for s in PARAMETERS}
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a run file stands.
+
+    Attributes
+    ----------
+    state : str
+        ``complete``; ``running`` (its writer process is alive); ``interrupted`` (stopped by a signal after writing
+        a checkpoint); ``cut off`` (its writer died, e.g. ``kill -9`` or a crash); ``failed`` (a write failed).
+    detail : str
+        One line for people.
+    resumable : bool
+        Whether ``tumorca run --resume`` can continue it.
+    """
+
+    state: str
+    detail: str
+    resumable: bool
+
+
+def _pid_alive(pid: int, start_ticks: int) -> bool:
+    """Whether process ``pid`` (started at ``start_ticks``, 0 = unknown) is alive on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return False
+    if start_ticks:
+        from .writer import process_start_ticks
+        now = process_start_ticks(pid)
+        if now and now != start_ticks:
+            return False  # the pid was reused by another process
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False  # a zombie has finished writing
+    except (OSError, IndexError):
+        pass
+    return True
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.rstrip(b"\0 ").decode("utf-8", "replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class RunReader:
+    """Read-only access to a run file, safe while another process writes it.
+
+    The file is opened in SWMR read mode (the only mode in which a file whose writer was killed opens), falling
+    back to a plain open.  Call :meth:`refresh` to see frames written since.
+
+    Parameters
+    ----------
+    path : path-like
+        The run file.
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing, not HDF5, not a tumorca run file, or of an unknown format major version.
+
+    Examples
+    --------
+    >>> with RunReader("out.h5") as run:                           # doctest: +SKIP
+    ...     print(run.shape, run.n_frames, run.status.state)
+    ...     o2_last = run.frame("o2", -1)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise RunFileError(f"{str(self.path)!r} does not exist")
+        if self.path.is_dir():
+            raise RunFileError(f"{str(self.path)!r} is a directory, not a run file")
+        try:
+            self.file = h5py.File(self.path, "r", swmr=True)
+        except OSError:
+            try:
+                self.file = h5py.File(self.path, "r")
+            except OSError as exc:
+                msg = " ".join(str(exc).split())
+                if not h5py.is_hdf5(self.path):
+                    raise RunFileError(f"{str(self.path)!r} is not an HDF5 file") from None
+                raise RunFileError(f"cannot open {str(self.path)!r}: {msg}") from None
+        try:
+            fmt = _decode(self.file.attrs.get("format", ""))
+            if fmt != FORMAT_NAME:
+                raise RunFileError(f"{str(self.path)!r} is not a tumorca run file (no format = {FORMAT_NAME!r} "
+                                   "attribute)")
+            version = str(_decode(self.file.attrs.get("format_version", "")))
+            if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+                raise RunFileError(f"{str(self.path)!r} has format version {version}; this tumorca reads "
+                                   f"{FORMAT_VERSION.split('.')[0]}.x")
+        except BaseException:
+            self.file.close()
+            raise
+        self.attrs: dict[str, Any] = {k: _decode(v) for k, v in self.file.attrs.items()}
+        self._plan: RunPlan | None = None
+        self._refresh_counts()
+
+    # -- context manager -------------------------------------------------------------------------------------
+    def __enter__(self) -> "RunReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self.file.id.valid:
+            self.file.close()
+
+    # -- plan and metadata -----------------------------------------------------------------------------------
+    @property
+    def plan(self) -> RunPlan:
+        """The run's plan (shape, parameters, seed, steps, frames...).  ParameterError if the file's parameters
+        are unknown to this tumorca version."""
+        if self._plan is None:
+            self._plan = RunPlan.from_attrs(self.attrs)
+        return self._plan
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """All parameters as stored (JSON), without validation."""
+        return json.loads(self.attrs["parameters"])
+
+    def changed_parameters(self) -> dict[str, tuple[Any, Any]]:
+        """Parameters that differ from this version's defaults: name -> (value, default); unknown names map to
+        (value, None)."""
+        out = {}
+        for k, v in self.parameters.items():
+            d = _DEFAULTS.get(k)
+            if k not in _DEFAULTS or v != d:
+                out[k] = (v, d)
+        return out
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Lattice shape as given to the run: (ny, nx) or (nz, ny, nx)."""
+        return tuple(int(d) for d in np.asarray(self.attrs["shape"]).ravel())
+
+    @property
+    def shape3(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in np.asarray(self.attrs["lattice_shape"]).ravel())
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the frame datasets (T, nz, ny, nx)."""
+        present = [k for k, v in self.file.items() if isinstance(v, h5py.Dataset) and v.ndim == 4]
+        order = layer_names(FIELD_NAMES)  # file order: base layers, then fields in FIELD_NAMES order
+        return sorted(present, key=lambda k: (order.index(k) if k in order else len(order), k))
+
+    @property
+    def xdmf_path(self) -> Path:
+        return sidecar_paths(self.path)[0]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return sidecar_paths(self.path)[1]
+
+    # -- contents --------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """See what a live writer has flushed since (SWMR ``refresh`` of every dataset)."""
+        if self.file.swmr_mode:
+            for name in ["time", "step"] + self.layers:
+                self.file[name].refresh()
+            for ds in self.file["timeseries"].values():
+                ds.refresh()
+        self._refresh_counts()
+
+    def _refresh_counts(self) -> None:
+        f = self.file
+        # /time is written after the layers of a frame are flushed, so its length counts complete frames only.
+        self._n_frames = min([f["time"].shape[0], f["step"].shape[0]] + [f[k].shape[0] for k in self.layers])
+        self._n_rows = min(ds.shape[0] for ds in f["timeseries"].values())
+
+    @property
+    def n_frames(self) -> int:
+        """Frames on disk (as of the last :meth:`refresh`)."""
+        return self._n_frames
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the per-step time series on disk (step 0 .. n_rows - 1)."""
+        return self._n_rows
+
+    @property
+    def times(self) -> np.ndarray:
+        """Time in minutes of each frame on disk."""
+        return self.file["time"][: self._n_frames]
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Step index of each frame on disk."""
+        return self.file["step"][: self._n_frames]
+
+    def frame(self, name: str, i: int) -> np.ndarray:
+        """Layer ``name`` of frame ``i`` (negative counts from the last frame on disk), in the run's shape."""
+        if name not in self.layers:
+            raise KeyError(f"no layer {name!r} in {str(self.path)!r}; layers are {', '.join(self.layers)}")
+        n = self._n_frames
+        if not -n <= i < n:
+            raise IndexError(f"frame {i} out of range: {n} frames on disk")
+        return self.file[name][i % n].reshape(self.shape)
+
+    def timeseries(self) -> dict[str, np.ndarray]:
+        """Every per-step quantity (``step`` included) over the rows on disk."""
+        return {k: ds[: self._n_rows] for k, ds in self.file["timeseries"].items()}
+
+    def final_state(self) -> dict[str, Any]:
+        """The engine state at the end of a complete run (``Simulation.from_state`` continues it)."""
+        if self.run_info().get("status") != "complete":
+            raise RunFileError(f"{str(self.path)!r} holds no final state (the run did not complete)")
+        return read_state(self.file["checkpoint"])
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The latest checkpoint this run can resume from: the sibling ``OUT.ckpt.h5`` if it belongs to this run,
+        else None (resume then restarts from the initial state).  RunFileError if it belongs to another run."""
+        ck = self.checkpoint_path
+        if not ck.exists():
+            return None
+        run_id, state = load_checkpoint_file(ck)
+        if run_id != self.attrs.get("run_id"):
+            raise RunFileError(f"checkpoint {str(ck)!r} belongs to another run than {str(self.path)!r}")
+        return state
+
+    def checkpoint_step(self) -> int | None:
+        """Step of the sibling checkpoint, or None if there is none (reads only its attributes)."""
+        ck = self.checkpoint_path
+        try:
+            with h5py.File(ck, "r") as f:
+                return int(f.attrs["step_index"])
+        except (OSError, KeyError):
+            return None
+
+    # -- status ----------------------------------------------------------------------------------------------
+    def run_info(self) -> dict[str, Any]:
+        """The ``/run`` datasets: ``status``, ``end_time``, ``steps_done``, ``wall_seconds``, ``error``."""
+        run = self.file["run"]
+        out = {}
+        for name, ds in run.items():
+            if self.file.swmr_mode:
+                ds.refresh()
+            out[name] = _decode(ds[()])
+        return out
+
+    @property
+    def status(self) -> RunStatus:
+        """Whether the run is complete, being written, interrupted or cut off (see :class:`RunStatus`)."""
+        a = self.attrs
+        run = self.run_info()
+        state = run.get("status", "running")
+        steps = int(a["steps"])
+        planned = int(a["frames_planned"])
+        if state == "complete":
+            if self._n_frames == planned and self._n_rows == steps + 1:
+                return RunStatus("complete", f"complete: {steps} steps, {planned} frames", False)
+            return RunStatus("failed", f"marked complete but holds {self._n_frames} of {planned} frames", True)
+        last = f"step {self._n_rows - 1}" if self._n_rows else "no step yet"
+        if state == "interrupted":
+            return RunStatus("interrupted", f"interrupted at step {run.get('steps_done', '?')} of {steps}", True)
+        if state == "failed":
+            return RunStatus("failed", f"stopped at step {run.get('steps_done', '?')} of {steps}: "
+                             f"{run.get('error', '')}", True)
+        pid, host = int(a.get("writer_pid", 0)), str(a.get("host", ""))
+        if host == socket.gethostname():
+            if _pid_alive(pid, int(a.get("writer_start", 0))):
+                return RunStatus("running", f"still being written by process {pid} (on disk: {last} of {steps})",
+                                 False)
+            return RunStatus("cut off", f"cut off: its writer (process {pid}) ended without closing it; on disk: "
+                             f"{last} of {steps}", True)
+        return RunStatus("running", f"being written on host {host!r}, or cut off there (on disk: {last} of "
+                         f"{steps})", True)
+
+
+def open_run(path: str | Path) -> RunReader:
+    """Open a run file for reading (see :class:`RunReader`)."""
+    return RunReader(path)
+
+
+__all__ = ["RunReader", "RunStatus", "open_run"]

@@ -1,0 +1,617 @@
+"""RunWriter: streams a simulation into one HDF5 run file (docs/FORMAT.md) from a background thread.
+
+Design, and why:
+
+* The file is built under a temporary name, every dataset and attribute is created, SWMR mode is switched on, and
+  only then is it given the user's name (by a hard link that fails if the name exists, or by an atomic rename
+  for ``--overwrite``/``--resume``): bad input or a failure while setting up never creates, truncates or replaces
+  a user file.
+* SWMR (single writer, multiple readers): a reader can follow the run, and after ``kill -9`` the file opens in
+  SWMR read mode with every flushed frame.  SWMR forbids creating objects or attributes once on, so everything
+  the end of the run writes -- the ``/run`` status datasets and the final state in ``/checkpoint`` -- is laid
+  out before SWMR starts and only filled at the end.  The file is therefore never open in any other write mode
+  under the user's name: there is no moment at which a kill leaves it unreadable.
+* Each frame is written in two flushed phases, the layers first and ``time``/``step`` second, and the XDMF sidecar
+  is rewritten after that: the length of ``time`` therefore never counts a frame whose data is not on disk.
+* Compression runs on a writer thread (HDF5 releases the GIL while it writes), fed through a bounded queue, so the
+  engine does not wait on gzip unless the writer falls a whole queue behind.
+* Periodic checkpoints go to a sibling file ``OUT.ckpt.h5`` replaced atomically, after the frames and time-series
+  rows up to that step have been flushed: a checkpoint on disk always has its frames on disk.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import json
+import os
+import platform
+import queue
+import shutil
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None  # type: ignore[assignment]
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from .checkpoint import create_state_group, fill_state_group, save_checkpoint_file
+from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, SUMMARY_UNITS, TIMESERIES_CHUNK, RunFileError, RunPlan,
+                     cell_state_attrs, compression_kwargs, coordinates, fmt_bytes, frame_chunks, layer_meta,
+                     sidecar_paths,
+                     summary_dtype)
+from .xdmf import write_xdmf, xdmf_document, xdmf_frame
+
+#: Bytes kept for the error message in /run/error.
+ERROR_BYTES = 1024
+#: Items the writer thread may hold queued: bounds the memory held in frame copies (about this many frames).
+QUEUE_DEPTH = 3
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 with seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def process_start_ticks(pid: int | None = None) -> int:
+    """Start time of a process in clock ticks since boot (Linux ``/proc/PID/stat`` field 22), or 0 if unknown.
+
+    Stored with the writer's pid so ``inspect`` can tell a live writer from a reused pid.
+    """
+    try:
+        with open(f"/proc/{pid or os.getpid()}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    """One line for an I/O failure, naming disk-full and file-size-limit cases plainly."""
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "No space left" in text or "errno = 28" in text:
+        return "disk full (No space left on device)"
+    if code == errno.EDQUOT or "Disk quota exceeded" in text:
+        return "disk quota exceeded"
+    if code == errno.EFBIG or "File too large" in text or "errno = 27" in text:
+        return "file size limit reached (File too large)"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+class RunWriter:
+    """Writes one run: frames, the per-step time series, checkpoints and the final state.
+
+    Use :meth:`create` for a new run or :meth:`resume` to continue a cut-off one; then call :meth:`add_row` after
+    every step (and for step 0), :meth:`add_frame` on the plan's frame steps, :meth:`add_checkpoint` when a
+    checkpoint is due and :meth:`close` at the end.  Calls return as soon as the work is queued; a failure of the
+    writer thread is raised as :class:`RunFileError` by the next call.
+
+    Parameters are not meant to be passed to the constructor directly; see :meth:`create`.
+    """
+
+    def __init__(self, path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], run_id: str,
+                 f: h5py.File, n_frames: int, n_rows: int, last_step: int) -> None:
+        self.path = path
+        self.plan = plan
+        self.run_id = run_id
+        self.xdmf_path, self.checkpoint_path = sidecar_paths(path)
+        self._keys = keys
+        self._dtypes = dtypes
+        self._f = f
+        # Every handle the writer uses, opened once and kept: releasing a dataset handle makes HDF5 write its
+        # cached chunks, and a failure there (disk full) could only be printed, never raised (see _fail).
+        self._ds = {name: f[name] for name in ["time", "step"] + plan.layers}
+        self._ts = {name: f["timeseries"][name] for name in ["step"] + keys}
+        self._run = {name: f["run"][name] for name in f["run"]}
+        self._times: list[float] = [float(t) for t in self._ds["time"][:n_frames]]
+        self._n_frames = n_frames    # frames on disk (length of /time)
+        self._n_rows = n_rows        # time-series rows on disk
+        self._rows: list[list[Any]] = []
+        self._last_step = last_step  # step of the last row handed over (thread-side bookkeeping for messages)
+        self._flushed_step = last_step  # step of the last row flushed to disk
+        self._frame_step = last_step if n_frames else -1  # step of the last frame on disk
+        self._reserve = 256 * 1024  # slack for HDF5 metadata and the end-of-run attributes
+        self._xdmf_frames: list[str] = []
+        self.broken = False  # True after a failed HDF5 write: see _fail
+        self._keepalive: BaseException | None = None
+        self._error: BaseException | None = None
+        self._error_msg = ""
+        self._closed = False
+        self._t0 = time.perf_counter()
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._thread = threading.Thread(target=self._work, name="tumorca-writer", daemon=True)
+        self._thread.start()
+
+    # -- construction ----------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, plan: RunPlan, summary: Mapping[str, Any], state: dict[str, Any],
+               provenance: Mapping[str, Any], overwrite: bool = False) -> "RunWriter":
+        """Create a new run file at ``path`` and return its writer.
+
+        Parameters
+        ----------
+        path : path-like
+            Output file.  Must not exist unless ``overwrite``; an existing file is replaced only once the new one
+            has been set up.
+        plan : RunPlan
+            What the run computes and stores.
+        summary : mapping
+            One ``Simulation.summary()``: its keys become the time series (in this order) and its values set each
+            series' type.
+        state : dict
+            One ``Simulation.get_state()``: the final state's datasets are laid out from it.
+        provenance : mapping
+            ``command_line`` and ``threads`` (further keys are stored as root attributes too).
+        overwrite : bool
+            Replace an existing file.
+
+        Raises
+        ------
+        RunFileError
+            If the file cannot be created, or ``path`` exists and ``overwrite`` is false.
+        """
+        path = Path(path)
+        keys = [k for k in summary if k != "step"]
+        dtypes = [summary_dtype(summary[k]) for k in keys]
+        run_id = uuid.uuid4().hex
+        attrs = {"start_time": utc_now(), "run_id": run_id, "resume_history": "[]", **provenance}
+        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, run_id)
+        try:
+            cls._publish(tmp, path, replace=overwrite)
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        xdmf, ckpt = sidecar_paths(path)
+        ckpt.unlink(missing_ok=True)  # a stale checkpoint of an earlier run must never meet this file
+        w = cls(path, plan, keys, dtypes, run_id, f, 0, 0, -1)
+        w._write_xdmf_now()
+        return w
+
+    @classmethod
+    def resume(cls, path: str | Path, reader: "Any", checkpoint_step: int, state: dict[str, Any],
+               provenance: Mapping[str, Any]) -> "RunWriter":
+        """Rewrite a cut-off run file up to ``checkpoint_step`` and return a writer that continues it.
+
+        The frames with step <= ``checkpoint_step`` and the time-series rows 0..``checkpoint_step`` are copied
+        (compressed chunks byte for byte) into a new file, which then replaces ``path`` atomically; everything the
+        old file held after the checkpoint is dropped.  Works on a file left open by a killed writer, which only an
+        SWMR reader can open.
+
+        Parameters
+        ----------
+        path : path-like
+            The run file.
+        reader : RunReader
+            The file opened for reading (closed by this call).
+        checkpoint_step : int
+            Step of the checkpoint the run continues from (0: from the initial state).
+        state : dict
+            The engine state the run continues from (lays out the final state, as for :meth:`create`).
+        provenance : mapping
+            As for :meth:`create`; appended to ``resume_history``.
+        """
+        path = Path(path)
+        plan = reader.plan
+        old = reader.file
+        ts = old["timeseries"]
+        keys = [k for k in ts if k != "step"]
+        dtypes = [ts[k].dtype for k in keys]
+        keep_rows = min(reader.n_rows, checkpoint_step + 1)
+        if keep_rows < checkpoint_step + 1 and checkpoint_step > 0:
+            raise RunFileError(f"{str(path)!r} holds rows up to step {reader.n_rows - 1} only, but its checkpoint "
+                               f"is at step {checkpoint_step}")
+        steps_on_disk = reader.steps
+        keep_frames = int(np.count_nonzero(steps_on_disk <= checkpoint_step))
+        history = json.loads(str(reader.attrs.get("resume_history", "[]")))
+        history.append({"time": utc_now(), "from_step": checkpoint_step,
+                        "command_line": str(provenance.get("command_line", "")), "host": socket.gethostname()})
+        attrs = {k: reader.attrs[k] for k in ("start_time", "run_id", "command_line") if k in reader.attrs}
+        attrs.update({k: v for k, v in provenance.items() if k != "command_line"})
+        attrs["resume_history"] = json.dumps(history)
+        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, str(attrs["run_id"]), swmr=False)
+        try:
+            for name in plan.layers:
+                _copy_frames(old[name], f[name], keep_frames)
+            for name in ("time", "step"):
+                f[name].resize(keep_frames, axis=0)
+                f[name][:] = old[name][:keep_frames]
+            for name in ["step"] + keys:
+                f["timeseries"][name].resize(keep_rows, axis=0)
+                f["timeseries"][name][:] = ts[name][:keep_rows]
+            f.swmr_mode = True
+            f.flush()
+            reader.close()
+            cls._publish(tmp, path, replace=True)
+        except BaseException as exc:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {_describe_os_error(exc)}") \
+                    from None
+            raise
+        w = cls(path, plan, keys, dtypes, str(attrs["run_id"]), f, keep_frames, keep_rows, keep_rows - 1)
+        w._frame_step = int(steps_on_disk[keep_frames - 1]) if keep_frames else -1
+        w._write_xdmf_now()
+        return w
+
+    @staticmethod
+    def _build(path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], extra_attrs: Mapping[str, Any],
+               state: dict[str, Any], run_id: str, swmr: bool = True) -> tuple[Path, h5py.File]:
+        """Create the file layout under a temporary name beside ``path``; returns (temporary path, open file)."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            f = h5py.File(tmp, "w", libver=LIBVER)
+        except OSError as exc:
+            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+        try:
+            _create_layout(f, plan, keys, dtypes)
+            create_state_group(f.create_group("checkpoint"), state, run_id, step_index=plan.steps)
+            attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
+                     **plan.to_attrs(),
+                     "host": socket.gethostname(), "writer_pid": np.int64(os.getpid()),
+                     "writer_start": np.int64(process_start_ticks()), "python_version": platform.python_version(),
+                     "numpy_version": np.__version__, "h5py_version": h5py.version.version,
+                     "hdf5_version": h5py.version.hdf5_version}
+            for k, v in {**attrs, **extra_attrs}.items():
+                f.attrs[k] = v
+            if swmr:
+                f.swmr_mode = True
+                f.flush()
+        except BaseException as exc:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise
+        return tmp, f
+
+    @staticmethod
+    def _publish(tmp: Path, path: Path, replace: bool) -> None:
+        """Give the temporary file the user's name: a hard link (fails if the name exists) or, with ``replace``,
+        an atomic rename over the old file."""
+        try:
+            if replace:
+                os.replace(tmp, path)
+                return
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise RunFileError(f"{str(path)!r} already exists (use --overwrite to replace it or --resume to "
+                                   "continue it)") from None
+            except OSError:
+                # Filesystems without hard links: check, then rename (a small race window instead of none).
+                if path.exists():
+                    raise RunFileError(f"{str(path)!r} already exists (use --overwrite to replace it or --resume "
+                                       "to continue it)") from None
+                os.replace(tmp, path)
+                return
+            tmp.unlink()
+        except OSError as exc:
+            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+
+    # -- the caller's side ----------------------------------------------------------------------------------
+    @property
+    def frames_written(self) -> int:
+        """Frames on disk when the writer was created (resume: the frames kept); not updated as it writes."""
+        return self._n_frames
+
+    @property
+    def rows_written(self) -> int:
+        return self._n_rows
+
+    def add_row(self, summary: Mapping[str, Any]) -> None:
+        """Record the per-step quantities of one step (``Simulation.summary()``), in step order from 0."""
+        self._check()
+        try:
+            self._rows.append([summary["step"]] + [summary[k] for k in self._keys])
+        except KeyError as exc:
+            raise RunFileError(f"summary() lacks the quantity {exc.args[0]!r} this file records") from None
+
+    def add_frame(self, step: int, time_min: float, layers: Mapping[str, np.ndarray]) -> None:
+        """Queue one frame: ``layers`` maps every name of ``plan.layers`` to an array of the lattice shape.  The
+        arrays are kept until written: pass copies, not views of engine state."""
+        self._send_rows()
+        self._put(("frame", int(step), float(time_min), dict(layers)))
+
+    def add_checkpoint(self, state: dict[str, Any]) -> None:
+        """Queue a checkpoint (``Simulation.get_state()``); it replaces ``OUT.ckpt.h5`` once the frames and rows
+        before it are flushed."""
+        self._send_rows()
+        self._put(("checkpoint", state))
+
+    def sync(self) -> None:
+        """Wait until everything queued is written and flushed."""
+        self._send_rows()
+        self._put(("flush",))
+        self._queue.join()
+        self._check()
+
+    def close(self, status: str = "complete", final_state: dict[str, Any] | None = None) -> None:
+        """Write everything queued, end the SWMR session and record ``status`` (``complete``, ``interrupted`` or
+        ``failed``) with the end time; with ``final_state``, store it as the file's ``/checkpoint`` group.  A
+        complete run's sibling checkpoint is then deleted.  Raises RunFileError if any write failed."""
+        if self._closed:
+            return
+        self._send_rows()
+        self._put(("close", status, final_state))
+        self._thread.join()
+        self._closed = True
+        self._check()
+
+    def abort(self) -> None:
+        """Stop after an error in the caller: flush what is queued and close, leaving status ``running`` (so the
+        file reads as cut off and ``--resume`` applies).  Never raises."""
+        if self._closed:
+            return
+        try:
+            self._rows.clear()
+            self._queue.put(("abort",))
+            self._thread.join()
+        except BaseException:  # pragma: no cover - best effort on the way out
+            pass
+        self._closed = True
+
+    @property
+    def failure(self) -> str:
+        """The writer thread's error message, or ``""``."""
+        return self._error_msg
+
+    def _send_rows(self) -> None:
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self._put(("rows", rows))
+
+    def _put(self, item: tuple) -> None:
+        self._check()
+        if self._closed:
+            raise RunFileError(f"{str(self.path)!r} is closed")
+        self._queue.put(item)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            err = RunFileError(self._error_msg)
+            err.broken = self.broken  # the caller should end the process without closing HDF5 (see _fail)
+            err.resumable = True  # the file is a run cut short: --resume continues it
+            raise err from None
+
+    # -- the writer thread ----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            kind = item[0]
+            try:
+                if self._error is None:
+                    getattr(self, "_do_" + kind)(*item[1:])
+            except _CleanStop as stop:
+                self._stop_cleanly(stop.message)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller
+                self._fail(exc, kind, item)
+            finally:
+                self._queue.task_done()
+            if kind in ("close", "abort"):
+                return
+
+    def _on_disk(self) -> str:
+        if self._frame_step < 0:
+            return "it holds no frame yet"
+        return (f"it is readable up to step {self._flushed_step} (last frame: step {self._frame_step})")
+
+    def _fail(self, exc: BaseException, kind: str, item: tuple) -> None:
+        """A write failed inside HDF5 (e.g. the disk filled up between the space check and the write).
+
+        The library then holds dirty metadata it cannot write; closing the file, or even releasing a dataset
+        handle, makes it retry and fail again (and has crashed the interpreter at exit).  So the handles are kept
+        alive, untouched: the file on disk stays as it was at the last flush, which an SWMR reader opens and
+        --resume continues.  Callers that can should end the process with ``os._exit`` (the CLI does).
+        """
+        what = {"frame": f"the frame of step {item[1]}" if kind == "frame" else "",
+                "checkpoint": "a checkpoint", "rows": "the time series",
+                "close": "the end of the run"}.get(kind, kind)
+        self._error_msg = (f"writing {what} to {str(self.path)!r} failed: {_describe_os_error(exc)}; "
+                           f"{self._on_disk()}")
+        self._error = exc
+        self.broken = True
+        self._keepalive = exc  # its traceback holds the frames that hold the dataset handles
+
+    def _stop_cleanly(self, message: str) -> None:
+        """Not enough space for the next write: close the file properly, marked ``failed``, before anything is
+        lost (the file then opens like a finished one, and --resume continues it)."""
+        self._error_msg = f"{message}; {self._on_disk()}"
+        self._error = RunFileError(self._error_msg)
+        try:
+            self._do_flush()
+            self._set_status("failed", message)  # the /run datasets have their space already: this always fits
+            self._f.flush()
+            self._f.close()
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc, "close", ("close",))
+            self._error_msg = f"{message}; {self._on_disk()}"
+
+    def _check_space(self, what: str, need: int) -> None:
+        """Raise _CleanStop if the disk (or the process's file-size limit) may not hold ``need`` more bytes."""
+        reserve = need + self._reserve
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            free = None
+        if free is not None and free < reserve:
+            raise _CleanStop(f"disk nearly full: {fmt_bytes(free)} free in {str(self.path.parent)!r}, writing "
+                             f"{what} may need {fmt_bytes(reserve)}; stopped and closed {str(self.path)!r}")
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+        if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+            try:
+                size = os.stat(self.path).st_size
+            except OSError:
+                size = 0
+            if size + reserve > limit:
+                raise _CleanStop(f"file size limit ({fmt_bytes(limit)}, ulimit -f) nearly reached: writing {what} "
+                                 f"may need {fmt_bytes(reserve)} more; stopped and closed {str(self.path)!r}")
+
+    def _do_rows(self, rows: list[list[Any]]) -> None:
+        n, k = self._n_rows, len(rows)
+        cols = list(zip(*rows))
+        for j, name in enumerate(["step"] + self._keys):
+            ds = self._ts[name]
+            ds.resize(n + k, axis=0)
+            ds[n:] = np.asarray(cols[j], dtype=ds.dtype)
+        self._n_rows = n + k
+        self._last_step = int(rows[-1][0])
+
+    def _do_frame(self, step: int, time_min: float, layers: dict[str, np.ndarray]) -> None:
+        self._check_space(f"the frame of step {step}", self.plan.frame_bytes())
+        f, n = self._f, self._n_frames
+        shape4 = (1, *self.plan.shape3)
+        for name in self.plan.layers:
+            ds = self._ds[name]
+            ds.resize(n + 1, axis=0)
+            ds[n:] = np.reshape(layers[name], shape4)
+        f.flush()
+        # Phase two: only now does the frame count (the length of /time) include this frame.
+        for name, value in (("time", time_min), ("step", step)):
+            ds = self._ds[name]
+            ds.resize(n + 1, axis=0)
+            ds[n] = value
+        f.flush()
+        self._n_frames = n + 1
+        self._times.append(time_min)
+        self._flushed_step = self._last_step
+        self._frame_step = step
+        self._write_xdmf_now()
+
+    def _do_flush(self) -> None:
+        self._f.flush()
+        self._flushed_step = self._last_step
+
+    def _do_checkpoint(self, state: dict[str, Any]) -> None:
+        self._check_space("a checkpoint", _state_bytes(state))
+        self._do_flush()
+        try:
+            save_checkpoint_file(self.checkpoint_path, state, self.run_id)
+        except OSError as exc:
+            # The run file itself is intact and flushed: close it properly rather than leave it half-open.
+            raise _CleanStop(f"writing the checkpoint {str(self.checkpoint_path)!r} failed: "
+                             f"{_describe_os_error(exc)}; stopped and closed {str(self.path)!r}") from None
+
+    def _do_abort(self) -> None:
+        self._f.flush()
+        self._f.close()
+
+    def _set_status(self, status: str, error: str = "") -> None:
+        run = self._run
+        run["status"][()] = status.encode()
+        run["end_time"][()] = utc_now().encode()
+        run["steps_done"][()] = self._flushed_step
+        run["wall_seconds"][()] = time.perf_counter() - self._t0
+        run["error"][()] = error.encode("utf-8", "replace")[:ERROR_BYTES]
+
+    def _do_close(self, status: str, final_state: dict[str, Any] | None) -> None:
+        if final_state is not None:
+            self._check_space("the final state", _state_bytes(final_state))
+            fill_state_group(self._f["checkpoint"], final_state)
+        self._do_flush()
+        # The status is written after the final state is flushed: "complete" vouches for /checkpoint.
+        self._set_status(status)
+        self._f.flush()
+        self._f.close()
+        if status == "complete":
+            self.checkpoint_path.unlink(missing_ok=True)
+
+    def _write_xdmf_now(self) -> None:
+        n = self._n_frames
+        times = self._times
+        layers = [(name, self._ds[name].dtype) for name in self.plan.layers]
+        # Frame blocks are cached: each rewrite only joins them (the text of old frames never changes, except
+        # the dataset length, which xdmf_document fills in).
+        while len(self._xdmf_frames) < n:
+            i = len(self._xdmf_frames)
+            self._xdmf_frames.append(xdmf_frame(i, float(times[i]), self.path.name, self.plan.shape3,
+                                                self.plan.params.dx_um, layers))
+        del self._xdmf_frames[n:]
+        write_xdmf(self.xdmf_path, xdmf_document(self._xdmf_frames, n))
+
+
+class _CleanStop(Exception):
+    """Raised in the writer thread to stop with a properly closed file (not enough space, checkpoint failed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _state_bytes(state: dict[str, Any]) -> int:
+    return sum(np.asarray(a).nbytes for a in state["arrays"].values())
+
+
+def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np.dtype]) -> None:
+    """Every dataset of a run file, empty along time, with units and dimension scales (docs/FORMAT.md)."""
+    nz, ny, nx = plan.shape3
+    dx = plan.params.dx_um
+    t = f.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=np.float64)
+    t.attrs.update({"units": "min", "long_name": "simulated time of each frame"})
+    t.make_scale("time")
+    for name, n in (("z", nz), ("y", ny), ("x", nx)):
+        d = f.create_dataset(name, data=coordinates(n, dx))
+        d.attrs.update({"units": "um", "long_name": f"{name} of the site centre"})
+        d.make_scale(name)
+    s = f.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=np.int64)
+    s.attrs.update({"units": "1", "long_name": "step index of each frame"})
+    s.dims[0].attach_scale(t)
+    for name in plan.layers:
+        dtype, units, long_name = layer_meta(name)
+        ds = f.create_dataset(name, shape=(0, nz, ny, nx), maxshape=(None, nz, ny, nx), dtype=dtype,
+                              chunks=frame_chunks(plan.shape3, dtype.itemsize),
+                              **compression_kwargs(plan.compression, dtype))
+        ds.attrs.update({"units": units, "long_name": long_name})
+        if name == "tissue":
+            ds.attrs.update(cell_state_attrs())
+        for axis, scale in enumerate(("time", "z", "y", "x")):
+            ds.dims[axis].attach_scale(f[scale])
+    run = f.create_group("run")
+    run.attrs["long_name"] = "how the run ended; written in place at the end (SWMR allows no new attributes)"
+    # Fixed-size datasets written now, so their space exists: setting them at the end never needs more disk.
+    for name, value in (("status", np.bytes_(b"running".ljust(16))), ("end_time", np.bytes_(b"".ljust(32))),
+                        ("steps_done", np.int64(-1)), ("wall_seconds", np.float64(0.0)),
+                        ("error", np.bytes_(b"".ljust(ERROR_BYTES)))):
+        run.create_dataset(name, data=value)
+    run["status"][()] = b"running"
+    g = f.create_group("timeseries")
+    g.attrs["long_name"] = "Simulation.summary() after every step (row i: after step i; row 0: initial state)"
+    st = g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=np.int64)
+    st.attrs.update({"units": "1", "long_name": "step index"})
+    st.make_scale("step")
+    for key, dtype in zip(keys, dtypes):
+        ds = g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=dtype)
+        ds.attrs["units"] = SUMMARY_UNITS.get(key, "")
+        ds.dims[0].attach_scale(st)
+
+
+def _copy_frames(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:
+    """Copy the first ``n`` frames.  With equal chunking and filters the compressed chunks are copied as they are
+    (bit-identical, no recompression); otherwise frame by frame through NumPy."""
+    dst.resize(n, axis=0)
+    if n == 0:
+        return
+    same = (src.chunks == dst.chunks and src.compression == dst.compression
+            and src.compression_opts == dst.compression_opts and src.shuffle == dst.shuffle
+            and src.dtype == dst.dtype)
+    if not same:
+        for i in range(n):
+            dst[i] = src[i]
+        return
+    _, nz, ny, nx = dst.shape
+    _, cz, cy, cx = dst.chunks
+    for i in range(n):
+        for z in range(0, nz, cz):
+            for y in range(0, ny, cy):
+                for x in range(0, nx, cx):
+                    mask, data = src.id.read_direct_chunk((i, z, y, x))
+                    dst.id.write_direct_chunk((i, z, y, x), data, mask)

@@ -1,0 +1,239 @@
+"""Run a simulation into a run file: the loop between the engine (:class:`tumorca.Simulation`) and the file writer
+(:class:`tumorca.io.RunWriter`), with resource estimates, resumption and a clean stop.
+
+The CLI parses and reports; this module does the work, and is usable from Python::
+
+    plan = RunPlan(shape=(256, 256), params=Params(), seed=1, steps=480, every=48)
+    outcome = run(plan, "out.h5", provenance={"command_line": "", "threads": 2})
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .errors import ResourceError
+from .io.layout import BASE_LAYERS, RunFileError, RunPlan, fmt_bytes, fmt_shape
+from .io.reader import RunReader
+from .io.writer import QUEUE_DEPTH, RunWriter
+
+#: progress(step, total_steps, first_step): called after every step.
+ProgressFn = Callable[[int, int, int], None]
+#: stop(): polled before every step; True ends the run with a checkpoint (status ``interrupted``).
+StopFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: ``status`` is ``complete`` or ``interrupted``; ``step`` the last step done."""
+
+    path: Path
+    status: str
+    step: int
+    steps: int
+    frames: int
+    wall_seconds: float
+    first_step: int
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """Up-front estimates of what a run needs and what is available (bytes; None where unknown)."""
+
+    memory: int
+    memory_available: int | None
+    file: int
+    disk_free: int | None
+
+    def describe(self) -> str:
+        return f"memory ~{fmt_bytes(self.memory)}, file up to {fmt_bytes(self.file)} uncompressed"
+
+
+def estimate_resources(plan: RunPlan, path: str | Path) -> ResourceEstimate:
+    """Estimate memory (engine state, frames and checkpoint copies queued for the writer) and file size
+    (uncompressed: an upper bound) of a run, with the memory and disk space available."""
+    from .simulation import available_memory, bytes_per_site  # the engine's own accounting
+
+    nz, ny, nx = plan.shape3
+    sites = nz * ny * nx
+    state = sites * bytes_per_site()
+    memory = state + (QUEUE_DEPTH + 1) * max(plan.frame_bytes(), state)
+    try:
+        disk = shutil.disk_usage(Path(path).resolve().parent).free
+    except OSError:
+        disk = None
+    return ResourceEstimate(memory, available_memory(), plan.projected_file_bytes(
+        state_bytes_per_site=bytes_per_site()), disk)
+
+
+def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) -> ResourceEstimate:
+    """:func:`estimate_resources`, raising ResourceError (naming both figures) if memory or disk is short.
+
+    ``existing_bytes`` is space that the run frees or reuses (the file it replaces or resumes)."""
+    est = estimate_resources(plan, path)
+    shape = fmt_shape(plan.shape)
+    if est.memory_available is not None and est.memory > est.memory_available:
+        raise ResourceError(f"a {shape} lattice needs about {fmt_bytes(est.memory)} of memory (state and write "
+                            f"buffers) but {fmt_bytes(est.memory_available)} is available; its file would take up "
+                            f"to {fmt_bytes(est.file)} before compression")
+    if est.disk_free is not None and est.file > est.disk_free + existing_bytes:
+        raise ResourceError(f"the run file may grow to {fmt_bytes(est.file)} ({plan.n_frames} frames of "
+                            f"{fmt_bytes(plan.frame_bytes())} before compression) but only "
+                            f"{fmt_bytes(est.disk_free)} is free in {str(Path(path).resolve().parent)!r} "
+                            f"(memory needed: about {fmt_bytes(est.memory)}); write fewer frames (--every, "
+                            "--fields) or a smaller lattice")
+    return est
+
+
+def snapshot_layers(sim: Any, plan: RunPlan) -> dict[str, np.ndarray]:
+    """Copies of the site layers a frame stores (the engine mutates its arrays in place, so views would not do)."""
+    neut = sim.neutrophils
+    out = {}
+    for name in plan.layers:
+        if name in BASE_LAYERS:
+            source = BASE_LAYERS[name][0]
+            view = neut[source.split(":")[1]] if source.startswith("neutrophils:") else getattr(sim, source)
+        else:
+            view = sim.field(name)
+        out[name] = np.array(view, copy=True)
+    return out
+
+
+def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
+        overwrite: bool = False, progress: ProgressFn | None = None, stop: StopFn | None = None) -> RunOutcome:
+    """Run ``plan`` from the initial state into a new run file.
+
+    Parameters
+    ----------
+    plan : RunPlan
+        What to simulate and store.
+    path : path-like
+        Output file (must not exist unless ``overwrite``).
+    provenance : mapping
+        Root attributes recording how the run was started (``command_line``...).
+    threads : int, optional
+        Engine threads (default: the CPUs available).
+    overwrite : bool
+        Replace an existing file, once the new one is set up.
+    progress, stop : callable, optional
+        See :data:`ProgressFn` and :data:`StopFn`.
+
+    Returns
+    -------
+    RunOutcome
+
+    Raises
+    ------
+    tumorca.errors.TumorcaError
+        RunFileError if the file cannot be written, ResourceError/LatticeError/ParameterError from the engine.
+    """
+    from .simulation import Simulation
+
+    sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
+    first = sim.summary()
+    writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
+                              overwrite=overwrite)
+    return _drive(sim, writer, plan, progress, stop, first_summary=first)
+
+
+def check_resume(reader: RunReader, given: Mapping[str, Any]) -> None:
+    """Raise RunFileError unless ``reader``'s run can be resumed with the options ``given`` (only those the user
+    set: ``shape``, ``params``, ``seed``, ``steps``, ``every``, ``fields``, ``compression``, ``checkpoint_every``).
+    """
+    st = reader.status
+    name = str(reader.path)
+    if st.state == "complete":
+        raise RunFileError(f"{name!r} is a finished run ({st.detail}); nothing to resume")
+    if st.state == "running" and not st.resumable:
+        raise RunFileError(f"{name!r} is {st.detail}; stop that process first")
+    try:
+        plan = reader.plan
+    except (ValueError, KeyError) as exc:
+        raise RunFileError(f"{name!r} cannot be resumed by this tumorca: {exc}") from None
+    for key, value in given.items():
+        have = getattr(plan, key)
+        if key == "params":
+            if value != have:
+                diff = sorted(k for k in value if value[k] != have[k])
+                shown = ", ".join(f"{k} = {value[k]!r} (file: {have[k]!r})" for k in diff[:3])
+                raise RunFileError(f"{name!r} was run with other parameters: {shown}")
+        elif key == "shape":
+            if tuple(value) != tuple(have):
+                raise RunFileError(f"{name!r} has shape {fmt_shape(have)}, not {fmt_shape(value)}")
+        elif key == "fields":
+            if tuple(value) != tuple(have):
+                raise RunFileError(f"{name!r} stores fields {','.join(have) or 'none'}, not "
+                                   f"{','.join(value) or 'none'}")
+        elif value != have:
+            raise RunFileError(f"{name!r} was run with {key.replace('_', '-')} {have}, not {value}")
+
+
+def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
+           given: Mapping[str, Any] | None = None, progress: ProgressFn | None = None,
+           stop: StopFn | None = None) -> RunOutcome:
+    """Continue a cut-off or interrupted run from its last checkpoint, to the same end as the uninterrupted run.
+
+    Frames and time-series rows written after the checkpoint are dropped and recomputed; the finished file then
+    equals the uninterrupted run's in every dataset.  Raises RunFileError if the file cannot be resumed (see
+    :func:`check_resume`); ``given`` are the options the user set, each of which must match the file.
+    """
+    from .simulation import Simulation
+
+    reader = RunReader(path)
+    try:
+        check_resume(reader, given or {})
+        plan = reader.plan
+        state = reader.checkpoint()
+        if state is not None:
+            sim = Simulation.from_state(state, threads=threads)
+        else:
+            sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
+        c = sim.step_index
+        if c > plan.steps:
+            raise RunFileError(f"checkpoint of {str(path)!r} is at step {c}, past the run's {plan.steps} steps")
+        writer = RunWriter.resume(path, reader, c, sim.get_state(), {**provenance, "threads": sim.threads})
+    finally:
+        reader.close()
+    return _drive(sim, writer, plan, progress, stop)
+
+
+def _drive(sim: Any, writer: RunWriter, plan: RunPlan, progress: ProgressFn | None, stop: StopFn | None,
+           first_summary: Mapping[str, Any] | None = None) -> RunOutcome:
+    t0 = time.perf_counter()
+    first = sim.step_index
+    status = "complete"
+    try:
+        if first == 0:
+            # A fresh run, or a resume with nothing usable on disk: record the initial state.
+            if writer.rows_written == 0:
+                writer.add_row(first_summary or sim.summary())
+            if writer.frames_written == 0:
+                writer.add_frame(0, sim.time_min, snapshot_layers(sim, plan))
+        while sim.step_index < plan.steps:
+            if stop is not None and stop():
+                status = "interrupted"
+                break
+            sim.step(1)
+            s = sim.step_index
+            writer.add_row(sim.summary())
+            if plan.is_frame(s):
+                writer.add_frame(s, sim.time_min, snapshot_layers(sim, plan))
+            if plan.is_checkpoint(s) and s < plan.steps:
+                writer.add_checkpoint(sim.get_state())
+            if progress is not None:
+                progress(s, plan.steps, first)
+        if status == "complete":
+            writer.close("complete", final_state=sim.get_state())
+        else:
+            writer.add_checkpoint(sim.get_state())
+            writer.close("interrupted")
+    except BaseException:
+        writer.abort()
+        raise
+    done = sim.step_index
+    return RunOutcome(writer.path, status, done, plan.steps, plan.frames_until(done),
+                      time.perf_counter() - t0, first)
