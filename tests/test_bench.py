@@ -28,3 +28,22 @@ def test_isolated_case_and_growth_fit():
     assert row["shape"] == [16, 16] and row["peak_rss_bytes"] > 0
     fit = bench.growth_scaling((32, 32), 1, 5)
     assert fit["live_last"] >= 1 and set(fit) >= {"seconds_per_step_fixed", "seconds_per_live_cell"}
+
+
+def test_bench_command_writes_json_and_rejects_bad_input(tmp_path):
+    from click.testing import CliRunner
+
+    from tumorca.cli import cli
+
+    out = tmp_path / "b.json"
+    res = CliRunner().invoke(cli, ["bench", "--sizes", "16x16", "--threads", "1", "--steps", "2",
+                                   "--roofline-mb", "4", "--json", str(out), "--streaming"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["cases"][0]["shape"] == [16, 16] and doc["cases"][0]["streaming_overhead"] is not None
+    assert "16x16" in res.stdout
+    for args, msg in ((["--threads", "0"], "--threads"), (["--sizes", "4x"], "--shape"),
+                      (["--preset", "wildtype"], "unknown preset"), (["--steps", "0"], "--steps"),
+                      (["--json", str(tmp_path / "nope" / "b.json")], "does not exist")):
+        res = CliRunner().invoke(cli, ["bench", "--sizes", "8x8"] + args)
+        assert res.exit_code == 2 and msg in res.output, (args, res.output)

@@ -213,6 +213,29 @@ def bench(sizes: list[tuple[int, ...]], threads: list[int], steps: int = 10, pre
             "scaling": scaling}
 
 
+def streaming_overhead(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wild-type",
+                       every: int = 10, seed: int = 1) -> float:
+    """Fractional extra wall time of a run that writes HDF5 frames every ``every`` steps (gzip-1, all layers) over
+    the same steps without any file, both from the initial state."""
+    import tempfile
+    from pathlib import Path
+
+    from .io.layout import RunPlan
+    from .runner import run
+
+    params = case_params(shape, preset)
+    t0 = time.perf_counter()
+    Simulation(shape, params, seed=seed, threads=threads).step(steps)
+    bare = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = RunPlan(shape=tuple(shape), params=params, seed=seed, steps=steps, every=min(every, steps))
+        t0 = time.perf_counter()
+        run(plan, Path(tmp) / "bench.h5", provenance={"command_line": "tumorca bench", "threads": threads},
+            threads=threads)
+        written = time.perf_counter() - t0
+    return written / bare - 1.0
+
+
 def format_table(doc: dict[str, Any]) -> str:
     """A short human-readable table of a :func:`bench` document."""
     lines = []
@@ -231,4 +254,6 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append(f"{'x'.join(map(str, c['shape'])):>13} {c['threads']:3d} {c['steps_per_s']:8.2f} "
                      f"{c['site_updates_per_s']:10.3e} {c['o2_sweeps_per_step']:6.1f} {sp} {ratio} "
                      f"{c['rss_bytes_per_site']:7.1f}  {desc}")
+        if c["streaming_overhead"] is not None:
+            lines.append(f"{'':>13}     HDF5 frames every 10 steps: {100 * c['streaming_overhead']:+.1f} % wall time")
     return "\n".join(lines)

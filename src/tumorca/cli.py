@@ -1,4 +1,4 @@
-"""The ``tumorca`` command line: ``run``, ``presets``, ``params`` and ``inspect`` (docs/cli.md).
+"""The ``tumorca`` command line: ``run``, ``presets``, ``params``, ``bench`` and ``inspect`` (docs/cli.md).
 
 This module only parses, validates and reports; :mod:`tumorca.runner` runs and :mod:`tumorca.io` writes and reads.
 Errors are one line on stderr, ``tumorca: error: ...``; exit status 2 for usage errors (bad options, names,
@@ -471,6 +471,62 @@ def params_cmd(as_toml: bool) -> None:
             click.echo(f"{s.name} = {value}")
         else:
             click.echo(f"  {s.name:<26} {s.default!s:<12} {s.unit or '-':<11} {s.describe_range():<24} {s.doc}")
+
+
+@cli.command("bench", context_settings=CONTEXT)
+@click.option("--sizes", default="512x512,1024x1024,2048x2048,128x128x128", show_default=True,
+              help="Comma list of lattice shapes.")
+@click.option("--threads", "threads_text", default="1,2", show_default=True, help="Comma list of thread counts.")
+@click.option("--steps", type=int, default=10, show_default=True, help="Timed steps per case (after 3 warm-up).")
+@click.option("--preset", default="wild-type", show_default=True, help="Scenario preset of every case.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results as JSON.")
+@click.option("--reference/--no-reference", default=True, show_default=True,
+              help="Time the NumPy reference on the same state (lattices up to 1024x1024).")
+@click.option("--streaming/--no-streaming", default=False, show_default=True,
+              help="Also measure the cost of HDF5 frames every 10 steps (runs each case twice more).")
+@click.option("--roofline-mb", type=int, default=256, show_default=True, help="Array size of the STREAM kernels.")
+def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path: Path | None, reference: bool,
+              streaming: bool, roofline_mb: int) -> None:
+    """Measure steps/s, site-updates/s, time and bandwidth per phase, memory per site and thread speed-up,
+    beside a memory-bandwidth roofline and the NumPy reference measured in the same run (docs/performance.md)."""
+    from . import bench
+
+    shapes = [parse_shape(s.strip()) for s in sizes.split(",") if s.strip()]
+    try:
+        threads = [int(t) for t in threads_text.split(",")]
+    except ValueError:
+        raise UsageProblem(f"--threads must be a comma list of positive integers, got {threads_text!r}") from None
+    if not shapes or not threads or min(threads) < 1:
+        raise UsageProblem(f"--threads must be a comma list of positive integers, got {threads_text!r}")
+    if steps < 1:
+        raise UsageProblem(f"--steps must be >= 1, got {steps}")
+    if roofline_mb < 1:
+        raise UsageProblem(f"--roofline-mb must be >= 1, got {roofline_mb}")
+    try:
+        presets.changes(preset)
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    if json_path is not None:
+        _check_writable_dir(json_path)
+    try:
+        doc = bench.bench(shapes, threads, steps=steps, preset=preset, reference=reference,
+                          roofline_mb=roofline_mb, streaming=bench.streaming_overhead if streaming else None,
+                          progress=lambda row: click.echo(f"  measured {fmt_shape(tuple(row['shape']))} on "
+                                                          f"{row['threads']} thread(s)", err=True))
+    except TumorcaError as exc:
+        raise RunProblem(str(exc)) from None
+    click.echo(bench.format_table(doc))
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=2))
+        click.echo(f"tumorca: wrote {json_path}", err=True)
+
+
+def _check_writable_dir(path: Path) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise UsageProblem(f"directory {str(parent)!r} of {str(path)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageProblem(f"directory {str(parent)!r} of {str(path)!r} is not writable")
 
 
 @cli.command(context_settings=CONTEXT)
