@@ -12,7 +12,7 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from _philox cimport tc_draw, tc_u01, tc_below
 cimport _defs
-from _moore cimport TC_DZ, TC_DY, TC_DX
+from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick
 
 cnp.import_array()
 
@@ -29,11 +29,6 @@ cdef struct NeutRules:
 
 cdef inline bint _live(uint8_t s) noexcept nogil:
     return s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q
-
-
-cdef inline bint _inside(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t nz, Py_ssize_t ny,
-                         Py_ssize_t nx) noexcept nogil:
-    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx
 
 
 def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
@@ -73,7 +68,7 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
             rowflags[r] = _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed,
                                     step, &R, &counts[r, 0])
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            if _near_flag(rowflags, r // ny, r % ny, nz, ny):
+            if near_flag(rowflags, r // ny, r % ny, nz, ny, 1):
                 counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny)
         for k in range(substeps):
             purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (k << 8))
@@ -87,17 +82,6 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
                 _clear_row(neut, neut_p, neut_age, prop, r // ny, r % ny)
     tot = counts_arr.sum(axis=0)
     return int(tot[0]), int(tot[1]), int(tot[2])
-
-
-cdef inline bint _near_flag(const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, Py_ssize_t nz,
-                            Py_ssize_t ny) noexcept nogil:
-    """True if row (z, y) or a row next to it (in y and z) is flagged."""
-    cdef Py_ssize_t zz, yy
-    for zz in range(z - 1, z + 2):
-        for yy in range(y - 1, y + 2):
-            if 0 <= zz < nz and 0 <= yy < ny and rowflags[zz * ny + yy]:
-                return True
-    return False
 
 
 # Returns 1 if the row holds a kill proposal, so the kill pass can skip rows far from any.
@@ -199,7 +183,7 @@ cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p
     cdef uint64_t site
     cdef uint32_t w[4]
     cdef int d, pick
-    cdef double c, g, total, cum, target
+    cdef double c, g, total
     cdef double weights[26]
     cdef uint8_t flag = 0, out
     for x in range(nx):
@@ -227,19 +211,7 @@ cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p
             if total > 0.0:
                 site = <uint64_t>((z * ny + y) * nx + x)
                 tc_draw(seed, step, site, purpose, w)
-                target = tc_u01(w[1]) * total
-                cum = 0.0
-                pick = -1
-                for d in range(26):
-                    if weights[d] > 0.0:
-                        cum = cum + weights[d]
-                        if target < cum:
-                            pick = d
-                            break
-                if pick < 0:
-                    for d in range(26):
-                        if weights[d] > 0.0:
-                            pick = d
+                pick = weighted_pick(weights, tc_u01(w[1]) * total)
                 out = <uint8_t>(pick + 1)
                 flag = 1
         prop[z, y, x] = out
@@ -272,7 +244,7 @@ cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:
     cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, wz, wy, wx
     cdef int d
     cdef int64_t winner
-    if not _near_flag(rowflags, z, y, nz, ny):
+    if not near_flag(rowflags, z, y, nz, ny, 1):
         return
     for x in range(nx):
         if not neut[z, y, x]:

@@ -13,7 +13,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 from _philox cimport tc_draw, tc_u01
 cimport _defs
-from _moore cimport TC_DZ, TC_DY, TC_DX
+from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick
 
 cnp.import_array()
 
@@ -195,11 +195,6 @@ cdef struct TipRules:
     int excl_r
 
 
-cdef inline bint _inside(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t nz, Py_ssize_t ny,
-                         Py_ssize_t nx) noexcept nogil:
-    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx
-
-
 cdef inline int64_t _tip_key(uint64_t seed, uint32_t step, uint64_t site) noexcept nogil:
     cdef uint32_t w[4]
     tc_draw(seed, step, site, _defs.TC_PURPOSE_TIP, w)
@@ -269,24 +264,13 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
             rowflags[r] = _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
                                           &R)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            if rowflags[r] or _near_flag(rowflags, r // ny, r % ny, nz, ny, 2):
+            if rowflags[r] or near_flag(rowflags, r // ny, r % ny, nz, ny, 2):
                 _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R,
-                                 _near_flag(rowflags, r // ny, r % ny, nz, ny, 2))
+                                 near_flag(rowflags, r // ny, r % ny, nz, ny, 2))
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] & 2:
                 _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step)
     return None
-
-
-cdef inline bint _near_flag(const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, Py_ssize_t nz,
-                            Py_ssize_t ny, uint8_t bit) noexcept nogil:
-    """True if row (z, y) or a row next to it (in y and z) has ``bit`` set."""
-    cdef Py_ssize_t zz, yy
-    for zz in range(z - 1, z + 2):
-        for yy in range(y - 1, y + 2):
-            if 0 <= zz < nz and 0 <= yy < ny and (rowflags[zz * ny + yy] & bit):
-                return True
-    return False
 
 
 # Row flags of the tip phase: bit 0 = the row has a tip or a sprout candidate, bit 1 = it has a move proposal.
@@ -300,7 +284,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
     cdef uint32_t w[4]
     cdef uint8_t s, t, out, flags = 0
     cdef int d, pick
-    cdef double v, m, p, wgt, total, cum, target
+    cdef double v, m, p, wgt, total
     cdef double weights[26]
     cdef bint blocked, fusion_ok
     for x in range(nx):
@@ -347,19 +331,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
                         weights[d] = 1.0 + R.chi * wgt
                         total = total + weights[d]
                 if total > 0.0:
-                    target = tc_u01(w[2]) * total
-                    cum = 0.0
-                    pick = -1
-                    for d in range(26):
-                        if weights[d] > 0.0:
-                            cum = cum + weights[d]
-                            if target < cum:
-                                pick = d
-                                break
-                    if pick < 0:  # rounding guard: the last candidate
-                        for d in range(26):
-                            if weights[d] > 0.0:
-                                pick = d
+                    pick = weighted_pick(weights, tc_u01(w[2]) * total)
                     t = tissue[z + TC_DZ[pick], y + TC_DY[pick], x + TC_DX[pick]]
                     if t == _defs.TC_EC_TIP or t == _defs.TC_EC_STALK:
                         out = _defs.TC_TIP_FUSE
