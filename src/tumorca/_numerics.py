@@ -40,3 +40,164 @@ def tridiagonal_factors(n: int, alpha: float, dirichlet: bool) -> tuple[np.ndarr
 def float32_exact(value: float) -> float:
     """``value`` rounded to the nearest float32, as a Python float (values stored in float32 fields)."""
     return float(np.float32(value))
+
+
+#: Red-black Gauss-Seidel sweeps on the coarsest multigrid level (at most 3 sites per axis: 27 unknowns, whose
+#: system is diagonally dominant enough that 20 sweeps solve it far below any useful tolerance).
+MG_COARSE_SWEEPS = 20
+#: Stop coarsening once no axis is longer than this.
+MG_COARSEST_AXIS = 3
+
+
+def _axis_transfer(pos: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Prolongation and restriction tables between one axis of ``len(pos)`` cells and its coarsening by 2.
+
+    Coarse cell J is the union of fine cells 2J and 2J+1 (a lone last cell when the length is odd) and sits at the
+    mean position of its children.  A fine cell takes the linear interpolation between the two coarse centres that
+    bracket it (the nearest one alone beyond the last centre).  Restriction is the transpose of that, each row
+    scaled to sum to 1 so that it averages: in the interior this is full weighting (1, 3, 3, 1)/8.
+
+    Returns
+    -------
+    cpos : coarse positions; ja, jb, wa, wb : fine i = wa[i]*coarse[ja[i]] + wb[i]*coarse[jb[i]];
+    ridx, rw : (m, 4) coarse J = sum over t of rw[J, t]*fine[ridx[J, t]], in the order t = 0..3 (weight 0 for a
+    missing fine cell, whose index is clipped into range).
+    """
+    n = len(pos)
+    m = (n + 1) // 2
+    cpos = np.array([pos[2 * j:2 * j + 2].mean() for j in range(m)])
+    ja = np.arange(n, dtype=np.intp) // 2
+    jb = ja.copy()
+    wa = np.ones(n)
+    wb = np.zeros(n)
+    for i in range(n):
+        j = ja[i]
+        other = j - 1 if pos[i] < cpos[j] else j + 1
+        if pos[i] != cpos[j] and 0 <= other < m:
+            jb[i] = other
+            wa[i] = (cpos[other] - pos[i]) / (cpos[other] - cpos[j])
+            wb[i] = 1.0 - wa[i]
+    ridx = np.zeros((m, 4), dtype=np.intp)
+    rw = np.zeros((m, 4))
+    for j in range(m):
+        for t in range(4):
+            i = 2 * j - 1 + t
+            ridx[j, t] = min(max(i, 0), n - 1)
+            if 0 <= i < n:
+                rw[j, t] = (wa[i] if ja[i] == j else 0.0) + (wb[i] if jb[i] == j else 0.0)
+        rw[j] /= rw[j].sum()
+    return cpos, ja, jb, wa, wb, ridx, rw
+
+
+class MultigridPlan:
+    """The grid hierarchy of the multigrid O2 solve, shared by the kernel and the NumPy reference.
+
+    Level 0 is the lattice; each coarser level halves (rounding up) every axis longer than one site, until no
+    axis is longer than :data:`MG_COARSEST_AXIS`.  Both implementations take every table from here, so their
+    transfers use the very same float64 weights.
+
+    Parameters
+    ----------
+    shape : (nz, ny, nx) of the lattice.
+
+    Attributes
+    ----------
+    shapes : list of (nz, ny, nx), one per level.
+    kscale : list of float64 arrays (3,): per-axis (z, y, x) factor on D/dx^2 at each level (1/4 per halving).
+    transfers : list, one per pair of levels (l, l+1), of three entries (z, y, x): None where the axis is not
+        coarsened, else the tables ``(ja, jb, wa, wb, ridx, rw)`` of :func:`_axis_transfer`.
+    work : fine-sweep equivalents of one V-cycle with ``presmooth``/``postsmooth`` sweeps (see :meth:`cycle_work`).
+    """
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        shape = tuple(int(n) for n in shape)
+        self.shapes = [shape]
+        self.kscale = [np.ones(3)]
+        self.transfers = []
+        pos = [np.arange(n, dtype=np.float64) for n in shape]
+        while max(self.shapes[-1]) > MG_COARSEST_AXIS:
+            cur = self.shapes[-1]
+            tr, new_shape, new_scale = [], [], self.kscale[-1].copy()
+            for a in range(3):
+                if cur[a] > 1:
+                    cpos, *tables = _axis_transfer(pos[a])
+                    pos[a] = cpos
+                    tr.append(tuple(tables))
+                    new_shape.append(len(cpos))
+                    new_scale[a] *= 0.25
+                else:
+                    tr.append(None)
+                    new_shape.append(1)
+            self.transfers.append(tr)
+            self.shapes.append(tuple(new_shape))
+            self.kscale.append(new_scale)
+
+    @property
+    def levels(self) -> int:
+        return len(self.shapes)
+
+    def sites(self, level: int) -> int:
+        return int(np.prod(self.shapes[level]))
+
+    def intermediate_shapes(self, level: int) -> list[tuple[int, int, int]]:
+        """Shapes met between the axis passes of a transfer from ``level`` to ``level + 1`` (x, y, z going
+        down; z, y, x going up), the final one excluded."""
+        if level >= self.levels - 1:
+            return []
+        fine, coarse = self.shapes[level], self.shapes[level + 1]
+        axes = [a for a in range(3) if self.transfers[level][a] is not None]
+        out = []
+        for order, start, end in ((axes[::-1], fine, coarse), (axes, coarse, fine)):
+            cur = list(start)
+            for a in order[:-1]:
+                cur[a] = end[a]
+                out.append(tuple(cur))
+        return out
+
+    def cycle_work(self, presmooth: int, postsmooth: int) -> float:
+        """Cost of one V-cycle in fine-grid sweeps: (pre + post + 1 residual) sweeps on every level above the
+        coarsest and :data:`MG_COARSE_SWEEPS` there, each weighted by its number of sites (O2-SOLVER.md's count)."""
+        n0 = float(np.prod(self.shapes[0]))
+        work = sum((presmooth + postsmooth + 1) * np.prod(s) / n0 for s in self.shapes[:-1])
+        if self.levels == 1:
+            return float(presmooth + postsmooth)
+        return float(work + MG_COARSE_SWEEPS * np.prod(self.shapes[-1]) / n0)
+
+
+class MultigridWorkspace:
+    """Scratch arrays of the compiled multigrid O2 solve for one lattice shape, allocated once per Simulation.
+
+    Parameters
+    ----------
+    shape : (nz, ny, nx) of the lattice.
+    parallel_sites : levels with fewer sites than this run their passes on one thread (waking a thread team
+        costs more than their work; the result does not depend on it).
+
+    Attributes
+    ----------
+    plan : the :class:`MultigridPlan`.
+    levels : one dict of flat float64 arrays per level: ``r`` (residual, then prolonged correction), ``t1`` and
+        ``t2`` (intermediates of the separable transfers) and, below the lattice, ``e``, ``f`` and ``diag``.
+    rowmax : per-row maxima of a lattice sweep.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], parallel_sites: int = 16384) -> None:
+        self.plan = MultigridPlan(shape)
+        self.parallel_sites = int(parallel_sites)
+        self.coarse_sweeps = MG_COARSE_SWEEPS
+        self.rowmax = np.zeros(shape[0] * shape[1], dtype=np.float64)
+        self.levels = []
+        plan = self.plan
+        for lvl, n in enumerate(plan.shapes):
+            arrays = {"r": np.zeros(plan.sites(lvl))}
+            scratch = max([1] + [int(np.prod(s)) for s in plan.intermediate_shapes(lvl)])
+            arrays["t1"] = np.zeros(scratch)
+            arrays["t2"] = np.zeros(scratch)
+            if lvl > 0:
+                for name in ("e", "f", "diag"):
+                    arrays[name] = np.zeros(plan.sites(lvl))
+            self.levels.append(arrays)
+
+    @property
+    def nbytes(self) -> int:
+        return self.rowmax.nbytes + sum(a.nbytes for lv in self.levels for a in lv.values())

@@ -28,7 +28,7 @@ SCHEMA: dict[str, Any] = {
     # rss_bytes_per_site: growth of the process's peak RSS over the case, divided by the sites (includes the
     # reference's temporaries when the reference runs in that case).
     "case": ["shape", "threads", "preset", "steps", "seconds_per_step", "steps_per_s", "site_updates_per_s",
-             "o2_sweeps_per_step", "phase_seconds_per_step", "phase_GBps", "phase_roofline_fraction",
+             "o2_sweep_equivalents_per_step", "phase_seconds_per_step", "phase_GBps", "phase_roofline_fraction",
              "peak_rss_bytes", "state_bytes_per_site", "rss_bytes_per_site", "speedup_vs_1_thread",
              "reference_seconds_per_step", "ratio_vs_reference", "streaming_overhead"],
 }
@@ -67,7 +67,8 @@ def roofline(threads: int, megabytes: int = 256, repeats: int = 5) -> dict[str, 
 def phase_bytes_per_site(ndim: int, sweeps: float, substeps: int) -> dict[str, float]:
     """Bytes each phase must move per site per step (compulsory traffic, neighbours assumed cached).
 
-    O2: each half-sweep streams c (read+write 8 B), tissue and source (2 B): 20 B per sweep.  Slow fields:
+    O2: each half-sweep streams c (read+write 8 B), tissue and source (2 B): 20 B per sweep-equivalent (``sweeps``
+    counts multigrid work in fine-sweep units).  Slow fields:
     secretion reads 26 B; each implicit axis reads and writes 8 B for three fields, plus bound-VEGF decay.
     Tumour: 5 B; endothelium: 3 B; neutrophils: 4 B plus 3 B per sub-move.  Perfusion: 3 B.
     """
@@ -109,11 +110,11 @@ def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wi
     sim.step(warmup)
     ref = _reference_seconds(sim.get_state()) if reference else None
     before = sim.phase_times
-    sweeps0 = sim.o2_solver_stats["sweeps_total"]
+    work0 = sim.o2_solver_stats["work_total"]
     t0 = time.perf_counter()
     sim.step(steps)
     dt = (time.perf_counter() - t0) / steps
-    sweeps = (sim.o2_solver_stats["sweeps_total"] - sweeps0) / steps
+    sweeps = (sim.o2_solver_stats["work_total"] - work0) / steps
     phases = {k: (v - before[k]) / steps for k, v in sim.phase_times.items()}
     n = int(np.prod(shape))
     model = phase_bytes_per_site(len(shape), sweeps, params.neut_substeps)
@@ -122,7 +123,7 @@ def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wi
     return {
         "shape": list(shape), "threads": threads, "preset": preset, "steps": steps,
         "seconds_per_step": dt, "steps_per_s": 1.0 / dt, "site_updates_per_s": n / dt,
-        "o2_sweeps_per_step": sweeps, "phase_seconds_per_step": phases, "phase_GBps": gbps,
+        "o2_sweep_equivalents_per_step": sweeps, "phase_seconds_per_step": phases, "phase_GBps": gbps,
         "phase_roofline_fraction": {k: (g / roof["scale32_GBps"] if roof else None) for k, g in gbps.items()},
         "peak_rss_bytes": peak, "state_bytes_per_site": bytes_per_site(), "rss_bytes_per_site": (peak - rss0) / n,
         "speedup_vs_1_thread": None, "reference_seconds_per_step": ref,
@@ -242,7 +243,7 @@ def format_table(doc: dict[str, Any]) -> str:
     for r in doc["roofline"]:
         lines.append(f"roofline {r['threads']} thread(s): triad {r['triad_GBps']:.1f} GB/s, "
                      f"float32 scale {r['scale32_GBps']:.1f} GB/s")
-    lines.append(f"{'lattice':>13} {'thr':>3} {'steps/s':>8} {'site-upd/s':>10} {'O2 sw':>6} {'x1thr':>6} "
+    lines.append(f"{'lattice':>13} {'thr':>3} {'steps/s':>8} {'site-upd/s':>10} {'O2 swq':>6} {'x1thr':>6} "
                  f"{'x ref':>7} {'B/site':>7}  slowest phases (s/step, % of roofline)")
     for c in doc["cases"]:
         ph = sorted(c["phase_seconds_per_step"].items(), key=lambda kv: -kv[1])[:3]
@@ -252,7 +253,7 @@ def format_table(doc: dict[str, Any]) -> str:
         ratio = f"{c['ratio_vs_reference']:7.1f}" if c["ratio_vs_reference"] else f"{'-':>7}"
         sp = f"{c['speedup_vs_1_thread']:6.2f}" if c["speedup_vs_1_thread"] else f"{'-':>6}"
         lines.append(f"{'x'.join(map(str, c['shape'])):>13} {c['threads']:3d} {c['steps_per_s']:8.2f} "
-                     f"{c['site_updates_per_s']:10.3e} {c['o2_sweeps_per_step']:6.1f} {sp} {ratio} "
+                     f"{c['site_updates_per_s']:10.3e} {c['o2_sweep_equivalents_per_step']:6.1f} {sp} {ratio} "
                      f"{c['rss_bytes_per_site']:7.1f}  {desc}")
         if c["streaming_overhead"] is not None:
             lines.append(f"{'':>13}     HDF5 frames every 10 steps: {100 * c['streaming_overhead']:+.1f} % wall time")

@@ -82,7 +82,21 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "stall)", source="O2-SOLVER.md", group="oxygen"),
     _p("o2_omega", 1.7, "", float, 1.0, 1.99, doc="over-relaxation factor of the red-black SOR O2 solve",
        source="O2-SOLVER.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
-    _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step", group="oxygen"),
+    _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step (o2_solver='sor')",
+       group="oxygen"),
+    _p("o2_solver", "multigrid", "", str, choices=("multigrid", "sor"),
+       doc="O2 solver: warm-started multigrid V-cycles with red-black Gauss-Seidel smoothing, or red-black SOR "
+           "(the reference and fallback); both stop on o2_tol (docs/o2-solver.md)",
+       source="O2-SOLVER.md (recommendation)", group="oxygen"),
+    _p("o2_mg_max_cycles", 500, "", int, 1, 10**6, doc="cap on multigrid V-cycles per step", group="oxygen"),
+    _p("o2_mg_presmooth", 2, "", int, 0, 50, doc="red-black Gauss-Seidel sweeps before the coarse correction "
+       "on each multigrid level", source="O2-SOLVER.md (V(2,2))", group="oxygen"),
+    _p("o2_mg_postsmooth", 2, "", int, 1, 50, doc="sweeps after the coarse correction on each level (at least "
+       "1: the stopping test reads the last lattice sweep)", source="O2-SOLVER.md (V(2,2))", group="oxygen"),
+    _p("o2_mg_vessel_uptake", 1.0e6, "1/min", float, 0.0, 1.0e12,
+       doc="uptake standing for a perfused vessel site on the coarse multigrid levels, averaged with its "
+           "neighbours (on the lattice itself vessels are held exactly)", source="O2-SOLVER.md (MG-A)",
+       group="oxygen"),
     _p("init_o2", 38.0, "mmHg", float, 0.0, 760.0, doc="O2 everywhere before the first solve",
        group="oxygen"),
     # slow fields

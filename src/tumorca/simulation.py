@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__
 from . import _fields, _neutrophils, _tissue, _vessels
 from ._constants import FIELD_NAMES, Cell
-from ._numerics import float32_exact, tridiagonal_factors
+from ._numerics import MultigridWorkspace, float32_exact, tridiagonal_factors
 from .errors import LatticeError, ParameterError, ResourceError
 from .initial import initial_state
 from .params import Params
@@ -164,7 +164,7 @@ class Simulation:
         self._prop = np.zeros(shape3, dtype=np.uint8)
         self._rowflags = np.zeros(nz * ny, dtype=np.uint8)
         self._rates = params.rates()
-        self._last_o2 = (0, 0.0)
+        self._last_o2 = (0, 0.0, 0.0)
         self._produced = (0.0, 0.0)
         self._neut_events = (0, 0, 0)
         self._born = 0
@@ -172,6 +172,7 @@ class Simulation:
         self._warned_o2 = False
         self._last_ifn = self.ifn_level()
         self._o2_sweeps_total = 0
+        self._o2_work_total = 0.0
         p = params
         self._uptake = np.zeros(8, dtype=np.float64)
         self._uptake[Cell.EMPTY] = p.o2_uptake_stroma
@@ -186,6 +187,10 @@ class Simulation:
             alpha = self._rates[_RATE_PREFIX[name] + "_alpha"]
             self._factors[name] = [tridiagonal_factors(n, alpha, field_dirichlet and n > 1) for n in shape3]
         self._identity = tridiagonal_factors(nx, 0.0, False)
+        # Coarse levels and scratch of the multigrid O2 solve, allocated once for the whole run.
+        self._mg = MultigridWorkspace(shape3) if p.o2_solver == "multigrid" else None
+        self._mg_cycle_work = (self._mg.plan.cycle_work(p.o2_mg_presmooth, p.o2_mg_postsmooth)
+                               if self._mg is not None else 0.0)
 
     @classmethod
     def from_state(cls, state: dict[str, Any], threads: int | None = None) -> "Simulation":
@@ -255,16 +260,24 @@ class Simulation:
                            p.vessel_inlets == "edge", r["regress_steps"])
         t1 = perf_counter()
         # 2. fields, sources and sinks frozen at the state of this step
-        sweeps, res = _fields.o2_solve(a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"],
-                                       float32_exact(p.o2_vessel), p.o2_boundary == "dirichlet",
-                                       float32_exact(p.o2_boundary_value), p.o2_omega, p.o2_tol,
-                                       p.o2_max_sweeps, nt)
-        self._last_o2 = (sweeps, res)
+        o2_args = (a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"], float32_exact(p.o2_vessel),
+                   p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value))
+        if self._mg is not None:
+            sweeps, res = _fields.o2_solve_multigrid(*o2_args, p.o2_mg_vessel_uptake, p.o2_mg_presmooth,
+                                                     p.o2_mg_postsmooth, p.o2_tol, p.o2_mg_max_cycles, self._mg,
+                                                     nt)
+            work = sweeps * self._mg_cycle_work
+        else:
+            sweeps, res = _fields.o2_solve(*o2_args, p.o2_omega, p.o2_tol, p.o2_max_sweeps, nt)
+            work = float(sweeps)
+        self._last_o2 = (sweeps, res, work)
         self._o2_sweeps_total += sweeps
+        self._o2_work_total += work
         if res > p.o2_tol and not self._warned_o2:
             self._warned_o2 = True
-            warnings.warn(f"O2 solve stopped at o2_max_sweeps = {p.o2_max_sweeps} with correction {res:.3g} mmHg > "
-                          f"o2_tol = {p.o2_tol:g} (step {self._step}); raise o2_max_sweeps or o2_tol",
+            cap = "o2_mg_max_cycles" if self._mg is not None else "o2_max_sweeps"
+            warnings.warn(f"O2 solve stopped at its cap ({cap} = {p[cap]}) with correction {res:.3g} mmHg > "
+                          f"o2_tol = {p.o2_tol:g} (step {self._step}); raise {cap} or o2_tol",
                           RuntimeWarning, stacklevel=3)
         t2 = perf_counter()
         p_sum = float(a["neut_p"][a["neut"] != 0].sum(dtype=np.float64))
@@ -396,7 +409,7 @@ class Simulation:
         ``neutrophils_n1`` (p < 0.5), ``neutrophils_n2``, ``mean_polarization``; ``neut_vegf_produced`` and
         ``neut_mmp9_produced`` (nM summed over sites, secreted by neutrophils during the last step),
         ``tumor_born``, ``neut_recruited``, ``neut_died`` and ``tumor_killed`` (events of the last step); O2 solver
-        ``o2_sweeps`` and ``o2_residual`` of the last step.
+        ``o2_sweeps`` (SOR sweeps, or multigrid V-cycles) and ``o2_residual`` of the last step.
         """
         a = self._arrays
         bc = np.bincount(a["tissue"].ravel(), minlength=len(Cell))
@@ -430,8 +443,12 @@ class Simulation:
 
     @property
     def o2_solver_stats(self) -> dict[str, float]:
-        """Sweeps and final correction of the last O2 solve, and total sweeps so far in this object."""
-        return {"sweeps": self._last_o2[0], "residual": self._last_o2[1], "sweeps_total": self._o2_sweeps_total}
+        """The last O2 solve: ``sweeps`` (SOR sweeps, or multigrid V-cycles), final Jacobi correction
+        ``residual``, ``work`` in lattice-sweep equivalents (a V-cycle counts as its smoothing and residual
+        passes on every level, weighted by the level's size), and ``sweeps_total`` and ``work_total`` over this
+        object's steps."""
+        return {"sweeps": self._last_o2[0], "residual": self._last_o2[1], "work": self._last_o2[2],
+                "sweeps_total": self._o2_sweeps_total, "work_total": self._o2_work_total}
 
     def __repr__(self) -> str:
         return (f"Simulation(shape={self.shape}, seed={self._seed}, step_index={self._step}, "
