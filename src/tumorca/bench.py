@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .params import Params
 from .presets import get as preset_params
-from .simulation import PHASES, Simulation, bytes_per_site  # noqa: F401 (PHASES re-exported)
+from .simulation import PHASES, Simulation, bytes_per_site, solver_bytes_per_site  # noqa: F401 (PHASES re-exported)
 
 #: The JSON document ``tumorca bench --json`` writes: top-level keys and, for each case, its keys.
 SCHEMA: dict[str, Any] = {
@@ -29,7 +29,8 @@ SCHEMA: dict[str, Any] = {
     # reference's temporaries when the reference runs in that case).
     "case": ["shape", "threads", "preset", "steps", "seconds_per_step", "steps_per_s", "site_updates_per_s",
              "o2_sweep_equivalents_per_step", "phase_seconds_per_step", "phase_GBps", "phase_roofline_fraction",
-             "peak_rss_bytes", "state_bytes_per_site", "rss_bytes_per_site", "speedup_vs_1_thread",
+             "peak_rss_bytes", "state_bytes_per_site", "solver_bytes_per_site", "rss_bytes_per_site",
+             "speedup_vs_1_thread",
              "reference_seconds_per_step", "ratio_vs_reference", "streaming_overhead"],
 }
 
@@ -125,7 +126,8 @@ def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wi
         "seconds_per_step": dt, "steps_per_s": 1.0 / dt, "site_updates_per_s": n / dt,
         "o2_sweep_equivalents_per_step": sweeps, "phase_seconds_per_step": phases, "phase_GBps": gbps,
         "phase_roofline_fraction": {k: (g / roof["scale32_GBps"] if roof else None) for k, g in gbps.items()},
-        "peak_rss_bytes": peak, "state_bytes_per_site": bytes_per_site(), "rss_bytes_per_site": (peak - rss0) / n,
+        "peak_rss_bytes": peak, "state_bytes_per_site": bytes_per_site(),
+        "solver_bytes_per_site": solver_bytes_per_site(params), "rss_bytes_per_site": (peak - rss0) / n,
         "speedup_vs_1_thread": None, "reference_seconds_per_step": ref,
         "ratio_vs_reference": (ref / dt) if ref else None, "streaming_overhead": None,
     }

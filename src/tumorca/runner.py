@@ -56,12 +56,12 @@ class ResourceEstimate:
 def estimate_resources(plan: RunPlan, path: str | Path) -> ResourceEstimate:
     """Estimate memory (engine state, frames and checkpoint copies queued for the writer) and file size
     (uncompressed: an upper bound) of a run, with the memory and disk space available."""
-    from .simulation import available_memory, bytes_per_site  # the engine's own accounting
+    from .simulation import available_memory, bytes_per_site, solver_bytes_per_site  # the engine's accounting
 
     nz, ny, nx = plan.shape3
     sites = nz * ny * nx
     state = sites * bytes_per_site()
-    memory = state + (QUEUE_DEPTH + 1) * max(plan.frame_bytes(), state)
+    memory = state + sites * solver_bytes_per_site(plan.params) + (QUEUE_DEPTH + 1) * max(plan.frame_bytes(), state)
     try:
         disk = shutil.disk_usage(Path(path).resolve().parent).free
     except OSError:

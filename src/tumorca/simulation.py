@@ -80,14 +80,27 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def check_memory(shape3: tuple[int, int, int]) -> int:
-    """Estimate the bytes a lattice needs; ResourceError if more than is available.  Returns the estimate."""
+#: Upper bound of the multigrid workspace per lattice site (float64 lattice residual, transfer scratch and the
+#: coarse levels; measured 29 B/site on 512^2 and 22 B/site on 128^3, docs/o2-solver.md).
+MULTIGRID_BYTES_PER_SITE = 32
+
+
+def solver_bytes_per_site(params: Params | None = None) -> int:
+    """Bytes per site the O2 solver allocates besides the state (0 for SOR)."""
+    solver = params.o2_solver if params is not None else "multigrid"
+    return MULTIGRID_BYTES_PER_SITE if solver == "multigrid" else 0
+
+
+def check_memory(shape3: tuple[int, int, int], params: Params | None = None) -> int:
+    """Estimate the bytes a lattice needs (state, scratch and solver workspace); ResourceError if more than is
+    available.  Returns the estimate."""
     nz, ny, nx = shape3
-    need = nz * ny * nx * bytes_per_site()
+    per_site = bytes_per_site() + solver_bytes_per_site(params)
+    need = nz * ny * nx * per_site
     avail = available_memory()
     if avail is not None and need > avail:
         raise ResourceError(f"lattice {nz}x{ny}x{nx} needs {_fmt_bytes(need)} of memory "
-                            f"({bytes_per_site()} B/site) but only {_fmt_bytes(avail)} is available")
+                            f"({per_site} B/site) but only {_fmt_bytes(avail)} is available")
     return need
 
 
@@ -147,7 +160,7 @@ class Simulation:
             raise ParameterError(f"params must be a tumorca.Params, got {type(params).__name__}")
         seed = _check_seed(seed)
         threads = _check_threads(threads)
-        check_memory(shape3)
+        check_memory(shape3, params)
         self._setup(shape3, len(tuple(shape)), params, seed, threads, 0, initial_state(shape3, params))
 
     # -- construction ---------------------------------------------------------------------------------------
