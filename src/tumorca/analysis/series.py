@@ -315,6 +315,19 @@ def format_compare(table: Any, measures: Sequence[str] | None = None) -> str:
     return "\n".join([fmt(head)] + [fmt(b) for b in body])
 
 
+def format_runs(rows: Sequence[Mapping[str, Any]], measures: Sequence[str] | None = None) -> str:
+    """Rows of :func:`summarize_run` as text: one line per measure, one column per run."""
+    keys = list(measures or SUMMARY_COLUMNS)
+    head = ["measure"] + [str(r["name"]) for r in rows]
+    body = [["group"] + [str(r.get("group", "")) for r in rows], ["seed"] + [str(r["seed"]) for r in rows],
+            ["status"] + [str(r["status"]) for r in rows]]
+    for k in keys:
+        body.append([k] + [_num(float(r.get(k, float("nan")))) for r in rows])
+    widths = [max(len(x[c]) for x in [head] + body) for c in range(len(head))]
+    return "\n".join("  ".join(x.ljust(w) if c == 0 else x.rjust(w) for c, (x, w) in enumerate(zip(row, widths)))
+                     for row in [head] + body)
+
+
 def _num(x: float) -> str:
     if x == 0 or not math.isfinite(x):
         return f"{x:g}"
@@ -327,4 +340,4 @@ def _num(x: float) -> str:
 
 
 __all__ = ["measure_run", "run_growth_rate", "summarize_run", "summarize_runs", "compare", "aggregate",
-           "format_compare", "save_table", "SUMMARY_COLUMNS", "MEASURE_LAYERS"]
+           "format_compare", "format_runs", "save_table", "SUMMARY_COLUMNS", "MEASURE_LAYERS"]
