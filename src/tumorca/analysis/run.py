@@ -31,7 +31,8 @@ class LayerView:
         self._run = run
         self.name = name
         dtype, units, long_name = layer_meta(name) if _known(name) else (None, "", name)
-        ds = run.reader.file[name]
+        ds = run._ds[name]
+        self._dsobj = ds
         self.dtype = ds.dtype
         self.units = str(ds.attrs.get("units", units))
         if isinstance(self.units, bytes):  # pragma: no cover - h5py returns str for str attributes
@@ -61,7 +62,7 @@ class LayerView:
         rest: tuple = ()
         if isinstance(key, tuple):
             key, rest = key[0], key[1:]
-        ds = self._run.reader.file[self.name]
+        ds = self._dsobj
         if isinstance(key, slice):
             idx = range(*key.indices(len(self)))
             if not idx:
@@ -136,7 +137,11 @@ class Run:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.reader = RunReader(path)
+        try:
+            self.reader = RunReader(path)
+        except (KeyError, ValueError, TypeError) as exc:  # a required dataset or attribute is missing
+            msg = exc.args[0] if exc.args else exc
+            raise RunFileError(f"{str(path)!r} is damaged or incomplete: {msg}") from None
         self.path = self.reader.path
         a = self.reader.attrs
         try:
@@ -150,6 +155,9 @@ class Run:
             self.frames_planned = int(a["frames_planned"])
             for name in ("time", "step", "timeseries", "run"):
                 self.reader.file[name]
+            # Layers are all created before a file gets its name, so the list is fixed: look it up once.
+            self._layers = list(self.reader.layers)
+            self._ds = {n: self.reader.file[n] for n in self._layers}
         except (KeyError, ValueError, TypeError) as exc:
             self.reader.close()
             raise RunFileError(f"{str(self.path)!r} is damaged or incomplete: missing or bad {exc}") from None
@@ -193,7 +201,8 @@ class Run:
 
     @property
     def layers(self) -> list[str]:
-        return self.reader.layers
+        """Names of the frame datasets, in file order."""
+        return list(self._layers)
 
     @property
     def n_frames(self) -> int:
@@ -220,6 +229,9 @@ class Run:
     def refresh(self) -> None:
         """See frames and rows a live writer has flushed since opening."""
         self.reader.refresh()
+        if self.reader.file.swmr_mode:
+            for ds in self._ds.values():
+                ds.refresh()
 
     def value(self, key: str) -> Any:
         """A grouping value: ``preset``, ``seed``, ``name``, a parameter name or a root attribute."""
@@ -239,7 +251,7 @@ class Run:
     # -- frames ----------------------------------------------------------------------------------------------
     def layer(self, name: str) -> LayerView:
         """Lazy view of one layer; KeyError listing the layers present if there is no such layer."""
-        if name not in self.layers:
+        if name not in self._ds:
             raise KeyError(f"no layer {name!r} in {str(self.path)!r}; layers present: {', '.join(self.layers)}")
         return LayerView(self, name)
 
@@ -248,18 +260,18 @@ class Run:
 
     def __getattr__(self, name: str) -> LayerView:
         # run.tissue, run.o2 ...: only for layer names, and only once __init__ has set the reader up.
-        if name.startswith("_") or "reader" not in self.__dict__:
+        if name.startswith("_") or "_layers" not in self.__dict__:
             raise AttributeError(name)
-        if name in self.reader.layers:
+        if name in self.__dict__.get("_layers", ()):
             return LayerView(self, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} (layers: "
-                             f"{', '.join(self.reader.layers)})")
+                             f"{', '.join(self.__dict__.get('_layers', ()))})")
 
     def _check_layers(self, layers: Iterable[str] | None) -> list[str]:
         if layers is None:
             return self.layers
         layers = list(layers)
-        missing = [n for n in layers if n not in self.layers]
+        missing = [n for n in layers if n not in self._ds]
         if missing:
             raise KeyError(f"no layer {missing[0]!r} in {str(self.path)!r}; layers present: "
                            f"{', '.join(self.layers)}")
@@ -279,14 +291,14 @@ class Run:
         """Frame ``i`` as a dict layer name -> array in the run's shape (``layers``: a subset; default all)."""
         names = self._check_layers(layers)
         k = self.frame_index(i)
-        return {n: self.reader.file[n][k].reshape(self.shape) for n in names}
+        return {n: self._ds[n][k].reshape(self.shape) for n in names}
 
     def frames(self, layers: Iterable[str] | None = None, start: int = 0, stop: int | None = None,
                step: int = 1) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """``(index, frame)`` for frames ``start:stop:step`` on disk, one frame in memory at a time."""
         names = self._check_layers(layers)
         for k in range(*slice(start, stop, step).indices(self.n_frames)):
-            yield k, {n: self.reader.file[n][k].reshape(self.shape) for n in names}
+            yield k, {n: self._ds[n][k].reshape(self.shape) for n in names}
 
     # -- time series -----------------------------------------------------------------------------------------
     @property
