@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tumorca import Cell, Params
+from tumorca import Cell
 from tumorca.analysis import (Run, compare, format_compare, measure_run, open_run, run_growth_rate, save_table,
                               summarize_run)
 from tumorca.io import RunFileError
@@ -191,7 +191,8 @@ def _linear_run(path, preset, seed, slope, neut, n_frames=5, every=4, params=Non
 
 
 def test_compare_means_sd_and_auc(tmp_path):
-    runs = [_linear_run(tmp_path / "a1.h5", "wild-type", 1, 2, 3), _linear_run(tmp_path / "a2.h5", "wild-type", 2, 4, 5),
+    runs = [_linear_run(tmp_path / "a1.h5", "wild-type", 1, 2, 3),
+            _linear_run(tmp_path / "a2.h5", "wild-type", 2, 4, 5),
             _linear_run(tmp_path / "b1.h5", "ifnb-knockout", 1, 10, 9)]
     unit = (DX / 1000) ** 2
     T = 16 * DT / 1440  # days
@@ -391,7 +392,8 @@ def test_curves_show_each_group(tmp_path):
     pytest.importorskip("matplotlib")
     from tumorca.analysis import plots
 
-    runs = [_linear_run(tmp_path / "a1.h5", "wild-type", 1, 2, 3), _linear_run(tmp_path / "a2.h5", "wild-type", 2, 4, 5),
+    runs = [_linear_run(tmp_path / "a1.h5", "wild-type", 1, 2, 3),
+            _linear_run(tmp_path / "a2.h5", "wild-type", 2, 4, 5),
             _linear_run(tmp_path / "b1.h5", "ifnb-knockout", 1, 10, 9)]
     groups = plots.curve_groups(runs)
     assert list(groups) == ["wild-type", "ifnb-knockout"] and groups["wild-type"]["tumour_size"].shape == (2, 17)

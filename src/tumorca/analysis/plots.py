@@ -237,8 +237,7 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
                 perf = p.take(data["perfused"]) != 0
                 rgb[ves & ~perf] = _rgb(UNPERFUSED[0])
                 rgb[ves & perf] = _rgb(PERFUSED[0])
-            img = ax.imshow(rgb, origin="lower", interpolation="nearest",
-                            extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
+            ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
             if "neutrophils" in data:
                 pres = data["neutrophils"] != 0
                 pol = np.where(pres, data.get("neut_polarization", np.zeros(pres.shape, np.float32)), -1.0)
