@@ -1,3 +1,7 @@
+# Parallel loops use schedule="dynamic" over chunks of rows: on a busy machine a thread that is descheduled holds
+# up the others only for its current chunk, not for a static half of the lattice.  Every pass writes per-row (or
+# per-site) results, so the schedule never changes the result.
+#
 # The 26 Moore directions in lexicographic (dz, dy, dx) order, shared by every kernel that looks at neighbours.
 # src/tumorca/_constants.py builds the same list (MOORE); tests check they agree.
 cdef extern from *:

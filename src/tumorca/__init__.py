@@ -4,7 +4,14 @@ The public face is :class:`Simulation` (the engine), :class:`Params` (every mode
 :class:`Cell` (tissue states) and :mod:`tumorca.reference` (the same model in plain NumPy, the executable
 specification the compiled kernels are tested against).
 """
+import os as _os
 from importlib.metadata import PackageNotFoundError, version as _version
+
+# Idle OpenMP threads sleep instead of spinning unless the user chose otherwise.  A step runs hundreds of short
+# parallel passes; on a machine whose cores are busy with other jobs, spinning waiters steal the core the
+# working thread needs, and 2 threads ran 10-50x slower than 1 (docs/performance.md).  Set before the kernels,
+# and with them the OpenMP runtime, are loaded.
+_os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 try:
     __version__ = _version("tumorca")
