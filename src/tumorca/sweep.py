@@ -433,9 +433,11 @@ def run_paths(outdir: str | Path, name: str) -> tuple[Path, Path]:
     return out / RUNS_DIR / f"{name}.h5", out / PARTIAL_DIR / name / f"{name}.h5"
 
 
-def _fault_hook(index: int, attempt: int) -> Callable[[int, int, int], None] | None:
-    """Faults injected for tests through ``TUMORCA_SWEEP_FAULTS``: ``INDEX[@ATTEMPT]=raise|kill``, comma
-    separated; ``raise`` raises at step 2 of the run, ``kill`` SIGKILLs the worker process there."""
+def _fault_hook(index: int, attempt: int, partial: Path, plan: RunPlan) -> Callable[[int, int, int], None] | None:
+    """Faults injected for tests through ``TUMORCA_SWEEP_FAULTS``: a comma list of ``INDEX[@ATTEMPT]=KIND``.
+    ``raise`` raises in run INDEX (on attempt ATTEMPT, counted from 0, or on every attempt), ``kill`` SIGKILLs the
+    worker process; both strike at step 30 (or the last step), once the first periodic checkpoint is on disk, so a
+    retry resumes from it.  ``slow`` sleeps 20 ms after every step (the results do not change)."""
     text = os.environ.get(FAULTS_ENV, "").strip()
     if not text:
         return None
@@ -448,11 +450,19 @@ def _fault_hook(index: int, attempt: int) -> Callable[[int, int, int], None] | N
                 kind = what.strip()
         except ValueError:
             continue
-    if kind not in ("raise", "kill"):
+    if kind not in ("raise", "kill", "slow"):
         return None
+    ckpt = sidecar_paths(partial)[1]
+    strike = min(30, plan.steps)
 
     def hook(step: int, total: int, first: int) -> None:
-        if step >= min(2, total):
+        if kind == "slow":
+            time.sleep(0.02)
+        elif step >= strike:
+            if 0 < plan.checkpoint_every < strike:
+                deadline = time.monotonic() + 10
+                while not ckpt.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
             if kind == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"fault injected by {FAULTS_ENV} at step {step} (attempt {attempt})")
@@ -489,6 +499,27 @@ def _publish(partial: Path, final: Path) -> None:
     os.replace(partial, final)
     pck.unlink(missing_ok=True)
     shutil.rmtree(partial.parent, ignore_errors=True)
+
+
+def _mark_failed(partial: Path, exc: BaseException) -> None:
+    """After a run raised in this process, mark its partial file ``failed`` (resumable from its checkpoint) so that
+    a retry on another worker does not take it for a file still being written; remove it if that fails."""
+    import h5py
+
+    from .io.writer import ERROR_BYTES
+
+    try:
+        with h5py.File(partial, "r+") as f:
+            run = f["run"]
+            if run["status"][()].rstrip(b"\0 ") == b"running":
+                run["status"][()] = b"failed"
+                run["steps_done"][()] = min(ds.shape[0] for ds in f["timeseries"].values()) - 1
+                run["error"][()] = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:ERROR_BYTES]
+    except Exception:  # noqa: BLE001 - whatever the state of the file, a retry must not trip over it
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _py(v: Any) -> Any:
@@ -547,7 +578,7 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
         how = "already complete"
     else:
         partial.parent.mkdir(parents=True, exist_ok=True)
-        hook = _fault_hook(int(task["index"]), int(task.get("attempt", 0)))
+        hook = _fault_hook(int(task["index"]), int(task.get("attempt", 0)), partial, plan)
         prov = dict(task.get("provenance", {}))
         threads = task.get("threads") or 1
         outcome = None
@@ -580,9 +611,17 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
                                             progress=hook)
                     how = f"resumed from step {ck}" if ck is not None else "restarted (no checkpoint)"
                 except TumorcaError:
-                    outcome = None
+                    outcome = None  # cannot be resumed after all: run it afresh
+                except BaseException as exc:
+                    _mark_failed(partial, exc)
+                    raise
         if outcome is None:
-            outcome = runner.run(plan, partial, provenance=prov, threads=threads, overwrite=True, progress=hook)
+            try:
+                outcome = runner.run(plan, partial, provenance=prov, threads=threads, overwrite=True,
+                                     progress=hook)
+            except BaseException as exc:
+                _mark_failed(partial, exc)
+                raise
         if outcome is not True and outcome.status != "complete":
             raise RuntimeError(f"run stopped at step {outcome.step} of {outcome.steps} ({outcome.status})")
         _publish(partial, final)
