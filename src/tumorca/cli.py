@@ -559,7 +559,7 @@ class SweepProgress:
             self._clear()
             self.stream.write(f"tumorca: {row['run']} failed (attempt {ev.attempt}; {what}): {row['error']}\n")
         if self.tty:
-            self.stream.write(f"\rtumorca: {head} ")
+            self.stream.write(f"\rtumorca: {head}   ")
             self._drawn = True
         else:
             pct = 100.0 * ev.done_here / max(1, ev.todo_here)
@@ -596,7 +596,7 @@ class SweepProgress:
 @click.option("--resume", is_flag=True, help="Finish the sweep in OUTDIR: keep complete runs, run the rest.")
 @click.option("--retries", type=int, default=1, show_default=True,
               help="Times a failed run (an error, or its worker died) is tried again.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr (failures and the summary still show).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (errors still show).")
 def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: int, scheduler: str | None,
           connect_timeout: float, dry_run: bool, resume: bool, retries: int, quiet: bool) -> None:
     """Run a parameter sweep (a TOML sweep file, see docs/sweeps.md) on Dask: one run file per run in OUTDIR/runs
@@ -654,6 +654,15 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
     if est.disk_free is not None and est.total_files > est.disk_free:
         click.echo(f"tumorca: note: the run files may take up to {fmt_bytes(est.total_files)} before compression; "
                    f"{fmt_bytes(est.disk_free)} is free", err=True)
+
+    if not todo:  # --resume of a finished sweep: no cluster needed
+        try:
+            driver.start()
+        except TumorcaError as exc:
+            raise UsageProblem(str(exc)) from None
+        driver.close()
+        _echo(quiet, f"tumorca: nothing to do: all {len(runs)} runs are complete in {output / sw.RUNS_DIR}")
+        return
 
     import logging
 
