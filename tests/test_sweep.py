@@ -196,7 +196,10 @@ def test_failures_recorded_and_retried_then_resume(reference, sweep_file, tmp_pa
         assert assert_same_run(reference / f"runs/run_{i:04d}.h5", out / f"runs/run_{i:04d}.h5") > 20
 
 
-def test_resume_after_sigkill_runs_only_the_missing_runs(reference, sweep_file, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_resume_after_killing_the_sweep_runs_only_the_missing_runs(reference, sweep_file, tmp_path, sig):
+    """SIGKILL to the process group (the sweep, its scheduler and workers die at once, as with a lost node), or
+    SIGINT to it (Ctrl-C on a terminal: the sweep cancels, writes its manifest and exits 130)."""
     out = tmp_path / "killed"
     env = dict(os.environ, **{FAULTS_ENV: "3=slow,4=slow,5=slow"})  # the last runs take ~1.2 s each
     proc = subprocess.Popen(cli_cmd("sweep", str(sweep_file), "-o", str(out), "--workers", "2"),
@@ -210,10 +213,20 @@ def test_resume_after_sigkill_runs_only_the_missing_runs(reference, sweep_file, 
             assert time.monotonic() < deadline, "timed out waiting for 2 runs"
             time.sleep(0.005)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the sweep, its scheduler and its workers at once
-        proc.communicate(timeout=30)
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
     done = sorted(p.name for p in runs.glob("*.h5"))
     assert 2 <= len(done) < N, done
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        last = err.strip().splitlines()[-1]
+        assert last == (f"tumorca: interrupted: {len(done)} of {N} runs complete; continue with: "
+                        f"tumorca sweep {sweep_file} -o {out} --resume"), err
+        assert "Traceback" not in err
+        doc = read_manifest(out)
+        assert doc["counts"] == {"complete": len(done), "pending": N - len(done)}
+    else:
+        assert proc.returncode == -signal.SIGKILL
     before = {k: v for k, v in listing(out).items() if k.startswith("runs/")}
     res = invoke("sweep", str(sweep_file), "-o", str(out), "--workers", "2", "--resume")
     assert res.exit_code == 0, res.stderr

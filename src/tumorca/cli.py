@@ -672,7 +672,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
     closers: list[Any] = []
     progress = SweepProgress()
     interrupted = False
-    old_term = signal.getsignal(signal.SIGTERM)
+    old_handlers: dict[int, Any] = {}
     try:
         try:
             if scheduler is not None:
@@ -694,7 +694,8 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
             raise KeyboardInterrupt
 
         try:
-            signal.signal(signal.SIGTERM, _term)
+            for s_ in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[s_] = signal.signal(s_, _term)
         except ValueError:  # not the main thread
             pass
         try:
@@ -705,10 +706,8 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
             progress.finish()
             driver.close()
     finally:
-        try:
-            signal.signal(signal.SIGTERM, old_term)
-        except ValueError:
-            pass
+        for s_, h in old_handlers.items():
+            signal.signal(s_, h)
         for obj in closers:
             try:
                 obj.close()

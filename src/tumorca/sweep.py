@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -963,8 +964,17 @@ class SweepDriver:
             for fut in list(pending):
                 fut.cancel()
             for i in pending.values():
-                if self.rows[i]["status"] in ("submitted", "retrying"):
-                    self.rows[i]["status"] = "pending"
+                row = self.rows[i]
+                if row["status"] not in ("submitted", "retrying"):
+                    continue
+                row["status"] = "pending"
+                final, _ = run_paths(self.outdir, row["run"])
+                if _complete_with(final, self.runs[i].plan):  # finished, but its result had not come back yet
+                    row.update(status="complete", started="found complete", error="")
+                    try:
+                        row["measures"] = final_measures(final)
+                    except Exception:  # noqa: BLE001 - the run is complete; the measures can be redone
+                        pass
             self.write_manifest(force=True)
         return self.rows
 
@@ -1034,10 +1044,24 @@ def local_cluster(workers: int, **kw: Any) -> Any:
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.scheduler.worker-saturation": 1.0}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=None, silence_logs=kw.pop("silence_logs", logging.CRITICAL), **kw)
+    # Worker processes ignore SIGINT (they inherit that): a Ctrl-C on the terminal reaches the whole process group,
+    # and only the sweep should act on it (it cancels the runs and shuts the cluster down).
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                              "distributed.scheduler.worker-saturation": 1.0}), warnings.catch_warnings():
+            # Without a dashboard the scheduler still serves health routes on 127.0.0.1, trying port 8787 first
+            # and warning when another cluster holds it: that is no news for a sweep.
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                dashboard_address=None, silence_logs=kw.pop("silence_logs", logging.CRITICAL),
+                                **kw)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
 def default_workers(threads_per_run: int = 1) -> int:
