@@ -138,7 +138,7 @@ class SweepSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def describe(self) -> str:
-        dims = " x ".join(str(len(a)) for a in self.axes) or "1"
+        dims = " x ".join(f"{len(a)} {'+'.join(a[0])}" for a in self.axes) or "no grid"
         p = self._runs[0].plan
         steps = sorted({r.plan.steps for r in self._runs})
         steps_s = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
