@@ -748,8 +748,8 @@ def _sweep_dry_run(sw: Any, spec: Any, driver: Any, todo: list[int], output: Pat
     click.echo(f"each run: {p.n_frames} frames of {fmt_shape(p.shape)}, memory ~{fmt_bytes(est.run_memory)}, file up "
                f"to {fmt_bytes(est.run_file)} uncompressed")
     free = f"; {fmt_bytes(est.disk_free)} free" if est.disk_free is not None else ""
-    click.echo(f"disk: up to {fmt_bytes(left)} uncompressed for the {len(todo)} runs to do (gzip typically "
-               f"stores a few percent of it){free}")
+    click.echo(f"disk: up to {fmt_bytes(left)} before compression for the {len(todo)} runs to do (an upper "
+               f"bound){free}")
     if workers is not None:
         avail = f"; {fmt_bytes(est.memory_available)} available" if est.memory_available is not None else ""
         click.echo(f"memory: ~{fmt_bytes(est.run_memory * workers)} with {workers} workers running at once{avail}")

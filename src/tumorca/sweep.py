@@ -764,9 +764,9 @@ class SweepDriver:
         out = self.outdir
         if out.exists() and not out.is_dir():
             raise SweepError(f"output {str(out)!r} exists and is not a directory")
-        parent = out.resolve().parent
-        if not out.exists() and not parent.is_dir():
-            raise SweepError(f"the parent of output directory {str(out)!r} does not exist")
+        anc = _existing_ancestor(out)
+        if not anc.is_dir():
+            raise SweepError(f"output {str(out)!r} cannot be created: {str(anc)!r} is not a directory")
         doc = read_manifest(out) if out.exists() else None
         if doc is None and out.exists() and ((out / RUNS_DIR).exists() or (out / PARTIAL_DIR).exists()):
             raise SweepError(f"{str(out)!r} holds run files but no {MANIFEST_JSON}; choose another directory")
@@ -1018,8 +1018,7 @@ def estimate_sweep(runs: list[SweepRun], outdir: str | Path) -> SweepEstimate:
     """Resource projection from :func:`tumorca.runner.estimate_resources` for every distinct plan shape."""
     from .runner import estimate_resources
 
-    out = Path(outdir)
-    probe = out if out.exists() else out.resolve().parent
+    probe = _existing_ancestor(Path(outdir))
     cache: dict[tuple, Any] = {}
     mem = size = total = 0
     est = None
@@ -1032,6 +1031,14 @@ def estimate_sweep(runs: list[SweepRun], outdir: str | Path) -> SweepEstimate:
         mem, size = max(mem, est.memory), max(size, est.file)
         total += est.file
     return SweepEstimate(mem, size, total, est.disk_free if est else None, est.memory_available if est else None)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (the output directory is created with its parents)."""
+    p = path.resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
 
 
 # -- from Python -------------------------------------------------------------------------------------------------
