@@ -1,0 +1,85 @@
+"""The results of a sweep (``tumorca sweep``, docs/sweeps.md): its manifest as a table, its runs opened lazily.
+
+Pure Python over the manifest and :class:`tumorca.io.RunReader`; nothing here needs Dask or the compiled engine.
+
+    >>> table = open_sweep("sweeps/ifn")                                   # doctest: +SKIP
+    >>> table.groupby("preset")["equivalent_radius_um"].describe()         # doctest: +SKIP
+    >>> for row, run in iter_runs(table):                                  # doctest: +SKIP
+    ...     print(row["run"], run.n_frames)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..io.reader import RunReader
+from ..sweep import MANIFEST_JSON, read_manifest
+
+#: Manifest-level facts copied into ``table.attrs`` (a DataFrame) or returned by :func:`sweep_info`.
+INFO_KEYS = ("name", "sweep_id", "n_runs", "n_conditions", "replicates", "root_seed", "seed_rule", "varied", "base",
+             "created", "updated", "counts")
+
+
+def sweep_info(outdir: str | Path) -> dict[str, Any]:
+    """The manifest's header (name, id, root seed, what is varied, base settings, status counts) and ``outdir``."""
+    doc = _manifest(outdir)
+    info = {k: doc.get(k) for k in INFO_KEYS}
+    info["outdir"] = str(Path(outdir).resolve())
+    return info
+
+
+def _manifest(outdir: str | Path) -> dict[str, Any]:
+    doc = read_manifest(outdir)
+    if doc is None:
+        raise FileNotFoundError(f"{str(Path(outdir) / MANIFEST_JSON)!r} does not exist: not a sweep directory")
+    return doc
+
+
+def _rows(doc: dict[str, Any], outdir: Path, status: str | None) -> list[dict[str, Any]]:
+    out = []
+    for r in doc.get("runs", []):
+        if status is not None and r.get("status") != status:
+            continue
+        row = {k: v for k, v in r.items() if k not in ("measures", "errors")}
+        row.update(r.get("measures") or {})
+        row["errors"] = json.dumps(r.get("errors") or [])
+        row["path"] = str((outdir / r["file"]).resolve())
+        out.append(row)
+    return out
+
+
+def open_sweep(outdir: str | Path, status: str | None = None) -> Any:
+    """The manifest of the sweep in ``outdir``: one row per run with its varied parameters, seed, status, file
+    (``path``: absolute), wall time, final measures and error.
+
+    Returns a pandas DataFrame (with the manifest header in ``.attrs["sweep"]``) when pandas is installed, else a
+    list of dicts.  ``status`` keeps only runs in that state (e.g. ``"complete"``).  Open runs with
+    :func:`iter_runs` or ``RunReader(row["path"])``.
+    """
+    outdir = Path(outdir)
+    doc = _manifest(outdir)
+    rows = _rows(doc, outdir, status)
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    table = pd.DataFrame(rows)
+    info = {k: doc.get(k) for k in INFO_KEYS}
+    info["outdir"] = str(outdir.resolve())
+    table.attrs["sweep"] = info
+    return table
+
+
+def iter_runs(table: Any, status: str = "complete") -> Iterator[tuple[dict[str, Any], RunReader]]:
+    """Open the runs of a table from :func:`open_sweep` one at a time: yields ``(row, reader)``; each reader is
+    closed when the loop moves on.  Rows not in ``status`` (default ``complete``; None for all) are skipped."""
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+    for row in rows:
+        if status is not None and row.get("status") != status:
+            continue
+        with RunReader(row["path"]) as reader:
+            yield row, reader
+
+
+__all__ = ["open_sweep", "iter_runs", "sweep_info"]
