@@ -46,7 +46,7 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
     2. Each live tumour cell targeted by any neutrophil dies and is cleared (stroma).
     3. ``substeps`` sub-moves: each neutrophil proposes a free Moore neighbour (weights ``1 + chi*max(0,
        C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site takes the proposal with the
-       largest key (w0), pulling the mover's polarisation and age.
+       largest key (w0), and the winner moves there with its polarisation and age.
     Returns (recruited, died, killed).
     """
     cdef NeutRules R
@@ -241,26 +241,28 @@ cdef int64_t _move_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_
 cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                     const uint8_t[:, :, ::1] prop, const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y,
                     uint64_t seed, uint32_t step, uint32_t purpose) noexcept nogil:
-    cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, wz, wy, wx
+    """Apply the sub-move of every neutrophil in row (z, y) that wins the gather at its target.
+
+    The target's gather (largest key among the proposals aimed at it) has exactly one winner, so the winner
+    itself can move: no two threads write the same site, and the pass costs work per neutrophil rather than per
+    free site.  Nothing read in this pass (the proposals) is written in it.
+    """
+    cdef Py_ssize_t ny = neut.shape[1], nx = neut.shape[2], x, tz, ty, tx
     cdef int d
-    cdef int64_t winner
-    if not near_flag(rowflags, z, y, nz, ny, 1):
+    if not rowflags[z * ny + y]:
         return
     for x in range(nx):
-        if not neut[z, y, x]:
-            winner = _move_winner(prop, z, y, x, seed, step, purpose)
-            if winner >= 0:
-                wx = winner % nx
-                wy = (winner // nx) % ny
-                wz = winner // (nx * ny)
-                neut[z, y, x] = 1
-                neut_p[z, y, x] = neut_p[wz, wy, wx]
-                neut_age[z, y, x] = neut_age[wz, wy, wx]
-        elif prop[z, y, x]:
-            d = prop[z, y, x] - 1
-            if _move_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step, purpose) == \
-                    <int64_t>((z * ny + y) * nx + x):
-                neut[z, y, x] = 0
+        if not prop[z, y, x]:
+            continue
+        d = prop[z, y, x] - 1
+        tz = z + TC_DZ[d]
+        ty = y + TC_DY[d]
+        tx = x + TC_DX[d]
+        if _move_winner(prop, tz, ty, tx, seed, step, purpose) == <int64_t>((z * ny + y) * nx + x):
+            neut[tz, ty, tx] = 1
+            neut_p[tz, ty, tx] = neut_p[z, y, x]
+            neut_age[tz, ty, tx] = neut_age[z, y, x]
+            neut[z, y, x] = 0
 
 
 cdef void _clear_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
