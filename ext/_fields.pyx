@@ -115,7 +115,7 @@ cdef double _fine_sweep(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, con
     cdef const float* zm
     cdef const float* zp
     for color in range(2):
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             z = r // ny
             y = r % ny
             # Assigned here so that Cython makes the row pointers private to each thread (a write through their
@@ -139,7 +139,7 @@ def _check_edge(double edge_value):
 cdef void _hold_sources(float[:, :, ::1] c, const uint8_t[:, :, ::1] source, float sv,
                         int num_threads) noexcept nogil:
     cdef Py_ssize_t ny = c.shape[1], nx = c.shape[2], r, z, y, x
-    for r in prange(c.shape[0] * ny, schedule="dynamic", chunksize=8, num_threads=num_threads):
+    for r in prange(c.shape[0] * ny, schedule="static", num_threads=num_threads):
         z = r // ny
         y = r % ny
         for x in range(nx):
@@ -231,7 +231,7 @@ cdef void _axis_pass(int op, const double* src, double* dst, Py_ssize_t outer, P
     cdef double* d
     cdef Py_ssize_t i0, i1, i2, i3
     cdef double w0, w1, w2, w3
-    for q in prange(outer * nout, schedule="dynamic", chunksize=8, num_threads=nt):
+    for q in prange(outer * nout, schedule="static", num_threads=nt):
         o = q // nout
         j = q % nout
         s = src + o * nin * inner
@@ -307,7 +307,7 @@ cdef void _coarse_diag(_Level* lv) noexcept nogil:
     """diag = kx*nnx + ky*nny + kz*nnz + uptake, in that order (the uptake was left in lv.diag)."""
     cdef Py_ssize_t nz = lv.n[0], ny = lv.n[1], nx = lv.n[2], q, z, y, x
     cdef double t
-    for q in prange(nz * ny, schedule="dynamic", chunksize=8, num_threads=lv.nt):
+    for q in prange(nz * ny, schedule="static", num_threads=lv.nt):
         z = q // ny
         y = q % ny
         for x in range(nx):
@@ -347,7 +347,7 @@ cdef void _coarse_sweep(_Level* lv) noexcept nogil:
     cdef Py_ssize_t ny = lv.n[1], nx = lv.n[2], q, z, y, x, i
     cdef int color
     for color in range(2):
-        for q in prange(lv.n[0] * ny, schedule="dynamic", chunksize=8, num_threads=lv.nt):
+        for q in prange(lv.n[0] * ny, schedule="static", num_threads=lv.nt):
             z = q // ny
             y = q % ny
             for x in range((color + y + z) & 1, nx, 2):
@@ -357,7 +357,7 @@ cdef void _coarse_sweep(_Level* lv) noexcept nogil:
 
 cdef void _coarse_residual(_Level* lv) noexcept nogil:
     cdef Py_ssize_t ny = lv.n[1], nx = lv.n[2], q, z, y, x, i
-    for q in prange(lv.n[0] * ny, schedule="dynamic", chunksize=8, num_threads=lv.nt):
+    for q in prange(lv.n[0] * ny, schedule="static", num_threads=lv.nt):
         z = q // ny
         y = q % ny
         for x in range(nx):
@@ -377,7 +377,7 @@ cdef void _fine_residual(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, co
     cdef const float* zm
     cdef const float* zp
     cdef const float* cur
-    for q in prange(c.shape[0] * ny, schedule="dynamic", chunksize=8, num_threads=num_threads):
+    for q in prange(c.shape[0] * ny, schedule="static", num_threads=num_threads):
         z = q // ny
         y = q % ny
         # Assigned here so that Cython makes the row pointers private to each thread (a write through their
@@ -507,7 +507,7 @@ def o2_solve_multigrid(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, cons
             _hold_sources(c, source, <float>source_value, num_threads)
             # Coarse operators, once per solve: the lattice's uptake (vessel_uptake on sources) averaged down.
             if L > 1:
-                for q in prange(nz * ny, schedule="dynamic", chunksize=8, num_threads=num_threads):
+                for q in prange(nz * ny, schedule="static", num_threads=num_threads):
                     z = q // ny
                     y = q % ny
                     for x in range(nx):
@@ -536,12 +536,12 @@ def o2_solve_multigrid(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, cons
                         _transfer(_PROLONG, &lv[l], &lv[l + 1], lv[l + 1].e, lv[l].r)
                         if l > 0:
                             nsite = lv[l].n[0] * lv[l].n[1] * lv[l].n[2]
-                            for i in prange(nsite, schedule="dynamic", chunksize=4096, num_threads=lv[l].nt):
+                            for i in prange(nsite, schedule="static", num_threads=lv[l].nt):
                                 lv[l].e[i] = lv[l].e[i] + lv[l].r[i]
                             for s in range(postsmooth):
                                 _coarse_sweep(&lv[l])
                         else:
-                            for q in prange(nz * ny, schedule="dynamic", chunksize=8, num_threads=num_threads):
+                            for q in prange(nz * ny, schedule="static", num_threads=num_threads):
                                 z = q // ny
                                 y = q % ny
                                 for x in range(nx):
@@ -621,7 +621,7 @@ def implicit_axis(float[:, :, ::1] c, int axis, const double[::1] cp, const doub
     with nogil, parallel(num_threads=num_threads):
         buf = <double*>malloc(n * bw * sizeof(double))
         if buf != NULL:
-            for item in prange(outer * nblk, schedule="dynamic", chunksize=1):
+            for item in prange(outer * nblk, schedule="static"):
                 o = item // nblk
                 b = item % nblk
                 j0 = b * bw
@@ -655,7 +655,7 @@ def secrete(const uint8_t[:, :, ::1] tissue, const float[:, :, ::1] o2, const ui
     cdef int k
     cdef double sv, sm, sc, q, qn, h, pp, vf, vb, m, m32, vbn
     with nogil:
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             z = r // ny
             y = r % ny
             for x in range(nx):

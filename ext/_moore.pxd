@@ -1,6 +1,6 @@
-# Parallel loops use schedule="dynamic" over chunks of rows: on a busy machine a thread that is descheduled holds
-# up the others only for its current chunk, not for a static half of the lattice.  Every pass writes per-row (or
-# per-site) results, so the schedule never changes the result.
+# Parallel loops split rows statically (dynamic chunks measured slower on an idle machine and did not help on a
+# busy one; passive OpenMP waiting did, see tumorca/__init__.py).  Every pass writes per-row or per-site
+# results, so no schedule could change the result.
 #
 # The 26 Moore directions in lexicographic (dz, dy, dx) order, shared by every kernel that looks at neighbours.
 # src/tumorca/_constants.py builds the same list (MOORE); tests check they agree.

@@ -64,21 +64,21 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
     counts_arr = np.zeros((nrows, 3), dtype=np.int64)
     cdef int64_t[:, ::1] counts = counts_arr
     with nogil:
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed,
                                     step, &R, &counts[r, 0])
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             if near_flag(rowflags, r // ny, r % ny, nz, ny, 1):
                 counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny)
         for k in range(substeps):
             purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (k << 8))
-            for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+            for r in prange(nrows, schedule="static", num_threads=num_threads):
                 rowflags[r] = _propose_row(neut, neut_p, neut_age, cxcl, prop, r // ny, r % ny, seed, step,
                                            purpose, chi)
-            for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+            for r in prange(nrows, schedule="static", num_threads=num_threads):
                 _move_row(neut, neut_p, neut_age, prop, rowflags, r // ny, r % ny, seed, step, purpose)
         if substeps > 0:
-            for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+            for r in prange(nrows, schedule="static", num_threads=num_threads):
                 _clear_row(neut, neut_p, neut_age, prop, r // ny, r % ny)
     tot = counts_arr.sum(axis=0)
     return int(tot[0]), int(tot[1]), int(tot[2])

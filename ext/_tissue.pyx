@@ -71,9 +71,9 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const flo
     born_arr = np.zeros(nrows, dtype=np.int64)
     cdef int64_t[::1] born = born_arr
     with nogil:
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _decide_row(tissue, clock, o2, prop, r // ny, r % ny, seed, step, &R)
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             born[r] = _apply_row(tissue, clock, prop, rowflags, r // ny, r % ny, seed, step)
     return int(born_arr.sum())
 

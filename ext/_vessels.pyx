@@ -260,14 +260,14 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     if rowflags.shape[0] != nrows:
         raise ValueError("rowflags must hold one byte per row")
     with nogil:
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
                                           &R)
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] or near_flag(rowflags, r // ny, r % ny, nz, ny, 2):
                 _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R,
                                  near_flag(rowflags, r // ny, r % ny, nz, ny, 2))
-        for r in prange(nrows, schedule="dynamic", chunksize=8, num_threads=num_threads):
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] & 2:
                 _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step)
     return None
