@@ -35,6 +35,19 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes.  VmHWM belongs to the address space, so a spawned child
+    starts afresh; ru_maxrss (the fallback) survives exec and would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """'512x512' -> (512, 512)."""
     return tuple(int(v) for v in text.lower().split("x"))
@@ -106,7 +119,7 @@ def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wi
              reference: bool = False, roof: dict[str, float] | None = None, seed: int = 1) -> dict[str, Any]:
     """Time ``steps`` warm steps of one case in this process (see :data:`SCHEMA` for the keys)."""
     params = case_params(shape, preset)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss0 = peak_rss()
     sim = Simulation(shape, params, seed=seed, threads=threads)
     sim.step(warmup)
     ref = _reference_seconds(sim.get_state()) if reference else None
@@ -120,7 +133,7 @@ def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wi
     n = int(np.prod(shape))
     model = phase_bytes_per_site(len(shape), sweeps, params.neut_substeps)
     gbps = {k: model[k] * n / phases[k] / 1e9 if phases[k] > 0 else 0.0 for k in PHASES}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     return {
         "shape": list(shape), "threads": threads, "preset": preset, "steps": steps,
         "seconds_per_step": dt, "steps_per_s": 1.0 / dt, "site_updates_per_s": n / dt,
