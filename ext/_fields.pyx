@@ -17,6 +17,34 @@ from _defs cimport TC_TUMOR_P, TC_TUMOR_Q
 cnp.import_array()
 
 
+cdef inline double _neighbour_sum(const float* cur, const float* ym, const float* yp, const float* zm,
+                                  const float* zp, Py_ssize_t x, Py_ssize_t nx, bint dirichlet_x, double edge,
+                                  int nn_base, int* nn) noexcept nogil:
+    """Sum of the 6 stencil neighbours of site x of a row in the fixed order -x, +x, -y, +y, -z, +z (the
+    reference adds in the same order); ``nn`` gets the neighbour count of the diagonal.  Missing y/z rows are
+    passed as ghost rows (zeros, or the edge value on a Dirichlet face)."""
+    cdef double s = 0.0
+    cdef int n = nn_base
+    if x > 0:
+        s = s + cur[x - 1]
+        n = n + 1
+    elif dirichlet_x:
+        s = s + edge
+        n = n + 1
+    if x < nx - 1:
+        s = s + cur[x + 1]
+        n = n + 1
+    elif dirichlet_x:
+        s = s + edge
+        n = n + 1
+    s = s + ym[x]
+    s = s + yp[x]
+    s = s + zm[x]
+    s = s + zp[x]
+    nn[0] = n
+    return s
+
+
 cdef double _sor_row(float* cur, const float* ym, const float* yp, const float* zm, const float* zp,
                      const uint8_t* tis, const uint8_t* src, const double* uptake,
                      Py_ssize_t nx, Py_ssize_t x0, int nn_base, bint dirichlet_x, double edge,
@@ -28,24 +56,7 @@ cdef double _sor_row(float* cur, const float* ym, const float* yp, const float* 
     for x in range(x0, nx, 2):
         if src[x]:
             continue
-        s = 0.0
-        nn = nn_base
-        if x > 0:
-            s = s + cur[x - 1]
-            nn = nn + 1
-        elif dirichlet_x:
-            s = s + edge
-            nn = nn + 1
-        if x < nx - 1:
-            s = s + cur[x + 1]
-            nn = nn + 1
-        elif dirichlet_x:
-            s = s + edge
-            nn = nn + 1
-        s = s + ym[x]
-        s = s + yp[x]
-        s = s + zm[x]
-        s = s + zp[x]
+        s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dirichlet_x, edge, nn_base, &nn)
         diag = k * nn + uptake[tis[x]]
         gs = (k * s) / diag
         old = cur[x]
@@ -389,24 +400,7 @@ cdef void _fine_residual(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, co
             if source[z, y, x]:
                 r[q * nx + x] = 0.0
                 continue
-            s = 0.0
-            nn = nn_base
-            if x > 0:
-                s = s + cur[x - 1]
-                nn = nn + 1
-            elif dir_x:
-                s = s + edge_value
-                nn = nn + 1
-            if x < nx - 1:
-                s = s + cur[x + 1]
-                nn = nn + 1
-            elif dir_x:
-                s = s + edge_value
-                nn = nn + 1
-            s = s + ym[x]
-            s = s + yp[x]
-            s = s + zm[x]
-            s = s + zp[x]
+            s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dir_x, edge_value, nn_base, &nn)
             diag = k * nn + uptake[tissue[z, y, x]]
             r[q * nx + x] = k * s - diag * cur[x]
 

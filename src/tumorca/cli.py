@@ -152,15 +152,9 @@ def build_params(preset: str | None, config: Path | None, sets: tuple[str, ...])
 
 def check_output_path(path: Path, *, overwrite: bool, resume: bool) -> None:
     """Usage errors for an output path that cannot be used; writes nothing the user can see."""
-    parent = path.parent if str(path.parent) else Path(".")
     if path.suffix == ".xdmf" or path.name.endswith(".ckpt.h5"):
         raise UsageProblem(f"output {str(path)!r} would collide with a sidecar file name (.xdmf, .ckpt.h5)")
-    if not parent.exists():
-        raise UsageProblem(f"output directory {str(parent)!r} does not exist")
-    if not parent.is_dir():
-        raise UsageProblem(f"output directory {str(parent)!r} is not a directory")
-    if path.is_dir():
-        raise UsageProblem(f"output {str(path)!r} is a directory")
+    parent = _check_output_place(path)
     try:  # the only reliable test (os.access says yes to root on a read-only mount)
         fd, probe = tempfile.mkstemp(prefix=".tumorca-probe-", dir=parent)
         os.close(fd)
@@ -508,7 +502,7 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
     if json_path is not None:
-        _check_writable_dir(json_path)
+        _check_output_place(json_path)
     try:
         doc = bench.bench(shapes, threads, steps=steps, preset=preset, reference=reference,
                           roofline_mb=roofline_mb, streaming=bench.streaming_overhead if streaming else None,
@@ -522,12 +516,17 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
         click.echo(f"tumorca: wrote {json_path}", err=True)
 
 
-def _check_writable_dir(path: Path) -> None:
-    parent = path.resolve().parent
+def _check_output_place(path: Path) -> Path:
+    """UsageProblem unless ``path`` could be created: its directory exists and is one, and ``path`` is not a
+    directory.  Returns the directory."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise UsageProblem(f"output directory {str(parent)!r} does not exist")
     if not parent.is_dir():
-        raise UsageProblem(f"directory {str(parent)!r} of {str(path)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageProblem(f"directory {str(parent)!r} of {str(path)!r} is not writable")
+        raise UsageProblem(f"output directory {str(parent)!r} is not a directory")
+    if path.is_dir():
+        raise UsageProblem(f"output {str(path)!r} is a directory")
+    return parent
 
 
 @cli.command(context_settings=CONTEXT)
@@ -634,16 +633,10 @@ def _problem(exc: BaseException) -> click.ClickException:
 
 def check_figure_output(path: Path, kinds: tuple[str, ...] | None = None) -> None:
     """Usage errors for a figure/movie/CSV path that cannot be written (an existing file is replaced)."""
-    parent = path.parent if str(path.parent) else Path(".")
     if kinds is not None and path.suffix.lower().lstrip(".") not in kinds:
         raise UsageProblem(f"output {str(path)!r}: unknown file type {path.suffix or '(no suffix)'!r}; use one of "
                            + ", ".join("." + k for k in kinds))
-    if not parent.exists():
-        raise UsageProblem(f"output directory {str(parent)!r} does not exist")
-    if not parent.is_dir():
-        raise UsageProblem(f"output directory {str(parent)!r} is not a directory")
-    if path.is_dir():
-        raise UsageProblem(f"output {str(path)!r} is a directory")
+    parent = _check_output_place(path)
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageProblem(f"cannot write {str(path)!r}: permission denied")
     try:
