@@ -28,13 +28,7 @@ from ._constants import FIELD_NAMES
 from .errors import ResourceError, TumorcaError
 from .io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from .params import PARAMETERS, Params, tomllib
-
-#: Defaults of ``tumorca run``: a 256x256 lattice for 10 simulated days, a frame every simulated day, a checkpoint
-#: every 10 frames.
-DEFAULT_SHAPE = (256, 256)
-DEFAULT_DAYS = 10.0
-CHECKPOINT_FRAMES = 10
-MINUTES_PER_DAY = 1440.0
+from .runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE, MINUTES_PER_DAY
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

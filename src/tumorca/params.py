@@ -470,6 +470,12 @@ def _params_from_dict(values: dict[str, Any]) -> Params:
     return Params(**values)
 
 
+def check_value(name: str, value: Any) -> Any:
+    """``value`` checked against parameter ``name`` and returned in its canonical type (ParameterError naming the
+    parameter, with the closest valid name if it is unknown)."""
+    return _coerce(spec(name), value)
+
+
 def spec(name: str) -> ParamSpec:
     """The :class:`ParamSpec` of one parameter (ParameterError naming the closest valid one if unknown)."""
     try:

@@ -21,6 +21,13 @@ from .io.layout import BASE_LAYERS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from .io.reader import RunReader
 from .io.writer import QUEUE_DEPTH, RunWriter
 
+#: Defaults of a run (``tumorca run`` and sweep files): a 256x256 lattice for 10 simulated days, a frame every
+#: simulated day, a checkpoint every 10 frames.
+DEFAULT_SHAPE = (256, 256)
+DEFAULT_DAYS = 10.0
+CHECKPOINT_FRAMES = 10
+MINUTES_PER_DAY = 1440.0
+
 #: progress(step, total_steps, first_step): called after every step.
 ProgressFn = Callable[[int, int, int], None]
 #: stop(): polled before every step; True ends the run with a checkpoint (status ``interrupted``).

@@ -41,7 +41,8 @@ from . import __version__, presets
 from ._constants import FIELD_NAMES
 from .errors import TumorcaError
 from .io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_shape, sidecar_paths
-from .params import PARAMETERS, Params, _coerce, spec as param_spec, tomllib
+from .params import PARAMETERS, Params, check_value, tomllib
+from .runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE, MINUTES_PER_DAY  # the defaults of tumorca run
 
 #: Value of ``format`` in ``manifest.json``.
 MANIFEST_FORMAT = "tumorca-sweep"
@@ -53,12 +54,6 @@ PARTIAL_DIR = ".partial"
 LOCK_NAME = ".sweep.lock"
 #: Test hook, read by workers: comma list of ``INDEX[@ATTEMPT]=raise|kill`` (see :func:`_fault_hook`).
 FAULTS_ENV = "TUMORCA_SWEEP_FAULTS"
-
-#: Defaults shared with ``tumorca run`` (tumorca.cli): 256x256, 10 days, a frame a day, a checkpoint every 10 frames.
-DEFAULT_SHAPE = (256, 256)
-DEFAULT_DAYS = 10.0
-CHECKPOINT_FRAMES = 10
-MINUTES_PER_DAY = 1440.0
 
 #: How a run's seed follows from the root seed (recorded in the manifest).
 SEED_RULE = ("seed of run i = int(numpy.random.SeedSequence(root).spawn(n)[i].generate_state(1, numpy.uint64)[0]), "
@@ -257,7 +252,7 @@ def _check_value(w: _Where, table: str, key: str, value: Any) -> Any:
     if key == "preset":
         return _check_preset(w, value, key, table)
     try:
-        return _coerce(param_spec(key), value)
+        return check_value(key, value)
     except TumorcaError as exc:
         raise w.error(f"[{table}] {exc}", key, table) from None
 
