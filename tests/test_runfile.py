@@ -277,3 +277,21 @@ def test_reading_needs_no_compiled_engine(done):
     assert res.stdout.startswith("complete 4 (24, 24)")
     assert "status:      complete" in res.stdout
     assert "tumorca.simulation" not in res.stderr
+
+
+def test_reader_names_a_missing_group_and_closes_the_file(tmp_path):
+    import h5py
+
+    from tumorca.io import RunReader
+    from tumorca.io.layout import FORMAT_NAME, FORMAT_VERSION, RunFileError
+
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.create_dataset("time", data=[0.0])
+        f.create_dataset("step", data=[0])
+    with pytest.raises(RunFileError, match="damaged: it has no /timeseries"):
+        RunReader(path)
+    with h5py.File(path, "a"):  # the reader let go of the file
+        pass

@@ -129,6 +129,10 @@ class RunReader:
             raise
         self.attrs: dict[str, Any] = {k: _decode(v) for k, v in self.file.attrs.items()}
         self._plan: RunPlan | None = None
+        missing = [n for n in ("time", "step", "timeseries") if n not in self.file]
+        if missing:
+            self.file.close()
+            raise RunFileError(f"{str(self.path)!r} is damaged: it has no {', '.join('/' + n for n in missing)}")
         self._refresh_counts()
 
     # -- context manager -------------------------------------------------------------------------------------
