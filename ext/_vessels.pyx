@@ -1,9 +1,9 @@
 # cython: language_level=3
 """Endothelium kernels: perfusion (connectivity and loops), regression, sprouting, tip migration, anastomosis.
 
-Perfusion is a property of sets (which endothelial sites are connected to an inlet, which lie on a loop), so the
-serial graph search below gives the same answer in any order; src/tumorca/reference.py finds the same sets by
-vectorised dilation and pruning.  The tip phase is three parallel passes that only ever write the site they
+Perfusion is a property of sets: connectivity to an inlet (a search, whose result does not depend on visiting
+order) and flow pruning in synchronous rounds (each round decided on the previous one); src/tumorca/reference.py
+finds the same sets by vectorised dilation and pruning.  The tip phase is three parallel passes that only ever write the site they
 visit, like the tumour kernel (see ``endothelium_update``).
 """
 import numpy as np
@@ -66,9 +66,11 @@ def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t
     """Mark perfused endothelium and regress endothelium cut off from every inlet, in place.
 
     Endothelial sites (stalk or tip) form a graph under Moore adjacency.  Inlets are the sites flagged in
-    ``inlet`` (or, with ``edge_inlets``, endothelium on a lattice face).  A site is *connected* if a path of
-    endothelium joins it to an inlet, and *perfused* if it is connected and lies in the 2-core of the graph with
-    inlets never pruned, i.e. blood can flow through it: blind-ended sprouts carry no flow until they fuse.
+    ``inlet`` (plus, with ``edge_inlets``, endothelium on a lattice face).  A site is *connected* if a path of
+    endothelium joins it to an inlet, and *perfused* if it is connected and survives the flow pruning: in
+    synchronous rounds, every non-inlet site whose endothelial neighbours form at most one touching cluster (a
+    dead end, including a sharp corner of a blind sprout) is removed, until none is.  What survives lies on a
+    loop or between inlets, so blind-ended sprouts carry no flow until they fuse.
     A stalk that is not connected counts its ``clock`` up and becomes stroma when it reaches ``regress_steps``;
     a tip that is not connected stops (becomes a stalk counting the same way).  Connected stalks reset their
     clock.  ``scratch`` marks the sites pruned in a round.  Returns the number of perfused sites.
