@@ -47,10 +47,22 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+_ARGS: list[str] = []
+
+
+def command_line() -> str:
+    """The ``tumorca ...`` command being run, shell-quoted (recorded as provenance)."""
+    return shlex.join(["tumorca"] + _ARGS)
+
+
 class TumorcaGroup(click.Group):
     """A Click group whose errors are one line on stderr (Click's default prints the usage block too)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        # Remember the arguments as given (sys.argv is the host's when called from Python, e.g. by CliRunner),
+        # for the command line recorded in run files.
+        global _ARGS
+        _ARGS = list(args) if args is not None else sys.argv[1:]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -313,8 +325,8 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     params_given = preset is not None or config is not None or bool(sets)
     params = build_params(preset, config, sets)
     check_output_path(output, overwrite=overwrite, resume=resume)
-    command_line = shlex.join(["tumorca"] + sys.argv[1:]) if sys.argv else "tumorca"
-    provenance = {"command_line": command_line}
+    cmd = command_line()
+    provenance = {"command_line": cmd}
 
     from . import runner  # the engine loads here, after the arguments are known to be good
 
@@ -933,11 +945,11 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
         raise UsageProblem(f"--connect-timeout must be positive, got {connect_timeout:g}")
     if scheduler is not None and workers is not None:
         raise UsageProblem("--workers sets up a local cluster; with --scheduler the cluster has its own workers")
-    command_line = shlex.join(["tumorca"] + sys.argv[1:]) if sys.argv else "tumorca"
+    cmd = command_line()
     try:
         spec = sw.load_sweep(sweep_file)
         driver = sw.SweepDriver(spec, output, resume=resume, threads_per_run=threads_per_run, retries=retries,
-                                command_line=command_line)
+                                command_line=cmd)
         todo = driver.prepare()
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
@@ -972,6 +984,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
             driver.start()
         except TumorcaError as exc:
             raise UsageProblem(str(exc)) from None
+        started = True
         driver.close()
         _echo(quiet, f"tumorca: nothing to do: all {len(runs)} runs are complete in {output / sw.RUNS_DIR}")
         return
@@ -983,7 +996,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     closers: list[Any] = []
     progress = SweepProgress()
-    interrupted = False
+    interrupted = started = False
     old_handlers: dict[int, Any] = {}
     try:
         try:
@@ -1001,6 +1014,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
             driver.start()
         except TumorcaError as exc:
             raise UsageProblem(str(exc)) from None
+        started = True
 
         def _term(signum, frame):
             raise KeyboardInterrupt
@@ -1016,7 +1030,6 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
             interrupted = True
         finally:
             progress.finish()
-            driver.close()
     finally:
         for s_, h in old_handlers.items():
             signal.signal(s_, h)
@@ -1025,6 +1038,9 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
                 obj.close()
             except Exception:  # noqa: BLE001 - closing after an interrupt may race the workers' exit
                 pass
+        if started:  # with the local workers gone, nothing else can land on disk: record what did, then unlock
+            driver.adopt_finished()
+            driver.close()
     counts = driver.counts()
     done, failed = counts.get("complete", 0), counts.get("failed", 0)
     again = f"tumorca sweep {shlex.quote(str(sweep_file))} -o {shlex.quote(str(output))} --resume"

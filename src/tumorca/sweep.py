@@ -959,19 +959,26 @@ class SweepDriver:
             for fut in list(pending):
                 fut.cancel()
             for i in pending.values():
-                row = self.rows[i]
-                if row["status"] not in ("submitted", "retrying"):
-                    continue
-                row["status"] = "pending"
-                final, _ = run_paths(self.outdir, row["run"])
-                if _complete_with(final, self.runs[i].plan):  # finished, but its result had not come back yet
-                    row.update(status="complete", started="found complete", error="")
-                    try:
-                        row["measures"] = final_measures(final)
-                    except Exception:  # noqa: BLE001 - the run is complete; the measures can be redone
-                        pass
-            self.write_manifest(force=True)
+                if self.rows[i]["status"] in ("submitted", "retrying"):
+                    self.rows[i]["status"] = "pending"
+            self.adopt_finished()
         return self.rows
+
+    def adopt_finished(self) -> None:
+        """Mark complete every pending run whose file is complete on disk (it finished, but its result had not
+        come back: a cancelled task can still finish on its worker), and rewrite the manifest.  Call it again
+        once the workers are gone, so that the manifest names every run on disk."""
+        for i, row in enumerate(self.rows):
+            if row["status"] != "pending":
+                continue
+            final, _ = run_paths(self.outdir, row["run"])
+            if _complete_with(final, self.runs[i].plan):
+                row.update(status="complete", started="found complete", error="")
+                try:
+                    row["measures"] = final_measures(final)
+                except Exception:  # noqa: BLE001 - the run is complete; the measures can be redone
+                    pass
+        self.write_manifest(force=True)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -1102,6 +1109,10 @@ def run_sweep(sweep: str | Path | SweepSpec, outdir: str | Path, *, workers: int
         try:
             return drv.execute(client, todo, progress)
         finally:
+            for obj in own:  # stop our workers first, so that no run lands on disk after the manifest
+                obj.close()
+            own.clear()
+            drv.adopt_finished()
             drv.close()
     finally:
         for obj in own:
