@@ -14,6 +14,7 @@ from . import _fields, _neutrophils, _tissue, _vessels
 from ._constants import FIELD_NAMES, Cell
 from ._numerics import MultigridWorkspace, float32_exact, tridiagonal_factors
 from .errors import LatticeError, ParameterError, ResourceError
+from ._lattice import normalize_shape
 from .initial import initial_state
 from .params import Params
 
@@ -33,23 +34,6 @@ DIFFUSING_FIELDS = ("vegf_free", "mmp9", "cxcl")
 #: Phases of a step, in order, as timed by :attr:`Simulation.phase_times`.
 PHASES = ("perfusion", "o2", "slow_fields", "endothelium", "tumour", "neutrophils")
 _RATE_PREFIX = {"vegf_free": "vegf", "mmp9": "mmp9", "cxcl": "cxcl"}
-
-
-def normalize_shape(shape: Any) -> tuple[int, int, int]:
-    """``(ny, nx)`` or ``(nz, ny, nx)`` as a 3-tuple (2D is depth 1); LatticeError if not positive integers."""
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise LatticeError(f"shape must be (ny, nx) or (nz, ny, nx), got {shape!r}") from None
-    if len(dims) not in (2, 3):
-        raise LatticeError(f"shape must have 2 or 3 dimensions, got {len(dims)}: {shape!r}")
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise LatticeError(f"shape entries must be integers, got {d!r} in {shape!r}")
-        if d < 1:
-            raise LatticeError(f"shape entries must be positive, got {d!r} in {shape!r}")
-    dims = tuple(int(d) for d in dims)
-    return (1,) + dims if len(dims) == 2 else dims
 
 
 def bytes_per_site() -> int:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .._constants import FIELD_NAMES, Cell
+from .._lattice import normalize_shape
 from ..errors import LatticeError, ParameterError, TumorcaError
 from ..params import PARAMETERS, Params
 
@@ -98,22 +99,9 @@ def cell_state_attrs() -> dict[str, Any]:
 
 
 def shape3_of(shape: Any) -> tuple[int, int, int]:
-    """``(ny, nx)`` or ``(nz, ny, nx)`` as ``(nz, ny, nx)`` (2-D is one site deep); LatticeError otherwise.
-
-    The same rule as ``tumorca.simulation.normalize_shape``, repeated here so reading needs no compiled code.
-    """
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise LatticeError(f"shape must be (ny, nx) or (nz, ny, nx), got {shape!r}") from None
-    if len(dims) not in (2, 3):
-        raise LatticeError(f"shape must have 2 or 3 dimensions, got {len(dims)}: {shape!r}")
-    out = []
-    for d in dims:
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral) or d < 1:
-            raise LatticeError(f"shape entries must be positive integers, got {d!r} in {shape!r}")
-        out.append(int(d))
-    return tuple([1] + out) if len(out) == 2 else tuple(out)
+    """``(ny, nx)`` or ``(nz, ny, nx)`` as ``(nz, ny, nx)`` (2-D is one site deep); LatticeError otherwise (the
+    engine's own rule, :func:`tumorca._lattice.normalize_shape`)."""
+    return normalize_shape(shape)
 
 
 def frame_chunks(shape3: tuple[int, int, int], itemsize: int, limit: int = CHUNK_BYTES) -> tuple[int, ...]:
