@@ -295,10 +295,10 @@ class Simulation:
                                     p.branch_vegf_half, p.tip_fusion_min_age, r["exclusion_sites"], nt)
         t4 = perf_counter()
         # 4. tumour cells
-        self._born = _tissue.tumor_update(a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step,
-                             r["p_div_max"], p.cycle_o2_low, p.cycle_o2_high, p.quiescence_o2_enter,
-                             p.quiescence_o2_exit, r["p_nec_max"], p.necrosis_o2_onset, p.necrosis_o2_full,
-                             r["q_death_steps"], nt)
+        self._born = _tissue.tumor_update(
+            a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step, r["p_div_max"],
+            p.cycle_o2_low, p.cycle_o2_high, p.quiescence_o2_enter, p.quiescence_o2_exit, r["p_nec_max"],
+            p.necrosis_o2_onset, p.necrosis_o2_full, r["q_death_steps"], nt)
         t5 = perf_counter()
         # 5. neutrophils: recruitment, death, polarisation, killing, chemotactic sub-moves
         self._neut_events = _neutrophils.neutrophil_update(
