@@ -122,3 +122,32 @@ def test_colony_with_unlimited_oxygen_grows_with_linear_radius():
     r2 = 1 - np.sum((r - (slope * t + icpt)) ** 2) / np.sum((r - r.mean()) ** 2)
     assert slope > 0 and r2 > 0.98, (slope, r2)
     assert r[-1] < 75  # the colony stayed inside the lattice: edges did not cap it
+
+
+def test_avascular_disk_centre_o2_follows_bessel_i0_and_the_critical_radius():
+    # A disk of live tumour (uptake lambda) with pO2 c_rim at its rim has c(0) = c_rim / I0(R/l) (l = sqrt(D/lambda)).
+    # A necrotic core can start once c(0) < necrosis_o2_onset, i.e. past R_c = l * I0^{-1}(c_rim / onset).
+    special = pytest.importorskip("scipy.special")
+    optimize = pytest.importorskip("scipy.optimize")
+    p = tumorca.Params(o2_boundary="dirichlet", o2_uptake_stroma=0.0, tumor_cycle_rate=0.0, o2_tol=1e-5)
+    ell = np.sqrt(p.o2_diffusivity / p.o2_uptake_tumor) / p.dx_um
+    r_crit = ell * optimize.brentq(lambda u: special.i0(u) - p.o2_vessel / p.necrosis_o2_onset, 0.1, 20.0)
+    assert 25 < r_crit < 36  # ~31 sites = 620 um at the defaults
+    centre = {}
+    for radius in (r_crit - 4, r_crit + 4):
+        n = 2 * int(radius) + 5  # two stroma sites between the disk and the 38 mmHg edge
+
+        def setup(t, perf, radius=radius, n=n):
+            y, x = np.indices((n, n)) - n // 2
+            t[np.hypot(y, x) <= radius] = Cell.TUMOR_P
+
+        sim = custom((n, n), setup, p)
+        sim.step(1)
+        c = sim.field("o2").astype(np.float64)
+        y, x = np.indices(c.shape) - n // 2
+        rr = np.hypot(y, x)
+        rim = c[(rr > radius - 0.5) & (rr <= radius + 0.5)].mean()
+        expected = rim / special.i0(radius / ell)
+        assert abs(c[n // 2, n // 2] - expected) < 0.05 * expected + 0.05, (radius, c[n // 2, n // 2], expected)
+        centre[radius] = c[n // 2, n // 2]
+    assert centre[r_crit - 4] > p.necrosis_o2_onset > centre[r_crit + 4]

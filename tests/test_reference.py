@@ -24,9 +24,11 @@ def test_kernels_match_reference(shape, kw, seed):
     _compare_with_reference(shape, kw, seed)
 
 
-def test_sor_kernels_match_reference():
-    # The cases above run the default multigrid O2 solver; SOR stays the fallback, so it keeps one case.
-    _compare_with_reference((64, 64), {"o2_solver": "sor"}, 3)
+@pytest.mark.parametrize("shape", [(64, 64), (16, 16, 16)])
+def test_multigrid_kernels_match_reference(shape):
+    # The cases above run the default SOR O2 solver; the (experimental) multigrid keeps a 2D and a 3D case.
+    kw = dict(CASES[2][1]) if len(shape) == 3 else {}
+    _compare_with_reference(shape, {**kw, "o2_solver": "multigrid"}, 3)
 
 
 def _compare_with_reference(shape, kw, seed):

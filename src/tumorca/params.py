@@ -84,10 +84,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="O2-SOLVER.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
     _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step (o2_solver='sor')",
        group="oxygen"),
-    _p("o2_solver", "multigrid", "", str, choices=("multigrid", "sor"),
-       doc="O2 solver: warm-started multigrid V-cycles with red-black Gauss-Seidel smoothing, or red-black SOR "
-           "(the reference and fallback); both stop on o2_tol (docs/o2-solver.md)",
-       source="O2-SOLVER.md (recommendation)", group="oxygen"),
+    _p("o2_solver", "sor", "", str, choices=("sor", "multigrid"),
+       doc="O2 solver: red-black SOR, or (experimental) warm-started multigrid V-cycles, several times cheaper "
+           "but known to diverge on many lattice sizes that are not powers of two (docs/o2-solver.md); both stop "
+           "on o2_tol", source="O2-SOLVER.md", group="oxygen"),
     _p("o2_mg_max_cycles", 500, "", int, 1, 10**6, doc="cap on multigrid V-cycles per step", group="oxygen"),
     _p("o2_mg_presmooth", 2, "", int, 0, 50, doc="red-black Gauss-Seidel sweeps before the coarse correction "
        "on each multigrid level", source="O2-SOLVER.md (V(2,2))", group="oxygen"),
