@@ -92,8 +92,8 @@ def _axis_transfer(pos: np.ndarray) -> tuple[np.ndarray, ...]:
 class MultigridPlan:
     """The grid hierarchy of the multigrid O2 solve, shared by the kernel and the NumPy reference.
 
-    Level 0 is the lattice; each coarser level halves (rounding up) every axis longer than one site, until no
-    axis is longer than :data:`MG_COARSEST_AXIS`.  Both implementations take every table from here, so their
+    Level 0 is the lattice; each coarser level halves every axis longer than one site, until no axis is longer
+    than :data:`MG_COARSEST_AXIS` or some axis is odd (that level is then the coarsest).  Both implementations take every table from here, so their
     transfers use the very same float64 weights.
 
     Parameters
@@ -115,7 +115,11 @@ class MultigridPlan:
         self.kscale = [np.ones(3)]
         self.transfers = []
         pos = [np.arange(n, dtype=np.float64) for n in shape]
-        while max(self.shapes[-1]) > MG_COARSEST_AXIS:
+        # Coarsen only while every axis longer than one site is even: an odd axis would leave a lone coarse cell
+        # off the uniform coarse spacing that the rediscretised coarse operator assumes, and that mismatch made
+        # the V-cycle diverge on many lattices (docs/o2-solver.md).  The first level with an odd axis is then the
+        # coarsest one.
+        while max(self.shapes[-1]) > MG_COARSEST_AXIS and all(n % 2 == 0 for n in self.shapes[-1] if n > 1):
             cur = self.shapes[-1]
             tr, new_shape, new_scale = [], [], self.kscale[-1].copy()
             for a in range(3):

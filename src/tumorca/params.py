@@ -86,8 +86,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        group="oxygen"),
     _p("o2_solver", "sor", "", str, choices=("sor", "multigrid"),
        doc="O2 solver: red-black SOR, or (experimental) warm-started multigrid V-cycles, several times cheaper "
-           "but known to diverge on many lattice sizes that are not powers of two (docs/o2-solver.md); both stop "
-           "on o2_tol", source="O2-SOLVER.md", group="oxygen"),
+           "on lattices whose lengths are a small number times a power of two, little better than Gauss-Seidel "
+           "otherwise (docs/o2-solver.md); both stop on o2_tol", source="O2-SOLVER.md", group="oxygen"),
     _p("o2_mg_max_cycles", 500, "", int, 1, 10**6, doc="cap on multigrid V-cycles per step", group="oxygen"),
     _p("o2_mg_presmooth", 2, "", int, 0, 50, doc="red-black Gauss-Seidel sweeps before the coarse correction "
        "on each multigrid level", source="O2-SOLVER.md (V(2,2))", group="oxygen"),
