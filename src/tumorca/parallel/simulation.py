@@ -315,7 +315,6 @@ class DistributedSimulation:
         self._perfusion()
         t1 = perf_counter()
         # 2a. O2
-        X.exchange([a["tissue"], a["perfused"], a["o2"]], W["o2"])
         sweeps, res = self._o2_solve()
         work = float(sweeps)
         self._last_o2 = (sweeps, res, work)
@@ -394,19 +393,26 @@ class DistributedSimulation:
         self._cart.Allreduce(buf, out, op=self._mpi.SUM)
         return int(out[0])
 
+    def _region(self, margin: int) -> tuple[tuple[int, int], ...]:
+        """The block plus ``margin`` halo layers on each side that has a halo, in local indices."""
+        return tuple((lo - h[0], hi + h[1]) for (lo, hi), h in zip(self._dec.box, self._dec.halo_sides(margin)))
+
     def _perfusion(self) -> None:
-        """Phase 1 as fixed-point iterations over the ranks (see ``_vessels.perfusion_connect``)."""
+        """Phase 1 as fixed-point iterations over the ranks (see ``_vessels.perfusion_connect``).
+
+        Tissue is refreshed over the whole halo (width H) once; the searches stay inside that region (tissue
+        farther out is not exact, and a path through it could connect what is not connected), and pruning runs
+        in batches of H rounds per exchange of the flags: round j of a batch is exact up to H - j layers out, so
+        the block's own sites are exact for the whole batch (communication-avoiding; the result is the same).
+        """
         a, X, r, p = self._arrays, self._halo, self._rates, self._params
         origin, gshape, box = self._geom
-        w = self._widths["perfusion"]
-        X.exchange([a["tissue"]], w)
+        H = self._dec.halo
+        X.exchange([a["tissue"]], H)
         a["perfused"].fill(0)
         self._prop.fill(0)
         t = a["tissue"]
-        # The searches stay inside the block and the halo layer just refreshed: tissue farther out is not exact
-        # (a path through it could connect what is not connected).  Pruning reads only neighbours, so the
-        # owned sites' rounds see nothing but this region either.
-        search = tuple((lo - h[0], hi + h[1]) for (lo, hi), h in zip(box, self._dec.halo_sides(w)))
+        search = self._region(H)
         region = tuple(slice(lo, hi) for lo, hi in search)
         sub = t[region]
         zz, yy, xx = np.nonzero((sub == Cell.EC_STALK) | (sub == Cell.EC_TIP))
@@ -422,45 +428,80 @@ class DistributedSimulation:
             if n == last:
                 break
             last = n
-            X.exchange([a["perfused"]], 1)
-        # pruning: synchronous rounds, each judged on the state the last one left everywhere
-        # (the first round needs no exchange: nothing is removed yet, and removal flags are all it reads)
+            X.exchange([a["perfused"]], H)
+        # pruning: synchronous rounds, each judged on the state the last one left everywhere.  The first batch
+        # needs no exchange: nothing is removed yet, and removal flags are all a round reads besides tissue.
+        counts = np.zeros(H, dtype=np.int64)
+        total = np.zeros(H, dtype=np.int64)
         while True:
-            n = self._allsum(_vessels.perfusion_prune_round(t, a["inlet"], a["perfused"], self._prop, ec, edge,
-                                                            origin, gshape, box))
-            if n == 0:
+            for j in range(H):
+                counts[j] = _vessels.perfusion_prune_round(t, a["inlet"], a["perfused"], self._prop, ec, edge,
+                                                           origin, gshape, box)
+            self._cart.Allreduce(counts, total, op=self._mpi.SUM)
+            # a round that pruned nothing anywhere is the fixed point: later rounds of the batch changed nothing
+            if (total == 0).any():
                 break
-            X.exchange([a["perfused"]], 1)
+            X.exchange([a["perfused"]], H)
         _vessels.perfusion_finish(t, a["perfused"], a["clock"], ec, r["regress_steps"])
 
     def _o2_solve(self) -> tuple[int, float]:
-        """Red-black SOR with a halo exchange after each colour and the serial stopping test on the global
-        max-norm (Allreduce MAX: exact), so the sweep count is the serial one."""
+        """Red-black SOR, bit-identical to the serial ``_fields.o2_solve``, with few messages.
+
+        After an exchange of H halo layers, b = H // 2 sweeps can run without another: half-sweep j also updates
+        the H - j halo layers whose inputs are still exact (the same values the neighbour computes).  The
+        stopping test is the serial one, on the global max of each sweep's largest correction over owned sites
+        (Allreduce MAX, exact), done once per batch for its b sweeps; if it stops the solve at sweep k < b, the
+        batch is redone from a copy for k sweeps only, so the result and the sweep count are the serial ones.
+        """
         p, r, a, X = self._params, self._rates, self._arrays, self._halo
         origin, _, box = self._geom
         c, tis, src = a["o2"], a["tissue"], a["perfused"]
+        H = self._dec.halo
+        X.exchange([tis, src, c], H)
         _fields.o2_hold_sources(c, src, float32_exact(p.o2_vessel), self._threads)
         dz, dy, dx = self._dirichlet_o2
         edge = float32_exact(p.o2_boundary_value)
         MPI = self._mpi
-        loc = np.zeros(1, dtype=np.float64)
-        glob = np.zeros(1, dtype=np.float64)
-        sweeps = 0
+        nt = self._threads
+        per = max(1, H // 2)
+        regions = [self._region(m) for m in range(2 * per)]
+        snapshot = np.empty_like(c)
+        loc = np.zeros(per, dtype=np.float64)
+        glob = np.zeros(per, dtype=np.float64)
+
+        def sweeps_from(b: int) -> None:
+            # b sweeps after an exchange of at least 2b layers; half-sweep j updates 2b - 1 - j halo layers
+            for s in range(b):
+                red = _fields.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge,
+                                                p.o2_omega, 0, origin, regions[2 * b - 1 - 2 * s], box, nt)
+                black = _fields.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge,
+                                                  p.o2_omega, 1, origin, regions[2 * b - 2 - 2 * s], box, nt)
+                loc[s] = red if red > black else black
+
+        done = 0
         rmax = 0.0
-        while sweeps < p.o2_max_sweeps:
-            r0 = _fields.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge, p.o2_omega, 0,
-                                           origin, box, self._threads)
-            X.exchange([c], 1)
-            r1 = _fields.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge, p.o2_omega, 1,
-                                           origin, box, self._threads)
-            loc[0] = r0 if r0 > r1 else r1
+        first = True
+        while done < p.o2_max_sweeps:
+            if not first:
+                X.exchange([c], H)
+            first = False
+            b = min(per, p.o2_max_sweeps - done)
+            np.copyto(snapshot, c)
+            loc[:] = 0.0
+            sweeps_from(b)
             self._cart.Allreduce(loc, glob, op=MPI.MAX)
-            rmax = float(glob[0])
-            sweeps += 1
-            if rmax <= p.o2_tol:
+            hit = np.flatnonzero(glob[:b] <= p.o2_tol)
+            if hit.size:
+                k = int(hit[0]) + 1
+                if k < b:
+                    np.copyto(c, snapshot)
+                    sweeps_from(k)
+                done += k
+                rmax = float(glob[k - 1])
                 break
-            X.exchange([c], 1)
-        return sweeps, rmax
+            done += b
+            rmax = float(glob[b - 1])
+        return done, rmax
 
     def _implicit(self, c: np.ndarray, axis: int, factors, alpha: float, gain: float) -> None:
         """One backward-Euler axis pass: the serial kernel on the local array where the axis is not split (its
@@ -470,8 +511,12 @@ class DistributedSimulation:
             _fields.implicit_axis(c, axis, factors[0], factors[1], alpha, gain, 0.0, self._threads)
             return
         low, high = self._axis_nb[axis]
+        # Pipelining pays only when a chunk of lines is big enough to hide a message's latency.
+        bs = dec.block_shape
+        lines = bs[0] * bs[1] * bs[2] // bs[axis]
+        chunks = min(dec.dims[axis], max(1, lines // 4096))
         implicit_axis_split(c, axis, factors[0], factors[1], alpha, gain, 0.0, dec.box_slices,
-                            dec.owned[axis].start, self._cart, low, high, chunks=dec.dims[axis])
+                            dec.owned[axis].start, self._cart, low, high, chunks=chunks)
 
     # -- reductions -----------------------------------------------------------------------------------------
     def _polarizations(self) -> np.ndarray:
