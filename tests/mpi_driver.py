@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mpi4py import MPI  # noqa: E402
 
 import tumorca  # noqa: E402
+import tumorca.presets  # noqa: E402
 from tumorca import Cell  # noqa: E402
 from tumorca._lattice import normalize_shape  # noqa: E402
 from tumorca.errors import LatticeError, ParameterError  # noqa: E402
@@ -127,6 +128,7 @@ def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=Fals
         fired["max_q"] = max(fired["max_q"], s["tumor_q"])
         fired["max_vessels"] = max(fired["max_vessels"], s["vessel_sites"])
         fired["max_perfused"] = max(fired["max_perfused"], s["perfused_sites"])
+        fired.setdefault("first_perfused", s["perfused_sites"])
 
     first = 0
     if resume is not None:
@@ -222,6 +224,7 @@ CASES = {
                                              poison=True),
     "network_2d_1x2": lambda: case_network((32, 40), "1x2"),
     "network_3d_2x1x1": lambda: case_network((18, 28, 24), "2x1x1"),
+    "preset_knockout_3d_2x1x1": lambda: run_case((20, 16, 16), "2x1x1", tumorca.presets.get("ifnb-knockout"), 15),
     "resume_1_to_2": lambda: run_case((48, 48), "2x1", busy(ifn_level=0.0), 24, resume=(11, 1, "1x1")),
     # P = 4
     "ko_2d_2x2": lambda: run_case((48, 48), "2x2", busy(ifn_level=0.0), 40, seed=2),
@@ -237,6 +240,7 @@ CASES = {
         start=random_state((16, 18, 18), busy(vessel_inlets="edge", o2_boundary="dirichlet"), 5,
                            probs=(0.5, 0.1, 0.0, 0.0, 0.395, 0.005), inlet_fraction=0.5), poison=True),
     "network_2d_2x2": lambda: case_network((32, 40), "2x2"),
+    "preset_wildtype_2d_2x2": lambda: run_case((64, 64), "2x2", tumorca.Params(), 30),
     "resume_2_to_4": lambda: run_case((48, 48), "2x2", busy(), 24, resume=(9, 2, "1x2"), seed=12),
 }
 
