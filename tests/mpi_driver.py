@@ -212,12 +212,12 @@ CASES = {
     "one_2d": lambda: run_case((40, 44), "1x1", busy(), 25),
     "one_3d": lambda: run_case((16, 16, 18), "auto", busy(ifn_level=0.0), 12),
     # P = 2
-    "wt_2d_1x2": lambda: run_case((48, 48), "1x2", busy(), 40),
+    "wt_2d_1x2": lambda: run_case((47, 45), "1x2", busy(), 40),
     "ko_2d_2x1_dirichlet": lambda: run_case((48, 44), "2x1", busy(ifn_level=0.0, o2_boundary="dirichlet",
                                                                    field_boundary="dirichlet"), 40, seed=8),
     "ko_3d_2x1x1": lambda: run_case((18, 16, 16), "2x1x1", busy(ifn_level=0.0, init_vessel_spacing=8,
                                                                   init_tumor_radius=5), 20),
-    "wt_3d_1x1x2_edge": lambda: run_case((16, 16, 20), "1x1x2", busy(vessel_inlets="edge", o2_boundary="dirichlet",
+    "wt_3d_1x1x2_edge": lambda: run_case((17, 15, 21), "1x1x2", busy(vessel_inlets="edge", o2_boundary="dirichlet",
                                                                      init_vessel_spacing=8, init_tumor_radius=5),
                                          20, seed=3),
     "random_2d_1x2_poison": lambda: run_case((40, 48), "1x2", busy(), 3, start=random_state((40, 48), busy(), 7),
@@ -225,11 +225,12 @@ CASES = {
     "network_2d_1x2": lambda: case_network((32, 40), "1x2"),
     "network_3d_2x1x1": lambda: case_network((18, 28, 24), "2x1x1"),
     "preset_knockout_3d_2x1x1": lambda: run_case((20, 16, 16), "2x1x1", tumorca.presets.get("ifnb-knockout"), 15),
+    "capped_o2_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_max_sweeps=3), 6, seed=9),
     "resume_1_to_2": lambda: run_case((48, 48), "2x1", busy(ifn_level=0.0), 24, resume=(11, 1, "1x1")),
     # P = 4
-    "ko_2d_2x2": lambda: run_case((48, 48), "2x2", busy(ifn_level=0.0), 40, seed=2),
+    "ko_2d_2x2": lambda: run_case((49, 51), "2x2", busy(ifn_level=0.0), 40, seed=2),
     "wt_2d_4x1_edge": lambda: run_case((64, 40), "4x1", busy(vessel_inlets="edge"), 30, seed=4),
-    "wt_3d_1x2x2": lambda: run_case((16, 18, 18), "1x2x2", busy(init_vessel_spacing=8, init_tumor_radius=5), 16),
+    "wt_3d_1x2x2": lambda: run_case((16, 19, 17), "1x2x2", busy(init_vessel_spacing=8, init_tumor_radius=5), 16),
     "ko_3d_2x2x1_dirichlet": lambda: run_case((16, 16, 16), "2x2x1",
                                               busy(ifn_level=0.0, o2_boundary="dirichlet", init_vessel_spacing=8,
                                                    init_tumor_radius=5), 16, seed=6),
@@ -241,6 +242,7 @@ CASES = {
                            probs=(0.5, 0.1, 0.0, 0.0, 0.395, 0.005), inlet_fraction=0.5), poison=True),
     "network_2d_2x2": lambda: case_network((32, 40), "2x2"),
     "preset_wildtype_2d_2x2": lambda: run_case((64, 64), "2x2", tumorca.Params(), 30),
+    "noexcl_2d_4x1": lambda: run_case((40, 36), "4x1", busy(sprout_exclusion=0.0), 30, seed=10),
     "resume_2_to_4": lambda: run_case((48, 48), "2x2", busy(), 24, resume=(9, 2, "1x2"), seed=12),
 }
 
