@@ -23,7 +23,7 @@ import tumorca  # noqa: E402
 import tumorca.presets  # noqa: E402
 from tumorca import Cell  # noqa: E402
 from tumorca._lattice import normalize_shape  # noqa: E402
-from tumorca.errors import LatticeError, ParameterError  # noqa: E402
+from tumorca.errors import LatticeError, ParameterError, ResourceError  # noqa: E402
 from tumorca.parallel import DistributedSimulation  # noqa: E402
 
 from conftest import hypoxic_params  # noqa: E402
@@ -261,6 +261,7 @@ def errors_case():
          "more ranks"),
         (lambda: DistributedSimulation((12, 12), busy(), ranks_shape=f"{size}x1x1"), LatticeError,
          "splits z, but the lattice is 2D"),
+        (lambda: DistributedSimulation((8192, 8192, 8192), busy()), ResourceError, "ranks on this node need"),
         (lambda: DistributedSimulation.from_blocks({"shape": (24, 24), "params": busy().to_dict(), "seed": 1,
                                                     "step_index": 0},
                                                    lambda n, sl: np.zeros((2, 2, 2)), ranks_shape="auto"),

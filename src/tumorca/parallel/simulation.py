@@ -24,10 +24,16 @@ from .._lattice import normalize_shape
 from .._numerics import float32_exact, tridiagonal_factors
 from ..errors import LatticeError, ParameterError, TumorcaError
 from ..params import Params
+from ..errors import ResourceError
 from ..simulation import (DIFFUSING_FIELDS, PHASES, STATE_ARRAYS, _RATE_PREFIX, _check_seed, _check_threads,
-                          check_memory)
+                          _fmt_bytes, available_memory, bytes_per_site)
 from .decomposition import Decomposition
 from .lod import implicit_axis_split
+
+
+#: Scratch bytes per site of a block besides the serial engine's: the float64 line buffer of a pipelined
+#: diffusion pass (8) and the O2 copy kept for a batch of SOR sweeps (4).
+PARALLEL_BYTES_PER_SITE = 12
 
 
 class MPIUnavailableError(TumorcaError):
@@ -243,10 +249,25 @@ class DistributedSimulation:
         self._comm = comm
         coords = tuple(self._cart.Get_coords(self._cart.Get_rank()))
         self._dec = Decomposition(shape3, dims, coords, halo=halo, size=comm.Get_size())
-        _agree(comm, lambda: check_memory(self._dec.local_shape, params))
+        _agree(comm, lambda: self._check_node_memory(MPI))
         from .halo import HaloExchanger
         self._halo = HaloExchanger(self._cart, self._dec)
         self._mpi = MPI
+
+    def _check_node_memory(self, MPI) -> None:
+        """ResourceError if the blocks (with halo and the engine's scratch) of all ranks sharing this node's
+        memory need more than is available here (the serial check, counted per node, not per rank)."""
+        need = int(np.prod(self._dec.local_shape)) * (bytes_per_site() + PARALLEL_BYTES_PER_SITE)
+        node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
+        try:
+            total, ranks = node.allreduce(need), node.Get_size()
+        finally:
+            node.Free()
+        avail = available_memory()
+        if avail is not None and total > avail:
+            raise ResourceError(f"the blocks of the {ranks} ranks on this node need {_fmt_bytes(total)} of memory "
+                                f"({bytes_per_site() + PARALLEL_BYTES_PER_SITE} B/site with halo) but only "
+                                f"{_fmt_bytes(avail)} is available; use more nodes")
 
     def _initial_local(self) -> dict[str, np.ndarray]:
         return initial_block(self._shape3, self._params, self._dec.local)
