@@ -54,8 +54,10 @@ def halo_widths(params: Params) -> dict[str, int]:
     Counted from what each pass reads (docs/parallel.md): a site's result at distance r from the block is right
     if every input it reads is right, so each pass that reads neighbours within radius q adds q.
 
-    * ``perfusion``: 1 (Moore neighbours), refreshed before every search and every pruning round;
-    * ``o2``: 1 (the von Neumann stencil), refreshed after every colour of every sweep;
+    * ``perfusion``: 1 per pruning round (Moore neighbours); the engine refreshes H layers and runs H rounds
+      per exchange, and the searches stay inside the refreshed layers;
+    * ``o2``: 1 per colour of a sweep (the von Neumann stencil); the engine refreshes H layers and runs H // 2
+      sweeps per exchange;
     * ``endothelium``: D + max(1, e) where e = floor(sprout_exclusion/dx) and D = max(2, e): a site's result
       needs the proposals within D (a tip's move wins or loses at a target next to it by the proposals next to
       that target: 2; a sprout candidate is ranked against candidates within e), and a proposal needs the
