@@ -49,6 +49,36 @@ def _one_line(text: str) -> str:
 
 _ARGS: list[str] = []
 
+#: Environment variables in which MPI launchers (MPICH/Intel MPI hydra and PMI-2 srun, Open MPI, MVAPICH) give the
+#: world size and this process's rank: read without importing mpi4py, so a serial run never initialises MPI.
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def launcher_size() -> int:
+    """Number of processes the MPI launcher started (1 when not started by one)."""
+    for name in _SIZE_VARS:
+        try:
+            return max(1, int(os.environ[name]))
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def launcher_rank() -> int:
+    """This process's rank as the MPI launcher numbered it (0 when not started by one)."""
+    for name in _RANK_VARS:
+        try:
+            return int(os.environ[name])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
+def _speaks() -> bool:
+    """Whether this process reports errors: always, except ranks other than 0 of an MPI job."""
+    return launcher_size() <= 1 or launcher_rank() == 0
+
 
 def command_line() -> str:
     """The ``tumorca ...`` command being run, shell-quoted (recorded as provenance)."""
@@ -68,17 +98,21 @@ class TumorcaGroup(click.Group):
         try:
             rv = super().main(args, prog_name or "tumorca", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+            if _speaks():
+                click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
             sys.exit(2)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "tumorca"
-            click.echo(f"tumorca: error: {_one_line(exc.format_message())} (see '{where} -h')", err=True)
+            if _speaks():  # under MPI every rank finds the same error; rank 0 says it
+                click.echo(f"tumorca: error: {_one_line(exc.format_message())} (see '{where} -h')", err=True)
             sys.exit(2)
         except click.ClickException as exc:
-            click.echo(f"tumorca: error: {_one_line(exc.format_message())}", err=True)
+            if _speaks():
+                click.echo(f"tumorca: error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
-            click.echo("tumorca: aborted", err=True)
+            if _speaks():
+                click.echo("tumorca: aborted", err=True)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -285,11 +319,13 @@ def _echo(quiet: bool, text: str) -> None:
                    "frames' worth].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--resume", is_flag=True, help="Continue the cut-off or interrupted run in OUTPUT.")
+@click.option("--ranks-shape", metavar="PzxPyxPx|PyxPx|auto",
+              help="Under MPI (mpiexec -n P tumorca run ...): the grid of blocks, one per rank  [default: auto].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, ...], shape: str | None,
         steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
         seed: int | None, threads: int | None, checkpoint_every: int | None, overwrite: bool, resume: bool,
-        quiet: bool) -> None:
+        ranks_shape: str | None, quiet: bool) -> None:
     """Run a simulation into an HDF5 run file (plus OUT.xdmf for ParaView).
 
     \b
@@ -298,6 +334,7 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
       tumorca run -o ko.h5 --preset ifnb-knockout --shape 512x512 --seed 7 --fields o2,vegf_free
       tumorca run -o t.h5 --config my.toml --set neut_kill_rate=0.002 --steps 200 --every 10
       tumorca run --resume -o ko.h5
+      mpiexec -n 4 tumorca run -o big.h5 --shape 256x256x256 --ranks-shape 1x2x2 --threads 8
     """
     if overwrite and resume:
         raise UsageProblem("--overwrite and --resume exclude each other")
@@ -324,6 +361,14 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     fields_t = parse_fields(fields) if fields is not None else None
     params_given = preset is not None or config is not None or bool(sets)
     params = build_params(preset, config, sets)
+    if ranks_shape is not None or launcher_size() > 1:
+        from . import mpicli  # the MPI path: every check below, agreed between the ranks
+
+        mpicli.run_mpi(output=output, params=params, params_given=params_given, preset=preset, shape=shape_t,
+                       steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
+                       threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
+                       ranks_shape=ranks_shape, quiet=quiet)
+        return
     check_output_path(output, overwrite=overwrite, resume=resume)
     cmd = command_line()
     provenance = {"command_line": cmd}
@@ -336,6 +381,23 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
                 checkpoint_every=checkpoint_every)
         return
 
+    plan = make_plan(params, preset, shape_t, steps, days, every, fields_t, compression,
+                     seed if seed is not None else secrets.randbits(63), checkpoint_every)
+    dt = params.dt_min
+    _refuse_live_target(output, overwrite)
+    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+    _echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
+                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
+                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
+                 f"-> {output}")
+    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
+                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
+
+
+def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None, steps: int | None,
+              days: float | None, every: int | None, fields: tuple[str, ...] | None, compression: str | None,
+              seed: int, checkpoint_every: int | None) -> RunPlan:
+    """The plan of a new run from the options given (defaults for the rest); UsageProblem if it is invalid."""
     dt = params.dt_min
     if steps is None:
         steps = max(1, round((days if days is not None else DEFAULT_DAYS) * MINUTES_PER_DAY / dt))
@@ -346,20 +408,11 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     if checkpoint_every is None:
         checkpoint_every = CHECKPOINT_FRAMES * every
     try:
-        plan = RunPlan(shape=shape_t or DEFAULT_SHAPE, params=params,
-                       seed=seed if seed is not None else secrets.randbits(63), steps=steps, every=every,
-                       fields=FIELD_NAMES if fields_t is None else fields_t, compression=compression or "gzip",
+        return RunPlan(shape=shape or DEFAULT_SHAPE, params=params, seed=seed, steps=steps, every=every,
+                       fields=FIELD_NAMES if fields is None else fields, compression=compression or "gzip",
                        checkpoint_every=checkpoint_every, preset=preset or "")
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
-    _refuse_live_target(output, overwrite)
-    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
-    _echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
-                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
-                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
-                 f"-> {output}")
-    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
-                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
 
 
 def _refuse_live_target(output: Path, overwrite: bool) -> None:

@@ -297,9 +297,11 @@ def _setup_files(comm: Any, sim: Any, plan: RunPlan, path: Path, make_main: Call
 # -- entry points -------------------------------------------------------------------------------------------------
 def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
         overwrite: bool = False, ranks_shape: str | None = None, comm: Any = None,
-        progress: ProgressFn | None = None, stop: StopFn | None = None) -> RunOutcome:
+        progress: ProgressFn | None = None, stop: StopFn | None = None,
+        started: Callable[[Any], None] | None = None) -> RunOutcome:
     """:func:`tumorca.runner.run` on every rank of ``comm`` (collective).  ``ranks_shape``: ``"PzxPyxPx"``,
-    ``"PyxPx"``, ``"auto"`` or None (automatic)."""
+    ``"PyxPx"``, ``"auto"`` or None (automatic).  ``started(sim)`` is called on rank 0 once the engine and the
+    files are set up."""
     comm = mpi_comm(comm)
     path = Path(path)
     from .parallel import DistributedSimulation
@@ -318,6 +320,8 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     if r.root:
         (sidecar_paths(path)[1]).unlink(missing_ok=True)  # a stale checkpoint must never meet this file
         remove_unreferenced(path, {r.fdir})  # rank files of an earlier run this one replaced
+        if started is not None:
+            started(sim)
     return _drive(r, progress, stop, first_summary=first)
 
 
@@ -327,7 +331,8 @@ def _dims_text(sim: Any) -> str:
 
 def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
            given: Mapping[str, Any] | None = None, ranks_shape: str | None = None, comm: Any = None,
-           progress: ProgressFn | None = None, stop: StopFn | None = None) -> RunOutcome:
+           progress: ProgressFn | None = None, stop: StopFn | None = None,
+           started: Callable[[Any], None] | None = None) -> RunOutcome:
     """:func:`tumorca.runner.resume` on every rank of ``comm`` (collective).  The checkpoint may have been
     written by any number of ranks, or by a serial run: every rank reads its own block of it."""
     import h5py
@@ -404,6 +409,8 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     if r.root:
         r.run_id = r.main.run_id
         remove_unreferenced(path, {r.fdir} | referenced_dirs(sidecar_paths(path)[1]))
+        if started is not None:
+            started(sim)
     r.run_id = comm.bcast(r.run_id, root=0)
     return _drive(r, progress, stop)
 
