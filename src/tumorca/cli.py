@@ -141,6 +141,18 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def parse_ranks_shape(text: str) -> str:
+    """``"2x1x2"``, ``"2x2"`` (2-D: Py x Px) or ``"auto"``, normalised; UsageProblem otherwise.  (Whether the grid
+    fits the lattice and the number of ranks is the engine's check.)"""
+    t = text.strip().lower().replace("\u00d7", "x")
+    if t == "auto":
+        return t
+    parts = t.split("x")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageProblem(f"--ranks-shape must be PzxPyxPx, PyxPx (positive integers) or auto, got {text!r}")
+    return "x".join(str(int(p)) for p in parts)
+
+
 def parse_set(item: str) -> tuple[str, Any]:
     """``key=value`` with the value read as TOML (``1``, ``1.5``, ``true``, ``"x"``); a bare word that is not
     TOML (``dirichlet``) is taken as a string, so choices need no shell quoting."""
@@ -359,6 +371,8 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
             raise UsageProblem(str(exc)) from None
     shape_t = parse_shape(shape) if shape is not None else None
     fields_t = parse_fields(fields) if fields is not None else None
+    if ranks_shape is not None:
+        ranks_shape = parse_ranks_shape(ranks_shape)
     params_given = preset is not None or config is not None or bool(sets)
     params = build_params(preset, config, sets)
     if ranks_shape is not None or launcher_size() > 1:
