@@ -202,3 +202,22 @@ def test_bad_input_every_rank_exits_with_one_line(serial, tmp_path):
     r = run_mpi(2, "run", "--resume", "-o", str(done), "--shape", "32x32", timeout=60)
     assert r.returncode == 2 and "has shape 24x24, not 32x32" in _one_error_line(r)
     assert done.read_bytes() == before and not tmp_path.joinpath("done.ranks").exists()
+
+
+def test_bench_mpi_case(tmp_path):
+    """tumorca bench --mpi: one tiny strong-scaling case end to end (no timing asserted)."""
+    import json
+
+    import tumorca.parallel as par
+
+    if not hasattr(par, "bench_step"):
+        pytest.skip("tumorca.parallel has no bench_step")
+    out = tmp_path / "b.json"
+    r = run_cli("bench", "--mpi", "1,2", "--mpi-shape", "16x16x16", "--mpi-steps", "1", "--threads", "1",
+                "--json", str(out), timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert [row["ranks"] for row in doc["rows"]] == [1, 2]
+    two = doc["rows"][1]
+    assert two["halo_bytes"] > 0 and two["halo_seconds"] >= 0 and two["efficiency"] > 0
+    assert "halo s/step" in r.stdout

@@ -553,11 +553,21 @@ def params_cmd(as_toml: bool) -> None:
 @click.option("--streaming/--no-streaming", default=False, show_default=True,
               help="Also measure the cost of HDF5 frames every 10 steps (runs each case twice more).")
 @click.option("--roofline-mb", type=int, default=256, show_default=True, help="Array size of the STREAM kernels.")
+@click.option("--mpi", "mpi_ranks", metavar="P1,P2,...",
+              help="Instead of the cases above: MPI strong scaling of one lattice (--mpi-shape) over these rank "
+                   "counts, with halo-exchange time and bytes per step (docs/scaling.md; needs mpi4py/mpiexec).")
+@click.option("--mpi-shape", default="256x256x256", show_default=True, help="Lattice of the --mpi case.")
+@click.option("--mpi-steps", type=int, default=3, show_default=True, help="Timed steps of the --mpi case.")
 def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path: Path | None, reference: bool,
-              streaming: bool, roofline_mb: int) -> None:
+              streaming: bool, roofline_mb: int, mpi_ranks: str | None, mpi_shape: str, mpi_steps: int) -> None:
     """Measure steps/s, site-updates/s, time and bandwidth per phase, memory per site and thread speed-up,
-    beside a memory-bandwidth roofline and the NumPy reference measured in the same run (docs/performance.md)."""
+    beside a memory-bandwidth roofline and the NumPy reference measured in the same run (docs/performance.md).
+    With --mpi: strong scaling over MPI ranks and the cost of halo exchange (docs/scaling.md)."""
     from . import bench
+
+    if mpi_ranks is not None:
+        _bench_mpi(bench, mpi_ranks, mpi_shape, mpi_steps, threads_text, preset, json_path)
+        return
 
     shapes = [parse_shape(s.strip()) for s in sizes.split(",") if s.strip()]
     try:
@@ -584,6 +594,41 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
     except TumorcaError as exc:
         raise RunProblem(str(exc)) from None
     click.echo(bench.format_table(doc))
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=2))
+        click.echo(f"tumorca: wrote {json_path}", err=True)
+
+
+def _bench_mpi(bench: Any, ranks_text: str, shape_text: str, steps: int, threads_text: str, preset: str,
+               json_path: Path | None) -> None:
+    try:
+        ranks = [int(t) for t in ranks_text.split(",") if t.strip()]
+    except ValueError:
+        ranks = []
+    if not ranks or min(ranks) < 1:
+        raise UsageProblem(f"--mpi must be a comma list of positive rank counts, got {ranks_text!r}")
+    try:
+        threads = int(threads_text.split(",")[0])
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise UsageProblem(f"--threads must be a positive integer, got {threads_text!r}")
+    if steps < 1:
+        raise UsageProblem(f"--mpi-steps must be >= 1, got {steps}")
+    shape = parse_shape(shape_text)
+    try:
+        presets.changes(preset)
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    if json_path is not None:
+        _check_output_place(json_path)
+    try:
+        doc = bench.mpi_scaling(shape, ranks, steps=steps, threads=threads, preset=preset,
+                                progress=lambda row: click.echo(f"  measured {fmt_shape(shape)} on {row['ranks']} "
+                                                                f"rank(s) ({row['grid']})", err=True))
+    except TumorcaError as exc:
+        raise RunProblem(str(exc)) from None
+    click.echo(bench.format_mpi_table(doc))
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=2))
         click.echo(f"tumorca: wrote {json_path}", err=True)
