@@ -47,13 +47,14 @@ cdef inline double _neighbour_sum(const float* cur, const float* ym, const float
 
 cdef double _sor_row(float* cur, const float* ym, const float* yp, const float* zm, const float* zp,
                      const uint8_t* tis, const uint8_t* src, const double* uptake,
-                     Py_ssize_t nx, Py_ssize_t x0, int nn_base, bint dirichlet_x, double edge,
+                     Py_ssize_t nx, Py_ssize_t x0, Py_ssize_t xend, int nn_base, bint dirichlet_x, double edge,
                      double k, double omega) noexcept nogil:
-    """One colour of one row: SOR update of the free sites; returns the largest Jacobi correction seen."""
+    """One colour of one row: SOR update of the free sites x0, x0 + 2, .. below xend (the row has nx sites);
+    returns the largest Jacobi correction seen."""
     cdef Py_ssize_t x
     cdef double s, diag, gs, old, corr, rmax = 0.0
     cdef int nn
-    for x in range(x0, nx, 2):
+    for x in range(x0, xend, 2):
         if src[x]:
             continue
         s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dirichlet_x, edge, nn_base, &nn)
@@ -134,7 +135,7 @@ cdef double _fine_sweep(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, con
             ym = yp = zm = zp = zr
             nn_base = _face_rows(c, z, y, dir_z, dir_y, er, zr, &ym, &yp, &zm, &zp)
             rowmax[r] = _sor_row(&c[z, y, 0], ym, yp, zm, zp, &tissue[z, y, 0], &source[z, y, 0], uptake, nx,
-                                 (color + y + z) & 1, nn_base, dir_x, edge_value, k, omega)
+                                 (color + y + z) & 1, nx, nn_base, dir_x, edge_value, k, omega)
         # A max is exact whatever the thread split; combine serially for clarity.
         for r in range(nrows):
             if rowmax[r] > rmax:
@@ -196,6 +197,62 @@ def o2_solve(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uint8_t[
             if rmax <= tol:
                 break
     return sweep, rmax
+
+
+def o2_hold_sources(float[:, :, ::1] c, const uint8_t[:, :, ::1] source, double source_value, int num_threads):
+    """Set c = source_value on every source site (the first step of :func:`o2_solve`)."""
+    with nogil:
+        _hold_sources(c, source, <float>source_value, num_threads)
+    return None
+
+
+def o2_sor_half_sweep(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                      const double[::1] uptake, double k, bint dir_z, bint dir_y, bint dir_x, double edge_value,
+                      double omega, int color, object origin, object box, int num_threads):
+    """One colour of the red-black SOR sweep of :func:`o2_solve` on the sites of ``box`` of a block.
+
+    For the domain-decomposed solve (tumorca.parallel): ``box`` (((z0, z1), (y0, y1), (x0, x1)), local indices)
+    is the owned part of the local array, whose neighbours outside it hold the halo; ``origin`` is the global
+    index of local [0, 0, 0], so that the colour ``color`` (0 = red: x + y + z even) is the global parity;
+    ``dir_z, dir_y, dir_x`` say which axes have Dirichlet faces (from the global lattice shape).  The arithmetic
+    is that of :func:`o2_solve`, site by site.  Returns the largest Jacobi correction in ``box``.
+    """
+    cdef Py_ssize_t nz = c.shape[0], ny = c.shape[1], nx = c.shape[2]
+    cdef Py_ssize_t oz, oy, ox, bz0, bz1, by0, by1, bx0, bx1, nrows, q, r, z, y
+    cdef int nn_base
+    cdef double rmax = 0.0
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
+    _check_edge(edge_value)
+    oz, oy, ox = origin
+    (bz0, bz1), (by0, by1), (bx0, bx1) = box
+    if not (0 <= bz0 <= bz1 <= nz and 0 <= by0 <= by1 <= ny and 0 <= bx0 <= bx1 <= nx):
+        raise ValueError(f"box {box} is not inside the array {(nz, ny, nx)}")
+    nrows = (bz1 - bz0) * (by1 - by0)
+    if nrows == 0 or bx1 == bx0:
+        return 0.0
+    zero_row = np.zeros(nx, dtype=np.float32)
+    edge_row = np.full(nx, edge_value, dtype=np.float32)
+    rowmax_arr = np.zeros(nrows, dtype=np.float64)
+    cdef float[::1] zr = zero_row, er = edge_row
+    cdef double[::1] rowmax = rowmax_arr
+    cdef const float* zrp = &zr[0]
+    cdef const float* erp = &er[0]
+    with nogil:
+        for q in prange(nrows, schedule="static", num_threads=num_threads):
+            z = bz0 + q // (by1 - by0)
+            y = by0 + q % (by1 - by0)
+            ym = yp = zm = zp = zrp
+            nn_base = _face_rows(c, z, y, dir_z, dir_y, erp, zrp, &ym, &yp, &zm, &zp)
+            rowmax[q] = _sor_row(&c[z, y, 0], ym, yp, zm, zp, &tissue[z, y, 0], &source[z, y, 0], &uptake[0], nx,
+                                 bx0 + ((color + z + oz + y + oy + bx0 + ox) & 1), bx1, nn_base, dir_x,
+                                 edge_value, k, omega)
+        for r in range(nrows):
+            if rowmax[r] > rmax:
+                rmax = rowmax[r]
+    return rmax
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from _philox cimport tc_draw, tc_u01, tc_below
 cimport _defs
-from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick
+from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick, Geom, make_geom, gsite, site_owned
 
 cnp.import_array()
 
@@ -35,7 +35,8 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
                       const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p,
                       uint16_t[:, :, ::1] neut_age, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags,
                       uint64_t seed, uint32_t step, double p_rec, double cxcl_half, double p_death, double pstar,
-                      double g_pol, double p_kill_max, double chi, int substeps, int num_threads):
+                      double g_pol, double p_kill_max, double chi, int substeps, int num_threads,
+                      object origin=None, object gshape=None, object box=None):
     """One step of the neutrophil layer, in place.
 
     1. Each neutrophil (NEUT draw w0..w2) dies with probability ``p_death``; otherwise it picks a kill target
@@ -47,8 +48,32 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
     3. ``substeps`` sub-moves: each neutrophil proposes a free Moore neighbour (weights ``1 + chi*max(0,
        C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site takes the proposal with the
        largest key (w0), and the winner moves there with its polarisation and age.
-    Returns (recruited, died, killed).
+    Returns (recruited, died, killed), counted in ``box``.
+
+    ``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice (see tumorca._tissue.tumor_update).
+    The three parts are also callable one by one (:func:`neutrophil_life_kill`, :func:`neutrophil_submove`,
+    :func:`neutrophil_clear`), which the domain-decomposed engine needs to refresh halos between sub-moves.
     """
+    counts = neutrophil_life_kill(tissue, clock, perfused, cxcl, neut, neut_p, neut_age, prop, rowflags, seed,
+                                  step, p_rec, cxcl_half, p_death, pstar, g_pol, p_kill_max, num_threads, origin,
+                                  gshape, box)
+    cdef int k
+    for k in range(substeps):
+        neutrophil_submove(neut, neut_p, neut_age, cxcl, prop, rowflags, seed, step, k, chi, num_threads, origin,
+                           gshape, box)
+    if substeps > 0:
+        neutrophil_clear(neut, neut_p, neut_age, prop, num_threads)
+    return counts
+
+
+def neutrophil_life_kill(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
+                         const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p,
+                         uint16_t[:, :, ::1] neut_age, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags,
+                         uint64_t seed, uint32_t step, double p_rec, double cxcl_half, double p_death, double pstar,
+                         double g_pol, double p_kill_max, int num_threads, object origin=None, object gshape=None,
+                         object box=None):
+    """Parts 1 and 2 of :func:`neutrophil_update` (recruitment, death, polarisation, killing); returns
+    (recruited, died, killed) in ``box``."""
     cdef NeutRules R
     R.p_rec = p_rec
     R.cxcl_half = cxcl_half
@@ -56,55 +81,81 @@ def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, cons
     R.pstar = pstar
     R.g_pol = g_pol
     R.p_kill_max = p_kill_max
-    R.chi = chi
+    R.chi = 0.0
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
-    cdef int k
-    cdef uint32_t purpose
+    cdef Geom G
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
+    if rowflags.shape[0] != nrows:
+        raise ValueError("rowflags must hold one byte per row")
     counts_arr = np.zeros((nrows, 3), dtype=np.int64)
     cdef int64_t[:, ::1] counts = counts_arr
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed,
-                                    step, &R, &counts[r, 0])
+                                    step, &R, &counts[r, 0], &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             if near_flag(rowflags, r // ny, r % ny, nz, ny, 1):
-                counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny)
-        for k in range(substeps):
-            purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (k << 8))
-            for r in prange(nrows, schedule="static", num_threads=num_threads):
-                rowflags[r] = _propose_row(neut, neut_p, neut_age, cxcl, prop, r // ny, r % ny, seed, step,
-                                           purpose, chi)
-            for r in prange(nrows, schedule="static", num_threads=num_threads):
-                _move_row(neut, neut_p, neut_age, prop, rowflags, r // ny, r % ny, seed, step, purpose)
-        if substeps > 0:
-            for r in prange(nrows, schedule="static", num_threads=num_threads):
-                _clear_row(neut, neut_p, neut_age, prop, r // ny, r % ny)
+                counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny, &G)
     tot = counts_arr.sum(axis=0)
     return int(tot[0]), int(tot[1]), int(tot[2])
+
+
+def neutrophil_submove(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
+                       const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed,
+                       uint32_t step, int substep, double chi, int num_threads, object origin=None,
+                       object gshape=None, object box=None):
+    """Sub-move ``substep`` of part 3 of :func:`neutrophil_update` (propose, then gather and move)."""
+    cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2]
+    cdef Py_ssize_t nrows = nz * ny, r
+    cdef uint32_t purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (substep << 8))
+    cdef Geom G
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
+    if rowflags.shape[0] != nrows:
+        raise ValueError("rowflags must hold one byte per row")
+    with nogil:
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            rowflags[r] = _propose_row(neut, neut_p, neut_age, cxcl, prop, r // ny, r % ny, seed, step,
+                                       purpose, chi, &G)
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _move_row(neut, neut_p, neut_age, prop, rowflags, r // ny, r % ny, seed, step, purpose, &G)
+    return None
+
+
+def neutrophil_clear(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
+                     const uint8_t[:, :, ::1] prop, int num_threads):
+    """End of part 3: zero polarisation and age where a neutrophil left in the last sub-move."""
+    cdef Py_ssize_t ny = neut.shape[1], nrows = neut.shape[0] * neut.shape[1], r
+    with nogil:
+        for r in prange(nrows, schedule="static", num_threads=num_threads):
+            _clear_row(neut, neut_p, neut_age, prop, r // ny, r % ny)
+    return None
 
 
 # Returns 1 if the row holds a kill proposal, so the kill pass can skip rows far from any.
 cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] cxcl,
                     uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                     uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                    const NeutRules* R, int64_t* counts) noexcept nogil:
+                    const NeutRules* R, int64_t* counts, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2], x, zz, yy, xx
     cdef uint64_t site
     cdef uint32_t w[4]
     cdef int d, kk, j, age
     cdef double p, c, prob
     cdef uint8_t out, flag = 0
+    cdef bint owned
     for x in range(nx):
         out = 0
+        owned = site_owned(G, z, y, x)
         if neut[z, y, x]:
-            site = <uint64_t>((z * ny + y) * nx + x)
+            site = gsite(G, z, y, x)
             tc_draw(seed, step, site, _defs.TC_PURPOSE_NEUT, w)
             if tc_u01(w[0]) < R.p_death:
                 neut[z, y, x] = 0
                 neut_p[z, y, x] = 0.0
                 neut_age[z, y, x] = 0
-                counts[1] += 1
+                if owned:
+                    counts[1] += 1
                 prop[z, y, x] = 0
                 continue
             p = neut_p[z, y, x]
@@ -136,7 +187,7 @@ cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1]
             age = neut_age[z, y, x] + 1
             neut_age[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
         elif perfused[z, y, x] and R.p_rec > 0.0:
-            site = <uint64_t>((z * ny + y) * nx + x)
+            site = gsite(G, z, y, x)
             tc_draw(seed, step, site, _defs.TC_PURPOSE_NEUT, w)
             c = cxcl[z, y, x]
             prob = R.p_rec * (c / (c + R.cxcl_half))
@@ -144,7 +195,8 @@ cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1]
                 neut[z, y, x] = 1
                 neut_p[z, y, x] = <float>R.pstar
                 neut_age[z, y, x] = 0
-                counts[0] += 1
+                if owned:
+                    counts[0] += 1
         if out:
             flag = 1
         prop[z, y, x] = out
@@ -152,7 +204,7 @@ cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1]
 
 
 cdef int64_t _kill_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
-                       Py_ssize_t z, Py_ssize_t y) noexcept nogil:
+                       Py_ssize_t z, Py_ssize_t y, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2], x, zz, yy, xx
     cdef int d
     cdef bint hit
@@ -172,13 +224,15 @@ cdef int64_t _kill_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
         if hit:
             tissue[z, y, x] = _defs.TC_EMPTY
             clock[z, y, x] = 0
-            killed += 1
+            if site_owned(G, z, y, x):
+                killed += 1
     return killed
 
 
 cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                           const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
-                          uint64_t seed, uint32_t step, uint32_t purpose, double chi) noexcept nogil:
+                          uint64_t seed, uint32_t step, uint32_t purpose, double chi,
+                          const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2], x, zz, yy, xx
     cdef uint64_t site
     cdef uint32_t w[4]
@@ -209,7 +263,7 @@ cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p
                     weights[d] = 1.0 + chi * g
                     total = total + weights[d]
             if total > 0.0:
-                site = <uint64_t>((z * ny + y) * nx + x)
+                site = gsite(G, z, y, x)
                 tc_draw(seed, step, site, purpose, w)
                 pick = weighted_pick(weights, tc_u01(w[1]) * total)
                 out = <uint8_t>(pick + 1)
@@ -219,7 +273,7 @@ cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p
 
 
 cdef int64_t _move_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
-                          uint64_t seed, uint32_t step, uint32_t purpose) noexcept nogil:
+                          uint64_t seed, uint32_t step, uint32_t purpose, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = prop.shape[0], ny = prop.shape[1], nx = prop.shape[2], zz, yy, xx
     cdef int d
     cdef int64_t best = -1, winner = -1
@@ -230,7 +284,7 @@ cdef int64_t _move_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_
         yy = y - TC_DY[d]
         xx = x - TC_DX[d]
         if _inside(zz, yy, xx, nz, ny, nx) and prop[zz, yy, xx] == d + 1:
-            site = <uint64_t>((zz * ny + yy) * nx + xx)
+            site = gsite(G, zz, yy, xx)
             tc_draw(seed, step, site, purpose, w)
             if <int64_t>w[0] > best:
                 best = <int64_t>w[0]
@@ -240,7 +294,7 @@ cdef int64_t _move_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_
 
 cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                     const uint8_t[:, :, ::1] prop, const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y,
-                    uint64_t seed, uint32_t step, uint32_t purpose) noexcept nogil:
+                    uint64_t seed, uint32_t step, uint32_t purpose, const Geom* G) noexcept nogil:
     """Apply the sub-move of every neutrophil in row (z, y) that wins the gather at its target.
 
     The target's gather (largest key among the proposals aimed at it) has exactly one winner, so the winner
@@ -258,7 +312,7 @@ cdef void _move_row(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:
         tz = z + TC_DZ[d]
         ty = y + TC_DY[d]
         tx = x + TC_DX[d]
-        if _move_winner(prop, tz, ty, tx, seed, step, purpose) == <int64_t>((z * ny + y) * nx + x):
+        if _move_winner(prop, tz, ty, tx, seed, step, purpose, G) == <int64_t>gsite(G, z, y, x):
             neut[tz, ty, tx] = 1
             neut_p[tz, ty, tx] = neut_p[z, y, x]
             neut_age[tz, ty, tx] = neut_age[z, y, x]

@@ -17,7 +17,7 @@ from cython.parallel cimport prange
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from _philox cimport tc_draw, tc_u01, tc_below
 cimport _defs
-from _moore cimport TC_DZ, TC_DY, TC_DX
+from _moore cimport TC_DZ, TC_DY, TC_DX, Geom, make_geom, gsite, row_owned
 
 cnp.import_array()
 
@@ -48,11 +48,15 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const flo
                  uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed, uint32_t step,
                  double p_div_max, double div_o2_lo, double div_o2_hi, double q_in, double q_out,
                  double p_nec_max, double nec_o2_onset, double nec_o2_full, int q_death_steps,
-                 int num_threads):
+                 int num_threads, object origin=None, object gshape=None, object box=None):
     """Advance every tumour cell by one step in place (see the module docstring for the rules' order).
 
     ``prop`` (same shape as tissue) and ``rowflags`` (nz*ny bytes) are scratch space.  Returns the number of
-    daughter cells placed.
+    daughter cells placed (in ``box``).
+
+    ``origin`` (global index of local [0, 0, 0]), ``gshape`` (global lattice shape) and ``box`` (((z0, z1),
+    (y0, y1), (x0, x1)), the owned part of the local array) place a block of a decomposed lattice
+    (tumorca.parallel); the default is the whole lattice.
     """
     cdef TumorRules R
     R.p_div_max = p_div_max
@@ -66,22 +70,24 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const flo
     R.q_death_steps = q_death_steps
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
+    cdef Geom G
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
     if rowflags.shape[0] != nrows:
         raise ValueError("rowflags must hold one byte per row")
     born_arr = np.zeros(nrows, dtype=np.int64)
     cdef int64_t[::1] born = born_arr
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            rowflags[r] = _decide_row(tissue, clock, o2, prop, r // ny, r % ny, seed, step, &R)
+            rowflags[r] = _decide_row(tissue, clock, o2, prop, r // ny, r % ny, seed, step, &R, &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            born[r] = _apply_row(tissue, clock, prop, rowflags, r // ny, r % ny, seed, step)
+            born[r] = _apply_row(tissue, clock, prop, rowflags, r // ny, r % ny, seed, step, &G)
     return int(born_arr.sum())
 
 
 # Row flags written by pass 1: bit 0 = the row holds live tumour, bit 1 = the row holds a division proposal.
 cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const float[:, :, ::1] o2,
                          uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                         const TumorRules* R) noexcept nogil:
+                         const TumorRules* R, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx
     cdef uint64_t site
@@ -95,7 +101,7 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
             prop[z, y, x] = 0
             continue
         flags |= 1
-        site = <uint64_t>((z * ny + y) * nx + x)
+        site = gsite(G, z, y, x)
         tc_draw(seed, step, site, _defs.TC_PURPOSE_TUMOR, w)
         o = o2[z, y, x]
         new = s
@@ -146,7 +152,7 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
 
 cdef int64_t _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                      const uint8_t[::1] rowflags, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
-                     uint32_t step) noexcept nogil:
+                     uint32_t step, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx
     cdef uint64_t site
@@ -155,6 +161,7 @@ cdef int64_t _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, co
     cdef uint8_t s
     cdef int d
     cdef bint near_proposal = False
+    cdef bint counted = row_owned(G, z, y)
     cdef int64_t births = 0
     # Only rows next to a proposing row can receive a daughter: skip the 26-neighbour gather elsewhere.
     for zz in range(z - 1, z + 2):
@@ -175,14 +182,15 @@ cdef int64_t _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, co
                 xx = x - TC_DX[d]
                 if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
                     if (prop[zz, yy, xx] & _defs.TC_PROP_DIR_MASK) == d + 1:
-                        site = <uint64_t>((zz * ny + yy) * nx + xx)
+                        site = gsite(G, zz, yy, xx)
                         tc_draw(seed, step, site, _defs.TC_PURPOSE_TUMOR, w)
                         if <int64_t>w[3] > best:
                             best = <int64_t>w[3]
             if best >= 0:
                 tissue[z, y, x] = _defs.TC_TUMOR_P
                 clock[z, y, x] = 0
-                births += 1
+                if counted and G.bx0 <= x < G.bx1:
+                    births += 1
         elif s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q:
             tissue[z, y, x] = prop[z, y, x] >> _defs.TC_PROP_STATE_SHIFT
     return births

@@ -13,7 +13,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 from _philox cimport tc_draw, tc_u01
 cimport _defs
-from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick
+from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick, Geom, make_geom, gsite, glocal
 
 cnp.import_array()
 
@@ -183,6 +183,167 @@ def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t
     return n_perf
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Perfusion of one block of a decomposed lattice (tumorca.parallel).  The serial kernel above finds the connected
+# set by one search and prunes in rounds; across ranks both become fixed-point iterations driven from Python:
+# ``perfusion_connect`` (repeat, exchanging the flags in ``perfused``, until no rank marks a new owned site),
+# ``perfusion_prune_round`` (one synchronous round; exchange, repeat until a round prunes nothing anywhere) and
+# ``perfusion_finish`` (flags, clocks, regression).  Both sets are unique fixed points, so the result is the
+# serial one whatever the decomposition.  ``ec`` lists the local flat indices of the endothelial sites.
+# ---------------------------------------------------------------------------------------------------------------
+cdef inline bint _on_face_g(const Geom* G, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
+    # faces of the global lattice (axes longer than one site)
+    return _on_face(z + G.oz, y + G.oy, x + G.ox, G.gnz, G.gny, G.gnx)
+
+
+def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
+                      uint8_t[:, :, ::1] perfused, const int64_t[::1] ec, bint edge_inlets, object origin,
+                      object gshape, object box, object search):
+    """Mark (flag 2 in ``perfused``) every endothelial site joined to an inlet or to an already marked site by a
+    path of endothelium inside ``search`` (local ((z0, z1), (y0, y1), (x0, x1))); returns the number of marked
+    sites in ``box``.
+
+    ``search`` is the block plus the halo layer refreshed before the call: the search must not walk through
+    halo sites farther out, whose tissue is not exact.  ``ec`` lists the endothelial sites inside ``search``.
+    Marks only grow and every mark is a true one, so repeating this with the marks of the neighbouring ranks
+    exchanged in between reaches the serial connected set.
+    """
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t z, y, x, zz, yy, xx, head = 0, tail = 0, k, n_ec = ec.shape[0], n_owned = 0
+    cdef Py_ssize_t sz0, sz1, sy0, sy1, sx0, sx1
+    cdef int64_t i, j
+    cdef int d
+    cdef Geom G
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
+    (sz0, sz1), (sy0, sy1), (sx0, sx1) = search
+    if not (0 <= sz0 <= sz1 <= nz and 0 <= sy0 <= sy1 <= ny and 0 <= sx0 <= sx1 <= nx):
+        raise ValueError(f"search box {search} is not inside the array {(nz, ny, nx)}")
+    if n_ec == 0:
+        return 0
+    cdef const uint8_t* T = &tissue[0, 0, 0]
+    cdef const uint8_t* I = &inlet[0, 0, 0]
+    cdef uint8_t* P = &perfused[0, 0, 0]
+    cdef int64_t* queue = <int64_t*>malloc(n_ec * sizeof(int64_t))
+    if queue == NULL:
+        raise MemoryError("perfusion_connect: cannot allocate the search queue")
+    with nogil:
+        for k in range(n_ec):
+            i = ec[k]
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            if I[i] or (edge_inlets and _on_face_g(&G, z, y, x)):
+                P[i] |= F_CONNECTED
+            if P[i] & F_CONNECTED:
+                queue[tail] = i
+                tail += 1
+        while head < tail:
+            i = queue[head]
+            head += 1
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            for d in range(26):
+                zz = z + TC_DZ[d]
+                yy = y + TC_DY[d]
+                xx = x + TC_DX[d]
+                if sz0 <= zz < sz1 and sy0 <= yy < sy1 and sx0 <= xx < sx1:
+                    j = (zz * ny + yy) * nx + xx
+                    if _is_ec(T[j]) and not (P[j] & F_CONNECTED):
+                        P[j] |= F_CONNECTED
+                        queue[tail] = j
+                        tail += 1
+        for k in range(n_ec):
+            i = ec[k]
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            if (P[i] & F_CONNECTED) and G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1:
+                n_owned += 1
+    free(queue)
+    return n_owned
+
+
+def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
+                          uint8_t[:, :, ::1] perfused, uint8_t[:, :, ::1] scratch, const int64_t[::1] ec,
+                          bint edge_inlets, object origin, object gshape, object box):
+    """One synchronous pruning round (as in :func:`perfusion`) over the local array: every non-inlet site not yet
+    removed whose endothelial neighbours not yet removed form at most one cluster gets flag 4 in ``perfused``.
+    Returns the number of sites in ``box`` pruned by this round (0 everywhere ends the rounds)."""
+    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t z, y, x, zz, yy, xx, k, n_ec = ec.shape[0], n_owned = 0
+    cdef int64_t i, j
+    cdef int d
+    cdef uint32_t nbmask
+    cdef Geom G
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
+    if n_ec == 0:
+        return 0
+    cdef const uint8_t* T = &tissue[0, 0, 0]
+    cdef const uint8_t* I = &inlet[0, 0, 0]
+    cdef uint8_t* P = &perfused[0, 0, 0]
+    cdef uint8_t* S = &scratch[0, 0, 0]
+    with nogil:
+        for k in range(n_ec):
+            i = ec[k]
+            if P[i] & F_REMOVED:
+                continue
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            if I[i] or (edge_inlets and _on_face_g(&G, z, y, x)):
+                continue
+            nbmask = 0
+            for d in range(26):
+                zz = z + TC_DZ[d]
+                yy = y + TC_DY[d]
+                xx = x + TC_DX[d]
+                if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
+                    j = (zz * ny + yy) * nx + xx
+                    if _is_ec(T[j]) and not (P[j] & F_REMOVED):
+                        nbmask |= (<uint32_t>1) << d
+            if _one_cluster(nbmask):
+                S[i] = 1
+                if G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1:
+                    n_owned += 1
+        for k in range(n_ec):
+            i = ec[k]
+            if S[i]:
+                S[i] = 0
+                P[i] |= F_REMOVED
+    return n_owned
+
+
+def perfusion_finish(uint8_t[:, :, ::1] tissue, uint8_t[:, :, ::1] perfused, uint16_t[:, :, ::1] clock,
+                     const int64_t[::1] ec, int regress_steps):
+    """Turn the connected/removed flags of the endothelial sites ``ec`` into ``perfused`` (0/1), reset the
+    clocks of connected stalks and regress what is cut off, exactly as the last part of :func:`perfusion`."""
+    cdef Py_ssize_t k, n_ec = ec.shape[0]
+    cdef int64_t i
+    cdef int c
+    if n_ec == 0:
+        return None
+    cdef uint8_t* T = &tissue[0, 0, 0]
+    cdef uint8_t* P = &perfused[0, 0, 0]
+    cdef uint16_t* C = &clock[0, 0, 0]
+    with nogil:
+        for k in range(n_ec):
+            i = ec[k]
+            if P[i] & F_CONNECTED:
+                P[i] = 0 if (P[i] & F_REMOVED) else 1
+                if T[i] == _defs.TC_EC_STALK:
+                    C[i] = 0
+            else:
+                P[i] = 0
+                c = 1 if T[i] == _defs.TC_EC_TIP else C[i] + 1
+                T[i] = _defs.TC_EC_STALK
+                if c >= regress_steps:
+                    T[i] = _defs.TC_EMPTY
+                    c = 0
+                C[i] = <uint16_t>(c if c < 65535 else 65535)
+    return None
+
+
 cdef struct TipRules:
     double p_sprout_max
     double sprout_half
@@ -204,7 +365,7 @@ cdef inline int64_t _tip_key(uint64_t seed, uint32_t step, uint64_t site) noexce
 
 
 cdef int64_t _tip_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
-                         uint64_t seed, uint32_t step) noexcept nogil:
+                         uint64_t seed, uint32_t step, const Geom* G) noexcept nogil:
     """Site index of the tip whose move into (z, y, x) wins (largest key, first in MOORE order), or -1."""
     cdef Py_ssize_t nz = prop.shape[0], ny = prop.shape[1], nx = prop.shape[2], zz, yy, xx
     cdef int d
@@ -215,7 +376,7 @@ cdef int64_t _tip_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t
         yy = y - TC_DY[d]
         xx = x - TC_DX[d]
         if _inside(zz, yy, xx, nz, ny, nx) and (prop[zz, yy, xx] & _defs.TC_PROP_DIR_MASK) == d + 1:
-            site = <uint64_t>((zz * ny + yy) * nx + xx)
+            site = gsite(G, zz, yy, xx)
             key = _tip_key(seed, step, site)
             if key > best:
                 best = key
@@ -227,7 +388,8 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
                        const float[:, :, ::1] vegf, const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop,
                        uint8_t[::1] rowflags, uint64_t seed, uint32_t step, double p_sprout_max, double sprout_half, double move_min,
                        double move_max, double mmp9_half, double chi, double branch_max, double branch_half,
-                       int fusion_min_age, double exclusion_sites, int num_threads):
+                       int fusion_min_age, double exclusion_sites, int num_threads, object origin=None,
+                       object gshape=None, object box=None):
     """One step of sprouting and tip migration, in place.
 
     Pass A (decide, every site reads the state at the start of the phase):
@@ -244,6 +406,9 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     Pass C: clocks of the tips that proposed a move (0 if they moved, else one step older).
     ``prop`` and ``rowflags`` (one byte per row) are scratch space; rows far from any tip or candidate are
     skipped in passes B and C.
+
+    ``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice (see tumorca._tissue.tumor_update):
+    draws and the candidates' tie-break use global site indices.
     """
     cdef TipRules R
     R.p_sprout_max = p_sprout_max
@@ -259,19 +424,21 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     R.exclusion_r2 = <int>(exclusion_sites * exclusion_sites)
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
+    cdef Geom G
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
     if rowflags.shape[0] != nrows:
         raise ValueError("rowflags must hold one byte per row")
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
-                                          &R)
+                                          &R, &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] or near_flag(rowflags, r // ny, r % ny, nz, ny, 2):
                 _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R,
-                                 near_flag(rowflags, r // ny, r % ny, nz, ny, 2))
+                                 near_flag(rowflags, r // ny, r % ny, nz, ny, 2), &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] & 2:
-                _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step)
+                _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step, &G)
     return None
 
 
@@ -279,7 +446,7 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
 cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, ::1] clock,
                           const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf,
                           const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
-                          uint64_t seed, uint32_t step, const TipRules* R) noexcept nogil:
+                          uint64_t seed, uint32_t step, const TipRules* R, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r
     cdef uint64_t site
@@ -292,7 +459,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
     for x in range(nx):
         s = tissue[z, y, x]
         out = 0
-        site = <uint64_t>((z * ny + y) * nx + x)
+        site = gsite(G, z, y, x)
         if s == _defs.TC_EC_STALK and perfused[z, y, x]:
             tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
             v = vegf[z, y, x]
@@ -348,7 +515,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
 
 cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                            Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                           const TipRules* R, bint near_moves) noexcept nogil:
+                           const TipRules* R, bint near_moves, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r, wz, wy, wx
     cdef uint64_t site, other
@@ -360,15 +527,13 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
     for x in range(nx):
         s = tissue[z, y, x]
         pr = prop[z, y, x]
-        site = <uint64_t>((z * ny + y) * nx + x)
+        site = gsite(G, z, y, x)
         if s == _defs.TC_EMPTY or s == _defs.TC_NECROTIC:
             if not near_moves:
                 continue
-            winner = _tip_winner(prop, z, y, x, seed, step)
+            winner = _tip_winner(prop, z, y, x, seed, step, G)
             if winner >= 0:
-                wx = winner % nx
-                wy = (winner // nx) % ny
-                wz = winner // (nx * ny)
+                glocal(G, winner, &wz, &wy, &wx)
                 age = clock[wz, wy, wx] + 1
                 tissue[z, y, x] = _defs.TC_EC_TIP
                 clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
@@ -378,7 +543,7 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
                 clock[z, y, x] = 0
             elif pr & _defs.TC_PROP_DIR_MASK:
                 d = (pr & _defs.TC_PROP_DIR_MASK) - 1
-                if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step) == <int64_t>site:
+                if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step, G) == <int64_t>site:
                     tissue[z, y, x] = _defs.TC_EC_TIP if (pr & _defs.TC_TIP_BRANCH) else _defs.TC_EC_STALK
             else:
                 age = clock[z, y, x] + 1
@@ -392,7 +557,7 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
                     for xx in range(x - e, x + e + 1):
                         if not _inside(zz, yy, xx, nz, ny, nx) or not (prop[zz, yy, xx] & _defs.TC_SPROUT_CANDIDATE):
                             continue
-                        other = <uint64_t>((zz * ny + yy) * nx + xx)
+                        other = gsite(G, zz, yy, xx)
                         if other == site or (zz - z) * (zz - z) + (yy - y) * (yy - y) + (xx - x) * (xx - x) > R.exclusion_r2:
                             continue
                         tc_draw(seed, step, other, _defs.TC_PURPOSE_SPROUT, w)
@@ -406,7 +571,7 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
 
 cdef void _tip_clock_row(const uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
                          const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
-                         uint32_t step) noexcept nogil:
+                         uint32_t step, const Geom* G) noexcept nogil:
     cdef Py_ssize_t ny = tissue.shape[1], nx = tissue.shape[2], x
     cdef uint8_t pr
     cdef int d, age
@@ -416,8 +581,8 @@ cdef void _tip_clock_row(const uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] cl
         if (pr & _defs.TC_PROP_DIR_MASK) == 0 or (pr & _defs.TC_SPROUT_CANDIDATE):
             continue
         d = (pr & _defs.TC_PROP_DIR_MASK) - 1
-        site = <uint64_t>((z * ny + y) * nx + x)
-        if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step) == <int64_t>site:
+        site = gsite(G, z, y, x)
+        if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step, G) == <int64_t>site:
             clock[z, y, x] = 0
         else:
             age = clock[z, y, x] + 1
