@@ -33,7 +33,7 @@ ARGS_2D = ["--shape", "24x24", "--set", "init_vessel_spacing=12", "--set", "init
 ARGS_3D = ["--shape", "16x16x16", "--set", "init_vessel_spacing=8", "--set", "init_tumor_radius=3", "--steps", "6",
            "--every", "3", "--checkpoint-every", "3", "--seed", "9", "--threads", "1", "-q"]
 #: Long enough (a few seconds) to stop in the middle.
-LONG_ARGS = ["--shape", "32x32", "--set", "init_vessel_spacing=16", "--steps", "400", "--every", "20",
+LONG_ARGS = ["--shape", "32x32", "--set", "init_vessel_spacing=16", "--steps", "200", "--every", "20",
              "--checkpoint-every", "40", "--seed", "11", "--threads", "1"]
 TIMEOUT = 120
 
@@ -136,7 +136,7 @@ def test_resume_with_another_rank_count(serial, tmp_path, sig, n1, n2):
     from tumorca.io import RunReader
 
     with RunReader(out) as run:
-        assert run.status.resumable and run.n_frames < 21
+        assert run.status.resumable and run.n_frames < 11
     r = run_mpi(n2, "run", "--resume", "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr
     assert assert_same_run(serial["long"], out) > 40
