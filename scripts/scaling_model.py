@@ -2,7 +2,8 @@
 
     T(P) = N/P * c_site                         compute (c_site: seconds per site-update of one rank)
          + beta * F(P) / B                      halo bytes of the busiest rank over the link bandwidth
-         + X * k(P) * L                         halo messages: X exchanges per step, k(P) messages each
+         + X * (k(P) * L + o)                   halo messages: X exchanges per step, k(P) messages each,
+                                                plus a software overhead o per exchange (--overhead)
          + R * 2 * log2(P) * L                  global reductions (Allreduce) per step
 
 N sites in a cube split by a balanced Pz x Py x Px grid; F(P) the face sites of the busiest block (two faces per
@@ -24,9 +25,9 @@ import argparse
 import json
 import math
 
-#: Measured on the development machine (docs/scaling.md): seconds per site-update on one core (tumorca bench,
-#: 128^3, wild-type preset with a tumour quarter), O2 sweeps per step, halo bytes per face site per step.
-DEFAULTS = {"c_site": 1.32e-6, "sweeps": 117.0, "beta": 1100.0}
+#: Measured on the development machine (docs/scaling.md, tumorca bench --mpi 1,2 on 256^3): seconds per
+#: site-update on one core (1 rank), O2 sweeps per step, halo bytes per face site per step (2 ranks).
+DEFAULTS = {"c_site": 8.12e-7, "sweeps": 130.5, "beta": 1640.0}
 
 
 def balanced_dims(p: int) -> tuple[int, int, int]:
@@ -46,7 +47,7 @@ def balanced_dims(p: int) -> tuple[int, int, int]:
 
 
 def step_time(n_sites: float, p: int, c_site: float, sweeps: float, beta: float, bandwidth: float,
-              latency: float, x0: float = 12.0, r0: float = 8.0) -> dict[str, float]:
+              latency: float, x0: float = 12.0, r0: float = 8.0, overhead: float = 0.0) -> dict[str, float]:
     """Seconds per step on ``p`` ranks, split into compute, halo bytes, halo messages and reductions."""
     n = n_sites ** (1.0 / 3.0)
     dims = balanced_dims(p)
@@ -61,7 +62,7 @@ def step_time(n_sites: float, p: int, c_site: float, sweeps: float, beta: float,
     compute = n_sites / p * c_site
     halo_bytes = beta * faces / bandwidth
     exchanges = 2 * sweeps + x0
-    messages = exchanges * 2 * split_axes * latency
+    messages = exchanges * 2 * split_axes * latency + (exchanges * overhead if p > 1 else 0.0)
     reductions = (sweeps + r0) * 2 * math.log2(p) * latency if p > 1 else 0.0
     total = compute + halo_bytes + messages + reductions
     return {"dims": "x".join(map(str, dims)), "compute": compute, "halo_bytes": halo_bytes, "messages": messages,
@@ -92,6 +93,8 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=DEFAULTS["beta"], help="halo bytes per face site per step")
     ap.add_argument("--bandwidth", type=float, default=12.5e9, help="link bandwidth, bytes/s (HDR100: 12.5e9)")
     ap.add_argument("--latency", type=float, default=1.5e-6, help="message latency, s")
+    ap.add_argument("--overhead", type=float, default=0.0,
+                    help="software cost per halo exchange beyond the network (packing, calls, waiting), s")
     ap.add_argument("--x0", type=float, default=12.0, help="halo exchanges per step besides the O2 sweeps")
     ap.add_argument("--r0", type=float, default=8.0, help="Allreduces per step besides the O2 stopping tests")
     ap.add_argument("--sizes", default="1e8,1e9,1e10", help="comma list of lattice sites")
@@ -118,7 +121,7 @@ def main() -> None:
     sizes = [float(s) for s in a.sizes.split(",")]
     ranks = [int(p) for p in a.ranks.split(",")]
     rows = table(sizes, ranks, c_site=c_rank, sweeps=sweeps, beta=beta, bandwidth=a.bandwidth, latency=a.latency,
-                 x0=a.x0, r0=a.r0)
+                 x0=a.x0, r0=a.r0, overhead=a.overhead)
     print(f"# projection: c_site {c_site:.3g} s/site/core, {a.cores_per_rank} core(s) per rank -> {c_rank:.3g} "
           f"s/site/rank; {sweeps:g} O2 sweeps/step; beta {beta:.0f} B/face site/step; B {a.bandwidth:.3g} B/s, "
           f"L {a.latency:.3g} s")

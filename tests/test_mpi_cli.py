@@ -151,6 +151,7 @@ def test_serial_resume_of_an_mpi_run_and_back(serial, tmp_path):
     r = run_cli("run", "--resume", "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr
     assert assert_same_run(serial["long"], out) > 40
+    assert not out.with_name("m.ranks").exists()  # the serial file refers to no rank file
 
     out2 = tmp_path / "s.h5"
     proc = subprocess.Popen([sys.executable, "-m", "tumorca.cli", "run", "-o", str(out2), "-q", *LONG_ARGS],

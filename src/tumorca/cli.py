@@ -677,6 +677,7 @@ def inspect(path: Path, as_json: bool) -> None:
             "command_line": a.get("command_line"), "checkpoint_step": ck,
             "resumed": len(json.loads(a.get("resume_history", "[]"))),
             "changed_parameters": {k: v for k, (v, _) in changed.items()}, "file_bytes": path.stat().st_size,
+            "ranks": a.get("ranks"), "ranks_shape": a.get("ranks_shape"),
         }
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -699,6 +700,11 @@ def inspect(path: Path, as_json: bool) -> None:
         f"{info['threads']} threads" + (f", resumed {info['resumed']}x" if info["resumed"] else ""),
         f"command:     {info['command_line']}",
     ]
+    if info["ranks"]:
+        from .io.distributed import ranks_dir
+
+        lines.insert(-1, f"mpi:         {info['ranks']} ranks ({info['ranks_shape']}); frames and final state in "
+                         f"{ranks_dir(path).name}/ (virtual datasets)")
     if ck is not None:
         lines.append(f"checkpoint:  step {ck} ({reader.checkpoint_path.name})")
     if changed:

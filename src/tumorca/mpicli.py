@@ -75,7 +75,7 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
 def _ranks_text(sim: Any) -> str:
     dims = "x".join(str(int(d)) for d in sim.decomposition.dims)
     block = "x".join(str(int(d)) for d in sim.decomposition.block_shape)
-    return f"; {sim.size} MPI ranks as a {dims} grid of blocks (rank 0: {block} sites), {sim.threads} threads each"
+    return f"; {sim.size} MPI ranks as a {dims} grid of blocks (rank 0: {block} sites), {sim.threads} thread(s) each"
 
 
 def _say(quiet: bool, text: str) -> None:
