@@ -273,3 +273,70 @@ def format_table(doc: dict[str, Any]) -> str:
         if c["streaming_overhead"] is not None:
             lines.append(f"{'':>13}     HDF5 frames every 10 steps: {100 * c['streaming_overhead']:+.1f} % wall time")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MPI: strong scaling and halo exchange (docs/scaling.md)
+# ---------------------------------------------------------------------------------------------------------------
+#: Keys of each row of :func:`mpi_scaling` (one per rank count); the document adds ``shape``, ``threads``,
+#: ``preset``, ``steps``.
+MPI_ROW_KEYS = ["ranks", "grid", "sites", "halo_width", "step_seconds", "halo_seconds", "halo_fraction",
+                "halo_bytes", "o2_sweeps", "phase_seconds", "seconds_per_site", "speedup", "efficiency"]
+
+
+def mpi_scaling(shape: tuple[int, ...], ranks: list[int], steps: int = 3, threads: int = 1,
+                preset: str = "wild-type", mpiexec: str | None = None, timeout: float | None = None,
+                progress: Any = None) -> dict[str, Any]:
+    """Strong scaling of one lattice over ``ranks`` MPI processes: for each count, ``mpiexec -n P`` runs
+    :func:`tumorca.parallel.bench_step` (``steps`` timed steps after one warm-up, the bench's tumour quarter of
+    the lattice) and reports seconds per step on the slowest rank, the halo-exchange seconds and bytes per step
+    (the engine's ``phase_times["halo"]``), O2 sweeps per step, seconds per site-update, speed-up and parallel
+    efficiency against the smallest rank count."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from .errors import ResourceError, TumorcaError
+
+    exe = mpiexec or shutil.which("mpiexec")
+    if exe is None:
+        raise ResourceError("no mpiexec on PATH: pip install 'tumorca[mpi]' (or load the cluster's MPI)")
+    rows = []
+    for p in ranks:
+        cmd = [exe, "-n", str(p), sys.executable, "-m", "tumorca.mpibench", "--shape", "x".join(map(str, shape)),
+               "--steps", str(steps), "--threads", str(threads), "--preset", preset]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        except subprocess.TimeoutExpired:
+            raise TumorcaError(f"the {p}-rank case of {'x'.join(map(str, shape))} took longer than {timeout:g} s")
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        if r.returncode != 0 or not lines:
+            err = " ".join((r.stderr.strip().splitlines() or ["no output"])[-1].split())
+            raise TumorcaError(f"the {p}-rank case failed (exit {r.returncode}): {err}")
+        row = json.loads(lines[-1])
+        row["halo_fraction"] = row["halo_seconds"] / row["step_seconds"] if row["step_seconds"] else None
+        row["seconds_per_site"] = row["step_seconds"] * row["ranks"] / row["sites"]
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+    base = rows[0]
+    for row in rows:
+        row["speedup"] = base["step_seconds"] / row["step_seconds"]
+        row["efficiency"] = row["speedup"] * base["ranks"] / row["ranks"]
+    return {"shape": list(shape), "threads": threads, "preset": preset, "steps": steps, "rows": rows}
+
+
+def format_mpi_table(doc: dict[str, Any]) -> str:
+    """A short table of an :func:`mpi_scaling` document."""
+    lines = [f"MPI strong scaling, {'x'.join(map(str, doc['shape']))}, {doc['threads']} thread(s) per rank, "
+             f"{doc['steps']} timed steps:",
+             f"{'ranks':>5} {'grid':>7} {'s/step':>8} {'speed-up':>8} {'effic.':>6} {'halo s/step':>11} "
+             f"{'halo %':>6} {'halo MB/step':>12} {'O2 sweeps':>9} {'ns/site':>8}"]
+    for r in doc["rows"]:
+        frac = f"{100 * r['halo_fraction']:6.1f}" if r["halo_fraction"] is not None else f"{'-':>6}"
+        lines.append(f"{r['ranks']:5d} {r['grid']:>7} {r['step_seconds']:8.3f} {r['speedup']:8.2f} "
+                     f"{r['efficiency']:6.2f} {r['halo_seconds']:11.4f} {frac} {r['halo_bytes'] / 1e6:12.2f} "
+                     f"{r['o2_sweeps']:9.1f} {1e9 * r['seconds_per_site']:8.1f}")
+    return "\n".join(lines)

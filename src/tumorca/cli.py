@@ -49,6 +49,36 @@ def _one_line(text: str) -> str:
 
 _ARGS: list[str] = []
 
+#: Environment variables in which MPI launchers (MPICH/Intel MPI hydra and PMI-2 srun, Open MPI, MVAPICH) give the
+#: world size and this process's rank: read without importing mpi4py, so a serial run never initialises MPI.
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def launcher_size() -> int:
+    """Number of processes the MPI launcher started (1 when not started by one)."""
+    for name in _SIZE_VARS:
+        try:
+            return max(1, int(os.environ[name]))
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def launcher_rank() -> int:
+    """This process's rank as the MPI launcher numbered it (0 when not started by one)."""
+    for name in _RANK_VARS:
+        try:
+            return int(os.environ[name])
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
+def _speaks() -> bool:
+    """Whether this process reports errors: always, except ranks other than 0 of an MPI job."""
+    return launcher_size() <= 1 or launcher_rank() == 0
+
 
 def command_line() -> str:
     """The ``tumorca ...`` command being run, shell-quoted (recorded as provenance)."""
@@ -68,17 +98,21 @@ class TumorcaGroup(click.Group):
         try:
             rv = super().main(args, prog_name or "tumorca", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+            if _speaks():
+                click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
             sys.exit(2)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "tumorca"
-            click.echo(f"tumorca: error: {_one_line(exc.format_message())} (see '{where} -h')", err=True)
+            if _speaks():  # under MPI every rank finds the same error; rank 0 says it
+                click.echo(f"tumorca: error: {_one_line(exc.format_message())} (see '{where} -h')", err=True)
             sys.exit(2)
         except click.ClickException as exc:
-            click.echo(f"tumorca: error: {_one_line(exc.format_message())}", err=True)
+            if _speaks():
+                click.echo(f"tumorca: error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
-            click.echo("tumorca: aborted", err=True)
+            if _speaks():
+                click.echo("tumorca: aborted", err=True)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -105,6 +139,18 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if len(dims) not in (2, 3) or min(dims) < 1:
         raise UsageProblem(f"--shape must be 2 or 3 positive integers like 512x512 or 64x64x64, got {text!r}")
     return dims
+
+
+def parse_ranks_shape(text: str) -> str:
+    """``"2x1x2"``, ``"2x2"`` (2-D: Py x Px) or ``"auto"``, normalised; UsageProblem otherwise.  (Whether the grid
+    fits the lattice and the number of ranks is the engine's check.)"""
+    t = text.strip().lower().replace("\u00d7", "x")
+    if t == "auto":
+        return t
+    parts = t.split("x")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageProblem(f"--ranks-shape must be PzxPyxPx, PyxPx (positive integers) or auto, got {text!r}")
+    return "x".join(str(int(p)) for p in parts)
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -285,11 +331,13 @@ def _echo(quiet: bool, text: str) -> None:
                    "frames' worth].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--resume", is_flag=True, help="Continue the cut-off or interrupted run in OUTPUT.")
+@click.option("--ranks-shape", metavar="PzxPyxPx|PyxPx|auto",
+              help="Under MPI (mpiexec -n P tumorca run ...): the grid of blocks, one per rank  [default: auto].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, ...], shape: str | None,
         steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
         seed: int | None, threads: int | None, checkpoint_every: int | None, overwrite: bool, resume: bool,
-        quiet: bool) -> None:
+        ranks_shape: str | None, quiet: bool) -> None:
     """Run a simulation into an HDF5 run file (plus OUT.xdmf for ParaView).
 
     \b
@@ -298,6 +346,7 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
       tumorca run -o ko.h5 --preset ifnb-knockout --shape 512x512 --seed 7 --fields o2,vegf_free
       tumorca run -o t.h5 --config my.toml --set neut_kill_rate=0.002 --steps 200 --every 10
       tumorca run --resume -o ko.h5
+      mpiexec -n 4 tumorca run -o big.h5 --shape 256x256x256 --ranks-shape 1x2x2 --threads 8
     """
     if overwrite and resume:
         raise UsageProblem("--overwrite and --resume exclude each other")
@@ -322,8 +371,18 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
             raise UsageProblem(str(exc)) from None
     shape_t = parse_shape(shape) if shape is not None else None
     fields_t = parse_fields(fields) if fields is not None else None
+    if ranks_shape is not None:
+        ranks_shape = parse_ranks_shape(ranks_shape)
     params_given = preset is not None or config is not None or bool(sets)
     params = build_params(preset, config, sets)
+    if ranks_shape is not None or launcher_size() > 1:
+        from . import mpicli  # the MPI path: every check below, agreed between the ranks
+
+        mpicli.run_mpi(output=output, params=params, params_given=params_given, preset=preset, shape=shape_t,
+                       steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
+                       threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
+                       ranks_shape=ranks_shape, quiet=quiet)
+        return
     check_output_path(output, overwrite=overwrite, resume=resume)
     cmd = command_line()
     provenance = {"command_line": cmd}
@@ -336,6 +395,23 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
                 checkpoint_every=checkpoint_every)
         return
 
+    plan = make_plan(params, preset, shape_t, steps, days, every, fields_t, compression,
+                     seed if seed is not None else secrets.randbits(63), checkpoint_every)
+    dt = params.dt_min
+    _refuse_live_target(output, overwrite)
+    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+    _echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
+                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
+                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
+                 f"-> {output}")
+    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
+                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
+
+
+def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None, steps: int | None,
+              days: float | None, every: int | None, fields: tuple[str, ...] | None, compression: str | None,
+              seed: int, checkpoint_every: int | None) -> RunPlan:
+    """The plan of a new run from the options given (defaults for the rest); UsageProblem if it is invalid."""
     dt = params.dt_min
     if steps is None:
         steps = max(1, round((days if days is not None else DEFAULT_DAYS) * MINUTES_PER_DAY / dt))
@@ -346,20 +422,11 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     if checkpoint_every is None:
         checkpoint_every = CHECKPOINT_FRAMES * every
     try:
-        plan = RunPlan(shape=shape_t or DEFAULT_SHAPE, params=params,
-                       seed=seed if seed is not None else secrets.randbits(63), steps=steps, every=every,
-                       fields=FIELD_NAMES if fields_t is None else fields_t, compression=compression or "gzip",
+        return RunPlan(shape=shape or DEFAULT_SHAPE, params=params, seed=seed, steps=steps, every=every,
+                       fields=FIELD_NAMES if fields is None else fields, compression=compression or "gzip",
                        checkpoint_every=checkpoint_every, preset=preset or "")
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
-    _refuse_live_target(output, overwrite)
-    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
-    _echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
-                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
-                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
-                 f"-> {output}")
-    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
-                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
 
 
 def _refuse_live_target(output: Path, overwrite: bool) -> None:
@@ -486,11 +553,21 @@ def params_cmd(as_toml: bool) -> None:
 @click.option("--streaming/--no-streaming", default=False, show_default=True,
               help="Also measure the cost of HDF5 frames every 10 steps (runs each case twice more).")
 @click.option("--roofline-mb", type=int, default=256, show_default=True, help="Array size of the STREAM kernels.")
+@click.option("--mpi", "mpi_ranks", metavar="P1,P2,...",
+              help="Instead of the cases above: MPI strong scaling of one lattice (--mpi-shape) over these rank "
+                   "counts, with halo-exchange time and bytes per step (docs/scaling.md; needs mpi4py/mpiexec).")
+@click.option("--mpi-shape", default="256x256x256", show_default=True, help="Lattice of the --mpi case.")
+@click.option("--mpi-steps", type=int, default=3, show_default=True, help="Timed steps of the --mpi case.")
 def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path: Path | None, reference: bool,
-              streaming: bool, roofline_mb: int) -> None:
+              streaming: bool, roofline_mb: int, mpi_ranks: str | None, mpi_shape: str, mpi_steps: int) -> None:
     """Measure steps/s, site-updates/s, time and bandwidth per phase, memory per site and thread speed-up,
-    beside a memory-bandwidth roofline and the NumPy reference measured in the same run (docs/performance.md)."""
+    beside a memory-bandwidth roofline and the NumPy reference measured in the same run (docs/performance.md).
+    With --mpi: strong scaling over MPI ranks and the cost of halo exchange (docs/scaling.md)."""
     from . import bench
+
+    if mpi_ranks is not None:
+        _bench_mpi(bench, mpi_ranks, mpi_shape, mpi_steps, threads_text, preset, json_path)
+        return
 
     shapes = [parse_shape(s.strip()) for s in sizes.split(",") if s.strip()]
     try:
@@ -517,6 +594,41 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
     except TumorcaError as exc:
         raise RunProblem(str(exc)) from None
     click.echo(bench.format_table(doc))
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=2))
+        click.echo(f"tumorca: wrote {json_path}", err=True)
+
+
+def _bench_mpi(bench: Any, ranks_text: str, shape_text: str, steps: int, threads_text: str, preset: str,
+               json_path: Path | None) -> None:
+    try:
+        ranks = [int(t) for t in ranks_text.split(",") if t.strip()]
+    except ValueError:
+        ranks = []
+    if not ranks or min(ranks) < 1:
+        raise UsageProblem(f"--mpi must be a comma list of positive rank counts, got {ranks_text!r}")
+    try:
+        threads = int(threads_text.split(",")[0])
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise UsageProblem(f"--threads must be a positive integer, got {threads_text!r}")
+    if steps < 1:
+        raise UsageProblem(f"--mpi-steps must be >= 1, got {steps}")
+    shape = parse_shape(shape_text)
+    try:
+        presets.changes(preset)
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    if json_path is not None:
+        _check_output_place(json_path)
+    try:
+        doc = bench.mpi_scaling(shape, ranks, steps=steps, threads=threads, preset=preset,
+                                progress=lambda row: click.echo(f"  measured {fmt_shape(shape)} on {row['ranks']} "
+                                                                f"rank(s) ({row['grid']})", err=True))
+    except TumorcaError as exc:
+        raise RunProblem(str(exc)) from None
+    click.echo(bench.format_mpi_table(doc))
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=2))
         click.echo(f"tumorca: wrote {json_path}", err=True)
@@ -565,6 +677,7 @@ def inspect(path: Path, as_json: bool) -> None:
             "command_line": a.get("command_line"), "checkpoint_step": ck,
             "resumed": len(json.loads(a.get("resume_history", "[]"))),
             "changed_parameters": {k: v for k, (v, _) in changed.items()}, "file_bytes": path.stat().st_size,
+            "ranks": a.get("ranks"), "ranks_shape": a.get("ranks_shape"),
         }
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -587,6 +700,11 @@ def inspect(path: Path, as_json: bool) -> None:
         f"{info['threads']} threads" + (f", resumed {info['resumed']}x" if info["resumed"] else ""),
         f"command:     {info['command_line']}",
     ]
+    if info["ranks"]:
+        from .io.distributed import ranks_dir
+
+        lines.insert(-1, f"mpi:         {info['ranks']} ranks ({info['ranks_shape']}); frames and final state in "
+                         f"{ranks_dir(path).name}/ (virtual datasets)")
     if ck is not None:
         lines.append(f"checkpoint:  step {ck} ({reader.checkpoint_path.name})")
     if changed:

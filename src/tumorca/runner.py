@@ -144,7 +144,17 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     first = sim.summary()
     writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
                               overwrite=overwrite)
+    _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
     return _drive(sim, writer, plan, progress, stop, first_summary=first)
+
+
+def _drop_rank_files(path: str | Path) -> None:
+    """Remove ``OUT.ranks/`` (the rank files of a run written under MPI), which a serial file never refers to;
+    a no-op when there is none."""
+    from .io.distributed import ranks_dir, remove_unreferenced
+
+    if ranks_dir(path).is_dir():
+        remove_unreferenced(Path(path), set())
 
 
 def check_resume(reader: RunReader, given: Mapping[str, Any]) -> None:
@@ -205,7 +215,10 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
         writer = RunWriter.resume(path, reader, c, sim.get_state(), {**provenance, "threads": sim.threads})
     finally:
         reader.close()
-    return _drive(sim, writer, plan, progress, stop)
+    outcome = _drive(sim, writer, plan, progress, stop)
+    if outcome.status == "complete":
+        _drop_rank_files(path)  # a run begun under MPI, finished serially: its rank files are no longer used
+    return outcome
 
 
 def _drive(sim: Any, writer: RunWriter, plan: RunPlan, progress: ProgressFn | None, stop: StopFn | None,

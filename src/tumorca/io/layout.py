@@ -72,7 +72,8 @@ SUMMARY_UNITS: dict[str, str] = {
 #: Root attributes that record where, when and how a file was written rather than what was simulated: two runs of
 #: the same plan differ only in these (and in ``resume_history``).
 PROVENANCE_ATTRS = ("command_line", "start_time", "host", "threads", "writer_pid", "writer_start",
-                    "python_version", "numpy_version", "h5py_version", "hdf5_version", "resume_history", "run_id")
+                    "python_version", "numpy_version", "h5py_version", "hdf5_version", "resume_history", "run_id",
+                    "ranks", "ranks_shape")
 #: Datasets that record when the run ended and how long it took (provenance too: they differ between runs).
 PROVENANCE_DATASETS = ("run/end_time", "run/wall_seconds")
 

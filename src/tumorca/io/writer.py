@@ -133,7 +133,8 @@ class RunWriter:
     # -- construction ----------------------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, plan: RunPlan, summary: Mapping[str, Any], state: dict[str, Any],
-               provenance: Mapping[str, Any], overwrite: bool = False) -> "RunWriter":
+               provenance: Mapping[str, Any], overwrite: bool = False,
+               layout: "FileLayout | None" = None, run_id: str | None = None) -> "RunWriter":
         """Create a new run file at ``path`` and return its writer.
 
         Parameters
@@ -152,6 +153,11 @@ class RunWriter:
             ``command_line`` and ``threads`` (further keys are stored as root attributes too).
         overwrite : bool
             Replace an existing file.
+        layout : FileLayout, optional
+            How the frame datasets and the final state are made (default: chunked datasets in the file; a run
+            under MPI passes virtual datasets over the rank files, :mod:`tumorca.io.distributed`).
+        run_id : str, optional
+            Identifier of the run (default: a fresh random one).
 
         Raises
         ------
@@ -161,9 +167,9 @@ class RunWriter:
         path = Path(path)
         keys = [k for k in summary if k != "step"]
         dtypes = [summary_dtype(summary[k]) for k in keys]
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         attrs = {"start_time": utc_now(), "run_id": run_id, "resume_history": "[]", **provenance}
-        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, run_id)
+        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, run_id, layout=layout)
         try:
             cls._publish(tmp, path, replace=overwrite)
         except BaseException:
@@ -178,7 +184,7 @@ class RunWriter:
 
     @classmethod
     def resume(cls, path: str | Path, reader: "Any", checkpoint_step: int, state: dict[str, Any],
-               provenance: Mapping[str, Any]) -> "RunWriter":
+               provenance: Mapping[str, Any], layout: "FileLayout | None" = None) -> "RunWriter":
         """Rewrite a cut-off run file up to ``checkpoint_step`` and return a writer that continues it.
 
         The frames with step <= ``checkpoint_step`` and the time-series rows 0..``checkpoint_step`` are copied
@@ -198,6 +204,8 @@ class RunWriter:
             The engine state the run continues from (lays out the final state, as for :meth:`create`).
         provenance : mapping
             As for :meth:`create`; appended to ``resume_history``.
+        layout : FileLayout, optional
+            As for :meth:`create`.  Frames are copied only into a layout that stores them in this file.
         """
         path = Path(path)
         plan = reader.plan
@@ -217,9 +225,11 @@ class RunWriter:
         attrs = {k: reader.attrs[k] for k in ("start_time", "run_id", "command_line") if k in reader.attrs}
         attrs.update({k: v for k, v in provenance.items() if k != "command_line"})
         attrs["resume_history"] = json.dumps(history)
-        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, str(attrs["run_id"]), swmr=False)
+        layout = layout or FileLayout()
+        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, str(attrs["run_id"]), swmr=False,
+                            layout=layout)
         try:
-            for name in plan.layers:
+            for name in plan.layers if layout.stores_frames else ():
                 _copy_frames(old[name], f[name], keep_frames)
             for name in ("time", "step"):
                 f[name].resize(keep_frames, axis=0)
@@ -245,16 +255,18 @@ class RunWriter:
 
     @staticmethod
     def _build(path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], extra_attrs: Mapping[str, Any],
-               state: dict[str, Any], run_id: str, swmr: bool = True) -> tuple[Path, h5py.File]:
+               state: dict[str, Any], run_id: str, swmr: bool = True,
+               layout: "FileLayout | None" = None) -> tuple[Path, h5py.File]:
         """Create the file layout under a temporary name beside ``path``; returns (temporary path, open file)."""
+        layout = layout or FileLayout()
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             f = h5py.File(tmp, "w", libver=LIBVER)
         except OSError as exc:
             raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
         try:
-            _create_layout(f, plan, keys, dtypes)
-            create_state_group(f.create_group("checkpoint"), state, run_id, step_index=plan.steps)
+            _create_layout(f, plan, keys, dtypes, layout)
+            layout.state_group(f.create_group("checkpoint"), state, run_id, plan.steps)
             attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
                      **plan.to_attrs(),
                      "host": socket.gethostname(), "writer_pid": np.int64(os.getpid()),
@@ -551,8 +563,30 @@ def _state_bytes(state: dict[str, Any]) -> int:
     return sum(np.asarray(a).nbytes for a in state["arrays"].values())
 
 
-def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np.dtype]) -> None:
+class FileLayout:
+    """How a run file's lattice datasets are made: the frame datasets and the final state's arrays.  This one
+    makes ordinary chunked, compressed datasets in the file itself (a serial run); a run under MPI makes virtual
+    datasets over its rank files instead (:class:`tumorca.io.distributed.VirtualRunLayout`)."""
+
+    #: Whether frames are written into this file (and so copied when a run is resumed).
+    stores_frames = True
+
+    def frame_dataset(self, f: h5py.File, name: str, plan: RunPlan, dtype: np.dtype) -> h5py.Dataset:
+        """Create the empty frame dataset ``name``, shaped ``(0, nz, ny, nx)``, growing along time."""
+        nz, ny, nx = plan.shape3
+        return f.create_dataset(name, shape=(0, nz, ny, nx), maxshape=(None, nz, ny, nx), dtype=dtype,
+                                chunks=frame_chunks(plan.shape3, dtype.itemsize),
+                                **compression_kwargs(plan.compression, dtype))
+
+    def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int) -> None:
+        """Lay out the final state in ``group`` (see :func:`tumorca.io.checkpoint.create_state_group`)."""
+        create_state_group(group, state, run_id, step_index=step_index)
+
+
+def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np.dtype],
+                   layout: FileLayout | None = None) -> None:
     """Every dataset of a run file, empty along time, with units and dimension scales (docs/FORMAT.md)."""
+    layout = layout or FileLayout()
     nz, ny, nx = plan.shape3
     dx = plan.params.dx_um
     t = f.create_dataset("time", shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=np.float64)
@@ -567,9 +601,7 @@ def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np
     s.dims[0].attach_scale(t)
     for name in plan.layers:
         dtype, units, long_name = layer_meta(name)
-        ds = f.create_dataset(name, shape=(0, nz, ny, nx), maxshape=(None, nz, ny, nx), dtype=dtype,
-                              chunks=frame_chunks(plan.shape3, dtype.itemsize),
-                              **compression_kwargs(plan.compression, dtype))
+        ds = layout.frame_dataset(f, name, plan, dtype)
         ds.attrs.update({"units": units, "long_name": long_name})
         if name == "tissue":
             ds.attrs.update(cell_state_attrs())
