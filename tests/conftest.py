@@ -19,7 +19,7 @@ def assert_states_equal(a: dict, b: dict) -> None:
 def hypoxic_params(**kw) -> tumorca.Params:
     """Parameters under which every tumour rule fires within tens of steps on a small lattice: a tumour between
     widely spaced vessels that turns hypoxic, quiescent and necrotic, with quick quiescent death."""
-    base = dict(init_vessel_spacing=24, init_tumor_radius=9, o2_uptake_tumor=20.0, o2_uptake_stroma=0.3,
+    base = dict(init_vessels="parallel", init_vessel_spacing=24, init_tumor_radius=9, o2_uptake_tumor=20.0, o2_uptake_stroma=0.3,
                 quiescent_death_time=300.0, tumor_cycle_rate=0.004,
                 # vessels and neutrophils busy enough that every rule fires within a few tens of steps
                 vegf_tumor_max=0.5, sprout_rate=0.01, sprout_exclusion=60.0, tip_fusion_min_age=2,

@@ -125,7 +125,7 @@ def test_precedence_cli_over_config_over_preset(tmp_path):
     assert p.neut_kill_rate == 0.003  # --set over config
     assert p.o2_boundary == "dirichlet" and p.field_boundary == "dirichlet"
     res = invoke("inspect", str(out))
-    assert "neut_kill_rate = 0.003 (default 0.001)" in res.stdout and "preset:      anti-vegf" in res.stdout
+    assert "neut_kill_rate = 0.003 (default 0.0005)" in res.stdout and "preset:      anti-vegf" in res.stdout
 
 
 def test_seed_is_drawn_and_recorded(tmp_path):

@@ -134,7 +134,7 @@ def test_mmp9_release_conserves_free_plus_bound_vegf():
 
 def test_ifn_suppression_curve_and_preset_levels():
     p = tumorca.Params()
-    assert p.suppression(0.0) == 1.0 and p.suppression(0.5) == 0.5
+    assert p.suppression(0.0) == 1.0 and p.suppression(p.ifn_K) == 0.5  # half suppression at I = K_I
     wt, ko = p.ifn_rates(1.0), p.ifn_rates(0.0)
     for key in ("p_rec", "pstar", "chi", "v_neut", "m_neut", "lifespan"):
         assert ko[key] > wt[key], key

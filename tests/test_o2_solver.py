@@ -74,8 +74,8 @@ def test_multigrid_and_sor_reach_the_same_solution(shape):
     # 1.5e-2 (3D) mmHg at tol = 1e-4 and 10x smaller at 1e-5; multigrid's was 1.1e-3 and 1.5e-4.  So the two
     # may differ by up to about 150 x tol: we allow 200 x tol.  A wrong lattice operator or coarse treatment of
     # vessels moves the solution by whole mmHg, and the bound must tighten with tol.
-    sim = tumorca.Simulation(shape, tumorca.Params(init_vessel_spacing=32, init_tumor_radius=min(shape) / 3),
-                             seed=2, threads=2)
+    params = tumorca.Params(init_vessels="parallel", init_vessel_spacing=32, init_tumor_radius=min(shape) / 3)
+    sim = tumorca.Simulation(shape, params, seed=2, threads=2)
     sim.step(3)
     a = sim._arrays
     for tol in (1e-4, 1e-5):
@@ -94,7 +94,8 @@ def test_simulation_uses_the_chosen_solver():
     shape = (48, 40)
     runs = {}
     for solver in ("multigrid", "sor"):
-        sim = tumorca.Simulation(shape, tumorca.Params(o2_solver=solver), seed=3, threads=2)
+        sim = tumorca.Simulation(shape, tumorca.Params(init_vessels="parallel", o2_solver=solver), seed=3,
+                                 threads=2)
         sim.step(2)
         runs[solver] = sim
     mg, sor = runs["multigrid"].o2_solver_stats, runs["sor"].o2_solver_stats

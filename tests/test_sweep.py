@@ -143,6 +143,24 @@ neut_mmp9_max = [0.05, 0.1, 0.2]
     assert ko.ifn_level == 0.0  # the preset applies under [params] and the varied values
 
 
+def test_zip_may_repeat_a_value_but_not_a_row_and_grid_may_not_repeat():
+    # One-at-a-time designs repeat the default in every column of a [zip]; the rows stay distinct.
+    oat = TINY + """
+[zip]
+ifn_K = [1.0, 0.5, 1.0]
+ifn_hill = [2.0, 2.0, 3.0]
+"""
+    spec = parse_sweep(oat)
+    assert spec.n_conditions == 2 * 3
+    assert [r.varied for r in spec.runs()[:9:3]] == [
+        {"preset": "wild-type", "ifn_K": 1.0, "ifn_hill": 2.0}, {"preset": "wild-type", "ifn_K": 0.5, "ifn_hill": 2.0},
+        {"preset": "wild-type", "ifn_K": 1.0, "ifn_hill": 3.0}]
+    with pytest.raises(SweepError, match=r"line 1[0-9]: \[zip\] lists the same combination twice: ifn_K, ifn_hill"):
+        parse_sweep(oat.replace("ifn_hill = [2.0, 2.0, 3.0]", "ifn_hill = [2.0, 3.0, 2.0]"))
+    with pytest.raises(SweepError, match=r"\[grid\] ifn_K lists a value twice"):
+        parse_sweep(TINY + "ifn_K = [1.0, 1.0]\n")
+
+
 def test_dry_run_lists_runs_and_projections_and_writes_nothing(sweep_file, tmp_path):
     out = tmp_path / "dry"
     res = invoke("sweep", str(sweep_file), "-o", str(out), "--dry-run", "--workers", "2")

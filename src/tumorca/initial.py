@@ -16,7 +16,11 @@ def vessel_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
     """Boolean mask of the initial vessel sites.
 
     ``parallel``: straight vessels along x, every ``init_vessel_spacing`` sites in y (and in z for 3D), placed
-    half a spacing off the centre so that the initial tumour sits between vessels.
+    half a spacing off the centre so that the initial tumour sits between vessels.  In 2D these are walls.
+
+    ``grid``: straight vessels along z through every ``init_vessel_spacing``-th site in y and x, half a spacing
+    off the centre.  A 2D lattice is then a cross-section of parallel vessels (isolated vessel sites that a
+    tumour can grow around, as in a tissue section); a 3D lattice holds the vessels as lines along z.
     """
     nz, ny, nx = shape
     mask = np.zeros(shape, dtype=bool)
@@ -24,6 +28,10 @@ def vessel_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
         return mask
     s = params.init_vessel_spacing
     ys = (np.arange(ny) - (ny // 2 + s // 2)) % s == 0
+    if params.init_vessels == "grid":
+        xs = (np.arange(nx) - (nx // 2 + s // 2)) % s == 0
+        mask[:] = (ys[:, None] & xs[None, :])[None, :, :]
+        return mask
     zs = np.ones(nz, dtype=bool) if nz == 1 else (np.arange(nz) - (nz // 2 + s // 2)) % s == 0
     mask[:] = (zs[:, None, None] & ys[None, :, None])
     return mask

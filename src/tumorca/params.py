@@ -136,10 +136,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
        source="MODEL.md §4.3", group="tumour"),
     # growth-factor sources
-    _p("vegf_tumor_min", 0.002, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
-       source="MODEL.md §4.2 (s_min); value to calibrate", group="secretion"),
-    _p("vegf_tumor_max", 0.02, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully hypoxic tumour cell",
-       source="MODEL.md §4.2 (s_max); value to calibrate", group="secretion"),
+    _p("vegf_tumor_min", 0.005, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
+       source="MODEL.md §4.2 (s_min); calibrated, docs/validation.md", group="secretion"),
+    _p("vegf_tumor_max", 0.05, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully hypoxic tumour cell",
+       source="MODEL.md §4.2 (s_max); calibrated, docs/validation.md", group="secretion"),
     _p("vegf_hill_o2", 4.44, "mmHg", float, 0.01, 760.0, doc="pO2 of half-maximal hypoxic secretion",
        source="MODEL.md §4.2", group="secretion"),
     _p("vegf_hill_n", 3, "", int, 1, 8, doc="Hill exponent of hypoxic secretion (integer: evaluated by repeated "
@@ -148,10 +148,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="Lee 2005; value assumed", group="secretion"),
     _p("vegf_release_rate", 0.05, "1/(nM min)", float, 0.0, 100.0, doc="MMP9-driven release k_rel: "
        "dVb/dt = -k_rel M Vb", source="Lee 2005; Nozawa 2006; value assumed", group="secretion"),
-    _p("cxcl_tumor_live", 0.002, "nM/min", float, 0.0, 100.0, doc="CXCL1/2 secretion of a live tumour cell",
-       source="assumption, to calibrate", group="secretion"),
-    _p("cxcl_tumor_hypoxic", 0.01, "nM/min", float, 0.0, 100.0, doc="extra CXCL1/2 secretion of a fully hypoxic "
-       "tumour cell (same Hill law as VEGF)", source="assumption, to calibrate", group="secretion"),
+    _p("cxcl_tumor_live", 0.01, "nM/min", float, 0.0, 100.0, doc="CXCL1/2 secretion of a live tumour cell",
+       source="assumption; calibrated, docs/validation.md", group="secretion"),
+    _p("cxcl_tumor_hypoxic", 0.05, "nM/min", float, 0.0, 100.0, doc="extra CXCL1/2 secretion of a fully hypoxic "
+       "tumour cell (same Hill law as VEGF)", source="assumption; calibrated, docs/validation.md", group="secretion"),
     # vessels
     _p("vessel_inlets", "initial", "", str, choices=("initial", "edge"),
        doc="what feeds perfusion: the initial vessels ('initial'), or those plus any endothelium on a lattice "
@@ -184,13 +184,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("ifn_therapy_level", 0.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I from ifn_therapy_start on; 0 means "
        "no therapy", source="MODEL.md §5 (e.g. 3)", group="ifn"),
     _p("ifn_therapy_start", 0.0, "min", float, 0.0, 1.0e8, doc="time the therapy level starts", group="ifn"),
-    _p("ifn_K", 0.5, "", float, 1e-6, 1.0e3, doc="IFN level of half suppression in S(I) = 1/(1+(I/K)^h)",
-       source="MODEL.md §5", group="ifn"),
+    _p("ifn_K", 1.0, "", float, 1e-6, 1.0e3, doc="IFN level of half suppression in S(I) = 1/(1+(I/K)^h)",
+       source="MODEL.md §5 gives 0.5; calibrated, docs/validation.md", group="ifn"),
     _p("ifn_hill", 2.0, "", float, 0.1, 10.0, doc="Hill exponent h of S(I)", source="MODEL.md §5", group="ifn"),
-    _p("neut_recruit_min", 1.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
-       "IFN suppression (X_min)", source="assumption, to calibrate", group="neutrophils"),
-    _p("neut_recruit_max", 1.0e-3, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
-       "IFN-beta (X_max)", source="Jablonska 2010 (more TANs in Ifnb1-/-); value to calibrate", group="neutrophils"),
+    _p("neut_recruit_min", 5.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
+       "IFN suppression (X_min)", source="assumption; calibrated, docs/validation.md", group="neutrophils"),
+    _p("neut_recruit_max", 5.0e-3, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
+       "IFN-beta (X_max)", source="Jablonska 2010 (more TANs in Ifnb1-/-); calibrated, docs/validation.md", group="neutrophils"),
     _p("neut_cxcl_half", 0.1, "nM", float, 1e-6, 1.0e4, doc="CXCL of half-maximal recruitment (K_C)",
        source="assumption", group="neutrophils"),
     _p("neut_depletion", 0.0, "", float, 0.0, 1.0, doc="fraction epsilon of recruitment removed by antibody "
@@ -214,24 +214,25 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="Jablonska 2010", group="neutrophils"),
     _p("neut_substeps", 16, "", int, 0, 1000, doc="random-walk sub-moves per step (16 x 20 um / 30 min = "
        "10.7 um/min)", source="BioNumbers: 10-17 um/min", group="neutrophils"),
-    _p("neut_vegf_min", 0.005, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully N2 neutrophil under "
-       "IFN-beta (X_min; scaled by p)", source="Jablonska 2010; value to calibrate", group="neutrophils"),
-    _p("neut_vegf_max", 0.05, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully N2 neutrophil without "
-       "IFN-beta (X_max)", source="Jablonska 2010 (more VEGF in Ifnb1-/- TANs)", group="neutrophils"),
-    _p("neut_mmp9_min", 0.005, "nM/min", float, 0.0, 100.0, doc="MMP9 secretion of a fully N2 neutrophil under "
-       "IFN-beta (X_min; scaled by p)", source="Jablonska 2010; value to calibrate", group="neutrophils"),
-    _p("neut_mmp9_max", 0.05, "nM/min", float, 0.0, 100.0, doc="MMP9 secretion without IFN-beta (X_max)",
-       source="Jablonska 2010 (more MMP9 in Ifnb1-/- TANs)", group="neutrophils"),
-    _p("neut_kill_rate", 0.001, "1/min", float, 0.0, 1.0, doc="kill hazard of a fully N1 neutrophil (p = 0) on "
-       "an adjacent tumour cell; scaled by 1 - p", source="PhysiCell T-cell 0.067/min as upper bound",
+    _p("neut_vegf_min", 0.03, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully N2 neutrophil under "
+       "IFN-beta (X_min; scaled by p)", source="Jablonska 2010; calibrated, docs/validation.md", group="neutrophils"),
+    _p("neut_vegf_max", 0.3, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully N2 neutrophil without "
+       "IFN-beta (X_max)", source="Jablonska 2010 (more VEGF in Ifnb1-/- TANs); calibrated, docs/validation.md", group="neutrophils"),
+    _p("neut_mmp9_min", 0.03, "nM/min", float, 0.0, 100.0, doc="MMP9 secretion of a fully N2 neutrophil under "
+       "IFN-beta (X_min; scaled by p)", source="Jablonska 2010; calibrated, docs/validation.md", group="neutrophils"),
+    _p("neut_mmp9_max", 0.3, "nM/min", float, 0.0, 100.0, doc="MMP9 secretion without IFN-beta (X_max)",
+       source="Jablonska 2010 (more MMP9 in Ifnb1-/- TANs); calibrated, docs/validation.md", group="neutrophils"),
+    _p("neut_kill_rate", 0.0005, "1/min", float, 0.0, 1.0, doc="kill hazard of a fully N1 neutrophil (p = 0) on "
+       "an adjacent tumour cell; scaled by 1 - p", source="PhysiCell T-cell 0.067/min as upper bound; calibrated, docs/validation.md",
        group="neutrophils"),
     _p("hypoxia_o2", 10.0, "mmHg", float, 0.0, 760.0, doc="live tumour below this pO2 counts as hypoxic in "
        "summaries", source="convention", group="observables"),
     # initial condition
     _p("init_tumor_radius", 10.0, "sites", float, 0.0, 1.0e6, doc="radius of the initial tumour disk/ball at "
        "the lattice centre", group="initial"),
-    _p("init_vessels", "parallel", "", str, choices=("parallel", "none"),
-       doc="initial vessels: straight perfused vessels along x at a regular spacing in y (and z), or none",
+    _p("init_vessels", "grid", "", str, choices=("parallel", "grid", "none"),
+       doc="initial vessels: straight perfused vessels along x at a regular spacing in y (and z) (parallel), "
+       "along z through a square grid of (y, x) sites (grid: isolated vessel cross-sections in 2D), or none",
        group="initial"),
     _p("init_vessel_spacing", 40, "sites", int, 2, 10**6, doc="distance between initial parallel vessels",
        group="initial"),

@@ -268,14 +268,14 @@ def _check_key(w: _Where, table: str, key: str) -> None:
         raise w.error(f"[{table}] unknown parameter {key!r}{_suggest(key, _PARAM_NAMES + extra)}", key, table)
 
 
-def _axis_values(w: _Where, table: str, key: str, values: Any) -> list[Any]:
+def _axis_values(w: _Where, table: str, key: str, values: Any, unique: bool = True) -> list[Any]:
     if not isinstance(values, list):
         raise w.error(f"[{table}] {key} must be a list of values, got {values!r} (a value for every run goes in "
                       "[params])", key, table)
     if not values:
         raise w.error(f"empty grid: [{table}] {key} has no values", key, table)
     out = [_check_value(w, table, key, v) for v in values]
-    if len({json.dumps(v) for v in out}) != len(out):
+    if unique and len({json.dumps(v) for v in out}) != len(out):
         raise w.error(f"[{table}] {key} lists a value twice: {values!r}", key, table)
     return out
 
@@ -369,12 +369,16 @@ def parse_sweep(text: str, source: str = "sweep.toml") -> SweepSpec:
             for k, values in g.items():
                 _check_key(w, "zip", k)
                 claim("zip", k)
-                cols[k] = _axis_values(w, "zip", k, values)
+                # A zipped list may repeat a value (one-at-a-time designs do); its rows may not.
+                cols[k] = _axis_values(w, "zip", k, values, unique=False)
             lengths = {k: len(v) for k, v in cols.items()}
             if len(set(lengths.values())) > 1:
                 shown = ", ".join(f"{k} has {n}" for k, n in lengths.items())
                 raise w.error(f"[zip] lists must have equal lengths: {shown}", next(iter(cols)), "zip")
             n = next(iter(lengths.values()))
+            rows = [json.dumps([cols[k][i] for k in cols]) for i in range(n)]
+            if len(set(rows)) != n:
+                raise w.error(f"[zip] lists the same combination twice: {', '.join(cols)}", next(iter(cols)), "zip")
             axes.append([{k: cols[k][i] for k in cols} for i in range(n)])
 
     spec = SweepSpec(source=source, text=text, name=name, seed=seed, replicates=replicates, base=base,

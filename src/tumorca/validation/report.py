@@ -1,0 +1,407 @@
+"""Write docs/validation.md and its figures from the validation run files and the physics results.
+
+Reads run files only (through :mod:`tumorca.io` and :mod:`tumorca.analysis`); everything in the report is computed
+here from what the runs wrote, nothing is typed in by hand except the calibration history and the prose.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..analysis.sweep import open_sweep
+from ..io.reader import RunReader
+from ..params import Params
+from .biology import ARMS, COMPARISONS, MEASURES, BiologySuite, SensitivitySuite, collect, collect_sensitivity
+from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare
+
+#: The calibration of issue 8: parameter, value before, reason.  The value after is read from :class:`Params`.
+CALIBRATION: tuple[tuple[str, Any, str], ...] = (
+    ("init_vessels", "parallel",
+     "In 2D the parallel vessels are walls across the lattice: the tumour could not grow past the two vessels "
+     "beside it, so its size was set by the vessel spacing in every arm. `grid` places vessels along z through "
+     "a square grid of (y, x) sites: a 2D lattice is a cross-section of parallel vessels that the tumour grows "
+     "around (vessel co-option), and 3D keeps straight vessels."),
+    ("vegf_tumor_min", 0.002, "With the old secretion free VEGF stayed below 0.05 nM, a tenth of the sprouting "
+     "half-maximum (0.5 nM, Owen 2011): no arm sprouted."),
+    ("vegf_tumor_max", 0.02, "as vegf_tumor_min"),
+    ("cxcl_tumor_live", 0.002, "CXCL at the vessels stayed near 0.01 nM against K_C = 0.1 nM: even the "
+     "knockout recruited only a handful of neutrophils."),
+    ("cxcl_tumor_hypoxic", 0.01, "as cxcl_tumor_live"),
+    ("neut_recruit_min", 1.0e-4, "as cxcl_tumor_live; the ratio max/min (10) is kept"),
+    ("neut_recruit_max", 1.0e-3, "as cxcl_tumor_live"),
+    ("neut_vegf_min", 0.005, "Tumour-associated neutrophils are the main source of angiogenic VEGF/MMP9 in these "
+     "tumours (Jablonska 2010; Nozawa 2006): with the old output a neutrophil added less VEGF than a hypoxic "
+     "tumour cell, so neutrophils could not change vessel growth. The ratio max/min (10) is kept."),
+    ("neut_vegf_max", 0.05, "as neut_vegf_min"),
+    ("neut_mmp9_min", 0.005, "as neut_vegf_min"),
+    ("neut_mmp9_max", 0.05, "as neut_vegf_min"),
+    ("ifn_K", 0.5, "With K_I = 0.5 the wild-type level I = 1 suppressed neutrophils to S = 0.2, close to "
+     "therapy (S(3) = 0.03), so wild-type and therapy could not differ. K_I = 1 puts the constitutive level at "
+     "half suppression (S(1) = 0.5, S(3) = 0.1)."),
+    ("neut_kill_rate", 0.001, "Halved so that in wild-type (p* = 0.725) killing by the N1 share does not cancel "
+     "the pro-angiogenic effect; still 1/134 of the PhysiCell T-cell upper bound."),
+)
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞"
+    ax = abs(x)
+    if ax != 0 and (ax < 1e-3 or ax >= 1e5):
+        return f"{x:.2e}"
+    return f"{x:.{digits}g}"
+
+
+def _p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def comparison_rows(data: Mapping[str, list[dict[str, float]]]) -> list[tuple[Any, Effect]]:
+    """Every comparison of :data:`COMPARISONS` whose two arms are in ``data``."""
+    rows = []
+    for c in COMPARISONS:
+        if c.high in data and c.low in data and data[c.high] and data[c.low]:
+            hi = np.array([r[c.measure] for r in data[c.high]])
+            lo = np.array([r[c.measure] for r in data[c.low]])
+            rows.append((c, compare(hi, lo)))
+    return rows
+
+
+def _comparison_table(rows: list[tuple[Any, Effect]]) -> list[str]:
+    out = ["| claim | n (high, low) | mean high | mean low | ratio [95 % CI] | A12 | p (Mann–Whitney) | "
+           "p (Wilcoxon, paired) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for c, e in rows:
+        out.append(f"| {c.claim} | {e.n_high}, {e.n_low} | {_fmt(e.mean_high)} | {_fmt(e.mean_low)} | "
+                   f"{_fmt(e.ratio)} [{_fmt(e.ratio_ci[0])}, {_fmt(e.ratio_ci[1])}] | {_fmt(e.a12, 2)} | "
+                   f"{_p(e.p_mannwhitney)} | {_p(e.p_wilcoxon)} | {e.verdict} |")
+    return out
+
+
+def _arm_table(data: Mapping[str, list[dict[str, float]]]) -> list[str]:
+    keys = ["tumour_sites", "necrotic_fraction", "vessel_sites", "perfused_sites", "neutrophils",
+            "vegf_per_neutrophil", "neutrophil_lifespan_h"]
+    out = ["| arm | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for arm, runs in data.items():
+        cells = []
+        for k in keys:
+            v = np.array([r[k] for r in runs], dtype=np.float64)
+            v = v[~np.isnan(v)]
+            cells.append(f"{_fmt(float(v.mean()))} ± {_fmt(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 2)}"
+                         if len(v) else "–")
+        out.append(f"| {arm} | {len(runs)} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _curves(suite: BiologySuite, root: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Per arm: time (days) and the tumour sites, vessel sites and neutrophils of every replicate."""
+    out = {}
+    for arm in suite.arms:
+        table = open_sweep(suite.outdir(root, arm), status="complete")
+        rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+        series: dict[str, list[np.ndarray]] = {"tumour": [], "vessels": [], "neutrophils": []}
+        t = None
+        for r in rows:
+            with RunReader(r["path"]) as rr:
+                ts = rr.timeseries()
+            t = ts["time_min"] / 1440.0
+            series["tumour"].append(ts["tumor_live"] + ts["necrotic"])
+            series["vessels"].append(ts["vessel_sites"])
+            series["neutrophils"].append(ts["neutrophils"])
+        if t is not None:
+            out[arm] = {"t": t, **{k: np.array(v, dtype=np.float64) for k, v in series.items()}}
+    return out
+
+
+def _max_o2_residual(suite: BiologySuite, root: Path) -> tuple[float, float]:
+    """The largest O2 solver correction (mmHg) over every step of every run, and the tolerance."""
+    worst = 0.0
+    tol = Params().o2_tol
+    for arm in suite.arms:
+        table = open_sweep(suite.outdir(root, arm), status="complete")
+        rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+        for r in rows:
+            with RunReader(r["path"]) as rr:
+                ts = rr.timeseries()
+                tol = rr.plan.params.o2_tol
+            worst = max(worst, float(np.max(ts["o2_residual"])))
+    return worst, tol
+
+
+def _plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (arm, rec) in enumerate(curves.items()):
+        col = colors[i % len(colors)]
+        for ax, key, label in zip(axes, ("tumour", "vessels", "neutrophils"),
+                                  ("tumour sites (live + necrotic)", "vessel sites", "neutrophils")):
+            y = rec[key]
+            m = y.mean(axis=0)
+            sd = y.std(axis=0, ddof=1) if len(y) > 1 else np.zeros_like(m)
+            ax.fill_between(rec["t"], m - sd, m + sd, color=col, alpha=0.2, linewidth=0)
+            ax.plot(rec["t"], m, color=col, linewidth=1.8, label=f"{arm} (n={len(y)})")
+            ax.set_xlabel("time (days)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, title="mean ± sd", title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _plot_boxes(data: Mapping[str, list[dict[str, float]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ("tumour_sites", "vessel_sites", "neutrophils", "vegf_per_neutrophil", "neutrophil_lifespan_h")
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 4.2))
+    arms = list(data)
+    rng = np.random.default_rng(0)
+    for ax, k in zip(axes, keys):
+        vals = [np.array([r[k] for r in data[a]], dtype=np.float64) for a in arms]
+        vals = [v[~np.isnan(v)] for v in vals]
+        ax.boxplot([v if len(v) else [np.nan] for v in vals], showfliers=False)
+        for i, v in enumerate(vals):
+            ax.plot(i + 1 + rng.uniform(-0.15, 0.15, len(v)), v, ".", color="k", alpha=0.6, markersize=4)
+        ax.set_xticks(range(1, len(arms) + 1), arms, rotation=60, ha="right", fontsize=7)
+        ax.set_title(k.replace("_", " "), fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: int = 0, half: int = 64) -> None:
+    """The last frame of one replicate per arm (2D, or the mid-z slice in 3D), cropped around the centre."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..analysis.plots import tissue_rgb
+
+    arms = list(suite.arms)
+    fig, axes = plt.subplots(1, len(arms), figsize=(2.6 * len(arms), 2.9))
+    axes = np.atleast_1d(axes)
+    for ax, arm in zip(axes, arms):
+        table = open_sweep(suite.outdir(root, arm), status="complete")
+        rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+        rows = [r for r in rows if int(r["replicate"]) == replicate]
+        ax.axis("off")
+        if not rows:
+            continue
+        with RunReader(rows[0]["path"]) as rr:
+            tis = rr.frame("tissue", -1)
+            day = float(rr.times[-1]) / 1440.0
+        if tis.ndim == 3:
+            tis = tis[tis.shape[0] // 2]
+        cy, cx = tis.shape[0] // 2, tis.shape[1] // 2
+        crop = tis[max(cy - half, 0):cy + half, max(cx - half, 0):cx + half]
+        ax.imshow(tissue_rgb(crop), interpolation="nearest")
+        ax.set_title(f"{arm}\nday {day:g}", fontsize=8)
+    fig.suptitle(f"{suite.name}: last frame of replicate {replicate} (seed shared by all arms), centre "
+                 f"{2 * half}x{2 * half} sites", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _plot_physics(phys: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    d = phys["decay_length"]
+    axes[0].plot(d["y_um"], d["o2"], ".", markersize=3, label="simulated")
+    axes[0].plot(d["y_um"], d["fit"], "-", label=f"cosh fit, ℓ = {d['measured_um']:.1f} µm")
+    axes[0].set(xlabel="distance across the slab (µm)", ylabel="pO2 (mmHg)",
+                title=f"O2 between two vessels; √(D/λ) = {d['expected_um']:.1f} µm")
+    c = phys["critical_radius"]
+    axes[1].plot(c["radii"], c["centre_o2"], "o", label="simulated centre pO2")
+    axes[1].plot(c["radii"], c["bessel"], "-", label="c_rim / I0(R/ℓ)")
+    axes[1].axhline(c["onset"], color="r", linestyle=":", label="necrosis onset")
+    axes[1].axvline(c["expected_sites"], color="k", linestyle="--", label=f"analytic R_c = {c['expected_sites']:.1f}")
+    g = phys.get("necrosis_onset_in_growing_disk")
+    if g is not None and not math.isnan(g["radius_at_quiescent_core_sites"]):
+        axes[1].axvline(g["radius_at_quiescent_core_sites"], color="g", linestyle="-.",
+                        label=f"growing colony: core quiescent at R = {g['radius_at_quiescent_core_sites']:.1f}")
+    axes[1].set(xlabel="disk radius (sites)", ylabel="pO2 (mmHg)", title="avascular disk: centre pO2")
+    k = phys["colony_growth"]
+    axes[2].plot(k["days"], k["radius_um"], ".", label="simulated")
+    axes[2].plot(k["fit_days"], k["fit_um"], "-", label=f"linear fit {k['speed_um_per_day']:.1f} µm/day, "
+                 f"R² = {k['r2']:.4f}")
+    axes[2].plot(k["days"], k["radius_um"][0] + k["fkpp_um_per_day"] * k["days"], "--",
+                 label=f"Fisher–KPP estimate {k['fkpp_um_per_day']:.1f} µm/day")
+    axes[2].set(xlabel="time (days)", ylabel="equivalent radius (µm)", title="nutrient-unlimited colony")
+    r = phys["front_roughness"]
+    axes[3].loglog(r["days"], r["width_sites"], ".", label="simulated w(t)")
+    axes[3].loglog(r["fit_days"], r["fit_width"], "-", label=f"fit β = {r['beta']:.3f}")
+    axes[3].loglog(r["fit_days"], r["fit_width"][0] * (r["fit_days"] / r["fit_days"][0]) ** (1 / 3), "--",
+                   label="slope 1/3 (KPZ)")
+    axes[3].set(xlabel="time (days)", ylabel="front width (sites)", title=f"flat front, {r['lattice']}")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _physics_table(phys: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    d, c, k, r = (phys[n] for n in ("decay_length", "critical_radius", "colony_growth", "front_roughness"))
+    g = phys.get("necrosis_onset_in_growing_disk")
+    out = ["| check | measured | analytic / expected | error | lattice |", "|---|---|---|---|---|",
+           f"| O2 decay length in live tumour, ℓ = √(D/λ) | {d['measured_um']:.2f} µm | {d['expected_um']:.2f} µm "
+           f"| {100 * d['rel_error']:.2f} % | {d['lattice']} |",
+           f"| critical radius of an avascular disk (static disks), R_c = ℓ·I0⁻¹(c_rim/c_onset) | "
+           f"{c['measured_sites']:.2f} sites | {c['expected_sites']:.2f} sites (c_rim = {c['rim_o2']:.1f} mmHg; "
+           f"{c['expected_sites_38']:.1f} sites for c_rim = 38) | {100 * c['rel_error']:.2f} % | up to "
+           f"{2 * int(c['radii'][-1]) + 5}² |"]
+    if g is not None:
+        out.append(f"| growing avascular colony: radius when its core first goes quiescent, R_q = "
+                   f"ℓ·I0⁻¹(c_rim/c_q), c_q = {g['threshold_o2']:g} mmHg | {g['radius_at_quiescent_core_sites']:.2f} "
+                   f"sites | {g['expected_sites']:.2f} sites (c_rim = {g['rim_o2_then']:.1f} mmHg then) | "
+                   f"{100 * g['rel_error']:.1f} % | {g['lattice']} |")
+        out.append(f"| … first necrotic site (quiescent death) after the core went quiescent | "
+                   f"{g['delay_min']:.0f} min, at R = {g['radius_at_first_necrosis_sites']:.2f} sites | "
+                   f"quiescent_death_time = {g['expected_delay_min']:.0f} min (rounded up to whole steps) | "
+                   f"{abs(g['delay_min'] - g['expected_delay_min']):.0f} min | {g['lattice']} |")
+    out += [f"| nutrient-unlimited colony: radius linear in time | R² = {k['r2']:.5f} | R² → 1 | "
+            f"{100 * (1 - k['r2']):.3f} % | {k['lattice']} |",
+            f"| front speed vs Fisher–KPP estimate 2√(r·D_eff) | {k['speed_um_per_day']:.2f} µm/day | "
+            f"{k['fkpp_um_per_day']:.2f} µm/day | ratio {k['ratio_to_fkpp']:.2f} | {k['lattice']} |",
+            f"| flat-front roughness exponent β | {r['beta']:.3f} | 1/3 (KPZ) | {100 * r['rel_error']:.0f} % | "
+            f"{r['lattice']}, {r['seeds']} seeds |"]
+    return out
+
+
+def _sensitivity_table(sens: Mapping[str, Mapping[str, list[dict[str, float]]]]) -> list[str]:
+    keys = (("tumour_sites", "burden"), ("vessel_sites", "vessels"), ("neutrophils", "neutrophils"),
+            ("vegf_per_neutrophil", "VEGF/neutrophil"), ("neutrophil_lifespan_h", "lifespan"))
+    out = ["| variant | n per arm | " + " | ".join(f"{lab} KO/WT (p)" for _, lab in keys) + " |",
+           "|---|---|" + "---|" * len(keys)]
+    for label, arms in sens.items():
+        if "ifnb-knockout" not in arms or "wild-type" not in arms:
+            continue
+        cells = []
+        for k, _ in keys:
+            e = compare(np.array([r[k] for r in arms["ifnb-knockout"]]), np.array([r[k] for r in arms["wild-type"]]))
+            cells.append(f"{_fmt(e.ratio)} ({_p(e.p_mannwhitney)})")
+        out.append(f"| {label} | {min(len(v) for v in arms.values())} | " + " | ".join(cells) + " |")
+    return out
+
+
+def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensitivity: SensitivitySuite | None,
+                 phys: Mapping[str, Mapping[str, Any]], command: str, wall_s: float) -> dict[str, Any]:
+    """Write the Markdown report (and figures beside it in ``<stem>/``); return the numbers it quotes."""
+    path = Path(path)
+    fig_dir = path.parent / path.stem
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    rel = fig_dir.name
+    p = Params()
+    lines = [
+        "# Validation: does tumorca reproduce what it claims?", "",
+        f"Generated by `{command}` on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"(tumorca {__version__}, Python {platform.python_version()}, {wall_s / 60:.0f} min wall time on this "
+        "machine). Every number and figure below is computed from the run files under the validation output "
+        "directory by `tumorca.validation.report`; rerunning the command regenerates this page.", "",
+        "## How to read it", "",
+        "- Each **arm** is a preset (MODEL.md §5) run as one sweep (`tumorca.sweep`) of replicates. Replicate *i* "
+        "of every arm shares a seed (common random numbers), so arms differ only by their parameters.",
+        f"- Each **claim** `high > low` is tested one-sided with the Mann–Whitney U test (unpaired; it ignores the "
+        "shared seeds and is conservative) and, beside it, the paired Wilcoxon signed-rank test. The effect size "
+        f"is the ratio of means with a percentile-bootstrap 95 % CI ({BOOTSTRAP_RESAMPLES} resamples, arms "
+        "resampled independently) and A12 = P(X_high > X_low). A claim **holds** when the direction is right and "
+        f"p (Mann–Whitney) < {ALPHA}; *direction only* when the means are ordered as claimed but the test does not "
+        "reject; *fails* otherwise.",
+        "- Measures: " + "; ".join(f"`{k}`: {v}" for k, v in MEASURES.items()) + ".",
+        "- Nothing is special-cased: a preset only sets parameters (`tumorca presets`), and every measure is "
+        "computed the same way for every run.", "",
+    ]
+    results: dict[str, Any] = {"suites": {}}
+    for suite in suites:
+        data = collect(suite, root)
+        if not any(data.values()):
+            continue
+        shape = "x".join(map(str, suite.shape))
+        rows = comparison_rows(data)
+        worst, tol = _max_o2_residual(suite, root)
+        results["suites"][suite.name] = {"rows": rows, "data": data}
+        lines += [f"## Biology: {suite.name} ({shape}, {suite.days:g} days, {suite.replicates} replicates per arm)",
+                  "", *_comparison_table(rows), "", "Per arm (mean ± sd over replicates):", "", *_arm_table(data),
+                  "", f"O2 solver: `{suite.o2_solver}`; the largest O2 correction at the end of any step of any run "
+                  f"was {worst:.2g} mmHg (tolerance {tol:g}).", ""]
+        curves = _curves(suite, root)
+        _plot_curves(curves, fig_dir / f"{suite.name}-curves.png", f"{suite.name}: {shape}")
+        _plot_boxes(data, fig_dir / f"{suite.name}-measures.png", f"{suite.name}: per-run measures")
+        _plot_final_frames(suite, root, fig_dir / f"{suite.name}-frames.png")
+        lines += [f"![growth curves]({rel}/{suite.name}-curves.png)", "",
+                  f"![per-run measures]({rel}/{suite.name}-measures.png)", "",
+                  f"![last frames]({rel}/{suite.name}-frames.png)", ""]
+    if phys:
+        _plot_physics(phys, fig_dir / "physics.png")
+        lines += ["## Physics", "", *_physics_table(phys), "", f"![physics checks]({rel}/physics.png)", "",
+                  "- **Decay length**: a slab of live tumour between two vessel rows; ℓ fitted to the whole profile "
+                  "c_v·cosh((y − c)/ℓ)/cosh(c/ℓ). In stroma (λ = `o2_uptake_stroma`) the same length is "
+                  f"{math.sqrt(p.o2_diffusivity / p.o2_uptake_stroma):.0f} µm." if p.o2_uptake_stroma > 0 else "",
+                  "- **Critical radius**: a disk of live tumour (uptake λ, ℓ = √(D/λ)) with rim pO2 c_rim has centre "
+                  "pO2 c_rim/I0(R/ℓ). Static disks in a lattice whose edge is held at 38 mmHg: the centre crosses "
+                  "the hypoxic-necrosis onset (5 mmHg) at R_c = ℓ·I0⁻¹(c_rim/5). In a growing colony the core "
+                  "dies first by the other route of the model: below `quiescence_o2_enter` (8.9 mmHg) cells stop "
+                  "cycling and die after `quiescent_death_time`, so the necrotic core starts when the colony "
+                  "passes R_q = ℓ·I0⁻¹(c_rim/8.9), evaluated with the rim pO2 of that moment (it falls as the "
+                  "colony grows), and the first necrotic site follows one `quiescent_death_time` later. The colony "
+                  "is not a perfect disk (its radius is the equivalent radius of its area), which is most of the "
+                  "error.",
+                  "- **Linear growth**: no O2 uptake anywhere, so every site stays at 38 mmHg; the equivalent radius "
+                  "is fitted after day 5.",
+                  "- **Fisher–KPP**: v = 2√(r·D_eff) with r the full-O2 division rate and D_eff = r⟨Δ²⟩/4, "
+                  "⟨Δ²⟩ = 1.5 Δx² for a daughter placed uniformly on a Moore neighbour. The lattice front is a "
+                  "pushed, space-filling front (daughters go only to empty neighbours, i.e. outward at the rim), "
+                  "not a pulled Fisher front; the ratio is reported, not tuned.",
+                  "- **Roughness**: a flat strip of tumour grows upward with unlimited O2; w(t) is the standard "
+                  "deviation of the column heights (w² averaged over seeds), β the slope of log w against log t "
+                  "after the early random-deposition regime. The Eden width grows slowly with a small prefactor, "
+                  "so β over this range carries the crossover; the page states what was measured, not a fitted "
+                  "target.", ""]
+        results["physics"] = {k: {kk: vv for kk, vv in v.items() if np.ndim(vv) == 0} for k, v in phys.items()}
+    if sensitivity is not None:
+        sens = collect_sensitivity(sensitivity, root)
+        if any(sens.values()):
+            lines += [f"## Sensitivity of the knockout / wild-type contrast ({'x'.join(map(str, sensitivity.shape))}, "
+                      f"{sensitivity.days:g} days, {sensitivity.replicates} replicates per variant and arm)", "",
+                      "One parameter (or one pair) changed at a time from the calibrated defaults; each cell is the "
+                      "ratio of knockout to wild-type means and the one-sided Mann–Whitney p-value. With 3 "
+                      "replicates the smallest attainable p is 0.05, so this table shows how effect sizes move, "
+                      "not significance.", "", *_sensitivity_table(sens), ""]
+            results["sensitivity"] = sens
+    lines += ["## Calibration", "",
+              "Issue 8 calibrated the defaults within their cited ranges (each parameter's source is in "
+              "`tumorca params`); every change and its reason:", "",
+              "| parameter | before | now | reason |", "|---|---|---|---|"]
+    for name, before, why in CALIBRATION:
+        lines.append(f"| `{name}` | {before} | {p[name]} | {why} |")
+    lines += ["", "No preset was changed to produce an ordering: the presets are the same data as before "
+              "(`tumorca.presets`).", ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return results

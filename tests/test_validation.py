@@ -1,0 +1,85 @@
+"""The validation suite: its statistics, its physics checks, and the quick version of its biology, run end to end
+through the real CLI (sweeps on Dask, run files, report and figures)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+
+from tumorca.validation import QUICK_SUITES, physics  # noqa: E402
+from tumorca.validation.biology import collect  # noqa: E402
+from tumorca.validation.stats import compare  # noqa: E402
+
+
+def test_compare_orders_and_bounds_the_effect():
+    rng = np.random.default_rng(1)
+    high, low = rng.normal(12.0, 1.0, 10), rng.normal(10.0, 1.0, 10)
+    e = compare(high, low)
+    assert e.holds and e.p_mannwhitney < 0.01 and e.a12 > 0.8
+    assert e.difference_ci[0] < e.difference < e.difference_ci[1]
+    assert e.ratio_ci[0] < high.mean() / low.mean() < e.ratio_ci[1]
+    back = compare(low, high)  # the same samples, the claim reversed
+    assert not back.holds and back.verdict == "fails" and back.p_mannwhitney > 0.99
+    assert abs(e.a12 + back.a12 - 1.0) < 1e-12
+    same = compare(low, low)  # paired and identical: no Wilcoxon p, no effect
+    assert np.isnan(same.p_wilcoxon) and same.difference == 0.0 and not same.holds
+
+
+def test_growing_colony_goes_quiescent_at_the_analytic_radius_then_necrotic_after_the_death_time():
+    r = physics.necrosis_onset_in_growing_disk()
+    # R_q = l * I0^-1(c_rim / 8.9 mmHg) for the rim pO2 of that moment; the colony is only roughly a disk.
+    assert r["rel_error"] < 0.1, r["radius_at_quiescent_core_sites"]
+    dt = 30.0
+    assert r["expected_delay_min"] <= r["delay_min"] < r["expected_delay_min"] + 2 * dt
+
+
+def test_decay_length_matches_sqrt_d_over_lambda():
+    r = physics.decay_length()
+    assert r["rel_error"] < 0.01, (r["measured_um"], r["expected_um"])
+
+
+def test_quick_validation_runs_end_to_end_and_orders_the_neutrophil_measures(tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "val"
+    res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(out), "--workers", "2",
+                          "-q"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    report = out / "validation-quick.md"
+    text = report.read_text()
+    for fig in ("quick-2d-curves.png", "quick-2d-measures.png", "quick-2d-frames.png", "physics.png"):
+        png = out / "validation-quick" / fig
+        assert png.stat().st_size > 5000 and f"validation-quick/{fig}" in text
+    assert "| neutrophils: knockout > wild-type | 3, 3 |" in text
+    # Directions the quick suite (3 replicates, 128^2, 12 days) has the power for: the neutrophil axis, whose
+    # effects are several-fold.  Tumour burden needs the full suite.
+    data = collect(QUICK_SUITES[0], out)
+    mean = {arm: {k: np.nanmean([r[k] for r in runs]) for k in runs[0]} for arm, runs in data.items()}
+    ko, wt, th = (mean[a] for a in ("ifnb-knockout", "wild-type", "ifnb-therapy"))
+    assert all(len(runs) == 3 for runs in data.values())
+    assert ko["neutrophils"] > wt["neutrophils"] > th["neutrophils"]
+    assert ko["vessel_sites"] > wt["vessel_sites"]
+    assert ko["vegf_per_neutrophil"] > wt["vegf_per_neutrophil"] > th["vegf_per_neutrophil"]
+    assert ko["neutrophil_lifespan_h"] > wt["neutrophil_lifespan_h"]
+    # Running it again keeps the complete runs (nothing is recomputed) and rewrites the same tables.
+    again = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(out), "-q"],
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    table = [ln for ln in report.read_text().splitlines() if ln.startswith("| neutrophils: knockout")]
+    assert table == [ln for ln in text.splitlines() if ln.startswith("| neutrophils: knockout")]
+
+
+def test_validate_refuses_bad_input(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(f)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "is not a directory" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--workers", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--workers must be a positive integer" in res.stderr
