@@ -12,8 +12,18 @@ from ._numerics import float32_exact
 from .params import Params
 
 
-def vessel_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
-    """Boolean mask of the initial vessel sites.
+Region = tuple[slice, slice, slice]
+
+
+def _coords(shape: tuple[int, int, int], region: Region | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global z, y, x indices of ``region`` (the whole lattice if None), shaped to broadcast."""
+    region = region or tuple(slice(0, n) for n in shape)
+    z, y, x = (np.arange(r.start, r.stop) for r in region)
+    return z[:, None, None], y[None, :, None], x[None, None, :]
+
+
+def vessel_mask(shape: tuple[int, int, int], params: Params, region: Region | None = None) -> np.ndarray:
+    """Boolean mask of the initial vessel sites (of ``region``, global slices, if given).
 
     ``parallel``: straight vessels along x, every ``init_vessel_spacing`` sites in y (and in z for 3D), placed
     half a spacing off the centre so that the initial tumour sits between vessels.  In 2D these are walls.
@@ -23,47 +33,49 @@ def vessel_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
     tumour can grow around, as in a tissue section); a 3D lattice holds the vessels as lines along z.
     """
     nz, ny, nx = shape
-    mask = np.zeros(shape, dtype=bool)
+    z, y, x = _coords(shape, region)
+    out = (z.shape[0], y.shape[1], x.shape[2])
     if params.init_vessels == "none":
-        return mask
+        return np.zeros(out, dtype=bool)
     s = params.init_vessel_spacing
-    ys = (np.arange(ny) - (ny // 2 + s // 2)) % s == 0
+    ys = (y - (ny // 2 + s // 2)) % s == 0
     if params.init_vessels == "grid":
-        xs = (np.arange(nx) - (nx // 2 + s // 2)) % s == 0
-        mask[:] = (ys[:, None] & xs[None, :])[None, :, :]
-        return mask
-    zs = np.ones(nz, dtype=bool) if nz == 1 else (np.arange(nz) - (nz // 2 + s // 2)) % s == 0
-    mask[:] = (zs[:, None, None] & ys[None, :, None])
-    return mask
+        mask = ys & ((x - (nx // 2 + s // 2)) % s == 0)
+    else:
+        mask = ys & (np.ones_like(z, dtype=bool) if nz == 1 else (z - (nz // 2 + s // 2)) % s == 0)
+    return np.broadcast_to(mask, out).copy()
 
 
-def tumor_mask(shape: tuple[int, int, int], params: Params) -> np.ndarray:
+def tumor_mask(shape: tuple[int, int, int], params: Params, region: Region | None = None) -> np.ndarray:
     """Boolean mask of the sites within ``init_tumor_radius`` of the lattice centre (Euclidean, in sites); empty
-    for radius 0."""
+    for radius 0.  Of ``region`` (global slices) if given."""
     nz, ny, nx = shape
+    z, y, x = _coords(shape, region)
+    out = (z.shape[0], y.shape[1], x.shape[2])
     if params.init_tumor_radius <= 0:
-        return np.zeros(shape, dtype=bool)
-    z, y, x = np.ogrid[:nz, :ny, :nx]
+        return np.zeros(out, dtype=bool)
     r2 = (y - ny // 2) ** 2 + (x - nx // 2) ** 2 + ((z - nz // 2) ** 2 if nz > 1 else 0)
-    return r2 <= params.init_tumor_radius ** 2
+    return np.broadcast_to(r2 <= params.init_tumor_radius ** 2, out).copy()
 
 
-def initial_state(shape: tuple[int, int, int], params: Params) -> dict[str, np.ndarray]:
-    """Arrays of the initial lattice: tissue, clock, perfused, inlet, the neutrophil layer and every field (see Simulation.get_state)."""
-    vessels = vessel_mask(shape, params)
-    tissue = np.zeros(shape, dtype=np.uint8)
+def initial_state(shape: tuple[int, int, int], params: Params, region: Region | None = None) -> dict[str, np.ndarray]:
+    """Arrays of the initial lattice: tissue, clock, perfused, inlet, the neutrophil layer and every field (see
+    Simulation.get_state).  With ``region`` (global slices), only that block, computed without building the whole
+    lattice (a rank of a distributed run builds its own block this way)."""
+    vessels = vessel_mask(shape, params, region)
+    tissue = np.zeros(vessels.shape, dtype=np.uint8)
     tissue[vessels] = Cell.EC_STALK
-    tissue[tumor_mask(shape, params) & ~vessels] = Cell.TUMOR_P
+    tissue[tumor_mask(shape, params, region) & ~vessels] = Cell.TUMOR_P
     arrays = {
         "tissue": tissue,
-        "clock": np.zeros(shape, dtype=np.uint16),
+        "clock": np.zeros(tissue.shape, dtype=np.uint16),
         "perfused": vessels.astype(np.uint8),
         "inlet": vessels.astype(np.uint8),
-        "neut": np.zeros(shape, dtype=np.uint8),
-        "neut_p": np.zeros(shape, dtype=np.float32),
-        "neut_age": np.zeros(shape, dtype=np.uint16),
+        "neut": np.zeros(tissue.shape, dtype=np.uint8),
+        "neut_p": np.zeros(tissue.shape, dtype=np.float32),
+        "neut_age": np.zeros(tissue.shape, dtype=np.uint16),
     }
     for name in FIELD_NAMES:
-        arrays[name] = np.zeros(shape, dtype=np.float32)
+        arrays[name] = np.zeros(tissue.shape, dtype=np.float32)
     arrays["o2"][:] = float32_exact(params.init_o2)
     return arrays

@@ -23,6 +23,7 @@ from .._constants import Cell
 from .._lattice import normalize_shape
 from .._numerics import float32_exact, tridiagonal_factors
 from ..errors import LatticeError, ParameterError, TumorcaError
+from ..initial import initial_state
 from ..params import Params
 from ..errors import ResourceError
 from ..simulation import (DIFFUSING_FIELDS, PHASES, STATE_ARRAYS, _RATE_PREFIX, _check_seed, _check_threads,
@@ -79,35 +80,8 @@ def halo_widths(params: Params) -> dict[str, int]:
 def initial_block(shape3: tuple[int, int, int], params: Params,
                   region: tuple[slice, slice, slice]) -> dict[str, np.ndarray]:
     """The arrays of :func:`tumorca.initial.initial_state` restricted to ``region`` (global slices), computed
-    without building the whole lattice (same integer formulas, evaluated on global coordinates)."""
-    from .._constants import FIELD_NAMES
-    nz, ny, nx = shape3
-    z = np.arange(region[0].start, region[0].stop)[:, None, None]
-    y = np.arange(region[1].start, region[1].stop)[None, :, None]
-    x = np.arange(region[2].start, region[2].stop)[None, None, :]
-    shape = (z.shape[0], y.shape[1], x.shape[2])
-    if params.init_vessels == "none":
-        vessels = np.zeros(shape, dtype=bool)
-    else:
-        s = params.init_vessel_spacing
-        ys = (y - (ny // 2 + s // 2)) % s == 0
-        zs = np.ones_like(z, dtype=bool) if nz == 1 else (z - (nz // 2 + s // 2)) % s == 0
-        vessels = np.broadcast_to(zs & ys, shape).copy()
-    if params.init_tumor_radius <= 0:
-        tumour = np.zeros(shape, dtype=bool)
-    else:
-        r2 = (y - ny // 2) ** 2 + (x - nx // 2) ** 2 + ((z - nz // 2) ** 2 if nz > 1 else 0)
-        tumour = np.broadcast_to(r2 <= params.init_tumor_radius ** 2, shape)
-    tissue = np.zeros(shape, dtype=np.uint8)
-    tissue[vessels] = Cell.EC_STALK
-    tissue[tumour & ~vessels] = Cell.TUMOR_P
-    arrays = {"tissue": tissue, "clock": np.zeros(shape, dtype=np.uint16), "perfused": vessels.astype(np.uint8),
-              "inlet": vessels.astype(np.uint8), "neut": np.zeros(shape, dtype=np.uint8),
-              "neut_p": np.zeros(shape, dtype=np.float32), "neut_age": np.zeros(shape, dtype=np.uint16)}
-    for name in FIELD_NAMES:
-        arrays[name] = np.zeros(shape, dtype=np.float32)
-    arrays["o2"][:] = float32_exact(params.init_o2)
-    return arrays
+    without building the whole lattice."""
+    return initial_state(shape3, params, region)
 
 
 def _agree(comm, fn: Callable[[], Any]) -> Any:
