@@ -45,26 +45,52 @@ cdef inline double _neighbour_sum(const float* cur, const float* ym, const float
     return s
 
 
+cdef inline double _sor_site(float* cur, const float* ym, const float* yp, const float* zm, const float* zp,
+                             const uint8_t* tis, const double* uptake, Py_ssize_t x, Py_ssize_t nx, int nn_base,
+                             bint dirichlet_x, double edge, double k, double omega) noexcept nogil:
+    """SOR update of free site x of a row; returns its Jacobi correction."""
+    cdef double s, diag, gs, old, corr
+    cdef int nn
+    s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dirichlet_x, edge, nn_base, &nn)
+    diag = k * nn + uptake[tis[x]]
+    gs = (k * s) / diag
+    old = cur[x]
+    corr = gs - old
+    cur[x] = <float>(old + omega * corr)
+    return corr
+
+
 cdef double _sor_row(float* cur, const float* ym, const float* yp, const float* zm, const float* zp,
                      const uint8_t* tis, const uint8_t* src, const double* uptake,
-                     Py_ssize_t nx, Py_ssize_t x0, Py_ssize_t xend, int nn_base, bint dirichlet_x, double edge,
-                     double k, double omega, Py_ssize_t rx0, Py_ssize_t rx1) noexcept nogil:
-    """One colour of one row: SOR update of the free sites x0, x0 + 2, .. below xend (the row has nx sites);
-    returns the largest Jacobi correction seen at rx0 <= x < rx1."""
+                     Py_ssize_t nx, Py_ssize_t x0, int nn_base, bint dirichlet_x, double edge,
+                     double k, double omega) noexcept nogil:
+    """One colour of one row: SOR update of the free sites; returns the largest Jacobi correction seen."""
     cdef Py_ssize_t x
-    cdef double s, diag, gs, old, corr, rmax = 0.0
-    cdef int nn
+    cdef double corr, rmax = 0.0
+    for x in range(x0, nx, 2):
+        if src[x]:
+            continue
+        corr = fabs(_sor_site(cur, ym, yp, zm, zp, tis, uptake, x, nx, nn_base, dirichlet_x, edge, k, omega))
+        if corr > rmax:
+            rmax = corr
+    return rmax
+
+
+cdef double _sor_row_box(float* cur, const float* ym, const float* yp, const float* zm, const float* zp,
+                         const uint8_t* tis, const uint8_t* src, const double* uptake,
+                         Py_ssize_t nx, Py_ssize_t x0, Py_ssize_t xend, int nn_base, bint dirichlet_x, double edge,
+                         double k, double omega, Py_ssize_t rx0, Py_ssize_t rx1) noexcept nogil:
+    """:func:`_sor_row` on the sites x0, x0 + 2, .. below xend of a block's row (the row has nx sites);
+    returns the largest Jacobi correction seen at rx0 <= x < rx1 (the owned part).  A separate function so that
+    the serial sweep keeps its tight loop."""
+    cdef Py_ssize_t x
+    cdef double corr, rmax = 0.0
     for x in range(x0, xend, 2):
         if src[x]:
             continue
-        s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dirichlet_x, edge, nn_base, &nn)
-        diag = k * nn + uptake[tis[x]]
-        gs = (k * s) / diag
-        old = cur[x]
-        corr = gs - old
-        cur[x] = <float>(old + omega * corr)
-        if fabs(corr) > rmax and rx0 <= x < rx1:
-            rmax = fabs(corr)
+        corr = fabs(_sor_site(cur, ym, yp, zm, zp, tis, uptake, x, nx, nn_base, dirichlet_x, edge, k, omega))
+        if corr > rmax and rx0 <= x < rx1:
+            rmax = corr
     return rmax
 
 
@@ -135,7 +161,7 @@ cdef double _fine_sweep(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, con
             ym = yp = zm = zp = zr
             nn_base = _face_rows(c, z, y, dir_z, dir_y, er, zr, &ym, &yp, &zm, &zp)
             rowmax[r] = _sor_row(&c[z, y, 0], ym, yp, zm, zp, &tissue[z, y, 0], &source[z, y, 0], uptake, nx,
-                                 (color + y + z) & 1, nx, nn_base, dir_x, edge_value, k, omega, 0, nx)
+                                 (color + y + z) & 1, nn_base, dir_x, edge_value, k, omega)
         # A max is exact whatever the thread split; combine serially for clarity.
         for r in range(nrows):
             if rowmax[r] > rmax:
@@ -250,9 +276,9 @@ def o2_sor_half_sweep(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const
             y = by0 + q % (by1 - by0)
             ym = yp = zm = zp = zrp
             nn_base = _face_rows(c, z, y, dir_z, dir_y, erp, zrp, &ym, &yp, &zm, &zp)
-            rowmax[q] = _sor_row(&c[z, y, 0], ym, yp, zm, zp, &tissue[z, y, 0], &source[z, y, 0], &uptake[0], nx,
-                                 bx0 + ((color + z + oz + y + oy + bx0 + ox) & 1), bx1, nn_base, dir_x,
-                                 edge_value, k, omega, rx0, rx1)
+            rowmax[q] = _sor_row_box(&c[z, y, 0], ym, yp, zm, zp, &tissue[z, y, 0], &source[z, y, 0], &uptake[0],
+                                     nx, bx0 + ((color + z + oz + y + oy + bx0 + ox) & 1), bx1, nn_base, dir_x,
+                                     edge_value, k, omega, rx0, rx1)
         for r in range(nrows):
             z = bz0 + r // (by1 - by0)
             y = by0 + r % (by1 - by0)
