@@ -17,7 +17,7 @@ from .. import __version__
 from ..analysis.sweep import open_sweep
 from ..io.reader import RunReader
 from ..params import Params
-from .biology import ARMS, COMPARISONS, MEASURES, BiologySuite, SensitivitySuite, collect, collect_sensitivity
+from .biology import ARMS, COMPARISONS, DIAGNOSTICS, MEASURES, BiologySuite, SensitivitySuite, collect, collect_sensitivity
 from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare
 
 #: The calibration of issue 8: parameter, value before, reason.  The value after is read from :class:`Params`.
@@ -66,10 +66,10 @@ def _p(p: float) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
-def comparison_rows(data: Mapping[str, list[dict[str, float]]]) -> list[tuple[Any, Effect]]:
-    """Every comparison of :data:`COMPARISONS` whose two arms are in ``data``."""
+def comparison_rows(data: Mapping[str, list[dict[str, float]]], comparisons=COMPARISONS) -> list[tuple[Any, Effect]]:
+    """Every comparison of ``comparisons`` whose two arms are in ``data``."""
     rows = []
-    for c in COMPARISONS:
+    for c in comparisons:
         if c.high in data and c.low in data and data[c.high] and data[c.low]:
             hi = np.array([r[c.measure] for r in data[c.high]])
             lo = np.array([r[c.measure] for r in data[c.low]])
@@ -348,7 +348,10 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
         worst, tol = _max_o2_residual(suite, root)
         results["suites"][suite.name] = {"rows": rows, "data": data}
         lines += [f"## Biology: {suite.name} ({shape}, {suite.days:g} days, {suite.replicates} replicates per arm)",
-                  "", *_comparison_table(rows), "", "Per arm (mean ± sd over replicates):", "", *_arm_table(data),
+                  "", *_comparison_table(rows), "",
+                  "Mechanism checks (not claims of the paper; they show where the chain from neutrophils to burden "
+                  "holds or breaks):", "", *_comparison_table(comparison_rows(data, DIAGNOSTICS)), "",
+                  "Per arm (mean ± sd over replicates):", "", *_arm_table(data),
                   "", f"O2 solver: `{suite.o2_solver}`; the largest O2 correction at the end of any step of any run "
                   f"was {worst:.2g} mmHg (tolerance {tol:g}).", ""]
         curves = _curves(suite, root)
