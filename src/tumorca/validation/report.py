@@ -17,7 +17,8 @@ from .. import __version__
 from ..analysis.sweep import open_sweep
 from ..io.reader import RunReader
 from ..params import Params
-from .biology import ARMS, COMPARISONS, DIAGNOSTICS, MEASURES, BiologySuite, SensitivitySuite, collect, collect_sensitivity
+from .biology import (COMPARISONS, DIAGNOSTICS, MEASURES, BiologySuite, SensitivitySuite, collect,
+                      collect_sensitivity)
 from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare
 
 #: The calibration of issue 8: parameter, value before, reason.  The value after is read from :class:`Params`.
