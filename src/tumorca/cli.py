@@ -1180,7 +1180,8 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
 @click.option("--report", type=click.Path(path_type=Path),
               help="Markdown report to write  [default: docs/validation.md; with --quick OUTPUT/validation-quick.md].")
 @click.option("--workers", type=int, help="Worker processes of the local Dask cluster  [default: CPUs].")
-@click.option("--fresh", is_flag=True, help="Delete this suite's earlier runs in OUTPUT first: regenerate from scratch.")
+@click.option("--fresh", is_flag=True,
+              help="Delete this suite's earlier runs in OUTPUT first: regenerate from scratch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (errors still show).")
 def validate(quick: bool, output: Path, report: Path | None, workers: int | None, fresh: bool, quiet: bool) -> None:
     """Run the validation suite (docs/validation.md): the IFN-beta/neutrophil orderings of MODEL.md §8 with

@@ -93,6 +93,15 @@ COMPARISONS: tuple[Comparison, ...] = (
 )
 
 
+#: Not claims of the paper: how the mechanism between neutrophils and tumour burden behaves (more vessels must
+#: carry flow, and better-perfused tumours die less in their core, before burden can follow).
+DIAGNOSTICS: tuple[Comparison, ...] = (
+    Comparison("perfused vessel sites: knockout > wild-type", "perfused_sites", "ifnb-knockout", "wild-type"),
+    Comparison("necrotic share: wild-type > knockout", "necrotic_fraction", "wild-type", "ifnb-knockout"),
+    Comparison("radial growth rate: knockout > wild-type", "growth_um_per_day", "ifnb-knockout", "wild-type"),
+)
+
+
 @dataclass(frozen=True)
 class BiologySuite:
     """One lattice and duration on which every arm runs ``replicates`` times."""

@@ -17,7 +17,8 @@ from .. import __version__
 from ..analysis.sweep import open_sweep
 from ..io.reader import RunReader
 from ..params import Params
-from .biology import ARMS, COMPARISONS, MEASURES, BiologySuite, SensitivitySuite, collect, collect_sensitivity
+from .biology import (COMPARISONS, DIAGNOSTICS, MEASURES, BiologySuite, SensitivitySuite, collect,
+                      collect_sensitivity)
 from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare
 
 #: The calibration of issue 8: parameter, value before, reason.  The value after is read from :class:`Params`.
@@ -66,10 +67,10 @@ def _p(p: float) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
-def comparison_rows(data: Mapping[str, list[dict[str, float]]]) -> list[tuple[Any, Effect]]:
-    """Every comparison of :data:`COMPARISONS` whose two arms are in ``data``."""
+def comparison_rows(data: Mapping[str, list[dict[str, float]]], comparisons=COMPARISONS) -> list[tuple[Any, Effect]]:
+    """Every comparison of ``comparisons`` whose two arms are in ``data``."""
     rows = []
-    for c in COMPARISONS:
+    for c in comparisons:
         if c.high in data and c.low in data and data[c.high] and data[c.low]:
             hi = np.array([r[c.measure] for r in data[c.high]])
             lo = np.array([r[c.measure] for r in data[c.low]])
@@ -230,7 +231,7 @@ def _plot_physics(phys: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4))
     d = phys["decay_length"]
     axes[0].plot(d["y_um"], d["o2"], ".", markersize=3, label="simulated")
     axes[0].plot(d["y_um"], d["fit"], "-", label=f"cosh fit, ℓ = {d['measured_um']:.1f} µm")
@@ -242,10 +243,18 @@ def _plot_physics(phys: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     axes[1].axhline(c["onset"], color="r", linestyle=":", label="necrosis onset")
     axes[1].axvline(c["expected_sites"], color="k", linestyle="--", label=f"analytic R_c = {c['expected_sites']:.1f}")
     g = phys.get("necrosis_onset_in_growing_disk")
-    if g is not None and not math.isnan(g["radius_at_quiescent_core_sites"]):
-        axes[1].axvline(g["radius_at_quiescent_core_sites"], color="g", linestyle="-.",
-                        label=f"growing colony: core quiescent at R = {g['radius_at_quiescent_core_sites']:.1f}")
     axes[1].set(xlabel="disk radius (sites)", ylabel="pO2 (mmHg)", title="avascular disk: centre pO2")
+    if g is not None:
+        ax = axes[4]
+        ax.plot(g["days"], g["radius_sites"], "-", label="colony equivalent radius R(t)")
+        ok = g["critical_radius_sites"] > 0
+        ax.plot(g["days"][ok], g["critical_radius_sites"][ok], "--",
+                label=f"R_q(t) = ℓ·I0⁻¹(c_rim(t)/{g['threshold_o2']:g})")
+        if not math.isnan(g["radius_at_quiescent_core_sites"]):
+            i = int(np.argmin(np.abs(g["radius_sites"] - g["radius_at_quiescent_core_sites"])))
+            ax.plot(g["days"][i], g["radius_sites"][i], "o", label="core first below 8.9 mmHg")
+            ax.plot(g["days"][-1], g["radius_sites"][-1], "s", label="first necrotic site")
+        ax.set(xlabel="time (days)", ylabel="radius (sites)", title=f"growing avascular colony, {g['lattice']}")
     k = phys["colony_growth"]
     axes[2].plot(k["days"], k["radius_um"], ".", label="simulated")
     axes[2].plot(k["fit_days"], k["fit_um"], "-", label=f"linear fit {k['speed_um_per_day']:.1f} µm/day, "
@@ -348,7 +357,10 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
         worst, tol = _max_o2_residual(suite, root)
         results["suites"][suite.name] = {"rows": rows, "data": data}
         lines += [f"## Biology: {suite.name} ({shape}, {suite.days:g} days, {suite.replicates} replicates per arm)",
-                  "", *_comparison_table(rows), "", "Per arm (mean ± sd over replicates):", "", *_arm_table(data),
+                  "", *_comparison_table(rows), "",
+                  "Mechanism checks (not claims of the paper; they show where the chain from neutrophils to burden "
+                  "holds or breaks):", "", *_comparison_table(comparison_rows(data, DIAGNOSTICS)), "",
+                  "Per arm (mean ± sd over replicates):", "", *_arm_table(data),
                   "", f"O2 solver: `{suite.o2_solver}`; the largest O2 correction at the end of any step of any run "
                   f"was {worst:.2g} mmHg (tolerance {tol:g}).", ""]
         curves = _curves(suite, root)
