@@ -107,7 +107,55 @@ def _check_threads(threads: Any) -> int:
     return int(threads)
 
 
-class Simulation:
+class _RunProperties:
+    """What every simulation object says about itself (the serial :class:`Simulation` and
+    :class:`tumorca.parallel.DistributedSimulation`): it holds ``_shape3``, ``_ndim``, ``_params``, ``_seed``,
+    ``_threads`` and ``_step``."""
+
+    _shape3: tuple[int, int, int]
+    _ndim: int
+    _params: Params
+    _seed: int
+    _threads: int
+    _step: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The lattice shape as given: (ny, nx) or (nz, ny, nx)."""
+        return self._shape3[1:] if self._ndim == 2 else self._shape3
+
+    @property
+    def ndim(self) -> int:
+        return self._ndim
+
+    @property
+    def params(self) -> Params:
+        return self._params
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._threads = _check_threads(value)
+
+    @property
+    def step_index(self) -> int:
+        """Number of steps taken since the initial condition."""
+        return self._step
+
+    @property
+    def time_min(self) -> float:
+        """Simulated time in minutes."""
+        return self._step * self._params.dt_min
+
+
+class Simulation(_RunProperties):
     """A tumour lattice and its fields, advanced step by step by the compiled kernels.
 
     Parameters
@@ -323,41 +371,6 @@ class Simulation:
         v = a.view()
         v.flags.writeable = False
         return v[0] if self._ndim == 2 else v
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The lattice shape as given: (ny, nx) or (nz, ny, nx)."""
-        return self._shape3[1:] if self._ndim == 2 else self._shape3
-
-    @property
-    def ndim(self) -> int:
-        return self._ndim
-
-    @property
-    def params(self) -> Params:
-        return self._params
-
-    @property
-    def seed(self) -> int:
-        return self._seed
-
-    @property
-    def threads(self) -> int:
-        return self._threads
-
-    @threads.setter
-    def threads(self, value: int) -> None:
-        self._threads = _check_threads(value)
-
-    @property
-    def step_index(self) -> int:
-        """Number of steps taken since the initial condition."""
-        return self._step
-
-    @property
-    def time_min(self) -> float:
-        """Simulated time in minutes."""
-        return self._step * self._params.dt_min
 
     @property
     def tissue(self) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..initial import initial_state
 from ..params import Params
 from ..errors import ResourceError
 from ..simulation import (DIFFUSING_FIELDS, PHASES, STATE_ARRAYS, _RATE_PREFIX, _check_seed, _check_threads,
-                          _fmt_bytes, available_memory, bytes_per_site)
+                          _fmt_bytes, _RunProperties, available_memory, bytes_per_site)
 from .decomposition import Decomposition
 from .lod import implicit_axis_split
 
@@ -100,7 +100,7 @@ def _agree(comm, fn: Callable[[], Any]) -> Any:
     return out
 
 
-class DistributedSimulation:
+class DistributedSimulation(_RunProperties):
     """A tumour lattice split across the ranks of an MPI communicator; the same model as
     :class:`tumorca.Simulation`, and the same result bit for bit for any rank count and block shape.
 
@@ -561,38 +561,6 @@ class DistributedSimulation:
     @property
     def size(self) -> int:
         return self._comm.Get_size()
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape3[1:] if self._ndim == 2 else self._shape3
-
-    @property
-    def ndim(self) -> int:
-        return self._ndim
-
-    @property
-    def params(self) -> Params:
-        return self._params
-
-    @property
-    def seed(self) -> int:
-        return self._seed
-
-    @property
-    def threads(self) -> int:
-        return self._threads
-
-    @threads.setter
-    def threads(self, value: int) -> None:
-        self._threads = _check_threads(value)
-
-    @property
-    def step_index(self) -> int:
-        return self._step
-
-    @property
-    def time_min(self) -> float:
-        return self._step * self._params.dt_min
 
     @property
     def halo_width(self) -> int:
