@@ -1204,17 +1204,23 @@ def validate(quick: bool, output: Path, report: Path | None, workers: int | None
     if output.exists() and not output.is_dir():
         raise UsageProblem(f"--output {str(output)!r} exists and is not a directory")
     target = report if report is not None else (output / "validation-quick.md" if quick else Path("docs/validation.md"))
-    if report is not None or not quick:  # the default quick report goes into OUTPUT, created by the run
+    if report is not None:  # the default report's folder is created by the run
         _check_output_place(target)
     from .validation import run_validation
 
     try:
         run_validation(output, report, quick=quick, workers=workers, fresh=fresh, command=command_line(),
                        progress=None if quiet else (lambda m: click.echo(f"tumorca: {m}", err=True)))
+    except KeyboardInterrupt:
+        click.echo("tumorca: interrupted; run the same command again to continue (complete runs are kept)",
+                   err=True)
+        sys.exit(130)
     except TumorcaError as exc:
         raise RunProblem(str(exc)) from None
     except OSError as exc:
         raise RunProblem(f"cannot write the validation output: {exc}") from None
+    except Exception as exc:  # a numerical failure in a check (a fit that does not converge, ...): one line
+        raise RunProblem(f"validation failed: {type(exc).__name__}: {exc}") from None
     _echo(quiet, f"tumorca: report written to {target}")
 
 

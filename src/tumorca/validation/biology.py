@@ -23,8 +23,8 @@ from ..analysis.sweep import open_sweep
 from ..io.reader import RunReader
 from ..sweep import SweepSpec, parse_sweep
 
-#: Free VEGF/MMP9 output and lifespans are averaged over the second half of a run, when the neutrophil population
-#: has settled (its turnover time is at most neut_lifespan_max = 2 days).
+#: Neutrophil numbers, VEGF/MMP9 output and lifespans are taken over the second half of a run, when the
+#: neutrophil population has settled (its turnover time is at most neut_lifespan_max = 2 days).
 SETTLED_FRACTION = 0.5
 
 
@@ -70,7 +70,8 @@ MEASURES: dict[str, str] = {
     "neutrophils": "neutrophils present, mean over the second half of the run",
     "vegf_per_neutrophil": "VEGF secreted per neutrophil, nM/min, over the second half",
     "mmp9_per_neutrophil": "MMP9 secreted per neutrophil, nM/min, over the second half",
-    "neutrophil_lifespan_h": "neutrophil lifespan (Little's law: mean number / death rate), hours, second half",
+    "neutrophil_lifespan_h": "neutrophil lifespan, hours, second half: −Δt/ln(1 − p̂), p̂ = deaths in a step / "
+                             "neutrophils present at its start (the per-step death probability)",
     "necrotic_fraction": "necrotic share of the tumour at the end",
     "growth_um_per_day": "slope of the tumour's equivalent radius over the run, um/day",
 }
@@ -83,7 +84,6 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("neutrophils: knockout > wild-type", "neutrophils", "ifnb-knockout", "wild-type"),
     Comparison("neutrophils: wild-type > therapy", "neutrophils", "wild-type", "ifnb-therapy"),
     Comparison("VEGF per neutrophil: knockout > wild-type", "vegf_per_neutrophil", "ifnb-knockout", "wild-type"),
-    Comparison("MMP9 per neutrophil: knockout > wild-type", "mmp9_per_neutrophil", "ifnb-knockout", "wild-type"),
     Comparison("neutrophil lifespan: knockout > wild-type", "neutrophil_lifespan_h", "ifnb-knockout",
                "wild-type"),
     Comparison("depletion slows growth (wild-type)", "tumour_sites", "wild-type", "neutrophil-depleted"),
@@ -120,7 +120,8 @@ class BiologySuite:
         a = ARMS[arm]
         lines = [f'name = "{self.name}-{arm}"', f"seed = {self.seed}", f"replicates = {self.replicates}",
                  f'shape = "{"x".join(map(str, self.shape))}"', f"days = {self.days!r}",
-                 f"every = {int(round(self.every_days * 1440 / 30))}", 'fields = ["o2"]', "checkpoint_every = 0",
+                 f"every = {int(round(self.every_days * 1440 / presets.get(a.preset, **a.params).dt_min))}",
+                 'fields = ["o2"]', "checkpoint_every = 0",
                  f'preset = "{a.preset}"']
         lines.append("[params]")
         lines += [f"{k} = {v!r}" for k, v in {"o2_solver": self.o2_solver, **a.params}.items()]
@@ -142,9 +143,12 @@ def run_measures(path: str | Path) -> dict[str, float]:
         ts = r.timeseries()
         dt = float(r.plan.params.dt_min)
     n = len(ts["step"])
-    late = slice(int(n * SETTLED_FRACTION), n)
+    first = max(1, int(n * SETTLED_FRACTION))
+    late = slice(first, n)
     neut = ts["neutrophils"][late].astype(np.float64)
     total = float(neut.sum())
+    # Deaths in row i come from the neutrophils present at the start of that step, i.e. row i - 1.
+    at_risk = float(ts["neutrophils"][first - 1:n - 1].astype(np.float64).sum())
     died = float(ts["neut_died"][late].sum())
     out = {
         "tumour_sites": float(fin["tumour_sites"]),
@@ -154,21 +158,27 @@ def run_measures(path: str | Path) -> dict[str, float]:
         # neut_*_produced is nM summed over sites during one step: per neutrophil-minute below.
         "vegf_per_neutrophil": float(ts["neut_vegf_produced"][late].sum()) / (total * dt) if total else math.nan,
         "mmp9_per_neutrophil": float(ts["neut_mmp9_produced"][late].sum()) / (total * dt) if total else math.nan,
-        # Little's law: mean number present = death rate x mean residence time.
-        "neutrophil_lifespan_h": (total * dt / died) / 60.0 if died else math.nan,
+        # The death hazard is constant per neutrophil within a step: p = died / at risk estimates
+        # 1 - exp(-dt / lifespan) whether or not the population is steady.
+        "neutrophil_lifespan_h": (-dt / math.log1p(-died / at_risk)) / 60.0 if 0 < died < at_risk else math.nan,
         "necrotic_fraction": float(fin["necrotic_fraction"]),
         "growth_um_per_day": float(fin.get("growth_um_per_day", math.nan)),
     }
     return out
 
 
+def complete_rows(outdir: Path) -> list[dict[str, Any]]:
+    """The manifest rows of the complete runs of one sweep, in (condition, replicate) order."""
+    table = open_sweep(outdir, status="complete")
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+    return sorted(rows, key=lambda r: (int(r["condition"]), int(r["replicate"])))
+
+
 def collect(suite: BiologySuite, root: Path) -> dict[str, list[dict[str, float]]]:
-    """Measures of every complete run of every arm, in replicate order."""
+    """Measures of every complete run of every arm, in replicate order (each with its ``replicate``)."""
     out: dict[str, list[dict[str, float]]] = {}
     for arm in suite.arms:
-        table = open_sweep(suite.outdir(root, arm), status="complete")
-        rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
-        rows.sort(key=lambda r: int(r["replicate"]))
+        rows = complete_rows(suite.outdir(root, arm))
         out[arm] = [dict(run_measures(r["path"]), replicate=int(r["replicate"]), seed=int(r["seed"]))
                     for r in rows]
     return out
@@ -197,15 +207,14 @@ class SensitivitySuite:
         return ["baseline"] + [label for label, _ in self.variants]
 
     def sweep_text(self, arm: str) -> str:
-        from ..params import Params
-
         a = ARMS[arm]
         base = presets.get(a.preset, **a.params)
         keys: list[str] = []
         for _, change in self.variants:
             keys += [k for k in change if k not in keys]
         lines = [f'name = "{self.name}-{arm}"', f"seed = {self.seed}", f"replicates = {self.replicates}",
-                 f'shape = "{"x".join(map(str, self.shape))}"', f"days = {self.days!r}", "every = 1008",
+                 f'shape = "{"x".join(map(str, self.shape))}"', f"days = {self.days!r}",
+                 f"every = {int(math.ceil(self.days * 1440 / base.dt_min))}",  # frames: the first and the last
                  'fields = "none"', "checkpoint_every = 0", f'preset = "{a.preset}"', "[params]",
                  f'o2_solver = "{self.o2_solver}"']
         lines += [f"{k} = {v!r}" for k, v in a.params.items()]
@@ -213,7 +222,6 @@ class SensitivitySuite:
         for k in keys:
             values = [base[k]] + [change.get(k, base[k]) for _, change in self.variants]
             lines.append(f"{k} = {values!r}")
-        del Params
         return "\n".join(lines) + "\n"
 
     def sweep(self, arm: str) -> SweepSpec:
@@ -228,8 +236,7 @@ def collect_sensitivity(suite: SensitivitySuite, root: Path) -> dict[str, dict[s
     labels = suite.labels()
     out: dict[str, dict[str, list[dict[str, float]]]] = {label: {} for label in labels}
     for arm in suite.arms:
-        table = open_sweep(suite.outdir(root, arm), status="complete")
-        rows = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
-        for r in sorted(rows, key=lambda r: (int(r["condition"]), int(r["replicate"]))):
-            out[labels[int(r["condition"])]].setdefault(arm, []).append(run_measures(r["path"]))
+        for r in complete_rows(suite.outdir(root, arm)):
+            out[labels[int(r["condition"])]].setdefault(arm, []).append(
+                dict(run_measures(r["path"]), replicate=int(r["replicate"])))
     return out
