@@ -381,7 +381,7 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
         mpicli.run_mpi(output=output, params=params, params_given=params_given, preset=preset, shape=shape_t,
                        steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
                        threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
-                       ranks_shape=ranks_shape, quiet=quiet)
+                       ranks_shape=ranks_shape, quiet=quiet, command=command_line())
         return
     check_output_path(output, overwrite=overwrite, resume=resume)
     cmd = command_line()

@@ -27,7 +27,8 @@ from .runner import MINUTES_PER_DAY
 def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None, shape: tuple[int, ...] | None,
             steps: int | None, days: float | None, every: int | None, fields: tuple[str, ...] | None,
             compression: str | None, seed: int | None, threads: int | None, checkpoint_every: int | None,
-            overwrite: bool, resume: bool, ranks_shape: str | None, quiet: bool) -> None:
+            overwrite: bool, resume: bool, ranks_shape: str | None, quiet: bool, command: str) -> None:
+    """``tumorca run`` under MPI; ``command`` is the command line as given (recorded in the run file)."""
     from . import cli, mpirun
 
     try:
@@ -37,7 +38,7 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
     rank = comm.Get_rank()
     try:
         if resume:
-            _resume(comm, output, threads, quiet or rank != 0, ranks_shape,
+            _resume(comm, output, threads, quiet or rank != 0, ranks_shape, command,
                     given=dict(shape=shape, params=params if params_given else None, seed=seed, steps=steps,
                                days=days, every=every, fields=fields, compression=compression,
                                checkpoint_every=checkpoint_every))
@@ -56,7 +57,7 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
         header = (f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
                   f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every {plan.every} steps, "
                   f"seed {plan.seed}, preset {plan.preset or 'none'}; {described} -> {output}")
-        provenance = {"command_line": cli.command_line()}
+        provenance = {"command_line": command}
         quiet = quiet or rank != 0
         _execute(comm, lambda stop, prog: mpirun.run(plan, output, provenance=provenance, threads=threads,
                                                      overwrite=overwrite, ranks_shape=ranks_shape, comm=comm,
@@ -101,7 +102,7 @@ def _check_disk(plan: RunPlan, output: Path, existing: int) -> str:
     return f"files up to {fmt_bytes(est.file)} uncompressed"
 
 
-def _resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks_shape: str | None,
+def _resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks_shape: str | None, command: str,
             given: dict[str, Any]) -> None:
     from . import cli, mpirun
     from .io.reader import RunReader
@@ -133,7 +134,7 @@ def _resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks_sha
                    f"{described}")
 
     g, message = mpirun.on_root(comm, checks)
-    provenance = {"command_line": cli.command_line()}
+    provenance = {"command_line": command}
     _execute(comm, lambda stop, prog: mpirun.resume(output, provenance=provenance, threads=threads, given=g,
                                                     ranks_shape=ranks_shape, comm=comm, progress=prog, stop=stop,
                                                     started=lambda sim: _say(quiet, message + _ranks_text(sim))),
