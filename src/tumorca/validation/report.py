@@ -232,8 +232,7 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
         crop = tis[max(cy - half, 0):cy + half, max(cx - half, 0):cx + half]
         ax.imshow(tissue_rgb(crop), interpolation="nearest")
         ax.set_title(f"{arm}\nday {day:g}", fontsize=8)
-    fig.suptitle(f"{suite.name}: last frame of replicate {replicate} (seed shared by all arms), centre "
-                 f"{2 * half}x{2 * half} sites", fontsize=9)
+    fig.suptitle(f"{suite.name}: last frame, replicate {replicate}, centre {2 * half}² sites", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
@@ -390,7 +389,10 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
         _plot_final_frames(suite, root, fig_dir / f"{suite.name}-frames.png")
         lines += [f"![growth curves]({rel}/{suite.name}-curves.png)", "",
                   f"![per-run measures]({rel}/{suite.name}-measures.png)", "",
-                  f"![last frames]({rel}/{suite.name}-frames.png)", ""]
+                  f"![last frames]({rel}/{suite.name}-frames.png)", "",
+                  "Last frames: replicate 0 of every arm (the same seed in every arm), the centre of the lattice "
+                  "(3D: the middle z slice); dark orange cycling tumour, light orange quiescent, dark grey necrotic, blue "
+                  "vessel stalk, pink vessel tip, light grey stroma.", ""]
     if phys:
         _plot_physics(phys, fig_dir / "physics.png")
         lines += ["## Physics", "", *_physics_table(phys), "", f"![physics checks]({rel}/physics.png)", "",
