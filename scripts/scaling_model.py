@@ -25,16 +25,17 @@ the serial stopping sweep is redone from a copy (on average b - 1 extra sweeps p
 of the busiest block (one per split axis of 2 blocks, two where there are more), each slab spanning the H halo
 layers of the other split axes.  T(1) is the serial engine (no halo, no batches).
 
-The inputs default to figures measured on the development machine (docs/scaling.md says how; that measurement was
-taken with the earlier engine that exchanged 1 layer after each colour of each sweep, and --bench-engine
-per-colour reads it so); give your own, or read c_site, S, the O2 share of compute, H and beta from
-``tumorca bench --mpi 1,2 --json FILE`` with ``--bench-json FILE``.  The table is a projection from a model,
-not a measurement.
+The inputs default to figures measured on the development machine with the batched engine (docs/scaling.md says
+how; docs/examples/bench-mpi-256.json); give your own, or read c_site, S, the O2 share of compute, H and beta from
+``tumorca bench --mpi 1,2 --json FILE`` with ``--bench-json FILE`` (``--bench-engine per-colour`` for a file
+written by the earlier engine that exchanged 1 layer after each colour of each sweep).  The table is a projection
+from a model, not a measurement.
 
     python scripts/scaling_model.py
     python scripts/scaling_model.py --bandwidth 25e9 --latency 1e-6 --cores-per-rank 32
     python scripts/scaling_model.py --bench-json bench-mpi.json --markdown
-    python scripts/scaling_model.py --bench-json docs/examples/bench-mpi-256.json --bench-engine per-colour
+    python scripts/scaling_model.py --bench-json docs/examples/bench-mpi-256.json
+    python scripts/scaling_model.py --bench-json old-bench-mpi.json --bench-engine per-colour
 """
 from __future__ import annotations
 
@@ -43,11 +44,15 @@ import json
 import math
 
 #: Measured on the development machine (docs/scaling.md, docs/examples/bench-mpi-256.json: tumorca bench --mpi
-#: 1,2 on 256^3, engine of commit 966064d, which exchanged 1 layer after each SOR colour): seconds per
-#: site-update on one core (1 rank), O2 sweeps per step, the O2 share of the 1-rank step (12.34 s of 13.63 s),
-#: halo bytes per face site per step (2 ranks), the allocated halo width, and perfusion exchanges per step.
-MEASURED = {"c_site": 8.12e-7, "sweeps": 130.5, "o2_fraction": 0.905, "beta": 1640.0, "halo": 8,
+#: 1,2 --mpi-shape 256x256x256 --mpi-steps 2 --threads 1, 2026-11-30, the batched (communication-avoiding)
+#: engine at the current defaults, machine otherwise idle): seconds per site-update on one core (1 rank:
+#: 11.495 s / 256^3), O2 sweeps per step, the O2 share of the 1-rank step (10.585 s of 11.495 s), halo bytes per
+#: face site per step (2 ranks: 220.2 MB / (2 * 256^2)), the allocated halo width, and perfusion exchanges per
+#: step.
+MEASURED = {"c_site": 6.8513e-7, "sweeps": 131.0, "o2_fraction": 0.92086, "beta": 1680.0, "halo": 8,
             "perfusion_exchanges": 2}
+#: The engine that wrote MEASURED.
+MEASURED_ENGINE = "batched"
 ENGINES = ("batched", "per-colour")
 
 
@@ -74,8 +79,9 @@ def o2_batches(sweeps: float, halo: int) -> int:
 
 def o2_bytes(sweeps: float, halo: int, engine: str = "batched") -> float:
     """O2 halo bytes per face site per step.  batched (docs/parallel.md, "Cost and memory"): tissue, perfused and
-    o2 (6 B) over H layers once, then o2 (4 B) over H layers per further batch.  per-colour (the engine of the
-    measurement): the same 6 B over 1 layer, then 4 B over 1 layer after each colour but the last."""
+    o2 (6 B) over H layers once, then o2 (4 B) over H layers per further batch.  per-colour (the earlier
+    engine, before commit d5eb947): the same 6 B over 1 layer, then 4 B over 1 layer after each colour but the
+    last."""
     if engine == "per-colour":
         return 6.0 + 4.0 * (2.0 * sweeps - 1.0)
     return 6.0 * halo + 4.0 * halo * (o2_batches(sweeps, halo) - 1)
@@ -94,8 +100,8 @@ def beta_other_from(beta: float, sweeps: float, halo: int, perfusion_exchanges: 
 
 
 def step_time(n_sites: float, p: int, c_site: float, sweeps: float, beta_other: float, bandwidth: float,
-              latency: float, halo: int = 8, o2_fraction: float = 0.905, x0: float = 12.0, r0: float = 5.0,
-              overhead: float = 0.0, perfusion_exchanges: float = 2.0, engine: str = "batched",
+              latency: float, halo: int = 8, o2_fraction: float = MEASURED["o2_fraction"], x0: float = 12.0,
+              r0: float = 5.0, overhead: float = 0.0, perfusion_exchanges: float = 2.0, engine: str = "batched",
               beta: float | None = None) -> dict[str, float]:
     """Seconds per step on ``p`` ranks, split into compute, redundant compute, halo bytes, halo messages and
     reductions; with the exchange and reduction counts per step.  ``engine`` "per-colour" projects the earlier
@@ -193,15 +199,16 @@ def main() -> None:
     ap.add_argument("--ranks", default="1,8,64,512,4096", help="comma list of rank counts")
     ap.add_argument("--bench-json", help="take c_site, sweeps, the O2 share, H and beta from "
                                          "'tumorca bench --mpi ... --json'")
-    ap.add_argument("--bench-engine", choices=ENGINES, default=None,
-                    help="the engine that wrote --bench-json: batched (the current one, default) or per-colour "
-                         "(1 layer after each SOR colour, before commit d5eb947; docs/examples/bench-mpi-256.json)")
+    ap.add_argument("--bench-engine", choices=ENGINES, default="batched",
+                    help="the engine that wrote --bench-json: batched (the current one, default; "
+                         "docs/examples/bench-mpi-256.json) or per-colour (1 layer after each SOR colour, before "
+                         "commit d5eb947: files from older versions)")
     ap.add_argument("--engine", choices=ENGINES, default="batched",
                     help="the engine to project: batched (the current one, default) or per-colour (for comparison)")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     a = ap.parse_args()
     c_site, sweeps, o2_fraction, halo = a.c_site, a.sweeps, a.o2_fraction, a.halo
-    measured_beta, engine = MEASURED["beta"], "per-colour"
+    measured_beta, engine = MEASURED["beta"], MEASURED_ENGINE
     if a.bench_json:
         doc = json.load(open(a.bench_json))
         rows = doc["rows"]
@@ -210,7 +217,7 @@ def main() -> None:
         sweeps = one["o2_sweeps"]
         o2_fraction = one["phase_seconds"]["o2"] / one["step_seconds"]
         halo = int(one.get("halo_width", halo))
-        engine = a.bench_engine or "batched"
+        engine = a.bench_engine
         split = [r for r in rows if r["ranks"] > 1 and r["halo_bytes"] > 0]
         if split:
             r = split[0]
@@ -223,7 +230,7 @@ def main() -> None:
         else:
             sweeps_split = sweeps
     else:
-        sweeps_split = MEASURED["sweeps"]  # the defaults: the per-colour measurement
+        sweeps_split = MEASURED["sweeps"]  # the defaults: the batched measurement
     beta_other = a.beta_other
     if beta_other is None:
         beta_other = beta_other_from(measured_beta, sweeps_split, halo, a.perfusion_exchanges, engine)
