@@ -222,3 +222,17 @@ def test_bench_mpi_case(tmp_path):
     two = doc["rows"][1]
     assert two["halo_bytes"] > 0 and two["halo_seconds"] >= 0 and two["efficiency"] > 0
     assert "halo s/step" in r.stdout
+
+
+def test_resume_refuses_a_checkpoint_whose_rank_file_is_missing(tmp_path):
+    """HDF5 reads the blocks of a missing VDS source file as zeros; resuming from them would silently continue a
+    half-empty lattice.  The checkpoint's rank files are checked first."""
+    out = tmp_path / "m.h5"
+    _stop_midway(out, 2, signal.SIGTERM)
+    ckpt_blocks = sorted(out.with_name("m.ranks").glob("ckpt-*/rank-*.h5"))
+    assert ckpt_blocks, "the stopped run left a checkpoint over rank blocks"
+    ckpt_blocks[-1].unlink()
+    r = run_mpi(2, "run", "--resume", "-o", str(out), "-q")
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "which is missing" in lines[0] and "Traceback" not in r.stderr, r.stderr

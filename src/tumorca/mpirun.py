@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import TumorcaError
 from .io.distributed import (LAYER_SOURCES, BlockWriter, MainFileWriter, VirtualRunLayout, block_reader,
-                             checkpoint_dir, create_rank_file, frames_dir, new_generation, rank_file,
+                             check_sources, checkpoint_dir, create_rank_file, frames_dir, new_generation, rank_file,
                              referenced_dirs, remove_unreferenced, write_block_checkpoint, write_main_checkpoint)
 from .io.layout import RunFileError, RunPlan, sidecar_paths
 from .runner import ProgressFn, RunOutcome, StopFn
@@ -368,18 +368,25 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
         raise
     reader = holder.get("reader")
     try:
-        def build() -> Any:
-            if not has_ckpt:
-                return DistributedSimulation(plan.shape, plan.params, seed=plan.seed, threads=threads, comm=comm,
-                                             ranks_shape=ranks_shape)
-            meta, read_block, close = block_reader(sidecar_paths(path)[1])
+        if not has_ckpt:
+            sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed,
+                                                                   threads=threads, comm=comm,
+                                                                   ranks_shape=ranks_shape))
+        else:
+            # Open the checkpoint on every rank first, agreed on its own: a failure on some ranks must not
+            # reach the engine's collectives while the others are inside them.
+            opened: dict[str, Any] = {}
+
+            def open_checkpoint() -> None:
+                opened["reader"] = block_reader(sidecar_paths(path)[1])
+
+            on_all(comm, open_checkpoint, cleanup=lambda: opened.pop("reader", (None, None, lambda: None))[2]())
+            meta, read_block, close = opened["reader"]
             try:
-                return DistributedSimulation.from_blocks(meta, read_block, threads=threads, comm=comm,
-                                                         ranks_shape=ranks_shape)
+                sim = _open_engine(comm, lambda: DistributedSimulation.from_blocks(
+                    meta, read_block, threads=threads, comm=comm, ranks_shape=ranks_shape))
             finally:
                 close()
-
-        sim = _open_engine(comm, build)
         c = sim.step_index
         if c > plan.steps:
             raise RunFileError(f"checkpoint of {str(path)!r} is at step {c}, past the run's {plan.steps} steps")
@@ -387,6 +394,7 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
 
         def copy_frames(f: Any, owned: tuple) -> int:
             with h5py.File(path, "r", swmr=True) as old:
+                check_sources(old, path)  # a missing rank file would be copied as zeros
                 steps = old["step"][:keep]
                 f["step"].resize(keep, axis=0)
                 f["step"][:] = steps
@@ -425,7 +433,9 @@ def _drive(r: _Run, progress: ProgressFn | None, stop: StopFn | None,
     status = "complete"
     try:
         if first == 0:
-            if r.main is not None and r.main.rows_written == 0:
+            # summary() is collective: every rank must call it, so rank 0 says whether the row is needed
+            # (a run killed in its first step has no row on disk, and only rank 0 knows).
+            if r.comm.bcast(r.main is not None and r.main.rows_written == 0, root=0):
                 summary = first_summary or sim.summary()
                 r._main(lambda m: m.add_row(summary))
             if r.block.frames_flushed == 0:

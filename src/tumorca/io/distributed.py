@@ -81,8 +81,9 @@ def rank_file(directory: Path, rank: int) -> Path:
 
 
 def _rel(target: Path, main: Path) -> str:
-    """``target`` relative to the directory of ``main`` (how a VDS mapping names its source file)."""
-    return os.path.relpath(target, main.parent)
+    """``target`` relative to the directory of ``main``, as a VDS mapping names its source file: HDF5 reads
+    that name as a printf-like pattern (``%b`` is a block number), so a literal ``%`` is written ``%%``."""
+    return os.path.relpath(target, main.parent).replace("%", "%%")
 
 
 def _run_slices(owned: Slices3, ndim: int) -> tuple[slice, ...]:
@@ -170,10 +171,19 @@ def virtual_files(f: h5py.File) -> set[str]:
         if isinstance(obj, h5py.Dataset) and obj.is_virtual:
             dcpl = obj.id.get_create_plist()
             for j in range(dcpl.get_virtual_count()):
-                out.add(dcpl.get_virtual_filename(j))
+                out.add(dcpl.get_virtual_filename(j).replace("%%", "%"))
 
     f.visititems(visit)
     return out
+
+
+def check_sources(f: h5py.File, path: Path) -> None:
+    """RunFileError naming the first missing source file of the virtual datasets of ``f`` (opened from
+    ``path``): HDF5 would read the blocks of a missing file as zeros, silently."""
+    for name in sorted(virtual_files(f)):
+        if not (Path(path).parent / name).is_file():
+            raise RunFileError(f"{str(path)!r} refers to the rank file {name!r}, which is missing; the run cannot "
+                               "be read or resumed from it")
 
 
 # -- a rank's file ----------------------------------------------------------------------------------------------
@@ -202,8 +212,8 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
         arrays = f.create_group("checkpoint").create_group("arrays")
         rb = _slice_shape(_run_slices(owned, len(plan.shape)))
         for name, dt in sorted(state_dtypes.items()):
-            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=frame_chunks(b, np.dtype(dt).itemsize)[1:][-len(rb):],
-                                  **compression_kwargs("gzip", np.dtype(dt)))
+            chunks = frame_chunks(b, np.dtype(dt).itemsize)[1:][-len(rb):]
+            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, **compression_kwargs("gzip", np.dtype(dt)))
     except BaseException as exc:
         f.close()
         path.unlink(missing_ok=True)
@@ -486,6 +496,7 @@ def block_reader(path: Path) -> tuple[dict[str, Any], Callable[[str, Slices3], n
                 "params": json.loads(str(a["parameters"])), "seed": int(a["seed"]),
                 "step_index": int(a["step_index"])}
         arrays = f["arrays"]
+        check_sources(f, Path(path))
     except (KeyError, ValueError, OSError) as exc:
         f.close()
         raise RunFileError(f"checkpoint {str(path)!r} is incomplete or damaged: {exc}") from None

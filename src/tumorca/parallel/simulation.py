@@ -225,7 +225,11 @@ class DistributedSimulation(_RunProperties):
         self._comm = comm
         coords = tuple(self._cart.Get_coords(self._cart.Get_rank()))
         self._dec = Decomposition(shape3, dims, coords, halo=halo, size=comm.Get_size())
-        _agree(comm, lambda: self._check_node_memory(MPI))
+        try:
+            _agree(comm, lambda: self._check_node_memory(MPI))
+        except BaseException:
+            self.close()  # every rank raised together: free the communicator on all of them
+            raise
         from .halo import HaloExchanger
         self._halo = HaloExchanger(self._cart, self._dec)
         self._mpi = MPI
@@ -561,6 +565,20 @@ class DistributedSimulation(_RunProperties):
     @property
     def size(self) -> int:
         return self._comm.Get_size()
+
+    def close(self) -> None:
+        """Free the Cartesian communicator (collective: every rank calls it).  MPI has a limited number of
+        communicators per process, so a program that builds many simulations should close them (or use the
+        object as a context manager)."""
+        cart, self._cart = getattr(self, "_cart", None), None
+        if cart is not None:
+            cart.Free()
+
+    def __enter__(self) -> "DistributedSimulation":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     @property
     def halo_width(self) -> int:
