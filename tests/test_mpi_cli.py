@@ -79,7 +79,7 @@ def test_mpi_run_equals_serial(serial, tmp_path, n, ranks_shape, case):
         assert int(f.attrs["ranks"]) == n
         assert f["run/status"][()].rstrip(b"\0 ") == b"complete"
     # the rank files of this run only, and no checkpoint left once complete
-    ranks = out.with_name("m.ranks")
+    ranks = out.with_name("m.h5.ranks")
     assert len(list(ranks.glob("frames-*/rank-*.h5"))) == n and not list(ranks.glob("ckpt-*"))
     assert not out.with_name("m.ckpt.h5").exists()
 
@@ -140,7 +140,7 @@ def test_resume_with_another_rank_count(serial, tmp_path, sig, n1, n2):
     r = run_mpi(n2, "run", "--resume", "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr
     assert assert_same_run(serial["long"], out) > 40
-    ranks = out.with_name("m.ranks")
+    ranks = out.with_name("m.h5.ranks")
     assert len(list(ranks.glob("frames-*/rank-*.h5"))) == n2  # the killed run's rank files are gone
 
 
@@ -151,7 +151,7 @@ def test_serial_resume_of_an_mpi_run_and_back(serial, tmp_path):
     r = run_cli("run", "--resume", "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr
     assert assert_same_run(serial["long"], out) > 40
-    assert not out.with_name("m.ranks").exists()  # the serial file refers to no rank file
+    assert not out.with_name("m.h5.ranks").exists()  # the serial file refers to no rank file
 
     out2 = tmp_path / "s.h5"
     proc = subprocess.Popen([sys.executable, "-m", "tumorca.cli", "run", "-o", str(out2), "-q", *LONG_ARGS],
@@ -186,7 +186,7 @@ def test_bad_input_every_rank_exits_with_one_line(serial, tmp_path):
         assert r.returncode != 0, (args, r.stderr)
         line = _one_error_line(r)
         assert expect in line, line
-        assert not out.exists() and not out.with_name("bad.ranks").exists(), args
+        assert not out.exists() and not out.with_name(out.name + ".ranks").exists(), args
     # an existing output, an output directory that does not exist
     r = run_mpi(2, "run", "-o", str(serial["2d"]), *ARGS_2D, timeout=60)
     assert r.returncode == 2 and "exists" in _one_error_line(r)
@@ -202,7 +202,7 @@ def test_bad_input_every_rank_exits_with_one_line(serial, tmp_path):
     before = done.read_bytes()
     r = run_mpi(2, "run", "--resume", "-o", str(done), "--shape", "32x32", timeout=60)
     assert r.returncode == 2 and "has shape 24x24, not 32x32" in _one_error_line(r)
-    assert done.read_bytes() == before and not tmp_path.joinpath("done.ranks").exists()
+    assert done.read_bytes() == before and not tmp_path.joinpath("done.h5.ranks").exists()
 
 
 def test_bench_mpi_case(tmp_path):
@@ -229,7 +229,7 @@ def test_resume_refuses_a_checkpoint_whose_rank_file_is_missing(tmp_path):
     half-empty lattice.  The checkpoint's rank files are checked first."""
     out = tmp_path / "m.h5"
     _stop_midway(out, 2, signal.SIGTERM)
-    ckpt_blocks = sorted(out.with_name("m.ranks").glob("ckpt-*/rank-*.h5"))
+    ckpt_blocks = sorted(out.with_name("m.h5.ranks").glob("ckpt-*/rank-*.h5"))
     assert ckpt_blocks, "the stopped run left a checkpoint over rank blocks"
     ckpt_blocks[-1].unlink()
     r = run_mpi(2, "run", "--resume", "-o", str(out), "-q")

@@ -149,7 +149,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
 
 
 def _drop_rank_files(path: str | Path) -> None:
-    """Remove ``OUT.ranks/`` (the rank files of a run written under MPI), which a serial file never refers to;
+    """Remove ``OUT.h5.ranks/`` (the rank files of a run written under MPI), which a serial file never refers to;
     a no-op when there is none."""
     from .io.distributed import ranks_dir, remove_unreferenced
 

@@ -1,6 +1,6 @@
 """Run files written by many MPI ranks (docs/FORMAT.md, "Runs under MPI").
 
-Every rank writes the block of the lattice it owns to a file of its own, ``OUT.ranks/frames-<gen>/rank-NNNNN.h5``
+Every rank writes the block of the lattice it owns to a file of its own, ``OUT.h5.ranks/frames-<gen>/rank-NNNNN.h5``
 (frames and, at the end, its block of the final state), from a background thread as the serial writer does.  Rank
 0 also writes the main run file ``OUT``, laid out exactly like a serial run file, except that each frame dataset
 and each final-state array is an HDF5 *virtual dataset* (VDS) that maps every rank's block into the
@@ -11,10 +11,10 @@ Why VDS and not parallel HDF5: the h5py wheel on PyPI is built without the MPI-I
 h5py and HDF5 compiled against the cluster's MPI), whereas VDS is part of every HDF5 >= 1.10; and with one file per
 rank every rank streams and compresses its frames independently, with no collective I/O call in the step loop.
 
-Paths inside the VDS mappings are relative (``OUT.ranks/...``), which HDF5 resolves against the directory of the
+Paths inside the VDS mappings are relative (``OUT.h5.ranks/...``), which HDF5 resolves against the directory of the
 main file: the output directory can be moved or copied as a whole.
 
-Checkpoints: every rank writes its block to ``OUT.ranks/ckpt-<step>-<gen>/rank-NNNNN.h5``; rank 0 then writes
+Checkpoints: every rank writes its block to ``OUT.h5.ranks/ckpt-<step>-<gen>/rank-NNNNN.h5``; rank 0 then writes
 ``OUT.ckpt.h5`` (the serial checkpoint layout, its arrays virtual datasets over those blocks) under a temporary
 name and renames it into place -- the rename commits the checkpoint.  A resuming run reads any block, with halo,
 of the whole-lattice arrays through it, so the rank count and block shape may differ from the writer's.
@@ -57,10 +57,10 @@ Slices3 = tuple[slice, slice, slice]
 
 # -- names ----------------------------------------------------------------------------------------------------------
 def ranks_dir(path: str | Path) -> Path:
-    """``OUT.ranks`` beside the run file ``OUT.h5`` (the directory of the rank files)."""
+    """``OUT.h5.ranks`` beside the run file ``OUT.h5`` (the directory of the rank files).  Named from the whole
+    file name, so that ``m.h5`` and ``m.hdf5`` never share (and a run to one never removes the other's) blocks."""
     p = Path(path)
-    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(stem + ".ranks")
+    return p.with_name(p.name + ".ranks")
 
 
 def new_generation() -> str:
@@ -529,7 +529,7 @@ def referenced_dirs(path: Path) -> set[Path]:
 
 
 def remove_unreferenced(path: Path, keep: set[Path]) -> None:
-    """Remove the generation directories in ``OUT.ranks`` other than ``keep`` (those the main file and its
+    """Remove the generation directories in ``OUT.h5.ranks`` other than ``keep`` (those the main file and its
     checkpoint refer to), and the directory itself once empty.  Best effort: never raises."""
     d = ranks_dir(path)
     if not d.is_dir():
