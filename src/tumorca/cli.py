@@ -580,12 +580,7 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
         raise UsageProblem(f"--steps must be >= 1, got {steps}")
     if roofline_mb < 1:
         raise UsageProblem(f"--roofline-mb must be >= 1, got {roofline_mb}")
-    try:
-        presets.changes(preset)
-    except TumorcaError as exc:
-        raise UsageProblem(str(exc)) from None
-    if json_path is not None:
-        _check_output_place(json_path)
+    _check_bench_outputs(preset, json_path)
     try:
         doc = bench.bench(shapes, threads, steps=steps, preset=preset, reference=reference,
                           roofline_mb=roofline_mb, streaming=bench.streaming_overhead if streaming else None,
@@ -597,6 +592,16 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=2))
         click.echo(f"tumorca: wrote {json_path}", err=True)
+
+
+def _check_bench_outputs(preset: str, json_path: Path | None) -> None:
+    """UsageProblem for an unknown preset or a JSON path that cannot be written (before anything is measured)."""
+    try:
+        presets.changes(preset)
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    if json_path is not None:
+        _check_output_place(json_path)
 
 
 def _bench_mpi(bench: Any, ranks_text: str, shape_text: str, steps: int, threads_text: str, preset: str,
@@ -616,12 +621,7 @@ def _bench_mpi(bench: Any, ranks_text: str, shape_text: str, steps: int, threads
     if steps < 1:
         raise UsageProblem(f"--mpi-steps must be >= 1, got {steps}")
     shape = parse_shape(shape_text)
-    try:
-        presets.changes(preset)
-    except TumorcaError as exc:
-        raise UsageProblem(str(exc)) from None
-    if json_path is not None:
-        _check_output_place(json_path)
+    _check_bench_outputs(preset, json_path)
     try:
         doc = bench.mpi_scaling(shape, ranks, steps=steps, threads=threads, preset=preset,
                                 progress=lambda row: click.echo(f"  measured {fmt_shape(shape)} on {row['ranks']} "

@@ -107,6 +107,24 @@ def _check_threads(threads: Any) -> int:
     return int(threads)
 
 
+def uptake_table(params: Params) -> np.ndarray:
+    """O2 uptake (1/min) indexed by tissue state, as the O2 kernels read it."""
+    table = np.zeros(8, dtype=np.float64)
+    table[Cell.EMPTY] = params.o2_uptake_stroma
+    table[Cell.TUMOR_P] = table[Cell.TUMOR_Q] = params.o2_uptake_tumor
+    table[Cell.NECROTIC] = params.o2_uptake_necrotic
+    table[Cell.EC_STALK] = table[Cell.EC_TIP] = params.o2_uptake_endothelium
+    return table
+
+
+def diffusion_factors(params: Params, rates: dict[str, float], shape3: tuple[int, int, int]) -> dict[str, list]:
+    """Tridiagonal factors of every diffusing field along each axis of the whole lattice (a lattice split across
+    MPI ranks uses the factors of the whole line too)."""
+    dirichlet = params.field_boundary == "dirichlet"
+    return {name: [tridiagonal_factors(n, rates[_RATE_PREFIX[name] + "_alpha"], dirichlet and n > 1) for n in shape3]
+            for name in DIFFUSING_FIELDS}
+
+
 class _RunProperties:
     """What every simulation object says about itself (the serial :class:`Simulation` and
     :class:`tumorca.parallel.DistributedSimulation`): it holds ``_shape3``, ``_ndim``, ``_params``, ``_seed``,
@@ -219,18 +237,8 @@ class Simulation(_RunProperties):
         self._o2_sweeps_total = 0
         self._o2_work_total = 0.0
         p = params
-        self._uptake = np.zeros(8, dtype=np.float64)
-        self._uptake[Cell.EMPTY] = p.o2_uptake_stroma
-        self._uptake[Cell.TUMOR_P] = p.o2_uptake_tumor
-        self._uptake[Cell.TUMOR_Q] = p.o2_uptake_tumor
-        self._uptake[Cell.NECROTIC] = p.o2_uptake_necrotic
-        self._uptake[Cell.EC_STALK] = p.o2_uptake_endothelium
-        self._uptake[Cell.EC_TIP] = p.o2_uptake_endothelium
-        field_dirichlet = p.field_boundary == "dirichlet"
-        self._factors = {}
-        for name in DIFFUSING_FIELDS:
-            alpha = self._rates[_RATE_PREFIX[name] + "_alpha"]
-            self._factors[name] = [tridiagonal_factors(n, alpha, field_dirichlet and n > 1) for n in shape3]
+        self._uptake = uptake_table(p)
+        self._factors = diffusion_factors(p, self._rates, shape3)
         self._identity = tridiagonal_factors(nx, 0.0, False)
         # Coarse levels and scratch of the multigrid O2 solve, allocated once for the whole run.
         self._mg = MultigridWorkspace(shape3) if p.o2_solver == "multigrid" else None

@@ -27,7 +27,8 @@ from ..initial import initial_state
 from ..params import Params
 from ..errors import ResourceError
 from ..simulation import (DIFFUSING_FIELDS, PHASES, STATE_ARRAYS, _RATE_PREFIX, _check_seed, _check_threads,
-                          _fmt_bytes, _RunProperties, available_memory, bytes_per_site)
+                          _fmt_bytes, _RunProperties, available_memory, bytes_per_site, diffusion_factors,
+                          uptake_table)
 from .decomposition import Decomposition
 from .lod import implicit_axis_split
 
@@ -272,19 +273,9 @@ class DistributedSimulation(_RunProperties):
         self._o2_sweeps_total = 0
         self._o2_work_total = 0.0
         self._pol_cache = None
-        self._uptake = np.zeros(8, dtype=np.float64)
-        self._uptake[Cell.EMPTY] = p.o2_uptake_stroma
-        self._uptake[Cell.TUMOR_P] = p.o2_uptake_tumor
-        self._uptake[Cell.TUMOR_Q] = p.o2_uptake_tumor
-        self._uptake[Cell.NECROTIC] = p.o2_uptake_necrotic
-        self._uptake[Cell.EC_STALK] = p.o2_uptake_endothelium
-        self._uptake[Cell.EC_TIP] = p.o2_uptake_endothelium
-        field_dirichlet = p.field_boundary == "dirichlet"
+        self._uptake = uptake_table(p)
         # Factors of the whole global line along each axis (a split axis is solved across ranks).
-        self._factors = {}
-        for name in DIFFUSING_FIELDS:
-            alpha = self._rates[_RATE_PREFIX[name] + "_alpha"]
-            self._factors[name] = [tridiagonal_factors(n, alpha, field_dirichlet and n > 1) for n in self._shape3]
+        self._factors = diffusion_factors(p, self._rates, self._shape3)
         self._identity = tridiagonal_factors(self._shape3[2], 0.0, False)
         self._geom = (dec.origin, self._shape3, dec.box)
         self._axis_nb = tuple(self._cart.Shift(a, 1) for a in range(3))
