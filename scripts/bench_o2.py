@@ -14,11 +14,11 @@ import time
 import numpy as np
 
 import tumorca
-from tumorca import _fields
+from tumorca import _o2
 
 
 class _Timed:
-    """Stands in for a solver of tumorca._fields inside Simulation._step_once: times the step's own (warm) call,
+    """Stands in for a solver of tumorca._o2 inside Simulation._step_once: times the step's own (warm) call,
     then a cold solve of the same system on a copy whose free sites start at 0."""
 
     def __init__(self, fn, work_per_iter, cold_solves):
@@ -44,13 +44,13 @@ def run_case(shape, solver, threads, first, last, cold_solves):
     sim = tumorca.Simulation(shape, tumorca.Params(o2_solver=solver), seed=1, threads=threads)
     sim.step(first - 1)
     name = "o2_solve_multigrid" if solver == "multigrid" else "o2_solve"
-    timed = _Timed(getattr(_fields, name), sim._mg_cycle_work if solver == "multigrid" else 1.0,
+    timed = _Timed(getattr(_o2, name), sim._mg_cycle_work if solver == "multigrid" else 1.0,
                    cold_solves)
-    setattr(_fields, name, timed)
+    setattr(_o2, name, timed)
     try:
         sim.step(last - first + 1)
     finally:
-        setattr(_fields, name, timed.fn)
+        setattr(_o2, name, timed.fn)
     return timed.rows
 
 

@@ -275,7 +275,7 @@ def test_measuring_a_long_run_holds_a_few_frames(long_run):
 # -- the engine is not needed ------------------------------------------------------------------------------------
 def test_analysis_needs_no_compiled_engine(synth, tmp_path):
     code = ("import sys\n"
-            "for m in ('tumorca._fields', 'tumorca._tissue', 'tumorca._rng', 'tumorca._vessels', "
+            "for m in ('tumorca._fields', 'tumorca._o2', 'tumorca._tissue', 'tumorca._rng', 'tumorca._vessels', "
             "'tumorca._neutrophils', 'tumorca._stream'): sys.modules[m] = None\n"
             "from tumorca.analysis import open_run, measure_run, compare\n"
             f"r = open_run({str(synth)!r}); print(len(measure_run(r)['frame']), r.tissue[-1].shape)\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tumorca
-from tumorca import Cell, _fields, _rng, reference
+from tumorca import Cell, _o2, _rng, reference
 from tumorca._numerics import MultigridWorkspace
 
 K = 250.0  # D/dx^2 of the default parameters (1/min)
@@ -26,12 +26,12 @@ def lattice(shape, seed, vessel_fraction=0.03):
 
 def solve_mg(c, tissue, source, dirichlet=False, tol=1e-4, threads=2, workspace=None):
     ws = workspace if workspace is not None else MultigridWorkspace(c.shape)
-    return _fields.o2_solve_multigrid(c, tissue, source, UPTAKE, K, 38.0, dirichlet, 38.0, 1e6, 2, 2, tol, 500,
+    return _o2.o2_solve_multigrid(c, tissue, source, UPTAKE, K, 38.0, dirichlet, 38.0, 1e6, 2, 2, tol, 500,
                                       ws, threads)
 
 
 def solve_sor(c, tissue, source, dirichlet=False, tol=1e-4, threads=2):
-    return _fields.o2_solve(c, tissue, source, UPTAKE, K, 38.0, dirichlet, 38.0, 1.7, tol, 100000, threads)
+    return _o2.o2_solve(c, tissue, source, UPTAKE, K, 38.0, dirichlet, 38.0, 1.7, tol, 100000, threads)
 
 
 SHAPES = [(1, 37, 29), (9, 11, 13), (5, 1, 7), (1, 1, 40), (4, 2, 3), (1, 64, 64)]

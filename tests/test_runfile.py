@@ -267,7 +267,7 @@ def test_reading_needs_no_compiled_engine(done):
     """The reader and 'tumorca inspect' work with the compiled kernels made unimportable."""
     _, path = done
     code = ("import sys\n"
-            "for m in ('tumorca._fields', 'tumorca._tissue', 'tumorca._rng'): sys.modules[m] = None\n"
+            "for m in ('tumorca._fields', 'tumorca._o2', 'tumorca._tissue', 'tumorca._rng'): sys.modules[m] = None\n"
             "from tumorca.io import RunReader\n"
             f"r = RunReader({str(path)!r}); print(r.status.state, r.n_frames, r.frame('o2', -1).shape)\n"
             "from tumorca.cli import cli\n"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from . import _fields, _neutrophils, _tissue, _vessels
+from . import _fields, _neutrophils, _o2, _tissue, _vessels
 from ._constants import FIELD_NAMES, Cell
 from ._numerics import MultigridWorkspace, float32_exact, tridiagonal_factors
 from .errors import LatticeError, ParameterError, ResourceError
@@ -316,12 +316,12 @@ class Simulation(_RunProperties):
         o2_args = (a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"], float32_exact(p.o2_vessel),
                    p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value))
         if self._mg is not None:
-            sweeps, res = _fields.o2_solve_multigrid(*o2_args, p.o2_mg_vessel_uptake, p.o2_mg_presmooth,
+            sweeps, res = _o2.o2_solve_multigrid(*o2_args, p.o2_mg_vessel_uptake, p.o2_mg_presmooth,
                                                      p.o2_mg_postsmooth, p.o2_tol, p.o2_mg_max_cycles, self._mg,
                                                      nt)
             work = sweeps * self._mg_cycle_work
         else:
-            sweeps, res = _fields.o2_solve(*o2_args, p.o2_omega, p.o2_tol, p.o2_max_sweeps, nt)
+            sweeps, res = _o2.o2_solve(*o2_args, p.o2_omega, p.o2_tol, p.o2_max_sweeps, nt)
             work = float(sweeps)
         self._last_o2 = (sweeps, res, work)
         self._o2_sweeps_total += sweeps

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import __version__
-from .. import _fields, _neutrophils, _tissue, _vessels
+from .. import _fields, _neutrophils, _o2, _tissue, _vessels
 from .._constants import Cell
 from .._lattice import normalize_shape
 from .._numerics import float32_exact, tridiagonal_factors
@@ -437,7 +437,7 @@ class DistributedSimulation(_RunProperties):
         _vessels.perfusion_finish(t, a["perfused"], a["clock"], ec, r["regress_steps"])
 
     def _o2_solve(self) -> tuple[int, float]:
-        """Red-black SOR, bit-identical to the serial ``_fields.o2_solve``, with few messages.
+        """Red-black SOR, bit-identical to the serial ``_o2.o2_solve``, with few messages.
 
         After an exchange of H halo layers, b = H // 2 sweeps can run without another: half-sweep j also updates
         the H - j halo layers whose inputs are still exact (the same values the neighbour computes).  The
@@ -450,7 +450,7 @@ class DistributedSimulation(_RunProperties):
         c, tis, src = a["o2"], a["tissue"], a["perfused"]
         H = self._dec.halo
         X.exchange([tis, src, c], H)
-        _fields.o2_hold_sources(c, src, float32_exact(p.o2_vessel), self._threads)
+        _o2.o2_hold_sources(c, src, float32_exact(p.o2_vessel), self._threads)
         dz, dy, dx = self._dirichlet_o2
         edge = float32_exact(p.o2_boundary_value)
         MPI = self._mpi
@@ -464,9 +464,9 @@ class DistributedSimulation(_RunProperties):
         def sweeps_from(b: int) -> None:
             # b sweeps after an exchange of at least 2b layers; half-sweep j updates 2b - 1 - j halo layers
             for s in range(b):
-                red = _fields.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge,
+                red = _o2.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge,
                                                 p.o2_omega, 0, origin, regions[2 * b - 1 - 2 * s], box, nt)
-                black = _fields.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge,
+                black = _o2.o2_sor_half_sweep(c, tis, src, self._uptake, r["o2_k"], dz, dy, dx, edge,
                                                   p.o2_omega, 1, origin, regions[2 * b - 2 - 2 * s], box, nt)
                 loc[s] = red if red > black else black
 
