@@ -122,10 +122,13 @@ def test_open_run_errors(tmp_path, synth):
         open_run(p)
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(60)  # a Python process that only prints its pid
 def test_cut_off_and_half_written_frame(tmp_path):
     """A file whose writer died (status running, pid gone) and whose last frame's layers were written but not its
     time: the analysis sees the complete frames only."""
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          timeout=50)
     p = write_run(tmp_path / "cut.h5", growing(4), 4, shape=(48, 48), status="running",
                   writer_pid=int(dead.stdout))
     with h5py.File(p, "a") as f:
@@ -243,6 +246,7 @@ def long_run(tmp_path_factory):
     return write_run(path, frames(), 200, shape=shape, every=1)
 
 
+@pytest.mark.slow  # 13 s on a loaded machine, writing the 200 frames included
 def test_measuring_a_long_run_holds_a_few_frames(long_run):
     with open_run(long_run) as run:
         frame_bytes = sum(run.layer(n).dtype.itemsize for n in ("tissue", "perfused", "neutrophils",
@@ -273,6 +277,8 @@ def test_measuring_a_long_run_holds_a_few_frames(long_run):
 
 
 # -- the engine is not needed ------------------------------------------------------------------------------------
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)  # measured 1.2 s
 def test_analysis_needs_no_compiled_engine(synth, tmp_path):
     code = ("import sys\n"
             "for m in ('tumorca._fields', 'tumorca._o2', 'tumorca._tissue', 'tumorca._rng', 'tumorca._vessels', "
@@ -362,6 +368,7 @@ def test_plot_3d_slices_and_projections(tmp_path):
         plots.parse_view((16, 16), project="max")
 
 
+@pytest.mark.timeout(120)  # the MP4 is written by an ffmpeg process; measured 1.5 s
 def test_movie_gif_and_mp4_frame_counts(synth, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     iio2 = pytest.importorskip("imageio.v2")

@@ -128,6 +128,8 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path):
     assert not png.exists() and not (tmp_path / "m.gif").exists()
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(180)  # measured 0.8 s
 def test_without_matplotlib_a_hint(runs, tmp_path):
     code = ("import sys\nsys.modules['matplotlib'] = None\nfrom tumorca.cli import cli\n"
             f"cli.main(['plot', {str(runs[0])!r}, '-o', {str(tmp_path / 'x.png')!r}])\n")
@@ -147,6 +149,8 @@ def _frames_on_disk(path: Path) -> int:
         return 0
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(240)  # measured 0.6 s
 def test_analysis_of_a_live_run(tmp_path):
     out = tmp_path / "live.h5"
     proc = start_cli("run", "-o", str(out), *LONG_ARGS, "-q")
@@ -171,6 +175,8 @@ def test_analysis_of_a_live_run(tmp_path):
         proc.wait(timeout=60)
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(180)  # measured 0.5-3.3 s
 @pytest.mark.parametrize("script", ["compare_presets", "make_movie", "export_measures"])
 def test_example_scripts(script, runs, tmp_path):
     env = dict(os.environ)

@@ -2,6 +2,8 @@
 import json
 import math
 
+import pytest
+
 from tumorca import bench
 
 
@@ -23,6 +25,8 @@ def test_bench_document_follows_schema(tmp_path):
     assert "lattice" in bench.format_table(doc)
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)  # the case runs in its own process; measured 0.7 s
 def test_isolated_case_and_growth_fit():
     row = bench.run_case_isolated(shape=(16, 16), threads=1, steps=2)
     assert row["shape"] == [16, 16] and row["peak_rss_bytes"] > 0
@@ -30,6 +34,8 @@ def test_isolated_case_and_growth_fit():
     assert fit["live_last"] >= 1 and set(fit) >= {"seconds_per_step_fixed", "seconds_per_live_cell"}
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)  # each case runs in its own process; measured 0.8 s
 def test_bench_command_writes_json_and_rejects_bad_input(tmp_path):
     from click.testing import CliRunner
 

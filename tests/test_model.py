@@ -159,6 +159,7 @@ def _neutrophil_run(name, seed, days=8, shape=(96, 96)):
             "vegf_per_cell": np.mean(vegf_per_cell) if vegf_per_cell else 0.0}
 
 
+@pytest.mark.slow
 def test_knockout_recruits_more_and_more_angiogenic_neutrophils_than_wild_type_and_therapy_fewer():
     seeds = (1, 2, 3)
     runs = {name: [_neutrophil_run(name, s) for s in seeds]

@@ -25,6 +25,10 @@ pytestmark = [
     pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install mpich, or load the cluster's MPI)"),
     pytest.mark.skipif(importlib.util.find_spec("tumorca.parallel") is None,
                        reason="tumorca.parallel (the MPI engine) is not available"),
+    pytest.mark.mpi,
+    pytest.mark.subprocess,
+    # each test measured 2-27 s (the first also runs the serial fixture's three runs) on a loaded machine
+    pytest.mark.timeout(240),
 ]
 
 #: Whole model on (vessels, tumour, neutrophils, all fields), small and short.

@@ -162,6 +162,9 @@ def _run_driver(nprocs: int, cases: list[str]) -> dict[str, dict]:
     return {c: json.loads(r["info"]) for c, r in results.items()}
 
 
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(360)  # measured 3-39 s; the driver itself gives up at 300 s with its output
 @pytest.mark.parametrize("nprocs", sorted(GROUPS))
 def test_distributed_run_is_bit_identical_to_serial(nprocs):
     """Every step's summary() (on every rank) and the final state equal the serial run's, bit for bit: 2D and

@@ -18,12 +18,15 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("shape,kw", CASES)
-@pytest.mark.parametrize("seed", [3, 2**63 + 11])
+# The fast tier keeps the 2D case on the default boundaries (the one that checks tip migration too); the others
+# are slow (4-15 s each on a loaded machine).
+@pytest.mark.parametrize("shape,kw", [CASES[0], *(pytest.param(*case, marks=pytest.mark.slow) for case in CASES[1:])])
+@pytest.mark.parametrize("seed", [3, pytest.param(2**63 + 11, marks=pytest.mark.slow)])
 def test_kernels_match_reference(shape, kw, seed):
     _compare_with_reference(shape, kw, seed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(64, 64), (16, 16, 16)])
 def test_multigrid_kernels_match_reference(shape):
     # The cases above run the default SOR O2 solver; the (experimental) multigrid keeps a 2D and a 3D case.

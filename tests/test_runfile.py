@@ -263,6 +263,8 @@ def test_xdmf_read_by_vtk(done):
                 assert np.array_equal(vtk_to_numpy(out.GetCellData().GetArray(name)), f[name][i].ravel())
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)  # measured 0.9 s
 def test_reading_needs_no_compiled_engine(done):
     """The reader and 'tumorca inspect' work with the compiled kernels made unimportable."""
     _, path = done

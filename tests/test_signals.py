@@ -16,7 +16,9 @@ import pytest
 from tumorca.io import RunReader, sidecar_paths
 from runfile_util import (LONG_ARGS, assert_same_run, checkpoint_step, datasets, run_cli, start_cli, wait_for)
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"), pytest.mark.subprocess,
+              # each measured 6-8 s (the first also runs the reference run, 6 s) on a loaded machine
+              pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,8 @@ def reference(sweep_file, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.dask
+@pytest.mark.timeout(180)  # measured 14 s, the reference sweep included
 def test_reference_sweep_manifest_and_files(reference, sweep_file):
     doc = read_manifest(reference)
     assert doc["n_runs"] == N and doc["counts"] == {"complete": N} and doc["varied"] == ["preset"]
@@ -175,6 +177,8 @@ def test_dry_run_lists_runs_and_projections_and_writes_nothing(sweep_file, tmp_p
     assert not out.exists()
 
 
+@pytest.mark.dask
+@pytest.mark.timeout(180)  # measured 19 s
 def test_failures_recorded_and_retried_then_resume(reference, sweep_file, tmp_path):
     out = tmp_path / "faulty"
     # run 1 fails once, run 2 on every attempt, run 4's worker is SIGKILLed once
@@ -214,6 +218,9 @@ def test_failures_recorded_and_retried_then_resume(reference, sweep_file, tmp_pa
         assert assert_same_run(reference / f"runs/run_{i:04d}.h5", out / f"runs/run_{i:04d}.h5") > 20
 
 
+@pytest.mark.dask
+@pytest.mark.subprocess
+@pytest.mark.timeout(180)  # measured 20-24 s
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_resume_after_killing_the_sweep_runs_only_the_missing_runs(reference, sweep_file, tmp_path, sig):
     """SIGKILL to the process group (the sweep, its scheduler and workers die at once, as with a lost node), or
@@ -300,6 +307,8 @@ def test_bad_sweep_files(tmp_path, text, expect):
         load_sweep(f)
 
 
+@pytest.mark.dask
+@pytest.mark.timeout(180)  # needs the reference sweep (14 s)
 def test_directory_holding_another_sweep_is_refused_and_untouched(reference, sweep_file, tmp_path):
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace("replicates = 3", "replicates = 2"))

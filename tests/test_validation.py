@@ -29,6 +29,7 @@ def test_compare_orders_and_bounds_the_effect():
     assert np.isnan(same.p_wilcoxon) and same.difference == 0.0 and not same.holds
 
 
+@pytest.mark.slow
 def test_growing_colony_goes_quiescent_at_the_analytic_radius_then_necrotic_after_the_death_time():
     r = physics.necrosis_onset_in_growing_disk()
     # R_q = l * I0^-1(c_rim / 8.9 mmHg) for the rim pO2 of that moment; the colony is only roughly a disk.
@@ -42,12 +43,16 @@ def test_decay_length_matches_sqrt_d_over_lambda():
     assert r["rel_error"] < 0.01, (r["measured_um"], r["expected_um"])
 
 
+@pytest.mark.slow
+@pytest.mark.dask
+@pytest.mark.subprocess
+@pytest.mark.timeout(600)  # measured 137 s on a loaded machine
 def test_quick_validation_runs_end_to_end_and_orders_the_neutrophil_measures(tmp_path):
     pytest.importorskip("distributed")
     pytest.importorskip("matplotlib")
     out = tmp_path / "val"
     res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(out), "--workers", "2",
-                          "-q"], capture_output=True, text=True, timeout=900)
+                          "-q"], capture_output=True, text=True, timeout=420)
     assert res.returncode == 0, res.stderr
     report = out / "validation-quick.md"
     text = report.read_text()
@@ -67,19 +72,21 @@ def test_quick_validation_runs_end_to_end_and_orders_the_neutrophil_measures(tmp
     assert ko["neutrophil_lifespan_h"] > wt["neutrophil_lifespan_h"]
     # Running it again keeps the complete runs (nothing is recomputed) and rewrites the same tables.
     again = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(out), "-q"],
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, timeout=150)
     assert again.returncode == 0, again.stderr
     table = [ln for ln in report.read_text().splitlines() if ln.startswith("| neutrophils: knockout")]
     assert table == [ln for ln in text.splitlines() if ln.startswith("| neutrophils: knockout")]
 
 
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)  # measured 1.3 s
 def test_validate_refuses_bad_input(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(f)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=50)
     assert res.returncode == 2 and "is not a directory" in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--workers", "0"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=50)
     assert res.returncode == 2 and "--workers must be a positive integer" in res.stderr
