@@ -3,7 +3,7 @@
 
 The neutrophil layer shares sites with the tissue: at most one neutrophil per site.  As in the other kernels
 every pass writes only the site it visits, and conflicts (two neutrophils moving into one site, several killers
-on one tumour cell) are resolved by the target gathering its neighbours' proposals; src/tumorca/reference.py
+on one tumour cell) are resolved by the target gathering its neighbours' proposals; src/tumorca/reference/neutrophils.py
 does the same in NumPy.
 """
 import numpy as np
@@ -31,48 +31,28 @@ cdef inline bint _live(uint8_t s) noexcept nogil:
     return s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q
 
 
-def neutrophil_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
-                      const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p,
-                      uint16_t[:, :, ::1] neut_age, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags,
-                      uint64_t seed, uint32_t step, double p_rec, double cxcl_half, double p_death, double pstar,
-                      double g_pol, double p_kill_max, double chi, int substeps, int num_threads,
-                      object origin=None, object gshape=None, object box=None):
-    """One step of the neutrophil layer, in place.
-
-    1. Each neutrophil (NEUT draw w0..w2) dies with probability ``p_death``; otherwise it picks a kill target
-       with probability ``p_kill_max*(1 - p)`` (w1) among the live tumour on its own site and its Moore
-       neighbours (``below(w2, k)``; own site first), relaxes p toward p* (``p* + (p - p*)*g_pol``) and ages one
-       step.  A perfused site without a neutrophil recruits one with probability
-       ``min(1, p_rec*C/(C + cxcl_half))`` (w0), with p = p* and age 0.
-    2. Each live tumour cell targeted by any neutrophil dies and is cleared (stroma).
-    3. ``substeps`` sub-moves: each neutrophil proposes a free Moore neighbour (weights ``1 + chi*max(0,
-       C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site takes the proposal with the
-       largest key (w0), and the winner moves there with its polarisation and age.
-    Returns (recruited, died, killed), counted in ``box``.
-
-    ``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice (see tumorca._tissue.tumor_update).
-    The three parts are also callable one by one (:func:`neutrophil_life_kill`, :func:`neutrophil_submove`,
-    :func:`neutrophil_clear`), which the domain-decomposed engine needs to refresh halos between sub-moves.
-    """
-    counts = neutrophil_life_kill(tissue, clock, perfused, cxcl, neut, neut_p, neut_age, prop, rowflags, seed,
-                                  step, p_rec, cxcl_half, p_death, pstar, g_pol, p_kill_max, num_threads, origin,
-                                  gshape, box)
-    cdef int k
-    for k in range(substeps):
-        neutrophil_submove(neut, neut_p, neut_age, cxcl, prop, rowflags, seed, step, k, chi, num_threads, origin,
-                           gshape, box)
-    if substeps > 0:
-        neutrophil_clear(neut, neut_p, neut_age, prop, num_threads)
-    return counts
-
-
+# ---------------------------------------------------------------------------------------------------------------
+# One step of the neutrophil layer is three kernels, called in this order by tumorca.engine (which refreshes a
+# block's halo between sub-moves):
+# 1. ``neutrophil_life_kill``: each neutrophil (NEUT draw w0..w2) dies with probability ``p_death``; otherwise it
+#    picks a kill target with probability ``p_kill_max*(1 - p)`` (w1) among the live tumour on its own site and
+#    its Moore neighbours (``below(w2, k)``; own site first), relaxes p toward p* (``p* + (p - p*)*g_pol``) and
+#    ages one step.  A perfused site without a neutrophil recruits one with probability
+#    ``min(1, p_rec*C/(C + cxcl_half))`` (w0), with p = p* and age 0.  Each live tumour cell targeted by any
+#    neutrophil dies and is cleared (stroma).
+# 2. ``neutrophil_submove`` for each of ``substeps`` sub-moves: each neutrophil proposes a free Moore neighbour
+#    (weights ``1 + chi*max(0, C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site takes
+#    the proposal with the largest key (w0), and the winner moves there with its polarisation and age.
+# 3. ``neutrophil_clear`` after the last sub-move.
+# ``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice (see tumorca._tissue.tumor_update).
+# ---------------------------------------------------------------------------------------------------------------
 def neutrophil_life_kill(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
                          const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p,
                          uint16_t[:, :, ::1] neut_age, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags,
                          uint64_t seed, uint32_t step, double p_rec, double cxcl_half, double p_death, double pstar,
                          double g_pol, double p_kill_max, int num_threads, object origin=None, object gshape=None,
                          object box=None):
-    """Parts 1 and 2 of :func:`neutrophil_update` (recruitment, death, polarisation, killing); returns
+    """Recruitment, death, polarisation and killing (part 1 above); returns
     (recruited, died, killed) in ``box``."""
     cdef NeutRules R
     R.p_rec = p_rec
@@ -105,7 +85,7 @@ def neutrophil_submove(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_
                        const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed,
                        uint32_t step, int substep, double chi, int num_threads, object origin=None,
                        object gshape=None, object box=None):
-    """Sub-move ``substep`` of part 3 of :func:`neutrophil_update` (propose, then gather and move)."""
+    """Sub-move ``substep`` (part 2 above): propose, then gather and move."""
     cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
     cdef uint32_t purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (substep << 8))

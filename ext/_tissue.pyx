@@ -9,7 +9,7 @@ Two passes over the lattice, both reading only the state the tip phase left (doc
    the first direction in MOORE order); every live tumour site takes its decided state.
 
 No site is written by two threads and no decision reads a value written in the same pass, so the result is the
-same for any thread count.  src/tumorca/reference.py does the same in NumPy.
+same for any thread count.  src/tumorca/reference/tissue.py does the same in NumPy.
 """
 import numpy as np
 cimport numpy as cnp

@@ -2,7 +2,7 @@
 """Endothelium kernels: perfusion (connectivity and loops), regression, sprouting, tip migration, anastomosis.
 
 Perfusion is a property of sets: connectivity to an inlet (a search, whose result does not depend on visiting
-order) and flow pruning in synchronous rounds (each round decided on the previous one); src/tumorca/reference.py
+order) and flow pruning in synchronous rounds (each round decided on the previous one); src/tumorca/reference/vessels.py
 finds the same sets by vectorised dilation and pruning.  The tip phase is three parallel passes that only ever write the site they
 visit, like the tumour kernel (see ``endothelium_update``).
 """
@@ -61,135 +61,20 @@ cdef inline bint _on_face(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t n
             or (nz > 1 and (z == 0 or z == nz - 1)))
 
 
-def perfusion(uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet, uint8_t[:, :, ::1] perfused,
-              uint16_t[:, :, ::1] clock, uint8_t[:, :, ::1] scratch, bint edge_inlets, int regress_steps):
-    """Mark perfused endothelium and regress endothelium cut off from every inlet, in place.
-
-    Endothelial sites (stalk or tip) form a graph under Moore adjacency.  Inlets are the sites flagged in
-    ``inlet`` (plus, with ``edge_inlets``, endothelium on a lattice face).  A site is *connected* if a path of
-    endothelium joins it to an inlet, and *perfused* if it is connected and survives the flow pruning: in
-    synchronous rounds, every non-inlet site whose endothelial neighbours form at most one touching cluster (a
-    dead end, including a sharp corner of a blind sprout) is removed, until none is.  What survives lies on a
-    loop or between inlets, so blind-ended sprouts carry no flow until they fuse.
-    A stalk that is not connected counts its ``clock`` up and becomes stroma when it reaches ``regress_steps``;
-    a tip that is not connected stops (becomes a stalk counting the same way).  Connected stalks reset their
-    clock.  ``scratch`` marks the sites pruned in a round.  Returns the number of perfused sites.
-    """
-    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
-    cdef Py_ssize_t z, y, x, zz, yy, xx, head, tail, k, n_list, n_ec = 0, n_perf = 0
-    cdef int64_t i, j, changed
-    cdef int d, c
-    cdef uint32_t nbmask
-    cdef int64_t* queue
-    cdef uint8_t* T = &tissue[0, 0, 0]
-    cdef uint8_t* P = &perfused[0, 0, 0]
-    cdef uint8_t* S = &scratch[0, 0, 0]
-    cdef const uint8_t* I = &inlet[0, 0, 0]
-    cdef int64_t N = nz * ny * nx
-    for i in range(N):
-        P[i] = 0
-        S[i] = 0  # scratch arrives holding the last phase's proposals
-        if _is_ec(T[i]):
-            n_ec += 1
-    if n_ec == 0:
-        return 0
-    queue = <int64_t*>malloc(n_ec * sizeof(int64_t))
-    if queue == NULL:
-        raise MemoryError("perfusion: cannot allocate the search queue")
-    with nogil:
-        # 1. connectivity: breadth-first search from every inlet
-        head = tail = 0
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    i = (z * ny + y) * nx + x
-                    if _is_ec(T[i]) and (I[i] or (edge_inlets and _on_face(z, y, x, nz, ny, nx))):
-                        P[i] = F_CONNECTED
-                        queue[tail] = i
-                        tail += 1
-        while head < tail:
-            i = queue[head]
-            head += 1
-            x = i % nx
-            y = (i // nx) % ny
-            z = i // (nx * ny)
-            for d in range(26):
-                zz = z + TC_DZ[d]
-                yy = y + TC_DY[d]
-                xx = x + TC_DX[d]
-                if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
-                    j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & F_CONNECTED):
-                        P[j] |= F_CONNECTED
-                        queue[tail] = j
-                        tail += 1
-        # 2. flow: in synchronous rounds, prune every non-inlet site whose endothelial neighbours form at most one
-        #    cluster (a dead end: removing it splits nothing).  Rounds, not a queue, so that the result does not
-        #    depend on visiting order and the NumPy reference can do the same.
-        n_list = 0
-        for i in range(N):
-            if _is_ec(T[i]):
-                queue[n_list] = i
-                n_list += 1
-        while True:
-            changed = 0
-            for k in range(n_list):
-                i = queue[k]
-                if P[i] & F_REMOVED:
-                    continue
-                x = i % nx
-                y = (i // nx) % ny
-                z = i // (nx * ny)
-                if I[i] or (edge_inlets and _on_face(z, y, x, nz, ny, nx)):
-                    continue
-                nbmask = 0
-                for d in range(26):
-                    zz = z + TC_DZ[d]
-                    yy = y + TC_DY[d]
-                    xx = x + TC_DX[d]
-                    if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
-                        j = (zz * ny + yy) * nx + xx
-                        if _is_ec(T[j]) and not (P[j] & F_REMOVED):
-                            nbmask |= (<uint32_t>1) << d
-                if _one_cluster(nbmask):
-                    S[i] = 1
-                    changed += 1
-            if changed == 0:
-                break
-            for k in range(n_list):
-                i = queue[k]
-                if S[i]:
-                    S[i] = 0
-                    P[i] |= F_REMOVED
-        # 3. perfused flags, clocks and regression
-        for i in range(N):
-            S[i] = 0
-            if not _is_ec(T[i]):
-                continue
-            if P[i] & F_CONNECTED:
-                P[i] = 0 if (P[i] & F_REMOVED) else 1
-                n_perf += P[i]
-                if T[i] == _defs.TC_EC_STALK:
-                    (&clock[0, 0, 0])[i] = 0
-            else:
-                P[i] = 0
-                c = 1 if T[i] == _defs.TC_EC_TIP else (&clock[0, 0, 0])[i] + 1
-                T[i] = _defs.TC_EC_STALK
-                if c >= regress_steps:
-                    T[i] = _defs.TC_EMPTY
-                    c = 0
-                (&clock[0, 0, 0])[i] = <uint16_t>(c if c < 65535 else 65535)
-    free(queue)
-    return n_perf
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Perfusion of one block of a decomposed lattice (tumorca.parallel).  The serial kernel above finds the connected
-# set by one search and prunes in rounds; across ranks both become fixed-point iterations driven from Python:
-# ``perfusion_connect`` (repeat, exchanging the flags in ``perfused``, until no rank marks a new owned site),
-# ``perfusion_prune_round`` (one synchronous round; exchange, repeat until a round prunes nothing anywhere) and
-# ``perfusion_finish`` (flags, clocks, regression).  Both sets are unique fixed points, so the result is the
-# serial one whatever the decomposition.  ``ec`` lists the local flat indices of the endothelial sites.
+# Perfusion, on the whole lattice or on one block of a decomposed lattice (tumorca.engine drives it through its
+# domain).  Endothelial sites (stalk or tip) form a graph under Moore adjacency.  Inlets are the sites flagged in
+# ``inlet`` (plus, with ``edge_inlets``, endothelium on a lattice face).  A site is *connected* if a path of
+# endothelium joins it to an inlet, and *perfused* if it is connected and survives the flow pruning: in
+# synchronous rounds (not a queue, so that the result does not depend on visiting order), every non-inlet site
+# whose endothelial neighbours form at most one touching cluster (a dead end, including a sharp corner of a blind
+# sprout) is removed, until none is.  What survives lies on a loop or between inlets, so blind-ended sprouts carry
+# no flow until they fuse.
+#
+# ``perfusion_connect`` (on a block: repeat, exchanging the flags in ``perfused``, until no rank marks a new owned
+# site), ``perfusion_prune_round`` (one synchronous round; repeat until a round prunes nothing anywhere) and
+# ``perfusion_finish`` (flags, clocks, regression).  Both sets are unique fixed points, so the result is the same
+# whatever the decomposition.  ``ec`` lists the local flat indices of the endothelial sites.
 # ---------------------------------------------------------------------------------------------------------------
 cdef inline bint _on_face_g(const Geom* G, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
     # faces of the global lattice (axes longer than one site)
@@ -267,7 +152,7 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
 def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
                           uint8_t[:, :, ::1] perfused, uint8_t[:, :, ::1] scratch, const int64_t[::1] ec,
                           bint edge_inlets, object origin, object gshape, object box):
-    """One synchronous pruning round (as in :func:`perfusion`) over the local array: every non-inlet site not yet
+    """One synchronous pruning round over the local array: every non-inlet site not yet
     removed whose endothelial neighbours not yet removed form at most one cluster gets flag 4 in ``perfused``.
     Returns the number of sites in ``box`` pruned by this round (0 everywhere ends the rounds)."""
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
@@ -317,7 +202,8 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
 def perfusion_finish(uint8_t[:, :, ::1] tissue, uint8_t[:, :, ::1] perfused, uint16_t[:, :, ::1] clock,
                      const int64_t[::1] ec, int regress_steps):
     """Turn the connected/removed flags of the endothelial sites ``ec`` into ``perfused`` (0/1), reset the
-    clocks of connected stalks and regress what is cut off, exactly as the last part of :func:`perfusion`."""
+    clocks of connected stalks and regress what is cut off: a stalk that is not connected counts its ``clock`` up and becomes stroma when it
+    reaches ``regress_steps``; a tip that is not connected stops (becomes a stalk counting the same way)."""
     cdef Py_ssize_t k, n_ec = ec.shape[0]
     cdef int64_t i
     cdef int c

@@ -2,7 +2,7 @@
  * Philox4x32-10 counter-based random numbers (Salmon, Moraes, Dror & Shaw, SC'11), written inline so that
  * every draw is a pure function of (seed, step, site, purpose) and can be made from any thread in any order.
  *
- * Layout, shared with the NumPy implementation in src/tumorca/reference.py:
+ * Layout, shared with the NumPy implementation in src/tumorca/reference/_rng.py:
  *   key     = (seed & 0xffffffff, seed >> 32)
  *   counter = (site & 0xffffffff, site >> 32, step, purpose)
  * One call yields four independent 32-bit words.

@@ -18,7 +18,7 @@ from tumorca import _o2
 
 
 class _Timed:
-    """Stands in for a solver of tumorca._o2 inside Simulation._step_once: times the step's own (warm) call,
+    """Stands in for a solver of tumorca._o2 inside the engine's step: times the step's own (warm) call,
     then a cold solve of the same system on a copy whose free sites start at 0."""
 
     def __init__(self, fn, work_per_iter, cold_solves):
@@ -44,7 +44,7 @@ def run_case(shape, solver, threads, first, last, cold_solves):
     sim = tumorca.Simulation(shape, tumorca.Params(o2_solver=solver), seed=1, threads=threads)
     sim.step(first - 1)
     name = "o2_solve_multigrid" if solver == "multigrid" else "o2_solve"
-    timed = _Timed(getattr(_o2, name), sim._mg_cycle_work if solver == "multigrid" else 1.0,
+    timed = _Timed(getattr(_o2, name), sim._domain.o2.cycle_work,
                    cold_solves)
     setattr(_o2, name, timed)
     try:

@@ -158,7 +158,7 @@ def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=Fals
         dist = DistributedSimulation.from_blocks({m: start[m] for m in META},
                                                  lambda n, sl: start["arrays"][n].reshape(shape3)[sl],
                                                  threads=1, ranks_shape=grid)
-    dist._halo.poison = poison
+    dist._domain.exchanger.poison = poison
     for i in range(first, steps):
         serial.step(1)
         dist.step(1)

@@ -1,39 +1,24 @@
-"""The simulation object: lattice state plus the step that calls the compiled kernels in MODEL.md order."""
+"""The serial simulation object: the whole lattice as one :class:`tumorca.engine.Engine` (the step lives there)."""
 from __future__ import annotations
 
 import numbers
 import os
-import warnings
-from time import perf_counter
 from typing import Any
 
 import numpy as np
 
 from . import __version__
-from . import _fields, _neutrophils, _o2, _tissue, _vessels
 from ._constants import FIELD_NAMES, Cell
-from ._numerics import MultigridWorkspace, float32_exact, tridiagonal_factors
+from .engine import (DIFFUSING_FIELDS, PHASES, STATE_ARRAYS, Engine, WholeLattice, diffusion_factors,  # noqa: F401
+                     uptake_table)
 from .errors import LatticeError, ParameterError, ResourceError
 from ._lattice import normalize_shape
 from .initial import initial_state
 from .params import Params
 
-#: Arrays that make up the state, with their dtypes (fields are float32, one value per site).
-#: ``clock`` counts steps in the current condition: quiescent (tumour), cut off from inlets (stalk), age (tip).
-#: ``neut``/``neut_p``/``neut_age``: the neutrophil layer (presence, polarisation 0 = N1 .. 1 = N2, age in steps).
-STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "clock": np.dtype(np.uint16),
-                                     "perfused": np.dtype(np.uint8), "inlet": np.dtype(np.uint8),
-                                     "neut": np.dtype(np.uint8), "neut_p": np.dtype(np.float32),
-                                     "neut_age": np.dtype(np.uint16),
-                                     **{name: np.dtype(np.float32) for name in FIELD_NAMES}}
 #: Scratch bytes per site used during a step: the proposal byte every phase reuses.  (Perfusion also holds an
 #: 8-byte queue entry per endothelial site, and the kernels small per-row buffers, not counted here.)
 SCRATCH_BYTES_PER_SITE = 1
-#: Slow fields advanced by the implicit diffusion step, with the prefix of their rate constants.
-DIFFUSING_FIELDS = ("vegf_free", "mmp9", "cxcl")
-#: Phases of a step, in order, as timed by :attr:`Simulation.phase_times`.
-PHASES = ("perfusion", "o2", "slow_fields", "endothelium", "tumour", "neutrophils")
-_RATE_PREFIX = {"vegf_free": "vegf", "mmp9": "mmp9", "cxcl": "cxcl"}
 
 
 def bytes_per_site() -> int:
@@ -107,73 +92,7 @@ def _check_threads(threads: Any) -> int:
     return int(threads)
 
 
-def uptake_table(params: Params) -> np.ndarray:
-    """O2 uptake (1/min) indexed by tissue state, as the O2 kernels read it."""
-    table = np.zeros(8, dtype=np.float64)
-    table[Cell.EMPTY] = params.o2_uptake_stroma
-    table[Cell.TUMOR_P] = table[Cell.TUMOR_Q] = params.o2_uptake_tumor
-    table[Cell.NECROTIC] = params.o2_uptake_necrotic
-    table[Cell.EC_STALK] = table[Cell.EC_TIP] = params.o2_uptake_endothelium
-    return table
-
-
-def diffusion_factors(params: Params, rates: dict[str, float], shape3: tuple[int, int, int]) -> dict[str, list]:
-    """Tridiagonal factors of every diffusing field along each axis of the whole lattice (a lattice split across
-    MPI ranks uses the factors of the whole line too)."""
-    dirichlet = params.field_boundary == "dirichlet"
-    return {name: [tridiagonal_factors(n, rates[_RATE_PREFIX[name] + "_alpha"], dirichlet and n > 1) for n in shape3]
-            for name in DIFFUSING_FIELDS}
-
-
-class _RunProperties:
-    """What every simulation object says about itself (the serial :class:`Simulation` and
-    :class:`tumorca.parallel.DistributedSimulation`): it holds ``_shape3``, ``_ndim``, ``_params``, ``_seed``,
-    ``_threads`` and ``_step``."""
-
-    _shape3: tuple[int, int, int]
-    _ndim: int
-    _params: Params
-    _seed: int
-    _threads: int
-    _step: int
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The lattice shape as given: (ny, nx) or (nz, ny, nx)."""
-        return self._shape3[1:] if self._ndim == 2 else self._shape3
-
-    @property
-    def ndim(self) -> int:
-        return self._ndim
-
-    @property
-    def params(self) -> Params:
-        return self._params
-
-    @property
-    def seed(self) -> int:
-        return self._seed
-
-    @property
-    def threads(self) -> int:
-        return self._threads
-
-    @threads.setter
-    def threads(self, value: int) -> None:
-        self._threads = _check_threads(value)
-
-    @property
-    def step_index(self) -> int:
-        """Number of steps taken since the initial condition."""
-        return self._step
-
-    @property
-    def time_min(self) -> float:
-        """Simulated time in minutes."""
-        return self._step * self._params.dt_min
-
-
-class Simulation(_RunProperties):
+class Simulation(Engine):
     """A tumour lattice and its fields, advanced step by step by the compiled kernels.
 
     Parameters
@@ -220,30 +139,8 @@ class Simulation(_RunProperties):
         self._params = params
         self._seed = seed
         self._threads = threads
-        self._step = int(step_index)
-        self._arrays = {name: np.ascontiguousarray(arrays[name], dtype=dt).copy()
-                        for name, dt in STATE_ARRAYS.items()}
-        nz, ny, nx = shape3
-        self._prop = np.zeros(shape3, dtype=np.uint8)
-        self._rowflags = np.zeros(nz * ny, dtype=np.uint8)
-        self._rates = params.rates()
-        self._last_o2 = (0, 0.0, 0.0)
-        self._produced = (0.0, 0.0)
-        self._neut_events = (0, 0, 0)
-        self._born = 0
-        self._phase_time = dict.fromkeys(PHASES, 0.0)
-        self._warned_o2 = False
-        self._last_ifn = self.ifn_level()
-        self._o2_sweeps_total = 0
-        self._o2_work_total = 0.0
-        p = params
-        self._uptake = uptake_table(p)
-        self._factors = diffusion_factors(p, self._rates, shape3)
-        self._identity = tridiagonal_factors(nx, 0.0, False)
-        # Coarse levels and scratch of the multigrid O2 solve, allocated once for the whole run.
-        self._mg = MultigridWorkspace(shape3) if p.o2_solver == "multigrid" else None
-        self._mg_cycle_work = (self._mg.plan.cycle_work(p.o2_mg_presmooth, p.o2_mg_postsmooth)
-                               if self._mg is not None else 0.0)
+        self._domain = WholeLattice(shape3, params, params.rates(), threads)
+        self._init_engine(step_index, arrays)
 
     @classmethod
     def from_state(cls, state: dict[str, Any], threads: int | None = None) -> "Simulation":
@@ -290,90 +187,6 @@ class Simulation(_RunProperties):
             "arrays": {name: a.reshape(self.shape).copy() for name, a in self._arrays.items()},
         }
 
-    # -- stepping -------------------------------------------------------------------------------------------
-    def step(self, n: int = 1) -> None:
-        """Advance ``n`` steps of ``dt_min`` each."""
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise LatticeError(f"number of steps must be a non-negative integer, got {n!r}")
-        for _ in range(int(n)):
-            self._step_once()
-
-    def _step_once(self) -> None:
-        """One step in MODEL.md §4 order; each phase is one kernel call (see docs/model.md)."""
-        p, r, a, nt = self._params, self._rates, self._arrays, self._threads
-        if self._step >= 2 ** 32:
-            raise LatticeError("step index passed 2**32, the range of the random-number counter")
-        ifn = self.ifn_level()
-        self._last_ifn = ifn
-        ir = p.ifn_rates(ifn)
-        seed, step = self._seed, self._step
-        t0 = perf_counter()
-        # 1. perfusion and regression
-        _vessels.perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], self._prop,
-                           p.vessel_inlets == "edge", r["regress_steps"])
-        t1 = perf_counter()
-        # 2. fields, sources and sinks frozen at the state of this step
-        o2_args = (a["o2"], a["tissue"], a["perfused"], self._uptake, r["o2_k"], float32_exact(p.o2_vessel),
-                   p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value))
-        if self._mg is not None:
-            sweeps, res = _o2.o2_solve_multigrid(*o2_args, p.o2_mg_vessel_uptake, p.o2_mg_presmooth,
-                                                     p.o2_mg_postsmooth, p.o2_tol, p.o2_mg_max_cycles, self._mg,
-                                                     nt)
-            work = sweeps * self._mg_cycle_work
-        else:
-            sweeps, res = _o2.o2_solve(*o2_args, p.o2_omega, p.o2_tol, p.o2_max_sweeps, nt)
-            work = float(sweeps)
-        self._last_o2 = (sweeps, res, work)
-        self._o2_sweeps_total += sweeps
-        self._o2_work_total += work
-        if res > p.o2_tol and not self._warned_o2:
-            self._warned_o2 = True
-            cap = "o2_mg_max_cycles" if self._mg is not None else "o2_max_sweeps"
-            warnings.warn(f"O2 solve stopped at its cap ({cap} = {p[cap]}) with correction {res:.3g} mmHg > "
-                          f"o2_tol = {p.o2_tol:g} (step {self._step}); raise {cap} or o2_tol",
-                          RuntimeWarning, stacklevel=3)
-        t2 = perf_counter()
-        p_sum = float(a["neut_p"][a["neut"] != 0].sum(dtype=np.float64))
-        self._produced = (p.dt_min * ir["v_neut"] * p_sum, p.dt_min * ir["m_neut"] * p_sum)
-        _fields.secrete(a["tissue"], a["o2"], a["neut"], a["neut_p"], a["vegf_free"], a["vegf_bound"], a["mmp9"],
-                        a["cxcl"], p.vegf_tumor_min, p.vegf_tumor_max, p.vegf_hill_o2, p.vegf_hill_n,
-                        r["vegf_dt_free"], r["vegf_dt_bound"], p.dt_min, p.cxcl_tumor_live, p.cxcl_tumor_hypoxic,
-                        ir["v_neut"], ir["m_neut"], r["krel_dt"], nt)
-        for name in DIFFUSING_FIELDS:
-            self._diffuse(a[name], self._factors[name], r[_RATE_PREFIX[name] + "_alpha"],
-                          r[_RATE_PREFIX[name] + "_gain"])
-        _fields.implicit_axis(a["vegf_bound"], 2, *self._identity, 0.0, r["vegf_bound_gain"], 0.0, nt)
-        t3 = perf_counter()
-        # 3. endothelium: sprouting, tip moves, anastomosis (tips resolve before divisions)
-        _vessels.endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], self._prop,
-                                    self._rowflags, seed, step, r["p_sprout_max"], p.sprout_vegf_half, p.tip_move_min,
-                                    p.tip_move_max, p.tip_mmp9_half, p.tip_chemotaxis, p.branch_max,
-                                    p.branch_vegf_half, p.tip_fusion_min_age, r["exclusion_sites"], nt)
-        t4 = perf_counter()
-        # 4. tumour cells
-        self._born = _tissue.tumor_update(
-            a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step, r["p_div_max"],
-            p.cycle_o2_low, p.cycle_o2_high, p.quiescence_o2_enter, p.quiescence_o2_exit, r["p_nec_max"],
-            p.necrosis_o2_onset, p.necrosis_o2_full, r["q_death_steps"], nt)
-        t5 = perf_counter()
-        # 5. neutrophils: recruitment, death, polarisation, killing, chemotactic sub-moves
-        self._neut_events = _neutrophils.neutrophil_update(
-            a["tissue"], a["clock"], a["perfused"], a["cxcl"], a["neut"], a["neut_p"], a["neut_age"], self._prop,
-            self._rowflags, seed, step, ir["p_rec"], p.neut_cxcl_half, ir["p_death"], ir["pstar"], r["g_pol"],
-            r["p_kill_max"], ir["chi"], p.neut_substeps, nt)
-        t6 = perf_counter()
-        for name, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
-            self._phase_time[name] += dt
-        self._step += 1
-
-    def _diffuse(self, c: np.ndarray, factors, alpha: float, gain: float) -> None:
-        # x first (it also applies the decay gain), then y and z; axes of length 1 are skipped (identity).
-        nt = self._threads
-        _fields.implicit_axis(c, 2, *factors[2], alpha, gain, 0.0, nt)
-        for axis in (1, 0):
-            if c.shape[axis] > 1:
-                _fields.implicit_axis(c, axis, *factors[axis], alpha, 1.0, 0.0, nt)
-
     # -- observables ----------------------------------------------------------------------------------------
     def _view(self, a: np.ndarray) -> np.ndarray:
         v = a.view()
@@ -409,64 +222,6 @@ class Simulation(_RunProperties):
         a = self._arrays
         return {"present": self._view(a["neut"]), "polarization": self._view(a["neut_p"]),
                 "age": self._view(a["neut_age"])}
-
-    def ifn_level(self, time_min: float | None = None) -> float:
-        """IFN-beta level I(t) of the schedule at ``time_min`` (default: the current time)."""
-        p = self._params
-        t = self.time_min if time_min is None else time_min
-        if p.ifn_therapy_level > 0 and t >= p.ifn_therapy_start:
-            return p.ifn_therapy_level
-        return p.ifn_level
-
-    def summary(self) -> dict[str, float]:
-        """Scalars describing the current state and the last step (the per-step time series of a run file).
-
-        Keys: ``step``, ``time_min``, ``ifn_level`` (the level the last step used); tumour sites ``tumor_p``, ``tumor_q``, ``necrotic``,
-        ``tumor_live`` and ``hypoxic_fraction`` (live tumour below ``hypoxia_o2``); vessels ``vessel_sites``
-        (stalk + tip), ``tips``, ``perfused_sites``, ``perfused_fraction``; neutrophils ``neutrophils``,
-        ``neutrophils_n1`` (p < 0.5), ``neutrophils_n2``, ``mean_polarization``; ``neut_vegf_produced`` and
-        ``neut_mmp9_produced`` (nM summed over sites, secreted by neutrophils during the last step),
-        ``tumor_born``, ``neut_recruited``, ``neut_died`` and ``tumor_killed`` (events of the last step); O2 solver
-        ``o2_sweeps`` (SOR sweeps, or multigrid V-cycles) and ``o2_residual`` of the last step.
-        """
-        a = self._arrays
-        bc = np.bincount(a["tissue"].ravel(), minlength=len(Cell))
-        live_mask = (a["tissue"] == Cell.TUMOR_P) | (a["tissue"] == Cell.TUMOR_Q)
-        live = int(bc[Cell.TUMOR_P] + bc[Cell.TUMOR_Q])
-        hypoxic = int(np.count_nonzero(a["o2"][live_mask] < np.float32(self._params.hypoxia_o2))) if live else 0
-        vessels = int(bc[Cell.EC_STALK] + bc[Cell.EC_TIP])
-        perfused = int(np.count_nonzero(a["perfused"]))
-        present = a["neut"] != 0
-        n_neut = int(np.count_nonzero(present))
-        pol = a["neut_p"][present]
-        n1 = int(np.count_nonzero(pol < 0.5))
-        return {
-            "step": self._step, "time_min": self.time_min, "ifn_level": self._last_ifn,
-            "tumor_p": int(bc[Cell.TUMOR_P]), "tumor_q": int(bc[Cell.TUMOR_Q]), "necrotic": int(bc[Cell.NECROTIC]),
-            "tumor_live": live, "hypoxic_fraction": hypoxic / live if live else 0.0,
-            "vessel_sites": vessels, "tips": int(bc[Cell.EC_TIP]), "perfused_sites": perfused,
-            "perfused_fraction": perfused / vessels if vessels else 0.0,
-            "neutrophils": n_neut, "neutrophils_n1": n1, "neutrophils_n2": n_neut - n1,
-            "mean_polarization": float(pol.astype(np.float64).mean()) if n_neut else 0.0,
-            "neut_vegf_produced": self._produced[0], "neut_mmp9_produced": self._produced[1],
-            "tumor_born": self._born, "neut_recruited": self._neut_events[0], "neut_died": self._neut_events[1],
-            "tumor_killed": self._neut_events[2],
-            "o2_sweeps": self._last_o2[0], "o2_residual": self._last_o2[1],
-        }
-
-    @property
-    def phase_times(self) -> dict[str, float]:
-        """Wall seconds spent in each phase of the step (:data:`PHASES`) since this object was created."""
-        return dict(self._phase_time)
-
-    @property
-    def o2_solver_stats(self) -> dict[str, float]:
-        """The last O2 solve: ``sweeps`` (SOR sweeps, or multigrid V-cycles), final Jacobi correction
-        ``residual``, ``work`` in lattice-sweep equivalents (a V-cycle counts as its smoothing and residual
-        passes on every level, weighted by the level's size), and ``sweeps_total`` and ``work_total`` over this
-        object's steps."""
-        return {"sweeps": self._last_o2[0], "residual": self._last_o2[1], "work": self._last_o2[2],
-                "sweeps_total": self._o2_sweeps_total, "work_total": self._o2_work_total}
 
     def __repr__(self) -> str:
         return (f"Simulation(shape={self.shape}, seed={self._seed}, step_index={self._step}, "

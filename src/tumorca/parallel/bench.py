@@ -29,7 +29,7 @@ def bench_step(shape, steps: int = 5, ranks_shape: Any = None, params: Params | 
     comm = MPI.COMM_WORLD if comm is None else comm
     sim = DistributedSimulation(shape, params, seed=seed, threads=threads, comm=comm, ranks_shape=ranks_shape)
     sim.step(warmup)
-    halo = sim._halo
+    halo = sim._domain.exchanger
     b0 = halo.bytes_sent
     ph0 = sim.phase_times
     sw0 = sim.o2_solver_stats["sweeps_total"]
