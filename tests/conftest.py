@@ -1,3 +1,9 @@
+import multiprocessing.process
+import os
+import shlex
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -42,3 +48,58 @@ def randomize_fields(state: dict, seed: int) -> dict:
 @pytest.fixture
 def assert_equal_states():
     return assert_states_equal
+
+
+# ---- test tiers: a test that starts a Python process says so, and has a time limit of its own ------------------
+# The fast tier (README: pytest -m "not slow and not mpi and not dask and not subprocess") relies on these markers;
+# a new test that starts `tumorca`, mpiexec, a Python child or a Dask cluster without them would slip into it, so
+# they are checked where the processes start rather than trusted.
+PROCESS_MARKERS = ("subprocess", "mpi", "dask")
+_running: list = []  # the test item whose setup, call or teardown is running, if any
+_popen_init = subprocess.Popen.__init__
+_process_start = multiprocessing.process.BaseProcess.start
+
+
+def _starts_python(args) -> bool:
+    """Whether a Popen command line runs Python, ``tumorca`` or an MPI launcher (other tools, such as ffmpeg or
+    fc-list run by the plotting libraries, are not what the markers are about)."""
+    argv = shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
+    name = os.path.basename(argv[0]) if argv else ""
+    return argv[:1] == [sys.executable] or name.startswith("python") or name in ("tumorca", "mpiexec", "mpirun")
+
+
+def _refuse_unmarked(what: str) -> None:
+    item = _running[-1] if _running else None
+    if item is not None and not any(item.get_closest_marker(m) for m in PROCESS_MARKERS):
+        raise RuntimeError(f"{item.nodeid} starts {what} but has none of the markers {', '.join(PROCESS_MARKERS)}: "
+                           "mark it (and give it @pytest.mark.timeout(N), N a few times its duration)")
+
+
+def _guarded_popen_init(self, args, *a, **kw):
+    if _starts_python(args):
+        _refuse_unmarked(f"a process ({args if isinstance(args, str) else ' '.join(map(str, args))[:80]})")
+    _popen_init(self, args, *a, **kw)
+
+
+def _guarded_process_start(self):
+    _refuse_unmarked("a multiprocessing process")
+    _process_start(self)
+
+
+subprocess.Popen.__init__ = _guarded_popen_init
+multiprocessing.process.BaseProcess.start = _guarded_process_start
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.pop()
+
+
+def pytest_runtest_setup(item):
+    """A test that starts processes needs a limit of its own: the global one is only a last resort."""
+    if any(item.get_closest_marker(m) for m in PROCESS_MARKERS) and item.get_closest_marker("timeout") is None:
+        pytest.fail(f"{item.nodeid} is marked as starting processes but has no @pytest.mark.timeout(N)", pytrace=False)
