@@ -147,7 +147,8 @@ def test_compiled_kernels_carry_the_header_values():
     """What the extension modules were compiled with (a stale build shows here), and what they export."""
     header = header_constants()
     for name, value in _rng.CONSTANTS.items():
-        assert header.get(f"TC_{name}") == value, f"_rng.CONSTANTS[{name!r}] = {value}, ext/defs.h: {header.get(f'TC_{name}')}"
+        in_header = header.get(f"TC_{name}")
+        assert in_header == value, f"_rng.CONSTANTS[{name!r}] = {value}, ext/defs.h: {in_header}"
     # every table a compiled module exports under a name of tumorca._constants (MOORE, NEIGHBOUR_ADJACENCY, ...)
     seen = set()
     for info in pkgutil.iter_modules(tumorca.__path__):

@@ -69,7 +69,8 @@ def parameter_tables() -> str:
 
     out = []
     for group in dict.fromkeys(s.group for s in PARAMETERS):
-        out += [f"#### {group}", "", "| name | default | unit | range | meaning | source |", "|---|---|---|---|---|---|"]
+        out += [f"#### {group}", "", "| name | default | unit | range | meaning | source |",
+                "|---|---|---|---|---|---|"]
         out += [_row([f"`{s.name}`", _value(s.default), s.unit or "–", s.describe_range(), s.doc, s.source or "–"])
                 for s in PARAMETERS if s.group == group]
         out.append("")
