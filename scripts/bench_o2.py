@@ -5,7 +5,7 @@
 For each case a default-parameter Simulation (seed 1) with the solver under test is stepped past the unmeasured
 steps.  Each measured step then times the O2 solve it makes (warm: from the previous step's field) and, on a
 copy of the same system, a cold solve (every free site 0, vessels at o2_vessel).  Work is counted in lattice sweeps
-as O2-SOLVER.md does: SOR sweeps, or V-cycles x MultigridPlan.cycle_work.
+as the prototype study of docs/o2-solver.md does: SOR sweeps, or V-cycles x MultigridPlan.cycle_work.
 """
 import argparse
 import json

@@ -31,7 +31,7 @@ def test_o2_slab_between_two_vessels_matches_cosh():
     x = np.arange(L + 1)
     exact = p.o2_vessel * np.cosh((x - L / 2) / ell) / np.cosh(L / (2 * ell))
     assert np.max(np.abs(c - exact) / exact) < 0.01
-    # and the lattice decay length matches sqrt(D/lambda) (MODEL.md §8: 100-200 um)
+    # and the lattice decay length matches sqrt(D/lambda) (docs/model.md §8: 100-200 um)
     assert 100 < ell * p.dx_um < 200
 
 

@@ -160,7 +160,8 @@ class MultigridPlan:
 
     def cycle_work(self, presmooth: int, postsmooth: int) -> float:
         """Cost of one V-cycle in fine-grid sweeps: (pre + post + 1 residual) sweeps on every level above the
-        coarsest and :data:`MG_COARSE_SWEEPS` there, each weighted by its number of sites (O2-SOLVER.md's count)."""
+        coarsest and :data:`MG_COARSE_SWEEPS` there, each weighted by its number of sites (docs/o2-solver.md's
+        count)."""
         n0 = float(np.prod(self.shapes[0]))
         work = sum((presmooth + postsmooth + 1) * np.prod(s) / n0 for s in self.shapes[:-1])
         if self.levels == 1:

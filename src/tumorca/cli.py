@@ -1184,7 +1184,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
               help="Delete this suite's earlier runs in OUTPUT first: regenerate from scratch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (errors still show).")
 def validate(quick: bool, output: Path, report: Path | None, workers: int | None, fresh: bool, quiet: bool) -> None:
-    """Run the validation suite (docs/validation.md): the IFN-beta/neutrophil orderings of MODEL.md §8 with
+    """Run the validation suite (docs/validation.md): the IFN-beta/neutrophil orderings of docs/model.md §8 with
     replicates and statistics, the analytic physics checks and a one-at-a-time sensitivity table, and write the
     report with its figures.
 

@@ -52,11 +52,11 @@ def _p(name, default, unit, kind, low=None, high=None, *, choices=None, doc="", 
     return ParamSpec(name, default, unit, kind, low, high, choices, doc, source, group)
 
 
-#: Every model parameter, grouped as in MODEL.md.  Ranges are what the rules accept, not what is plausible.
+#: Every model parameter, grouped as in docs/model.md §5.  Ranges are what the rules accept, not what is plausible.
 PARAMETERS: tuple[ParamSpec, ...] = (
     # lattice and time
     _p("dx_um", 20.0, "um", float, 1.0, 1000.0, doc="lattice spacing (one tumour cell per site)",
-       source="MODEL.md §2", group="lattice"),
+       source="design, docs/model.md §1.1", group="lattice"),
     _p("dt_min", 30.0, "min", float, 0.1, 1440.0, doc="cell step", source="Owen 2011", group="lattice"),
     # oxygen
     _p("o2_diffusivity", 1.0e5, "um^2/min", float, 1.0, 1.0e8, doc="O2 diffusion coefficient",
@@ -65,7 +65,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        doc="first-order O2 uptake of a site holding a live tumour cell (10/min x V_cell/V_voxel, "
            "2494/8000 um^3)", source="PhysiCell cancer_immune sample", group="oxygen"),
     _p("o2_uptake_stroma", 0.1, "1/min", float, 0.0, 1.0e4, doc="background O2 uptake of stroma",
-       source="assumption (O2-SOLVER.md measured 0.1 and 0.01)", group="oxygen"),
+       source="assumption (docs/o2-solver.md's prototype study measured 0.1 and 0.01)", group="oxygen"),
     _p("o2_uptake_necrotic", 0.0, "1/min", float, 0.0, 1.0e4, doc="O2 uptake of necrotic sites",
        source="dead cells consume nothing", group="oxygen"),
     _p("o2_uptake_endothelium", 0.1, "1/min", float, 0.0, 1.0e4,
@@ -79,23 +79,23 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        group="oxygen"),
     _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-5, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
        "in a full sweep exceeds this (O2 is stored in float32, one ulp at 38 mmHg is 3.8e-6: smaller tolerances "
-       "stall)", source="O2-SOLVER.md", group="oxygen"),
+       "stall)", source="docs/o2-solver.md", group="oxygen"),
     _p("o2_omega", 1.7, "", float, 1.0, 1.99, doc="over-relaxation factor of the red-black SOR O2 solve",
-       source="O2-SOLVER.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
+       source="docs/o2-solver.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
     _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step (o2_solver='sor')",
        group="oxygen"),
     _p("o2_solver", "sor", "", str, choices=("sor", "multigrid"),
        doc="O2 solver: red-black SOR, or (experimental) warm-started multigrid V-cycles, several times cheaper "
            "on lattices whose lengths are a small number times a power of two, little better than Gauss-Seidel "
-           "otherwise (docs/o2-solver.md); both stop on o2_tol", source="O2-SOLVER.md", group="oxygen"),
+           "otherwise (docs/o2-solver.md); both stop on o2_tol", source="docs/o2-solver.md", group="oxygen"),
     _p("o2_mg_max_cycles", 500, "", int, 1, 10**6, doc="cap on multigrid V-cycles per step", group="oxygen"),
     _p("o2_mg_presmooth", 2, "", int, 0, 50, doc="red-black Gauss-Seidel sweeps before the coarse correction "
-       "on each multigrid level", source="O2-SOLVER.md (V(2,2))", group="oxygen"),
+       "on each multigrid level", source="docs/o2-solver.md (V(2,2))", group="oxygen"),
     _p("o2_mg_postsmooth", 2, "", int, 1, 50, doc="sweeps after the coarse correction on each level (at least "
-       "1: the stopping test reads the last lattice sweep)", source="O2-SOLVER.md (V(2,2))", group="oxygen"),
+       "1: the stopping test reads the last lattice sweep)", source="docs/o2-solver.md (V(2,2))", group="oxygen"),
     _p("o2_mg_vessel_uptake", 1.0e6, "1/min", float, 0.0, 1.0e12,
        doc="uptake standing for a perfused vessel site on the coarse multigrid levels, averaged with its "
-           "neighbours (on the lattice itself vessels are held exactly)", source="O2-SOLVER.md (MG-A)",
+           "neighbours (on the lattice itself vessels are held exactly)", source="docs/o2-solver.md (MG-A)",
        group="oxygen"),
     _p("init_o2", 38.0, "mmHg", float, 0.0, 760.0, doc="O2 everywhere before the first solve",
        group="oxygen"),
@@ -120,9 +120,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("tumor_cycle_rate", 0.00072, "1/min", float, 0.0, 1.0, doc="division hazard of a cycling cell at full O2",
        source="PhysiCell", group="tumour"),
     _p("cycle_o2_low", 5.0, "mmHg", float, 0.0, 760.0, doc="pO2 at which the division ramp reaches 0",
-       source="MODEL.md §4.3", group="tumour"),
+       source="design, docs/model.md §2.6", group="tumour"),
     _p("cycle_o2_high", 38.0, "mmHg", float, 0.0, 760.0, doc="pO2 at which the division ramp reaches 1",
-       source="MODEL.md §4.3", group="tumour"),
+       source="design, docs/model.md §2.6", group="tumour"),
     _p("quiescence_o2_enter", 8.9, "mmHg", float, 0.0, 760.0, doc="a cycling cell below this becomes quiescent",
        source="Owen 2011", group="tumour"),
     _p("quiescence_o2_exit", 9.8, "mmHg", float, 0.0, 760.0, doc="a quiescent cell above this cycles again",
@@ -134,14 +134,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("necrosis_rate_max", 1.0 / 360.0, "1/min", float, 0.0, 1.0, doc="necrosis hazard at and below "
        "necrosis_o2_full (1/(6 h))", source="PhysiCell", group="tumour"),
     _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
-       source="MODEL.md §4.3", group="tumour"),
+       source="design, docs/model.md §2.6", group="tumour"),
     # growth-factor sources
     _p("vegf_tumor_min", 0.005, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
-       source="MODEL.md §4.2 (s_min); calibrated, docs/validation.md", group="secretion"),
+       source="design, docs/model.md §2.3 (s_min); calibrated, docs/validation.md", group="secretion"),
     _p("vegf_tumor_max", 0.05, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a fully hypoxic tumour cell",
-       source="MODEL.md §4.2 (s_max); calibrated, docs/validation.md", group="secretion"),
+       source="design, docs/model.md §2.3 (s_max); calibrated, docs/validation.md", group="secretion"),
     _p("vegf_hill_o2", 4.44, "mmHg", float, 0.01, 760.0, doc="pO2 of half-maximal hypoxic secretion",
-       source="MODEL.md §4.2", group="secretion"),
+       source="design, docs/model.md §2.3", group="secretion"),
     _p("vegf_hill_n", 3, "", int, 1, 8, doc="Hill exponent of hypoxic secretion (integer: evaluated by repeated "
        "multiplication so kernels and reference agree bit for bit)", source="assumption", group="secretion"),
     _p("vegf_bound_fraction", 0.5, "", float, 0.0, 1.0, doc="fraction of secreted VEGF that binds the matrix",
@@ -180,13 +180,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
     # neutrophils and IFN-beta
     _p("ifn_level", 1.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I before any therapy (1: wild-type "
-       "constitutive endogenous level; 0: Ifnb1-/-)", source="MODEL.md §5", group="ifn"),
+       "constitutive endogenous level; 0: Ifnb1-/-)", source="design, docs/model.md §4", group="ifn"),
     _p("ifn_therapy_level", 0.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I from ifn_therapy_start on; 0 means "
-       "no therapy", source="MODEL.md §5 (e.g. 3)", group="ifn"),
+       "no therapy", source="design, docs/model.md §4 (e.g. 3)", group="ifn"),
     _p("ifn_therapy_start", 0.0, "min", float, 0.0, 1.0e8, doc="time the therapy level starts", group="ifn"),
     _p("ifn_K", 1.0, "", float, 1e-6, 1.0e3, doc="IFN level of half suppression in S(I) = 1/(1+(I/K)^h)",
-       source="MODEL.md §5 gives 0.5; calibrated, docs/validation.md", group="ifn"),
-    _p("ifn_hill", 2.0, "", float, 0.1, 10.0, doc="Hill exponent h of S(I)", source="MODEL.md §5", group="ifn"),
+       source="design 0.5, docs/model.md §4; calibrated, docs/validation.md", group="ifn"),
+    _p("ifn_hill", 2.0, "", float, 0.1, 10.0, doc="Hill exponent h of S(I)", source="design, docs/model.md §4",
+       group="ifn"),
     _p("neut_recruit_min", 5.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
        "IFN suppression (X_min)", source="assumption; calibrated, docs/validation.md", group="neutrophils"),
     _p("neut_recruit_max", 5.0e-3, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
@@ -194,9 +195,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("neut_cxcl_half", 0.1, "nM", float, 1e-6, 1.0e4, doc="CXCL of half-maximal recruitment (K_C)",
        source="assumption", group="neutrophils"),
     _p("neut_depletion", 0.0, "", float, 0.0, 1.0, doc="fraction epsilon of recruitment removed by antibody "
-       "depletion", source="MODEL.md §5 (about 0.9)", group="neutrophils"),
+       "depletion", source="design, docs/model.md §4 (about 0.9)", group="neutrophils"),
     _p("neut_depletion_death", 0.0, "1/min", float, 0.0, 1.0, doc="extra death hazard under antibody depletion",
-       source="MODEL.md §5", group="neutrophils"),
+       source="design, docs/model.md §4", group="neutrophils"),
     _p("neut_lifespan_min", 360.0, "min", float, 1.0, 1.0e6, doc="mean neutrophil lifespan in the tumour under "
        "IFN-beta (X_min)", source="Summers 2010; Pillay 2010", group="neutrophils"),
     _p("neut_lifespan_max", 2880.0, "min", float, 1.0, 1.0e6, doc="mean lifespan without IFN-beta (X_max)",
@@ -445,7 +446,7 @@ class Params(Mapping[str, Any]):
         return 1.0 / (1.0 + (ifn / self.ifn_K) ** self.ifn_hill)
 
     def ifn_rates(self, ifn: float) -> dict[str, float]:
-        """Neutrophil constants at IFN-beta level ``ifn``: each X(I) = X_min + (X_max - X_min)*S(I) (MODEL.md §5),
+        """Neutrophil constants at IFN-beta level ``ifn``: each X(I) = X_min + (X_max - X_min)*S(I) (docs/model.md §4),
         turned into per-step probabilities where the kernels need them."""
         S = self.suppression(ifn)
         dt = self.dt_min

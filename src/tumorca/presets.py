@@ -1,4 +1,4 @@
-"""Scenario presets (MODEL.md §5): each one is data, the parameters it changes from the wild-type defaults.
+"""Scenario presets (docs/model.md §4): each one is data, the parameters it changes from the wild-type defaults.
 
 No preset is special-cased anywhere in the engine: a preset only chooses parameter values.
 """

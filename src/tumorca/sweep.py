@@ -1049,7 +1049,7 @@ def _existing_ancestor(path: Path) -> Path:
 
 # -- from Python -------------------------------------------------------------------------------------------------
 def local_cluster(workers: int, **kw: Any) -> Any:
-    """The LocalCluster a sweep uses here (CONVENTIONS.md): worker processes of one thread each, on the loopback
+    """The LocalCluster a sweep uses here (docs/sweeps.md): worker processes of one thread each, on the loopback
     interface, no dashboard.  A dead worker fails its run at once (``allowed-failures`` 0: the driver retries) and
     each worker holds one run at a time (``worker-saturation`` 1.0)."""
     import logging

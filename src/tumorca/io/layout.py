@@ -37,7 +37,7 @@ LIBVER = ("v110", "v110")
 #: Compression choices of ``tumorca run --compression``.
 COMPRESSIONS = ("gzip", "lzf", "none")
 #: Largest chunk, in bytes, of one frame of one layer.  Frames up to this size are one chunk; larger ones are cut
-#: into tiles (CONVENTIONS.md: 10 KiB - 1 MiB chunks read well both whole and in parts, and fit h5py's 1 MiB
+#: into tiles (docs/FORMAT.md: 10 KiB - 1 MiB chunks read well both whole and in parts, and fit h5py's 1 MiB
 #: default chunk cache).
 CHUNK_BYTES = 1 << 20
 #: Rows per chunk of the per-step time series.
@@ -118,7 +118,7 @@ def frame_chunks(shape3: tuple[int, int, int], itemsize: int, limit: int = CHUNK
 
 
 def compression_kwargs(compression: str, dtype: np.dtype) -> dict[str, Any]:
-    """h5py ``create_dataset`` keywords for a compression choice: gzip level 1 (portable, fast; CONVENTIONS.md),
+    """h5py ``create_dataset`` keywords for a compression choice: gzip level 1 (portable, fast; docs/FORMAT.md),
     with the byte shuffle for multi-byte types, where it roughly halves float fields."""
     if compression == "none":
         return {}

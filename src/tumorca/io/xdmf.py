@@ -1,6 +1,6 @@
 """The XDMF sidecar (OUT.xdmf) that lets ParaView/VisIt open a run file as a time series.
 
-Rules that VTK's XDMF reader (the one ParaView uses) needs, from CONVENTIONS.md: dimensions slowest first
+Rules that VTK's XDMF reader (the one ParaView uses) needs, stated in docs/FORMAT.md: dimensions slowest first
 (z y x); a CoRectMesh's ``Dimensions`` count nodes, so cell-centred data of n cells has n + 1; each frame is a
 HyperSlab of the 4-D dataset whose outer ``Dimensions`` is the frame's shape without the time axis; uint8 is
 ``NumberType="UChar"``; a 2-D lattice is a 3-D mesh one cell thick.

@@ -53,7 +53,7 @@ def ifn_level(params: Params, time_min: float) -> float:
 def step(state: dict[str, Any]) -> dict[str, Any]:
     """Advance a state (as from ``Simulation.get_state()``, 3D arrays) by one step, in place; returns it.
 
-    Order (MODEL.md §4): perfusion and regression; O2 to quasi-steady state; secretion, release and one implicit
+    Order (docs/model.md §2): perfusion and regression; O2 to quasi-steady state; secretion, release and one implicit
     step of the slow fields; tips; tumour cells; neutrophils.
     """
     p = state["params"] if isinstance(state["params"], Params) else Params.from_dict(state["params"])

@@ -2,8 +2,8 @@
 
 Three parts, each in its own module:
 
-* :mod:`.biology` — the orderings of MODEL.md §8 (IFN-β knockout, wild-type, therapy, neutrophil depletion, N1/N2
-  bias), each arm a sweep of replicates run through the sweep machinery (:mod:`tumorca.sweep`) on Dask;
+* :mod:`.biology` — the orderings of docs/model.md §8 (IFN-β knockout, wild-type, therapy, neutrophil depletion,
+  N1/N2 bias), each arm a sweep of replicates run through the sweep machinery (:mod:`tumorca.sweep`) on Dask;
 * :mod:`.physics` — the analytic checks (O2 decay length, necrotic critical radius, linear colony growth, front
   roughness exponent, front speed against the Fisher–KPP estimate), run directly on the engine;
 * :mod:`.stats` — effect sizes with bootstrap confidence intervals and Mann–Whitney / Wilcoxon tests;

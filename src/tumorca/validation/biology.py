@@ -1,4 +1,4 @@
-"""The biological orderings of MODEL.md §8, run as sweeps and compared with statistics.
+"""The biological orderings of docs/model.md §8, run as sweeps and compared with statistics.
 
 Each *arm* (a preset, plus parameter changes where no preset exists) is one sweep of ``replicates`` runs.  Every arm
 of a comparison uses the same root seed, so replicate ``i`` of every arm starts from the same seed: the arms differ
@@ -38,7 +38,7 @@ class Arm:
     description: str = ""
 
 
-#: The arms of MODEL.md §8.  ``tgfb-block-depleted`` is TGF-β block plus the same depletion as the
+#: The arms of docs/model.md §8.  ``tgfb-block-depleted`` is TGF-β block plus the same depletion as the
 #: ``neutrophil-depleted`` preset.
 ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("wild-type", "wild-type", description="I = 1"),

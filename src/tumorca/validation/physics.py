@@ -1,4 +1,4 @@
-"""Analytic checks of the physics (MODEL.md §8 and issue 8), run directly on the engine.
+"""Analytic checks of the physics (docs/model.md §8 and issue 8), run directly on the engine.
 
 Each function builds a small lattice, runs it and returns a dict of what it measured, the analytic value it is
 compared with, the relative error, and the series a figure needs.  The formulas are stated in each docstring and

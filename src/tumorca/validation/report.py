@@ -358,8 +358,8 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
         "validation output directory by `tumorca.validation.report`; rerunning the command regenerates this page.",
         "",
         "## How to read it", "",
-        "- Each **arm** is a preset (MODEL.md §5) run as one sweep (`tumorca.sweep`) of replicates. Replicate *i* "
-        "of every arm shares a seed (common random numbers), so arms differ only by their parameters.",
+        "- Each **arm** is a preset (docs/model.md §4) run as one sweep (`tumorca.sweep`) of replicates. "
+        "Replicate *i* of every arm shares a seed (common random numbers), so arms differ only by their parameters.",
         f"- Each **claim** `high > low` is tested one-sided with the Mann–Whitney U test (unpaired; it ignores the "
         "shared seeds and is conservative) and, beside it, the paired Wilcoxon signed-rank test. The effect size "
         f"is the ratio of means with a percentile-bootstrap 95 % CI ({BOOTSTRAP_RESAMPLES} resamples, arms "
