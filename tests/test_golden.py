@@ -38,7 +38,7 @@ def test_serial_run_matches_golden(name):
 
 @pytest.mark.mpi
 @pytest.mark.subprocess
-@pytest.mark.timeout(600)  # mpiexec -n 3 measured 179 s with the 2 cores loaded 4x over
+@pytest.mark.timeout(400)  # golden.MPI_CASES; mpiexec -n 3 of all 20 cases took 179-236 s on 2 loaded cores
 @pytest.mark.parametrize("nprocs", [2, 3])
 def test_mpi_run_matches_golden(nprocs):
     if shutil.which("mpiexec") is None:
@@ -47,9 +47,11 @@ def test_mpi_run_matches_golden(nprocs):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     src = str(Path(tumorca.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = [shutil.which("mpiexec"), "-n", str(nprocs), sys.executable, str(HERE / "golden.py"), "--mpi"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=560, env=env)
+    cmd = [shutil.which("mpiexec"), "-n", str(nprocs), sys.executable, str(HERE / "golden.py"), "--mpi",
+           *golden.MPI_CASES]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=360, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    changed = sorted(f"{n}:{k}" for n in RECORDED for k in RECORDED[n] if got[n].get(k) != RECORDED[n][k])
+    assert sorted(got) == sorted(golden.MPI_CASES)
+    changed = sorted(f"{n}:{k}" for n in got for k in RECORDED[n] if got[n].get(k) != RECORDED[n][k])
     assert not changed, f"mpiexec -n {nprocs}: {', '.join(changed[:10])} differ from tests/golden.json"
