@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ._constants import MINUTES_PER_DAY
 from .errors import ParameterError
 
 if sys.version_info >= (3, 11):
@@ -57,7 +58,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # lattice and time
     _p("dx_um", 20.0, "um", float, 1.0, 1000.0, doc="lattice spacing (one tumour cell per site)",
        source="MODEL.md §2", group="lattice"),
-    _p("dt_min", 30.0, "min", float, 0.1, 1440.0, doc="cell step", source="Owen 2011", group="lattice"),
+    _p("dt_min", 30.0, "min", float, 0.1, MINUTES_PER_DAY, doc="cell step", source="Owen 2011", group="lattice"),
     # oxygen
     _p("o2_diffusivity", 1.0e5, "um^2/min", float, 1.0, 1.0e8, doc="O2 diffusion coefficient",
        source="PhysiCell/BioFVM; Owen 2011 uses 1.45e5", group="oxygen"),
@@ -156,7 +157,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("vessel_inlets", "initial", "", str, choices=("initial", "edge"),
        doc="what feeds perfusion: the initial vessels ('initial'), or those plus any endothelium on a lattice "
        "face ('edge')", group="vessels"),
-    _p("vessel_regression_time", 1440.0, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
+    _p("vessel_regression_time", MINUTES_PER_DAY, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
        "this long regresses to stroma", source="proxy for Owen 2011's low-shear pruning", group="vessels"),
     _p("sprout_rate", 2.5e-4, "1/min", float, 0.0, 1.0, doc="sprouting hazard of a perfused stalk cell at "
        "saturating VEGF", source="Owen 2011", group="vessels"),

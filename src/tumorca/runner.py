@@ -26,7 +26,6 @@ from .io.writer import QUEUE_DEPTH, RunWriter
 DEFAULT_SHAPE = (256, 256)
 DEFAULT_DAYS = 10.0
 CHECKPOINT_FRAMES = 10
-MINUTES_PER_DAY = 1440.0
 
 #: progress(step, total_steps, first_step): called after every step.
 ProgressFn = Callable[[int, int, int], None]

@@ -97,7 +97,7 @@ def save_checkpoint_file(path: str | Path, state: dict[str, Any], run_id: str) -
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -114,7 +114,8 @@ def load_checkpoint_file(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise RunFileError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory, so that a rename into it survives a crash."""
     # Makes the rename itself durable; not possible on every platform/filesystem, where it is skipped.
     try:
         fd = os.open(directory, os.O_RDONLY)

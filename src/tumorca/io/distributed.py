@@ -38,10 +38,10 @@ import numpy as np
 
 from .. import __version__
 from .._constants import FIELD_NAMES
-from .checkpoint import _fsync_dir
+from .checkpoint import fsync_dir
 from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, LIBVER, RunFileError, RunPlan, compression_kwargs,
                      fmt_bytes, frame_chunks, layer_meta)
-from .writer import QUEUE_DEPTH, FileLayout, RunWriter, _describe_os_error
+from .writer import QUEUE_DEPTH, FileLayout, RunWriter, describe_os_error
 
 #: Value of the root attribute ``format`` of a rank file.
 RANK_FORMAT_NAME = "tumorca-rank-block"
@@ -196,7 +196,7 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
     try:
         f = h5py.File(path, "w", libver=LIBVER)
     except OSError as exc:
-        raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+        raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
     try:
         f.attrs.update({"format": RANK_FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
                         "run_id": run_id, "rank": np.int64(rank), "ranks": np.int64(size),
@@ -218,7 +218,7 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
         f.close()
         path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
         raise
     return f
 
@@ -297,7 +297,7 @@ class BlockWriter:
                     pass
             except BaseException as exc:  # noqa: BLE001 - reported through self.error
                 self.error = (f"writing {'the frame of step ' + str(item[1]) if kind == 'frame' else 'the end'} to "
-                              f"{str(self.path)!r} failed: {_describe_os_error(exc)}")
+                              f"{str(self.path)!r} failed: {describe_os_error(exc)}")
                 self.broken = True
                 self._keepalive = exc  # keep the handles alive, untouched (see RunWriter._fail)
             finally:
@@ -472,7 +472,7 @@ def write_main_checkpoint(path: Path, meta: Mapping[str, Any], run_id: str, bloc
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -486,7 +486,7 @@ def block_reader(path: Path) -> tuple[dict[str, Any], Callable[[str, Slices3], n
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise RunFileError(f"cannot read checkpoint {str(path)!r}: {_describe_os_error(exc)}") from None
+        raise RunFileError(f"cannot read checkpoint {str(path)!r}: {describe_os_error(exc)}") from None
     try:
         if f.attrs.get("format") != CHECKPOINT_FORMAT_NAME:
             raise RunFileError(f"{str(path)!r} is not a tumorca checkpoint file")

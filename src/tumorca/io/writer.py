@@ -73,7 +73,7 @@ def process_start_ticks(pid: int | None = None) -> int:
         return 0
 
 
-def _describe_os_error(exc: BaseException) -> str:
+def describe_os_error(exc: BaseException) -> str:
     """One line for an I/O failure, naming disk-full and file-size-limit cases plainly."""
     text = str(exc)
     code = getattr(exc, "errno", None)
@@ -245,7 +245,7 @@ class RunWriter:
             f.close()
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {_describe_os_error(exc)}") \
+                raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {describe_os_error(exc)}") \
                     from None
             raise
         w = cls(path, plan, keys, dtypes, str(attrs["run_id"]), f, keep_frames, keep_rows, keep_rows - 1)
@@ -263,7 +263,7 @@ class RunWriter:
         try:
             f = h5py.File(tmp, "w", libver=LIBVER)
         except OSError as exc:
-            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
         try:
             _create_layout(f, plan, keys, dtypes, layout)
             layout.state_group(f.create_group("checkpoint"), state, run_id, plan.steps)
@@ -282,7 +282,7 @@ class RunWriter:
             f.close()
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+                raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
             raise
         return tmp, f
 
@@ -308,7 +308,7 @@ class RunWriter:
                 return
             tmp.unlink()
         except OSError as exc:
-            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
 
     # -- the caller's side ----------------------------------------------------------------------------------
     @property
@@ -428,7 +428,7 @@ class RunWriter:
         what = {"frame": f"the frame of step {item[1]}" if kind == "frame" else "",
                 "checkpoint": "a checkpoint", "rows": "the time series",
                 "close": "the end of the run"}.get(kind, kind)
-        self._error_msg = (f"writing {what} to {str(self.path)!r} failed: {_describe_os_error(exc)}; "
+        self._error_msg = (f"writing {what} to {str(self.path)!r} failed: {describe_os_error(exc)}; "
                            f"{self._on_disk()}")
         self._error = exc
         self.broken = True
@@ -511,7 +511,7 @@ class RunWriter:
         except OSError as exc:
             # The run file itself is intact and flushed: close it properly rather than leave it half-open.
             raise _CleanStop(f"writing the checkpoint {str(self.checkpoint_path)!r} failed: "
-                             f"{_describe_os_error(exc)}; stopped and closed {str(self.path)!r}") from None
+                             f"{describe_os_error(exc)}; stopped and closed {str(self.path)!r}") from None
 
     def _do_abort(self) -> None:
         self._f.flush()

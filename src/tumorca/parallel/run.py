@@ -15,12 +15,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import TumorcaError
-from .io.distributed import (LAYER_SOURCES, BlockWriter, MainFileWriter, VirtualRunLayout, block_reader,
+from ..errors import TumorcaError
+from ..io.distributed import (LAYER_SOURCES, BlockWriter, MainFileWriter, VirtualRunLayout, block_reader,
                              check_sources, checkpoint_dir, create_rank_file, frames_dir, new_generation, rank_file,
                              referenced_dirs, remove_unreferenced, write_block_checkpoint, write_main_checkpoint)
-from .io.layout import RunFileError, RunPlan, sidecar_paths
-from .runner import ProgressFn, RunOutcome, StopFn
+from ..io.layout import RunFileError, RunPlan, sidecar_paths
+from ..runner import ProgressFn, RunOutcome, StopFn
 
 #: Error levels agreed between ranks: none, an error that leaves the files closeable, a failed HDF5 write (the
 #: process must leave without closing that file).
@@ -105,7 +105,7 @@ def _message(exc: BaseException) -> str:
 
 # -- the pieces -------------------------------------------------------------------------------------------------
 def _state_dtypes() -> dict[str, np.dtype]:
-    from .simulation import STATE_ARRAYS
+    from ..simulation import STATE_ARRAYS
 
     return dict(STATE_ARRAYS)
 
@@ -116,7 +116,7 @@ def _snapshot(sim: Any, plan: RunPlan) -> dict[str, np.ndarray]:
 
 
 def _meta(plan: RunPlan) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     return {"shape": plan.shape, "params": plan.params.to_dict(), "seed": plan.seed, "version": __version__}
 
@@ -304,7 +304,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     files are set up."""
     comm = mpi_comm(comm)
     path = Path(path)
-    from .parallel import DistributedSimulation
+    from .simulation import DistributedSimulation
 
     sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed, threads=threads,
                                                            comm=comm, ranks_shape=ranks_shape))
@@ -337,9 +337,9 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     written by any number of ranks, or by a serial run: every rank reads its own block of it."""
     import h5py
 
-    from .io.reader import RunReader
-    from .parallel import DistributedSimulation
-    from .runner import check_resume
+    from ..io.reader import RunReader
+    from .simulation import DistributedSimulation
+    from ..runner import check_resume
 
     comm = mpi_comm(comm)
     path = Path(path)
@@ -425,7 +425,7 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
 
 def _drive(r: _Run, progress: ProgressFn | None, stop: StopFn | None,
            first_summary: Mapping[str, Any] | None = None) -> RunOutcome:
-    from .errors import TumorcaError as _TE
+    from ..errors import TumorcaError as _TE
 
     t0 = time.perf_counter()
     sim, plan = r.sim, r.plan
