@@ -385,14 +385,34 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 # -- from Python -------------------------------------------------------------------------------------------------
+def cluster_security() -> Any:
+    """Fresh TLS credentials for a local cluster (``distributed.security.Security.temporary``).
+
+    Dask moves tasks as pickles, so whoever can talk to a scheduler or a worker can run code as the sweep's
+    owner.  The loopback interface is open to every local user; with these credentials, held in memory by the
+    sweep and handed to its own worker processes only, a connection without them is refused (docs/sweeps.md,
+    "Security").  ClusterError (one line) if the ``cryptography`` package they need is missing.
+    """
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError:
+        raise ClusterError("a local sweep cluster needs the cryptography package for its TLS credentials: "
+                           "pip install 'tumorca[sweep]' (or pip install cryptography)") from None
+
+
 def local_cluster(workers: int, **kw: Any) -> Any:
     """The LocalCluster a sweep uses here (CONVENTIONS.md): worker processes of one thread each, on the loopback
-    interface, no dashboard.  A dead worker fails its run at once (``allowed-failures`` 0: the driver retries) and
-    each worker holds one run at a time (``worker-saturation`` 1.0)."""
+    interface, no dashboard, every connection TLS with credentials of its own (:func:`cluster_security`; a
+    ``distributed.Client(cluster)`` picks them up).  A dead worker fails its run at once (``allowed-failures`` 0:
+    the driver retries) and each worker holds one run at a time (``worker-saturation`` 1.0)."""
     import logging
 
     import dask
     from distributed import LocalCluster
+
+    security = kw.pop("security", None) or cluster_security()
 
     # Worker processes ignore SIGINT (they inherit that): a Ctrl-C on the terminal reaches the whole process group,
     # and only the sweep should act on it (it cancels the runs and shuts the cluster down).
@@ -407,8 +427,8 @@ def local_cluster(workers: int, **kw: Any) -> Any:
             # and warning when another cluster holds it: that is no news for a sweep.
             warnings.filterwarnings("ignore", message="Port .* is already in use")
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                dashboard_address=None, silence_logs=kw.pop("silence_logs", logging.CRITICAL),
-                                **kw)
+                                protocol="tls://", security=security, dashboard_address=None,
+                                silence_logs=kw.pop("silence_logs", logging.CRITICAL), **kw)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
@@ -537,5 +557,5 @@ def connect(scheduler: str, timeout: float = 10.0) -> Any:
 
 
 __all__ = ["SweepDriver", "SweepProgressEvent", "SweepEstimate", "ClusterError", "estimate_sweep",
-           "check_sweep_resources", "local_cluster", "default_workers", "connect", "run_on_cluster", "run_sweep",
+           "check_sweep_resources", "cluster_security", "local_cluster", "default_workers", "connect", "run_on_cluster", "run_sweep",
            "describe_failure"]
