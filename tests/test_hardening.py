@@ -45,3 +45,225 @@ def test_local_sweep_cluster_refuses_connections_without_its_credentials():
             assert asyncio.run(_refused(address, **stranger)), address
     finally:
         cluster.close()
+
+
+# -- shared: a small interrupted run with a checkpoint -------------------------------------------------------------
+def _interrupted_run(path, steps: int = 40, stop_after: int = 25, shape=(24, 24)) -> None:
+    """A run of ``steps`` steps, checkpoint every 10, stopped (as by SIGINT) after ``stop_after`` steps: the file is
+    ``interrupted``, with a checkpoint at that step beside it."""
+    from tumorca import Params, runner
+    from tumorca.io.layout import RunPlan
+
+    plan = RunPlan(shape=shape, params=Params(init_tumor_radius=3.0, init_vessel_spacing=8), seed=3, steps=steps,
+                   every=10, fields=("o2",), compression="gzip", checkpoint_every=10, preset="")
+    polls = iter(range(10 ** 9))
+    out = runner.run(plan, path, provenance={"command_line": "test"}, threads=1,
+                     stop=lambda: next(polls) >= stop_after)
+    assert out.status == "interrupted"
+
+
+def _digest(*paths) -> list[str]:
+    import hashlib
+
+    return [hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "" for p in paths]
+
+
+def _invoke(*args: str):
+    from click.testing import CliRunner
+
+    from tumorca.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def _one_line_error(res, code=None) -> str:
+    err = res.stderr
+    assert res.exit_code != 0 and (code is None or res.exit_code == code), (res.exit_code, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("tumorca: error: "), err
+    return err
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("interrupted")
+    _interrupted_run(d / "r.h5")
+    return d / "r.h5"
+
+
+def _copy_run(src, dst_dir):
+    import shutil
+
+    from tumorca.io.layout import sidecar_paths
+
+    dst = dst_dir / src.name
+    for a, b in zip((src, *sidecar_paths(src)), (dst, *sidecar_paths(dst))):
+        if a.exists():
+            shutil.copy2(a, b)
+    return dst
+
+
+# -- 2. --resume checks the checkpoint -------------------------------------------------------------------------------
+def _edit_attr(name, value):
+    def edit(f):
+        f.attrs[name] = value
+    return edit
+
+
+def _edit_params(f):
+    import json
+
+    p = json.loads(f.attrs["parameters"])
+    p["neut_kill_rate"] = 0.002
+    f.attrs["parameters"] = json.dumps(p)
+
+
+def _replace_array(shape_change=0, dtype=None, drop=False):
+    def edit(f):
+        import numpy as np
+
+        name = sorted(f["arrays"])[0]
+        a = f["arrays"][name][()]
+        del f["arrays"][name]
+        if drop:
+            return
+        if shape_change:
+            a = np.resize(a, (a.shape[0] + shape_change, *a.shape[1:]))
+        f["arrays"].create_dataset(name, data=a.astype(dtype) if dtype else a)
+    return edit
+
+
+CHECKPOINT_EDITS = {
+    "kill-rate": (_edit_params, "other parameters than the run: neut_kill_rate = 0.002"),
+    "seed": (_edit_attr("seed", __import__("numpy").uint64(4)), "holds seed 4, the run 3"),
+    "version": (_edit_attr("tumorca_version", "9.9.9"), "written by tumorca 9.9.9"),
+    "lattice": (_edit_attr("shape", __import__("numpy").array([48, 48])), "holds a 48x48 lattice, the run 24x24"),
+    "step": (_edit_attr("step_index", __import__("numpy").int64(10 ** 6)), "outside the run's 0..40"),
+    "run-id": (_edit_attr("run_id", "someone-else"), "belongs to another run"),
+    "array-shape": (_replace_array(shape_change=1), "the run's"),
+    "array-type": (_replace_array(dtype="float64"), "the run's"),
+    "array-missing": (_replace_array(drop=True), "holds arrays"),
+    "bad-params": (_edit_attr("parameters", '{"dt_min": -1}'), "invalid parameters"),
+    "not-json": (_edit_attr("parameters", "{"), "damaged"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(CHECKPOINT_EDITS))
+def test_resume_refuses_a_checkpoint_that_does_not_match_the_run(interrupted, tmp_path, edit):
+    """Before: an edited checkpoint was resumed from, and the frames after it computed with its values."""
+    import h5py
+
+    from tumorca.io.layout import sidecar_paths
+
+    run = _copy_run(interrupted, tmp_path)
+    ck = sidecar_paths(run)[1]
+    change, expected = CHECKPOINT_EDITS[edit]
+    with h5py.File(ck, "r+") as f:
+        change(f)
+    before = _digest(run, ck)
+    err = _one_line_error(_invoke("run", "--resume", "-o", str(run), "-q", "--threads", "1"), 2)
+    assert "checkpoint" in err and expected in err, err
+    assert _digest(run, ck) == before
+
+
+def test_resume_refuses_a_checkpoint_whose_data_fail_their_checksum(interrupted, tmp_path):
+    """Fletcher32 on the checkpoint arrays: a flipped byte in the data is found, not resumed from."""
+    import h5py
+
+    from tumorca.io.layout import sidecar_paths
+
+    run = _copy_run(interrupted, tmp_path)
+    ck = sidecar_paths(run)[1]
+    with h5py.File(ck, "r") as f:
+        names = [n for n, ds in f["arrays"].items() if ds.chunks and ds.size > 16]
+        assert names and all(f["arrays"][n].fletcher32 for n in names)
+        info = f["arrays"][names[0]].id.get_chunk_info(0)
+    raw = bytearray(ck.read_bytes())
+    for i in range(info.byte_offset + info.size // 2, info.byte_offset + info.size // 2 + 4):
+        raw[i] ^= 0xFF
+    ck.write_bytes(bytes(raw))
+    before = _digest(run, ck)
+    err = _one_line_error(_invoke("run", "--resume", "-o", str(run), "-q", "--threads", "1"))
+    assert "checkpoint" in err and "damaged" in err, err
+    assert _digest(run, ck) == before
+
+
+def test_resume_of_an_unedited_checkpoint_still_works(interrupted, tmp_path):
+    run = _copy_run(interrupted, tmp_path)
+    res = _invoke("run", "--resume", "-o", str(run), "-q", "--threads", "1")
+    assert res.exit_code == 0, res.stderr
+    from tumorca.io import RunReader
+
+    with RunReader(run) as r:
+        assert r.status.state == "complete"
+
+
+# -- 3. resume on a disk that holds the file but not a copy of it -----------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs (needs root; skipped elsewhere): a disk that fills up for real."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _hidden(d) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)
+def test_resume_refused_when_the_copy_does_not_fit_and_no_temporary_is_left(small_disk):
+    """Before: the space check counted the file itself as free; the resume's full-size copy filled the disk,
+    crashed (exit 139) and left a hidden temporary that made the next resume fail too."""
+    import shutil
+
+    from runfile_util import run_cli
+
+    from tumorca import FIELD_NAMES, Params, runner
+    from tumorca.io.layout import RunPlan
+
+    run = small_disk / "r.h5"
+
+    plan = RunPlan(shape=(48, 48), params=Params(), seed=4, steps=1500, every=50, fields=FIELD_NAMES,
+                   compression="none", checkpoint_every=100, preset="")
+    polls = iter(range(10 ** 9))
+    runner.run(plan, run, provenance={"command_line": "test"}, threads=1, stop=lambda: next(polls) >= 1400)
+    free, size = shutil.disk_usage(small_disk).free, run.stat().st_size
+    assert free < size, (free, size)  # the copy cannot fit: the point of the test
+    before = _digest(run)
+    res = run_cli("run", "--resume", "-o", str(run), "-q", "--threads", "1", timeout=60)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "resuming rewrites" in lines[0] and "free" in lines[0], res.stderr
+    assert _digest(run) == before and _hidden(small_disk) == []
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)
+def test_stale_temporaries_of_dead_writers_are_removed(interrupted, tmp_path):
+    """Before: hidden temporaries of killed writers stayed forever (as large as the run)."""
+    import subprocess
+    import sys
+
+    from runfile_util import run_cli
+
+    run = _copy_run(interrupted, tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    from tumorca.io.layout import sidecar_paths
+
+    stale = [tmp_path / f".r.h5.{dead.pid}.0123abcd.tmp", tmp_path / f".{sidecar_paths(run)[1].name}.{dead.pid}.tmp"]
+    live = tmp_path / f".r.h5.{os.getpid()}.89abcdef.tmp"  # a live writer's: kept
+    for p in (*stale, live):
+        p.write_bytes(b"x" * 1000)
+    res = run_cli("run", "--resume", "-o", str(run), "-q", "--threads", "1", timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert [p.exists() for p in stale] == [False, False] and live.exists()

@@ -76,11 +76,15 @@ def estimate_resources(plan: RunPlan, path: str | Path) -> ResourceEstimate:
         state_bytes_per_site=bytes_per_site()), disk)
 
 
-def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) -> ResourceEstimate:
+def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0, copy_bytes: int = 0
+                    ) -> ResourceEstimate:
     """:func:`estimate_resources`, raising ResourceError (naming both figures) if memory or disk is short.
 
-    ``existing_bytes`` is space that the run frees or reuses (the file it replaces or resumes)."""
+    ``existing_bytes`` is space that the run frees or reuses once it has started (the file it replaces or
+    resumes); ``copy_bytes`` is space it needs beside that file before then (a resume rewrites the part of the file
+    it keeps under a temporary name, and the old file is freed only when the copy replaces it)."""
     est = estimate_resources(plan, path)
+    check_copy_space(est, path, copy_bytes)
     shape = fmt_shape(plan.shape)
     if est.memory_available is not None and est.memory > est.memory_available:
         raise ResourceError(f"a {shape} lattice needs about {fmt_bytes(est.memory)} of memory (state and write "
@@ -93,6 +97,14 @@ def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) ->
                             f"(memory needed: about {fmt_bytes(est.memory)}); write fewer frames (--every, "
                             "--fields) or a smaller lattice")
     return est
+
+
+def check_copy_space(est: ResourceEstimate, path: str | Path, copy_bytes: int) -> None:
+    """ResourceError unless ``copy_bytes`` fit on the disk of ``path`` beside what is there (a resume's copy)."""
+    if copy_bytes and est.disk_free is not None and copy_bytes > est.disk_free:
+        raise ResourceError(f"resuming rewrites {str(Path(path))!r} under a temporary name first, which needs up to "
+                            f"{fmt_bytes(copy_bytes)} free beside it, but only {fmt_bytes(est.disk_free)} is free in "
+                            f"{str(Path(path).resolve().parent)!r}; free some space, then resume")
 
 
 def snapshot_layers(sim: Any, plan: RunPlan) -> dict[str, np.ndarray]:
@@ -170,6 +182,7 @@ def check_resume(reader: RunReader, given: Mapping[str, Any]) -> None:
         plan = reader.plan
     except (ValueError, KeyError) as exc:
         raise RunFileError(f"{name!r} cannot be resumed by this tumorca: {exc}") from None
+    reader.verify_checkpoint()  # a checkpoint edited or mixed up is refused before anything is written
     for key, value in given.items():
         have = getattr(plan, key)
         if key == "params":

@@ -166,9 +166,9 @@ def _refuse_live_target(output: Path, overwrite: bool) -> None:
         raise UsageProblem(f"{str(output)!r} is {st.detail}; refusing to overwrite it")
 
 
-def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int):
+def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int, copy: int = 0):
     try:
-        return runner.check_resources(plan, output, existing)
+        return runner.check_resources(plan, output, existing, copy)
     except ResourceError as exc:
         raise RunProblem(str(exc)) from None
 
@@ -193,7 +193,8 @@ def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, qu
             raise UsageProblem(f"--resume: {exc}") from None
         ck = reader.checkpoint_step()
         on_disk = reader.n_rows - 1
-    est = _check_resources(runner, plan, output, output.stat().st_size)
+    size = output.stat().st_size
+    est = _check_resources(runner, plan, output, size, copy=size)
     start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
     echo(quiet, f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
                  f"{est.describe()}")
@@ -291,20 +292,21 @@ def _ranks_text(sim: Any) -> str:
     return f"; {sim.size} MPI ranks as a {dims} grid of blocks (rank 0: {block} sites), {sim.threads} thread(s) each"
 
 
-def _mpi_check_disk(plan: RunPlan, output: Path, existing: int) -> str:
+def _mpi_check_disk(plan: RunPlan, output: Path, existing: int, copy: int = 0) -> str:
     """The serial run's up-front disk check (the memory check is per rank, in the engine); a one-line
     description of the estimate."""
-    from ..runner import estimate_resources
+    from ..runner import check_copy_space, estimate_resources
 
     try:
         est = estimate_resources(plan, output)
+        check_copy_space(est, output, copy)
     except TumorcaError as exc:
         raise RunProblem(str(exc)) from None
     if est.disk_free is not None and est.file > est.disk_free + existing:
         raise RunProblem(f"the run files may grow to {fmt_bytes(est.file)} ({plan.n_frames} frames of "
-                             f"{fmt_bytes(plan.frame_bytes())} before compression) but only "
-                             f"{fmt_bytes(est.disk_free)} is free in {str(output.resolve().parent)!r}; write fewer "
-                             "frames (--every, --fields) or a smaller lattice")
+                         f"{fmt_bytes(plan.frame_bytes())} before compression) but only "
+                         f"{fmt_bytes(est.disk_free)} is free in {str(output.resolve().parent)!r}; write fewer "
+                         "frames (--every, --fields) or a smaller lattice")
     return f"files up to {fmt_bytes(est.file)} uncompressed"
 
 
@@ -334,7 +336,8 @@ def _mpi_resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks
                 raise UsageProblem(f"--resume: {exc}") from None
             ck = reader.checkpoint_step()
             on_disk = reader.n_rows - 1
-        described = _mpi_check_disk(plan, output, output.stat().st_size)
+        size = output.stat().st_size + sum(p.stat().st_size for p in _rank_files(output))
+        described = _mpi_check_disk(plan, output, size, copy=size)
         start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
         return g, (f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
                    f"{described}")

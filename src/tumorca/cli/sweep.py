@@ -143,7 +143,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
     try:
         interrupted = sw.run_on_cluster(driver, todo, scheduler=scheduler, workers=n_workers,
                                         connect_timeout=connect_timeout, progress=None if quiet else progress)
-    except sw.ClusterError as exc:
+    except sw.SweepRunError as exc:
         raise RunProblem(str(exc)) from None
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None

@@ -47,10 +47,11 @@ def create_state_group(group: h5py.Group, state: dict[str, Any], run_id: str = "
     arrays = group.create_group("arrays")
     for name in sorted(state["arrays"]):
         a = np.asarray(state["arrays"][name])
-        # Tiles as for frames; gzip-1 whatever the run's compression, so checkpoints stay portable and small.
+        # Tiles as for frames; gzip-1 whatever the run's compression, so checkpoints stay portable and small; a
+        # Fletcher32 checksum per chunk, so a damaged checkpoint is refused rather than resumed from.
         chunks = frame_chunks(shape3, a.dtype.itemsize)[1:][-a.ndim:] if 0 < a.ndim <= 3 and a.size else None
         arrays.create_dataset(name, shape=a.shape, dtype=a.dtype, chunks=chunks,
-                              **(compression_kwargs("gzip", a.dtype) if chunks else {}))
+                              **(dict(compression_kwargs("gzip", a.dtype), fletcher32=True) if chunks else {}))
 
 
 def fill_state_group(group: h5py.Group, state: dict[str, Any]) -> None:

@@ -213,7 +213,8 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
         rb = _slice_shape(_run_slices(owned, len(plan.shape)))
         for name, dt in sorted(state_dtypes.items()):
             chunks = frame_chunks(b, np.dtype(dt).itemsize)[1:][-len(rb):]
-            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, **compression_kwargs("gzip", np.dtype(dt)))
+            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, fletcher32=True,
+                                  **compression_kwargs("gzip", np.dtype(dt)))
     except BaseException as exc:
         f.close()
         path.unlink(missing_ok=True)
@@ -443,7 +444,7 @@ def write_block_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], ndim: i
                 a = np.reshape(a, rb)
                 g.create_dataset(name, data=a, chunks=frame_chunks(tuple([1] * (3 - len(rb))) + rb,
                                                                    a.dtype.itemsize)[1:][-len(rb):],
-                                 **compression_kwargs("gzip", a.dtype))
+                                 fletcher32=True, **compression_kwargs("gzip", a.dtype))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -68,8 +68,11 @@ def read_manifest(outdir: str | Path) -> dict[str, Any] | None:
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: a reader sees the old or the new text."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a write that failed (a full disk) leaves nothing behind
 
 
 def _csv_value(v: Any) -> Any:
@@ -105,7 +108,8 @@ def manifest_csv(rows: list[dict[str, Any]], varied: list[str]) -> str:
 
 
 def write_manifest(outdir: str | Path, doc: Mapping[str, Any]) -> None:
-    """Rewrite ``manifest.json`` and ``manifest.csv`` in ``outdir`` atomically from a manifest document."""
+    """Rewrite ``manifest.json`` and ``manifest.csv`` in ``outdir`` atomically from a manifest document
+    (OSError if they cannot be written: each file is then the previous version, whole)."""
     out = Path(outdir)
     atomic_write(out / MANIFEST_JSON, json.dumps(doc, indent=1, allow_nan=False) + "\n")
     atomic_write(out / MANIFEST_CSV, manifest_csv(list(doc["runs"]), list(doc["varied"])))

@@ -14,10 +14,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..params import PARAMETERS
+from ..params import PARAMETERS, Params
 from .checkpoint import load_checkpoint_file, read_state
 from .._constants import FIELD_NAMES
-from .layout import FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names, sidecar_paths
+from .. import __version__
+from ..errors import TumorcaError
+from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names,
+                     sidecar_paths)
 
 _DEFAULTS = {s.name: s.default for s in PARAMETERS}
 
@@ -252,14 +255,86 @@ class RunReader:
 
     def checkpoint(self) -> dict[str, Any] | None:
         """The latest checkpoint this run can resume from: the sibling ``OUT.ckpt.h5`` if it belongs to this run,
-        else None (resume then restarts from the initial state).  RunFileError if it belongs to another run."""
+        else None (resume then restarts from the initial state).  RunFileError if it belongs to another run, does
+        not match the run (:meth:`verify_checkpoint`) or its data fail their checksums."""
         ck = self.checkpoint_path
         if not ck.exists():
             return None
+        self.verify_checkpoint()
         run_id, state = load_checkpoint_file(ck)
-        if run_id != self.attrs.get("run_id"):
-            raise RunFileError(f"checkpoint {str(ck)!r} belongs to another run than {str(self.path)!r}")
+        layout = {k: (np.shape(a), np.asarray(a).dtype) for k, a in state["arrays"].items()}
+        self._check_checkpoint(run_id, state, layout)
         return state
+
+    def verify_checkpoint(self) -> None:
+        """Check the sibling checkpoint against this run file without reading its arrays: it must belong to this
+        run (``run_id``) and hold this run's lattice, seed, parameters and array names, shapes and types, at a
+        step within the run, written by a tumorca version that wrote this file (or this one).  A no-op if there
+        is no checkpoint; RunFileError (one line) otherwise.
+
+        A checkpoint edited by hand (another kill rate, another seed...) would otherwise be resumed with its
+        values while the run file still describes the original run."""
+        ck = self.checkpoint_path
+        if not ck.exists():
+            return
+        try:
+            with h5py.File(ck, "r") as f:
+                if _decode(f.attrs.get("format", "")) != CHECKPOINT_FORMAT_NAME:
+                    raise RunFileError(f"{str(ck)!r} is not a tumorca checkpoint file")
+                a = f.attrs
+                meta = {"version": str(_decode(a.get("tumorca_version", ""))),
+                        "shape": tuple(int(d) for d in np.asarray(a["shape"]).ravel()),
+                        "params": json.loads(str(_decode(a["parameters"]))), "seed": int(a["seed"]),
+                        "step_index": int(a["step_index"])}
+                layout = {k: (ds.shape, ds.dtype) for k, ds in f["arrays"].items()}
+                run_id = str(_decode(a.get("run_id", "")))
+        except RunFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise RunFileError(f"checkpoint {str(ck)!r} is damaged: {' '.join(str(exc).split())[:200]}") from None
+        self._check_checkpoint(run_id, meta, layout)
+
+    def _check_checkpoint(self, run_id: str, meta: dict[str, Any], layout: dict[str, tuple]) -> None:
+        ck = f"checkpoint {str(self.checkpoint_path)!r}"
+        if run_id != self.attrs.get("run_id"):
+            raise RunFileError(f"{ck} belongs to another run than {str(self.path)!r}")
+        plan = self.plan
+        if not isinstance(meta["shape"], tuple) or tuple(meta["shape"]) != tuple(plan.shape):
+            raise RunFileError(f"{ck} holds a {'x'.join(map(str, meta['shape']))} lattice, the run "
+                               f"{'x'.join(map(str, plan.shape))}")
+        if meta["seed"] != plan.seed:
+            raise RunFileError(f"{ck} holds seed {meta['seed']}, the run {plan.seed}")
+        try:
+            params = Params(**meta["params"])
+        except (TumorcaError, TypeError) as exc:
+            raise RunFileError(f"{ck} holds invalid parameters: {exc}") from None
+        if params != plan.params:
+            mine, theirs = params.to_dict(), plan.params.to_dict()
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            shown = ", ".join(f"{k} = {mine[k]!r} (run: {theirs.get(k)!r})" for k in diff[:3])
+            raise RunFileError(f"{ck} holds other parameters than the run: {shown}")
+        versions = {__version__, str(self.attrs.get("tumorca_version", ""))}
+        try:
+            history = json.loads(str(self.attrs.get("resume_history", "[]")))
+        except ValueError:
+            history = []
+        versions |= {str(h["tumorca_version"]) for h in history if isinstance(h, dict) and h.get("tumorca_version")}
+        if meta["version"] not in versions:
+            raise RunFileError(f"{ck} was written by tumorca {meta['version'] or '(unknown)'}, which did not write "
+                               f"this run (tumorca {self.attrs.get('tumorca_version')})")
+        if not 0 <= meta["step_index"] <= plan.steps:
+            raise RunFileError(f"{ck} is at step {meta['step_index']}, outside the run's 0..{plan.steps}")
+        expect = self.file.get("checkpoint/arrays")
+        if expect is not None:
+            want = {k: (ds.shape, ds.dtype) for k, ds in expect.items()}
+            if set(want) != set(layout):
+                raise RunFileError(f"{ck} holds arrays {', '.join(sorted(layout))}, the run "
+                                   f"{', '.join(sorted(want))}")
+            for k, (shape, dtype) in sorted(want.items()):
+                if tuple(layout[k][0]) != tuple(shape) or np.dtype(layout[k][1]) != np.dtype(dtype):
+                    raise RunFileError(f"{ck}: array {k!r} is {np.dtype(layout[k][1])} "
+                                       f"{'x'.join(map(str, layout[k][0])) or 'scalar'}, the run's "
+                                       f"{np.dtype(dtype)} {'x'.join(map(str, shape)) or 'scalar'}")
 
     def checkpoint_step(self) -> int | None:
         """Step of the sibling checkpoint, or None if there is none (reads only its attributes)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import glob
 import json
 import os
 import platform
@@ -71,6 +72,42 @@ def process_start_ticks(pid: int | None = None) -> int:
             return int(fh.read().rsplit(")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the hidden temporary files (``.NAME.PID....tmp``) that a tumorca process killed while writing
+    ``path`` or its sidecars left beside them, sparing those of processes still alive; returns what it removed.
+
+    A resume or a checkpoint writes under such a name and renames it into place; a process killed in between
+    (or by a full disk) leaves a file that may be as large as the run and that nothing else would ever remove."""
+    path = Path(path)
+    removed = []
+    for name in [path.name, *(p.name for p in sidecar_paths(path))]:
+        prefix = f".{name}."
+        try:
+            candidates = list(path.parent.glob(glob.escape(prefix) + "*.tmp"))
+        except OSError:
+            return removed
+        for p in candidates:
+            pid = p.name[len(prefix):].split(".")[0]
+            if not pid.isdigit() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
+                continue
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
 
 
 def describe_os_error(exc: BaseException) -> str:
@@ -165,6 +202,7 @@ class RunWriter:
             If the file cannot be created, or ``path`` exists and ``overwrite`` is false.
         """
         path = Path(path)
+        remove_stale_temporaries(path)
         keys = [k for k in summary if k != "step"]
         dtypes = [summary_dtype(summary[k]) for k in keys]
         run_id = run_id or uuid.uuid4().hex
@@ -208,6 +246,7 @@ class RunWriter:
             As for :meth:`create`.  Frames are copied only into a layout that stores them in this file.
         """
         path = Path(path)
+        remove_stale_temporaries(path)
         plan = reader.plan
         old = reader.file
         ts = old["timeseries"]
@@ -220,7 +259,7 @@ class RunWriter:
         steps_on_disk = reader.steps
         keep_frames = int(np.count_nonzero(steps_on_disk <= checkpoint_step))
         history = json.loads(str(reader.attrs.get("resume_history", "[]")))
-        history.append({"time": utc_now(), "from_step": checkpoint_step,
+        history.append({"time": utc_now(), "from_step": checkpoint_step, "tumorca_version": __version__,
                         "command_line": str(provenance.get("command_line", "")), "host": socket.gethostname()})
         attrs = {k: reader.attrs[k] for k in ("start_time", "run_id", "command_line") if k in reader.attrs}
         attrs.update({k: v for k, v in provenance.items() if k != "command_line"})
@@ -242,7 +281,7 @@ class RunWriter:
             reader.close()
             cls._publish(tmp, path, replace=True)
         except BaseException as exc:
-            f.close()
+            _close_quietly(f)
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
                 raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {describe_os_error(exc)}") \
@@ -279,7 +318,7 @@ class RunWriter:
                 f.swmr_mode = True
                 f.flush()
         except BaseException as exc:
-            f.close()
+            _close_quietly(f)
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
                 raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
@@ -549,6 +588,15 @@ class RunWriter:
                                                 self.plan.params.dx_um, layers))
         del self._xdmf_frames[n:]
         write_xdmf(self.xdmf_path, xdmf_document(self._xdmf_frames, n))
+
+
+def _close_quietly(f: h5py.File) -> None:
+    """Close a file whose writing failed (on a full disk, closing flushes and fails again): its temporary name is
+    removed next, whatever the close did."""
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the error that matters is the one being raised
+        pass
 
 
 class _CleanStop(Exception):

@@ -358,7 +358,7 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
                         raise RunFileError(f"checkpoint {str(ck)!r} belongs to another run than {str(path)!r}")
             except OSError as exc:
                 raise RunFileError(f"cannot read checkpoint {str(ck)!r}: {_message(exc)}") from None
-        return reader.plan, has
+        return reader.plan, has  # check_resume has verified the checkpoint against the run file
 
     try:
         plan, has_ckpt = on_root(comm, inspect)

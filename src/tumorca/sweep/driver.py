@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..errors import ResourceError, SweepError, TumorcaError
 from ..io.layout import fmt_bytes
+from ..io.writer import describe_os_error
 from ..io.manifest import (LOCK_NAME, MANIFEST_FORMAT, MANIFEST_JSON, MANIFEST_VERSION, PARTIAL_DIR, RUNS_DIR,
                            json_value, read_manifest, run_paths, utc_now, write_manifest)
 from .spec import SEED_RULE, SweepRun, SweepSpec, load_sweep
@@ -82,6 +83,7 @@ class SweepDriver:
         self._last_write = 0.0
         self.created = utc_now()
         self.existing: dict[str, Any] | None = None
+        self.manifest_error = ""
 
     # -- rows ------------------------------------------------------------------------------------------------
     def _base_row(self, run: SweepRun) -> dict[str, Any]:
@@ -231,7 +233,16 @@ class SweepDriver:
         if not force and now - self._last_write < every:
             return
         doc = self.manifest()
-        write_manifest(self.outdir, doc)
+        try:
+            write_manifest(self.outdir, doc)
+        except OSError as exc:
+            # A full disk must not end the sweep with a traceback while runs are still going: the next write
+            # tries again, and the last one (forced) reports it in one line.
+            self.manifest_error = f"cannot write the manifest in {str(self.outdir)!r}: {describe_os_error(exc)}"
+            if force:
+                raise SweepRunError(self.manifest_error) from None
+            return
+        self.manifest_error = ""
         self._last_write = now
 
     # -- running ---------------------------------------------------------------------------------------------
@@ -455,8 +466,12 @@ def check_sweep_resources(est: SweepEstimate, output: str | Path, workers: int |
                             f"{fmt_bytes(est.disk_free)} is free for {str(output)!r}")
 
 
-class ClusterError(SweepError):
-    """The Dask cluster could not be started or reached (a run error, unlike a bad sweep file or directory)."""
+class SweepRunError(SweepError):
+    """The sweep failed while running (a run error, exit status 1, unlike a bad sweep file or directory)."""
+
+
+class ClusterError(SweepRunError):
+    """The Dask cluster could not be started or reached."""
 
 
 def run_on_cluster(driver: SweepDriver, todo: list[int], *, client: Any = None, scheduler: str | None = None,
@@ -520,8 +535,10 @@ def run_on_cluster(driver: SweepDriver, todo: list[int], *, client: Any = None, 
             except Exception:  # noqa: BLE001 - closing after an interrupt may race the workers' exit
                 pass
         if started:  # with our workers gone, nothing else can land on disk: record what did, then unlock
-            driver.adopt_finished()
-            driver.close()
+            try:
+                driver.adopt_finished()
+            finally:
+                driver.close()
     return interrupted
 
 
@@ -556,6 +573,6 @@ def connect(scheduler: str, timeout: float = 10.0) -> Any:
                          f"{' '.join(str(exc).split())[:200]}") from None
 
 
-__all__ = ["SweepDriver", "SweepProgressEvent", "SweepEstimate", "ClusterError", "estimate_sweep",
+__all__ = ["SweepDriver", "SweepProgressEvent", "SweepEstimate", "SweepRunError", "ClusterError", "estimate_sweep",
            "check_sweep_resources", "cluster_security", "local_cluster", "default_workers", "connect", "run_on_cluster", "run_sweep",
            "describe_failure"]
