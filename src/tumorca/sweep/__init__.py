@@ -19,14 +19,15 @@ Nothing here imports Dask at module level: the sweep file, the dry run and the m
 from ..errors import SweepError
 from ..io.manifest import (LOCK_NAME, MANIFEST_CSV, MANIFEST_FORMAT, MANIFEST_JSON, MANIFEST_VERSION, PARTIAL_DIR,
                            RUNS_DIR, read_manifest, run_paths)
-from .driver import (ClusterError, SweepDriver, SweepRunError, SweepEstimate, SweepProgressEvent, check_sweep_resources, connect,
-                     default_workers, describe_failure, estimate_sweep, local_cluster, run_on_cluster, run_sweep)
+from .driver import (ClusterError, SweepDriver, SweepEstimate, SweepProgressEvent, SweepRunError, check_sweep_resources,
+                     cluster_security, connect, default_workers, describe_failure, estimate_sweep, local_cluster,
+                     run_on_cluster, run_sweep)
 from .spec import SEED_RULE, SweepRun, SweepSpec, derive_seeds, load_sweep, parse_sweep
 from .task import final_measures, is_complete_run, run_task
 
 __all__ = ["SweepSpec", "SweepRun", "SweepError", "SweepDriver", "SweepEstimate", "SweepProgressEvent",
-           "ClusterError", "SweepRunError", "load_sweep", "parse_sweep", "derive_seeds", "run_task", "run_sweep", "run_on_cluster",
-           "final_measures", "is_complete_run", "read_manifest", "run_paths", "estimate_sweep",
+           "ClusterError", "SweepRunError", "load_sweep", "parse_sweep", "derive_seeds", "run_task", "run_sweep",
+           "run_on_cluster", "cluster_security", "final_measures", "is_complete_run", "read_manifest", "run_paths", "estimate_sweep",
            "check_sweep_resources", "local_cluster", "default_workers", "connect", "describe_failure", "SEED_RULE",
            "MANIFEST_FORMAT", "MANIFEST_VERSION", "MANIFEST_JSON", "MANIFEST_CSV", "RUNS_DIR", "PARTIAL_DIR",
            "LOCK_NAME"]

@@ -574,5 +574,5 @@ def connect(scheduler: str, timeout: float = 10.0) -> Any:
 
 
 __all__ = ["SweepDriver", "SweepProgressEvent", "SweepEstimate", "SweepRunError", "ClusterError", "estimate_sweep",
-           "check_sweep_resources", "cluster_security", "local_cluster", "default_workers", "connect", "run_on_cluster", "run_sweep",
-           "describe_failure"]
+           "check_sweep_resources", "cluster_security", "local_cluster", "default_workers", "connect", "run_on_cluster",
+           "run_sweep", "describe_failure"]
