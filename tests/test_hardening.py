@@ -267,3 +267,75 @@ def test_stale_temporaries_of_dead_writers_are_removed(interrupted, tmp_path):
     res = run_cli("run", "--resume", "-o", str(run), "-q", "--threads", "1", timeout=60)
     assert res.returncode == 0, res.stderr
     assert [p.exists() for p in stale] == [False, False] and live.exists()
+
+
+# -- 4. damaged files: never a hang, never "complete" ------------------------------------------------------------------
+def run_batch(cases: list[tuple[list[str], str | None]], timeout: float = 300) -> list[dict]:
+    """``tests/cli_batch.py`` in a subprocess: every case's exit status, stderr and seconds."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("cli_batch.py"))],
+                          input=json.dumps([[list(a), c] for a, c in cases]), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def complete_run(tmp_path_factory):
+    from tumorca import Params, runner
+    from tumorca.io.layout import RunPlan
+
+    path = tmp_path_factory.mktemp("complete") / "c.h5"
+    plan = RunPlan(shape=(32, 32), params=Params(init_tumor_radius=4.0, init_vessel_spacing=10), seed=1, steps=60,
+                   every=10, fields=("o2", "vegf_free"), compression="gzip", checkpoint_every=20, preset="")
+    assert runner.run(plan, path, provenance={"command_line": "test"}, threads=1).status == "complete"
+    return path
+
+
+def _damaged_copies(src, d) -> dict[str, object]:
+    data = src.read_bytes()
+    n = len(data)
+    out = {}
+    for frac in (0.02, 0.3, 0.6, 0.9, 0.999):
+        p = d / f"trunc{frac}.h5"
+        p.write_bytes(data[:int(n * frac)])
+        out[p.name] = p
+    for frac in (0.001, 0.02, 0.1, 0.3, 0.5, 0.7, 0.97):
+        b = bytearray(data)
+        for k in range(int(n * frac), int(n * frac) + 64):
+            b[k] ^= 0x5A
+        p = d / f"corrupt{frac}.h5"
+        p.write_bytes(bytes(b))
+        out[p.name] = p
+    return out
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(300)
+def test_damaged_files_give_one_line_quickly_and_truncated_ones_are_never_complete(complete_run, tmp_path):
+    """Before: 19 of 72 damaged-file commands hung (HDF5's SWMR retry loop), 6 gave tracebacks, and a truncated
+    run was 'complete' to inspect."""
+    files = _damaged_copies(complete_run, tmp_path)
+    before = {k: _digest(p) for k, p in files.items()}
+    commands = [["inspect"], ["inspect", "--json"], ["inspect", "--verify"], ["summary"],
+                ["run", "--resume", "-q", "--threads", "1", "-o"]]
+    cases = [([*cmd, str(p)], str(tmp_path)) for p in files.values() for cmd in commands]
+    results = run_batch(cases)
+    for (argv, _), r in zip(cases, results):
+        name = argv[-1].rsplit("/", 1)[-1]
+        assert r["traceback"] == "" and "Traceback" not in r["stderr"], (argv, r["traceback"] or r["stderr"])
+        assert r["seconds"] < 10, (argv, r["seconds"])
+        err = r["stderr"].strip().splitlines()
+        if r["code"] != 0:
+            assert len(err) == 1 and err[0].startswith("tumorca: error: "), (argv, r["stderr"])
+        if name.startswith("trunc"):
+            assert r["code"] != 0, (argv, r["stdout"])
+            if argv[0] == "inspect" and r["code"] == 1:
+                assert "damaged" in err[0] and ("damaged" in r["stdout"] or "--json" not in argv), (argv, r)
+        if argv[0] == "run":  # a complete run, damaged or not, is never resumed
+            assert r["code"] != 0, (argv, r["stderr"])
+    assert {k: _digest(p) for k, p in files.items()} == before

@@ -178,6 +178,8 @@ def check_resume(reader: RunReader, given: Mapping[str, Any]) -> None:
         raise RunFileError(f"{name!r} is a finished run ({st.detail}); nothing to resume")
     if st.state == "running" and not st.resumable:
         raise RunFileError(f"{name!r} is {st.detail}; stop that process first")
+    if st.state == "damaged":
+        raise RunFileError(f"{name!r} is {st.detail}; it cannot be resumed")
     try:
         plan = reader.plan
     except (ValueError, KeyError) as exc:

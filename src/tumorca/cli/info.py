@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,7 +13,7 @@ from .._constants import MINUTES_PER_DAY
 from ..errors import TumorcaError
 from ..io.layout import fmt_bytes, fmt_shape
 from ..params import PARAMETERS
-from ._common import CONTEXT, UsageProblem
+from ._common import CONTEXT, RunProblem, UsageProblem
 
 
 @click.command("presets", context_settings=CONTEXT)
@@ -47,9 +48,10 @@ def params_cmd(as_toml: bool) -> None:
 @click.command(context_settings=CONTEXT)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
-def inspect(path: Path, as_json: bool) -> None:
+@click.option("--verify", is_flag=True, help="Read every frame to check it (checksums); slower on big files.")
+def inspect(path: Path, as_json: bool, verify: bool) -> None:
     """Describe a run file: size, frames, time span, parameters, and whether it is complete, still being
-    written, interrupted or cut off."""
+    written, interrupted, cut off or damaged (exit status 1 if damaged)."""
     from ..io.reader import RunReader
 
     try:
@@ -57,28 +59,39 @@ def inspect(path: Path, as_json: bool) -> None:
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
     with reader:
-        a = reader.attrs
-        st = reader.status
-        times = reader.times
-        ck = reader.checkpoint_step()
-        changed = reader.changed_parameters()
-        info = {
-            "file": str(path), "status": st.state, "detail": st.detail, "format_version": a.get("format_version"),
-            "tumorca_version": a.get("tumorca_version"), "shape": list(reader.shape),
-            "dx_um": a.get("dx_um"), "dt_min": a.get("dt_min"), "steps_planned": int(a["steps"]),
-            "steps_on_disk": reader.n_rows - 1, "frames": reader.n_frames, "frames_planned": int(a["frames_planned"]),
-            "every": int(a["every"]), "time_min": [float(times[0]), float(times[-1])] if len(times) else [],
-            "layers": reader.layers, "compression": a.get("compression"), "preset": a.get("preset"),
-            "seed": int(a["seed"]), "threads": a.get("threads"), "host": a.get("host"),
-            "start_time": a.get("start_time"), "end_time": reader.run_info().get("end_time") or None,
-            "command_line": a.get("command_line"), "checkpoint_step": ck,
-            "resumed": len(json.loads(a.get("resume_history", "[]"))),
-            "changed_parameters": {k: v for k, (v, _) in changed.items()}, "file_bytes": path.stat().st_size,
-            "ranks": a.get("ranks"), "ranks_shape": a.get("ranks_shape"),
-        }
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
+        try:
+            info, lines, damage = _describe(reader, path, verify)
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise UsageProblem(f"{str(path)!r} is damaged: {' '.join(str(exc).split())[:200]}") from None
+    click.echo(json.dumps(info, indent=2) if as_json else "\n".join(lines))
+    if damage:
+        raise RunProblem(f"{str(path)!r} is damaged: {damage}")
+
+
+def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], list[str], str]:
+    """The facts of ``inspect`` as a dict and as lines, and the damage found ("" if none)."""
+    a = reader.attrs
+    st = reader.status
+    damage = "" if st.state == "running" and not st.resumable else reader.verify(full=verify)
+    if damage and st.state != "damaged":
+        st = type(st)("damaged", f"damaged: {damage}", False)
+    times = reader.times
+    ck = reader.checkpoint_step()
+    changed = reader.changed_parameters()
+    info = {
+        "file": str(path), "status": st.state, "detail": st.detail, "format_version": a.get("format_version"),
+        "tumorca_version": a.get("tumorca_version"), "shape": list(reader.shape),
+        "dx_um": a.get("dx_um"), "dt_min": a.get("dt_min"), "steps_planned": int(a["steps"]),
+        "steps_on_disk": reader.n_rows - 1, "frames": reader.n_frames, "frames_planned": int(a["frames_planned"]),
+        "every": int(a["every"]), "time_min": [float(times[0]), float(times[-1])] if len(times) else [],
+        "layers": reader.layers, "compression": a.get("compression"), "preset": a.get("preset"),
+        "seed": int(a["seed"]), "threads": a.get("threads"), "host": a.get("host"),
+        "start_time": a.get("start_time"), "end_time": reader.run_info().get("end_time") or None,
+        "command_line": a.get("command_line"), "checkpoint_step": ck,
+        "resumed": len(json.loads(a.get("resume_history", "[]"))),
+        "changed_parameters": {k: v for k, (v, _) in changed.items()}, "file_bytes": path.stat().st_size,
+        "ranks": a.get("ranks"), "ranks_shape": a.get("ranks_shape"),
+    }
     span = (f"{info['time_min'][0]:g}-{info['time_min'][1]:g} min "
             f"({info['time_min'][1] / MINUTES_PER_DAY:.2f} days)") if times.size else "none yet"
     lines = [
@@ -110,5 +123,5 @@ def inspect(path: Path, as_json: bool) -> None:
             lines.append(f"  {k} = {v!r}" + (f" (default {d!r})" if d is not None else " (unknown to this version)"))
     else:
         lines.append("parameters:  all defaults")
-    click.echo("\n".join(lines))
+    return info, lines, damage
 

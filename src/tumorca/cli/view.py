@@ -19,9 +19,14 @@ def _open_run(path: Path) -> Any:
     from ..analysis.run import open_run
 
     try:
-        return open_run(path)
+        run = open_run(path)
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
+    damage = run.reader.truncation()
+    if damage:  # its end is gone: frames and measures near it would be garbage or unreadable
+        run.close()
+        raise UsageProblem(f"{str(path)!r} is damaged: {damage}")
+    return run
 
 
 def _open_runs(paths: tuple[Path, ...]) -> list[Any]:

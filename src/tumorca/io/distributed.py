@@ -207,7 +207,8 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
         for name in plan.layers:
             dtype, units, long_name = layer_meta(name)
             ds = f.create_dataset(name, shape=(0, *b), maxshape=(None, *b), dtype=dtype,
-                                  chunks=frame_chunks(b, dtype.itemsize), **compression_kwargs(plan.compression, dtype))
+                                  chunks=frame_chunks(b, dtype.itemsize), fletcher32=True,
+                                  **compression_kwargs(plan.compression, dtype))
             ds.attrs.update({"units": units, "long_name": long_name})
         arrays = f.create_group("checkpoint").create_group("arrays")
         rb = _slice_shape(_run_slices(owned, len(plan.shape)))

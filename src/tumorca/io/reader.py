@@ -16,6 +16,7 @@ import numpy as np
 
 from ..params import PARAMETERS, Params
 from .checkpoint import load_checkpoint_file, read_state
+from .hdf5 import end_of_file_address, open_file
 from .._constants import FIELD_NAMES
 from .. import __version__
 from ..errors import TumorcaError
@@ -33,7 +34,8 @@ class RunStatus:
     ----------
     state : str
         ``complete``; ``running`` (its writer process is alive); ``interrupted`` (stopped by a signal after writing
-        a checkpoint); ``cut off`` (its writer died, e.g. ``kill -9`` or a crash); ``failed`` (a write failed).
+        a checkpoint); ``cut off`` (its writer died, e.g. ``kill -9`` or a crash); ``failed`` (a write failed);
+        ``damaged`` (truncated or corrupted since it was written: see :meth:`RunReader.verify`).
     detail : str
         One line for people.
     resumable : bool
@@ -109,10 +111,10 @@ class RunReader:
         if self.path.is_dir():
             raise RunFileError(f"{str(self.path)!r} is a directory, not a run file")
         try:
-            self.file = h5py.File(self.path, "r", swmr=True)
+            self.file = open_file(self.path, swmr=True)
         except OSError:
             try:
-                self.file = h5py.File(self.path, "r")
+                self.file = open_file(self.path, swmr=False)
             except OSError as exc:
                 msg = " ".join(str(exc).split())
                 if not h5py.is_hdf5(self.path):
@@ -132,11 +134,16 @@ class RunReader:
             raise
         self.attrs: dict[str, Any] = {k: _decode(v) for k, v in self.file.attrs.items()}
         self._plan: RunPlan | None = None
-        missing = [n for n in ("time", "step", "timeseries") if n not in self.file]
-        if missing:
+        try:
+            missing = [n for n in ("time", "step", "timeseries", "run") if n not in self.file]
+            if missing:
+                raise RunFileError(f"{str(self.path)!r} is damaged: it has no {', '.join('/' + n for n in missing)}")
+            self._refresh_counts()
+        except BaseException as exc:
             self.file.close()
-            raise RunFileError(f"{str(self.path)!r} is damaged: it has no {', '.join('/' + n for n in missing)}")
-        self._refresh_counts()
+            if isinstance(exc, (OSError, KeyError, ValueError, TypeError, AttributeError)):
+                raise RunFileError(f"{str(self.path)!r} is damaged: {_damage(exc)}") from None
+            raise
 
     # -- context manager -------------------------------------------------------------------------------------
     def __enter__(self) -> "RunReader":
@@ -207,6 +214,41 @@ class RunReader:
             for ds in self.file["timeseries"].values():
                 ds.refresh()
         self._refresh_counts()
+
+    def truncation(self) -> str:
+        """Why the file is shorter than HDF5 last recorded it ("" if it is not): a file its writer closed keeps
+        that size, so a shorter one lost its end (a copy cut short, a full disk...)."""
+        eof = end_of_file_address(self.path)
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return ""
+        if eof is not None and size < eof:
+            return f"truncated: {size} of its {eof} bytes are left"
+        return ""
+
+    def verify(self, full: bool = False) -> str:
+        """Read the file to find damage; returns "" or why it is damaged (one line).
+
+        Without ``full``: the truncation check, the time series, the last frame of every layer and, for a
+        complete run, its final state -- a cut or damaged end shows there, in about the time of one frame.  With
+        ``full``: every frame too (every chunk's Fletcher32 checksum is checked as it is read)."""
+        damage = self.truncation()
+        if damage:
+            return damage
+        try:
+            self.timeseries()
+            n = self._n_frames
+            frames = range(n) if full else ([n - 1] if n else [])
+            for name in self.layers:
+                for i in frames:
+                    self.file[name][i]
+            self.times, self.steps  # noqa: B018 - read for their checksums
+            if self.run_info().get("status") == "complete" and "checkpoint" in self.file:
+                read_state(self.file["checkpoint"])
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, RunFileError) as exc:
+            return f"cannot read it: {_damage(exc)}"
+        return ""
 
     def _refresh_counts(self) -> None:
         f = self.file
@@ -364,6 +406,10 @@ class RunReader:
         state = run.get("status", "running")
         steps = int(a["steps"])
         planned = int(a["frames_planned"])
+        if state != "running":  # its writer closed it: the file has had its full size since
+            damage = self.truncation()
+            if damage:
+                return RunStatus("damaged", f"damaged: {damage}", False)
         if state == "complete":
             if self._n_frames == planned and self._n_rows == steps + 1:
                 return RunStatus("complete", f"complete: {steps} steps, {planned} frames", False)
@@ -383,6 +429,10 @@ class RunReader:
                              f"{last} of {steps}", True)
         return RunStatus("running", f"being written on host {host!r}, or cut off there (on disk: {last} of "
                          f"{steps})", True)
+
+
+def _damage(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def open_run(path: str | Path) -> RunReader:

@@ -624,7 +624,7 @@ class FileLayout:
         nz, ny, nx = plan.shape3
         return f.create_dataset(name, shape=(0, nz, ny, nx), maxshape=(None, nz, ny, nx), dtype=dtype,
                                 chunks=frame_chunks(plan.shape3, dtype.itemsize),
-                                **compression_kwargs(plan.compression, dtype))
+                                fletcher32=True, **compression_kwargs(plan.compression, dtype))
 
     def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int) -> None:
         """Lay out the final state in ``group`` (see :func:`tumorca.io.checkpoint.create_state_group`)."""
@@ -682,7 +682,7 @@ def _copy_frames(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:
         return
     same = (src.chunks == dst.chunks and src.compression == dst.compression
             and src.compression_opts == dst.compression_opts and src.shuffle == dst.shuffle
-            and src.dtype == dst.dtype)
+            and src.fletcher32 == dst.fletcher32 and src.dtype == dst.dtype)
     if not same:
         for i in range(n):
             dst[i] = src[i]
