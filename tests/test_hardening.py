@@ -339,3 +339,35 @@ def test_damaged_files_give_one_line_quickly_and_truncated_ones_are_never_comple
         if argv[0] == "run":  # a complete run, damaged or not, is never resumed
             assert r["code"] != 0, (argv, r["stderr"])
     assert {k: _digest(p) for k, p in files.items()} == before
+
+
+# -- 5. sidecars named from the whole file name ---------------------------------------------------------------------
+def test_outputs_with_the_same_stem_keep_their_own_sidecars(tmp_path):
+    """Before: m.h5 and m.hdf5 both used m.ckpt.h5 and m.xdmf: starting one replaced the other's checkpoint."""
+    from tumorca.io import RunReader
+    from tumorca.io.layout import sidecar_paths
+
+    a, b = tmp_path / "m.h5", tmp_path / "m.hdf5"
+    _interrupted_run(a)
+    ck_a = sidecar_paths(a)[1]
+    kept = _digest(ck_a)
+    _interrupted_run(b, stop_after=15)
+    assert sidecar_paths(a) != sidecar_paths(b) and _digest(ck_a) == kept
+    for p in (a, b):
+        xdmf, ck = sidecar_paths(p)
+        assert xdmf.read_text().count(f"{p.name}:/") > 0 and ck.exists()
+        with RunReader(p) as r:
+            assert r.checkpoint_path == ck and r.checkpoint()["step_index"] in (15, 25)
+    res = _invoke("run", "--resume", "-o", str(a), "--threads", "1")
+    assert res.exit_code == 0 and "from checkpoint at step 25" in res.stderr, res.stderr
+
+
+def test_a_checkpoint_under_the_old_stem_name_is_still_resumed_from(tmp_path):
+    """Runs begun by an earlier version have OUT.ckpt.h5: it is used when its run id is this run's."""
+    from tumorca.io.layout import legacy_checkpoint_path, sidecar_paths
+
+    run = tmp_path / "old.h5"
+    _interrupted_run(run)
+    sidecar_paths(run)[1].rename(legacy_checkpoint_path(run))
+    res = _invoke("run", "--resume", "-o", str(run), "--threads", "1")
+    assert res.exit_code == 0 and "from checkpoint at step 25" in res.stderr, res.stderr

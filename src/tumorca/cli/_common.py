@@ -189,8 +189,8 @@ def build_params(preset: str | None, config: Path | None, sets: tuple[str, ...])
 
 def check_output_path(path: Path, *, overwrite: bool, resume: bool) -> None:
     """Usage errors for an output path that cannot be used; writes nothing the user can see."""
-    if path.suffix == ".xdmf" or path.name.endswith(".ckpt.h5"):
-        raise UsageProblem(f"output {str(path)!r} would collide with a sidecar file name (.xdmf, .ckpt.h5)")
+    if path.suffix == ".xdmf" or path.name.endswith(".ckpt.h5") or path.name.endswith(".ranks"):
+        raise UsageProblem(f"output {str(path)!r} would collide with a sidecar file name (.xdmf, .ckpt.h5, .ranks)")
     parent = check_output_place(path)
     try:  # the only reliable test (os.access says yes to root on a read-only mount)
         fd, probe = tempfile.mkstemp(prefix=".tumorca-probe-", dir=parent)

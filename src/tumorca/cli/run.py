@@ -61,7 +61,7 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
         steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
         seed: int | None, threads: int | None, checkpoint_every: int | None, overwrite: bool, resume: bool,
         ranks_shape: str | None, quiet: bool) -> None:
-    """Run a simulation into an HDF5 run file (plus OUT.xdmf for ParaView).
+    """Run a simulation into an HDF5 run file (plus OUT.h5.xdmf for ParaView).
 
     \b
     Examples:

@@ -131,10 +131,20 @@ def compression_kwargs(compression: str, dtype: np.dtype) -> dict[str, Any]:
 
 
 def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
-    """``(xdmf, checkpoint)`` paths beside a run file: ``OUT.xdmf`` and ``OUT.ckpt.h5``."""
+    """``(xdmf, checkpoint)`` paths beside a run file ``OUT.h5``: ``OUT.h5.xdmf`` and ``OUT.h5.ckpt.h5``.
+
+    Named from the whole file name (as the rank directory ``OUT.h5.ranks/`` is), so that ``m.h5`` and
+    ``m.hdf5`` never share a checkpoint or an XDMF index."""
+    p = Path(path)
+    return p.with_name(p.name + ".xdmf"), p.with_name(p.name + ".ckpt.h5")
+
+
+def legacy_checkpoint_path(path: str | Path) -> Path:
+    """Where tumorca before 16 (issue 16) put the checkpoint of ``OUT.h5``: ``OUT.ckpt.h5``, from the stem (read
+    only, to resume runs begun by it, and only if its run id matches)."""
     p = Path(path)
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(stem + ".xdmf"), p.with_name(stem + ".ckpt.h5")
+    return p.with_name(stem + ".ckpt.h5")
 
 
 @dataclass(frozen=True)

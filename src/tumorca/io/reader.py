@@ -21,7 +21,7 @@ from .._constants import FIELD_NAMES
 from .. import __version__
 from ..errors import TumorcaError
 from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names,
-                     sidecar_paths)
+                     legacy_checkpoint_path, sidecar_paths)
 
 _DEFAULTS = {s.name: s.default for s in PARAMETERS}
 
@@ -203,7 +203,18 @@ class RunReader:
 
     @property
     def checkpoint_path(self) -> Path:
-        return sidecar_paths(self.path)[1]
+        """``OUT.h5.ckpt.h5``; or, if there is none, a checkpoint of this run under the stem-based name of
+        earlier versions (``OUT.ckpt.h5``), which a sibling file with another suffix may own (run id checked)."""
+        ck = sidecar_paths(self.path)[1]
+        old = legacy_checkpoint_path(self.path)
+        if not ck.exists() and old.exists() and old != self.path:
+            try:
+                with h5py.File(old, "r") as f:
+                    if str(_decode(f.attrs.get("run_id", ""))) == str(self.attrs.get("run_id")):
+                        return old
+            except OSError:
+                pass
+        return ck
 
     # -- contents --------------------------------------------------------------------------------------------
     def refresh(self) -> None:
