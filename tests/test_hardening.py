@@ -371,3 +371,20 @@ def test_a_checkpoint_under_the_old_stem_name_is_still_resumed_from(tmp_path):
     sidecar_paths(run)[1].rename(legacy_checkpoint_path(run))
     res = _invoke("run", "--resume", "-o", str(run), "--threads", "1")
     assert res.exit_code == 0 and "from checkpoint at step 25" in res.stderr, res.stderr
+
+
+# -- 6. resume through a symlink ----------------------------------------------------------------------------------------
+def test_resume_through_a_symlink_continues_the_target(interrupted, tmp_path):
+    """Before: the link's name hid the checkpoint, the run restarted from step 0, the link was replaced by a
+    regular file and the real file stayed cut off."""
+    from tumorca.io import RunReader
+
+    real = _copy_run(interrupted, tmp_path / "data" if (tmp_path / "data").mkdir() is None else tmp_path)
+    link = tmp_path / "link.h5"
+    link.symlink_to(real)
+    res = _invoke("run", "--resume", "-o", str(link), "--threads", "1")
+    assert res.exit_code == 0 and "from checkpoint at step 25" in res.stderr, res.stderr
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    with RunReader(real) as r:
+        assert r.status.state == "complete"
+    assert not (tmp_path / "link.h5.ckpt.h5").exists()

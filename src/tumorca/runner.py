@@ -8,6 +8,7 @@ The CLI parses and reports; this module does the work, and is usable from Python
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -214,6 +215,7 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     """
     from .simulation import Simulation
 
+    path = Path(os.path.realpath(path))  # through a symlink: the target is the run (its checkpoint is beside it)
     reader = RunReader(path)
     try:
         check_resume(reader, given or {})

@@ -98,12 +98,16 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
         ranks_shape = parse_ranks_shape(ranks_shape)
     params_given = preset is not None or config is not None or bool(sets)
     params = build_params(preset, config, sets)
+    if output.is_symlink() and (resume or overwrite):
+        # The run file is the link's target: its checkpoint is beside it, and a rename must replace it, not the
+        # link (which would leave the target cut off and the link a copy).
+        output = Path(os.path.realpath(output))
     if ranks_shape is not None or launcher_size() > 1:
         # the MPI path: every check below, agreed between the ranks
         run_mpi(output=output, params=params, params_given=params_given, preset=preset, shape=shape_t,
-                       steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
-                       threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
-                       ranks_shape=ranks_shape, quiet=quiet, command=command_line())
+                steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
+                threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
+                ranks_shape=ranks_shape, quiet=quiet, command=command_line())
         return
     check_output_path(output, overwrite=overwrite, resume=resume)
     cmd = command_line()
