@@ -388,3 +388,36 @@ def test_resume_through_a_symlink_continues_the_target(interrupted, tmp_path):
     with RunReader(real) as r:
         assert r.status.state == "complete"
     assert not (tmp_path / "link.h5.ckpt.h5").exists()
+
+
+# -- 7. the cost of a frame does not grow with the frames before it ---------------------------------------------------
+def _bytes_written_per_frame(path, frames: int) -> float:
+    """Bytes this process wrote (``wchar``) per frame of a run of one-step frames on a tiny lattice."""
+    from tumorca import Params, runner
+    from tumorca.io.layout import RunPlan
+
+    def wchar() -> int:
+        with open("/proc/self/io") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("wchar"))
+
+    plan = RunPlan(shape=(8, 8), params=Params(init_tumor_radius=2.0, init_vessel_spacing=4), seed=1, steps=frames,
+                   every=1, fields=(), compression="none", checkpoint_every=0, preset="")
+    before = wchar()
+    assert runner.run(plan, path, provenance={"command_line": "test"}, threads=1).status == "complete"
+    return (wchar() - before) / frames
+
+
+@pytest.mark.timeout(120)
+def test_frames_cost_constant_bytes_and_the_index_names_all_of_them(tmp_path):
+    """Before: the XDMF index was rewritten whole after every frame: O(n^2) bytes, 343 s for 8000 frames."""
+    import xml.etree.ElementTree as ET
+
+    from tumorca.io.layout import sidecar_paths
+
+    if not os.path.exists("/proc/self/io"):
+        pytest.skip("needs /proc/self/io")
+    small = _bytes_written_per_frame(tmp_path / "small.h5", 60)
+    large = _bytes_written_per_frame(tmp_path / "large.h5", 360)
+    assert large < 1.5 * small, (small, large)  # before: about 3.5x
+    grids = ET.parse(sidecar_paths(tmp_path / "large.h5")[0]).getroot().findall("./Domain/Grid/Grid")
+    assert len(grids) == 361  # at the end the index names every frame

@@ -406,9 +406,10 @@ class MainFileWriter(RunWriter):
         self._times.append(time_min)
         self._flushed_step = self._last_step
         self._frame_step = step
-        self._write_xdmf_now()
+        self._write_xdmf_now(force=False)
 
     def _do_fail(self, message: str) -> None:
+        self._xdmf_if_stale()
         self._do_flush()
         self._set_status("failed", message)
         self._f.flush()

@@ -55,6 +55,11 @@ from .xdmf import write_xdmf, xdmf_document, xdmf_frame
 ERROR_BYTES = 1024
 #: Items the writer thread may hold queued: bounds the memory held in frame copies (about this many frames).
 QUEUE_DEPTH = 3
+#: The XDMF index is rewritten after a frame at most this often (seconds), and at most once per this many times
+#: the last rewrite took: a rewrite names every frame, so rewriting after each of n frames cost O(n^2) in all.
+#: It is always rewritten at a checkpoint and at the end.
+XDMF_INTERVAL = 1.0
+XDMF_COST_FACTOR = 20.0
 
 
 def utc_now() -> str:
@@ -157,6 +162,8 @@ class RunWriter:
         self._frame_step = last_step if n_frames else -1  # step of the last frame on disk
         self._reserve = 256 * 1024  # slack for HDF5 metadata and the end-of-run attributes
         self._xdmf_frames: list[str] = []
+        self._xdmf_due = 0.0  # time.monotonic() from which the next frame rewrites the XDMF index
+        self._xdmf_stale = False  # frames on disk that the XDMF index does not name yet
         self.broken = False  # True after a failed HDF5 write: see _fail
         self._keepalive: BaseException | None = None
         self._error: BaseException | None = None
@@ -478,6 +485,7 @@ class RunWriter:
         lost (the file then opens like a finished one, and --resume continues it)."""
         self._error_msg = f"{message}; {self._on_disk()}"
         self._error = RunFileError(self._error_msg)
+        self._xdmf_if_stale()
         try:
             self._do_flush()
             self._set_status("failed", message)  # the /run datasets have their space already: this always fits
@@ -536,7 +544,7 @@ class RunWriter:
         self._times.append(time_min)
         self._flushed_step = self._last_step
         self._frame_step = step
-        self._write_xdmf_now()
+        self._write_xdmf_now(force=False)
 
     def _do_flush(self) -> None:
         self._f.flush()
@@ -545,6 +553,8 @@ class RunWriter:
     def _do_checkpoint(self, state: dict[str, Any]) -> None:
         self._check_space("a checkpoint", _state_bytes(state))
         self._do_flush()
+        if self._xdmf_stale:
+            self._write_xdmf_now()
         try:
             save_checkpoint_file(self.checkpoint_path, state, self.run_id)
         except OSError as exc:
@@ -553,8 +563,17 @@ class RunWriter:
                              f"{describe_os_error(exc)}; stopped and closed {str(self.path)!r}") from None
 
     def _do_abort(self) -> None:
+        self._xdmf_if_stale()
         self._f.flush()
         self._f.close()
+
+    def _xdmf_if_stale(self) -> None:
+        """Name every frame on disk in the XDMF index before the writer stops (a failure here is no news)."""
+        if self._xdmf_stale:
+            try:
+                self._write_xdmf_now()
+            except OSError:
+                pass
 
     def _set_status(self, status: str, error: str = "") -> None:
         run = self._run
@@ -565,6 +584,8 @@ class RunWriter:
         run["error"][()] = error.encode("utf-8", "replace")[:ERROR_BYTES]
 
     def _do_close(self, status: str, final_state: dict[str, Any] | None) -> None:
+        if self._xdmf_stale:
+            self._write_xdmf_now()
         if final_state is not None:
             self._check_space("the final state", _state_bytes(final_state))
             fill_state_group(self._f["checkpoint"], final_state)
@@ -576,7 +597,13 @@ class RunWriter:
         if status == "complete":
             self.checkpoint_path.unlink(missing_ok=True)
 
-    def _write_xdmf_now(self) -> None:
+    def _write_xdmf_now(self, force: bool = True) -> None:
+        """Rewrite the XDMF index to name every frame on disk; without ``force``, only if it is due (see
+        :data:`XDMF_INTERVAL`), so that the cost per frame stays constant however many frames there are."""
+        now = time.monotonic()
+        if not force and now < self._xdmf_due:
+            self._xdmf_stale = True
+            return
         n = self._n_frames
         times = self._times
         layers = [(name, self._ds[name].dtype) for name in self.plan.layers]
@@ -588,6 +615,9 @@ class RunWriter:
                                                 self.plan.params.dx_um, layers))
         del self._xdmf_frames[n:]
         write_xdmf(self.xdmf_path, xdmf_document(self._xdmf_frames, n))
+        done = time.monotonic()
+        self._xdmf_due = done + max(XDMF_INTERVAL, XDMF_COST_FACTOR * (done - now))
+        self._xdmf_stale = False
 
 
 def _close_quietly(f: h5py.File) -> None:
