@@ -421,3 +421,50 @@ def test_frames_cost_constant_bytes_and_the_index_names_all_of_them(tmp_path):
     assert large < 1.5 * small, (small, large)  # before: about 3.5x
     grids = ET.parse(sidecar_paths(tmp_path / "large.h5")[0]).getroot().findall("./Domain/Grid/Grid")
     assert len(grids) == 361  # at the end the index names every frame
+
+
+# -- 8. one writer per output --------------------------------------------------------------------------------------------
+@pytest.mark.subprocess
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("mode", ["--overwrite", "--resume"])
+def test_a_second_writer_of_the_same_output_is_refused(tmp_path, mode):
+    """Before: two --overwrite (or two --resume) runs started together both exited 0, one result silently
+    replacing the other."""
+    import time
+
+    from runfile_util import LONG_ARGS, run_cli, start_cli
+
+    from tumorca.io import RunReader
+
+    out = tmp_path / "x.h5"
+    if mode == "--resume":  # a run of 1500 steps stopped (as by Ctrl-C) after 100
+        from tumorca import Params, runner
+        from tumorca.io.layout import RunPlan
+
+        plan = RunPlan(shape=(40, 40), params=Params(init_vessel_spacing=20), seed=11, steps=1500, every=20,
+                       fields=("o2",), compression="gzip", checkpoint_every=80, preset="")
+        polls = iter(range(10 ** 9))
+        runner.run(plan, out, provenance={"command_line": "test"}, threads=1, stop=lambda: next(polls) >= 100)
+        args = ["run", "--resume", "-o", str(out), "-q", "--threads", "1"]
+    else:
+        res = run_cli("run", "-o", str(out), *LONG_ARGS, "--steps", "100", "-q")
+        assert res.returncode == 0, res.stderr
+        args = ["run", "-o", str(out), *LONG_ARGS, "--steps", "1500", "--overwrite", "-q"]
+    lock = tmp_path / ".x.h5.lock"
+    first = start_cli(*args)
+    try:
+        deadline = time.monotonic() + 60
+        while not lock.exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        second = run_cli(*args, timeout=60)
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode != 0 and len(lines) == 1, second.stderr
+        assert "being written" in lines[0] and "Traceback" not in second.stderr, second.stderr
+    finally:
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    with RunReader(out) as r:
+        assert r.status.state == "complete"
+    assert not lock.exists()

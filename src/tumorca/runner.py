@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ResourceError
 from .io.layout import BASE_LAYERS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from .io.reader import RunReader
-from .io.writer import QUEUE_DEPTH, RunWriter
+from .io.writer import QUEUE_DEPTH, OutputLock, RunWriter
 
 #: Defaults of a run (``tumorca run`` and sweep files): a 256x256 lattice for 10 simulated days, a frame every
 #: simulated day, a checkpoint every 10 frames.
@@ -152,12 +152,14 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     """
     from .simulation import Simulation
 
-    sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
-    first = sim.summary()
-    writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
-                              overwrite=overwrite)
-    _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
-    return _drive(sim, writer, plan, progress, stop, first_summary=first)
+    path = Path(os.path.realpath(path)) if overwrite else Path(path)
+    with OutputLock(path):  # a second process writing the same file is refused, not raced
+        sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
+        first = sim.summary()
+        writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
+                                  overwrite=overwrite)
+        _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
+        return _drive(sim, writer, plan, progress, stop, first_summary=first)
 
 
 def _drop_rank_files(path: str | Path) -> None:
@@ -213,9 +215,15 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     equals the uninterrupted run's in every dataset.  Raises RunFileError if the file cannot be resumed (see
     :func:`check_resume`); ``given`` are the options the user set, each of which must match the file.
     """
+    path = Path(os.path.realpath(path))  # through a symlink: the target is the run (its checkpoint is beside it)
+    with OutputLock(path):  # taken before the file is read: what is checked below is what is resumed
+        return _resume_locked(path, provenance, threads, given, progress, stop)
+
+
+def _resume_locked(path: Path, provenance: Mapping[str, Any], threads: int | None, given: Mapping[str, Any] | None,
+                   progress: ProgressFn | None, stop: StopFn | None) -> RunOutcome:
     from .simulation import Simulation
 
-    path = Path(os.path.realpath(path))  # through a symlink: the target is the run (its checkpoint is beside it)
     reader = RunReader(path)
     try:
         check_resume(reader, given or {})

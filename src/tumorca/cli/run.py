@@ -253,12 +253,22 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
     except TumorcaError as exc:
         raise RunProblem(str(exc)) from None
     rank = comm.Get_rank()
+    from ..io.writer import OutputLock
+
+    lock = OutputLock(output)  # taken by rank 0 in its checks, held to the end: one writer per output
+
+    def take_lock() -> None:
+        try:
+            lock.acquire()
+        except TumorcaError as exc:
+            raise RunProblem(str(exc)) from None
+
     try:
         if resume:
-            _mpi_resume(comm, output, threads, quiet or rank != 0, ranks_shape, command,
-                    given=dict(shape=shape, params=params if params_given else None, seed=seed, steps=steps,
-                               days=days, every=every, fields=fields, compression=compression,
-                               checkpoint_every=checkpoint_every))
+            _mpi_resume(comm, output, threads, quiet or rank != 0, ranks_shape, command, take_lock,
+                        given=dict(shape=shape, params=params if params_given else None, seed=seed, steps=steps,
+                                   days=days, every=every, fields=fields, compression=compression,
+                                   checkpoint_every=checkpoint_every))
             return
         # the seed is drawn once, on rank 0
         seed = comm.bcast(seed if seed is not None else secrets.randbits(63), root=0)
@@ -266,6 +276,7 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
 
         def checks() -> str:
             check_output_path(output, overwrite=overwrite, resume=False)
+            take_lock()
             _refuse_live_target(output, overwrite)
             return _mpi_check_disk(plan, output, output.stat().st_size if overwrite and output.exists() else 0)
 
@@ -288,6 +299,8 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
                          f"{' '.join(str(exc).split())}\n")
         sys.stderr.flush()
         comm.Abort(1)
+    finally:
+        lock.release()
 
 
 def _ranks_text(sim: Any) -> str:
@@ -315,13 +328,14 @@ def _mpi_check_disk(plan: RunPlan, output: Path, existing: int, copy: int = 0) -
 
 
 def _mpi_resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks_shape: str | None, command: str,
-            given: dict[str, Any]) -> None:
+                take_lock: Callable[[], None], given: dict[str, Any]) -> None:
     from ..io.reader import RunReader
     from ..parallel import run as mpirun
     from ..runner import check_resume
 
     def checks() -> tuple[dict[str, Any], str]:
         check_output_path(output, overwrite=False, resume=True)
+        take_lock()
         try:
             reader = RunReader(output)
         except TumorcaError as exc:

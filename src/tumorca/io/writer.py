@@ -115,6 +115,69 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
+class OutputLock:
+    """An exclusive lock on a run file for as long as a process writes it: ``flock`` on a hidden ``.NAME.lock``
+    beside it (removed on release).  A second tumorca writing the same file -- two ``--overwrite`` or two
+    ``--resume`` started together -- is refused with one line instead of racing the first.
+
+    The lock file is unlinked while locked; a process that opened it just before, and so locks a file no longer
+    there, sees that (the inode at the path differs) and tries again.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        """Take the lock; RunFileError (one line) if another process holds it or it cannot be made."""
+        import fcntl
+
+        for _ in range(5):
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise RunFileError(f"cannot lock {str(self.path)!r}: {describe_os_error(exc)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    other = os.read(fd, 100).decode(errors="replace").strip()
+                finally:
+                    os.close(fd)
+                raise RunFileError(f"{str(self.path)!r} is being written by another tumorca process"
+                                   + (f" ({other})" if other else "") + "; wait for it to end, or stop it first") \
+                    from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except OSError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+                self._fd = fd
+                return self
+            os.close(fd)
+        raise RunFileError(f"cannot lock {str(self.path)!r}: its lock file keeps changing")
+
+    def release(self) -> None:
+        """Remove the lock file and release the lock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 def describe_os_error(exc: BaseException) -> str:
     """One line for an I/O failure, naming disk-full and file-size-limit cases plainly."""
     text = str(exc)
