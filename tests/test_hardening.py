@@ -468,3 +468,97 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path, mode):
     with RunReader(out) as r:
         assert r.status.state == "complete"
     assert not lock.exists()
+
+
+# -- 9. tracebacks and runaway resources ---------------------------------------------------------------------------------
+def _bad_layout(kind):
+    def edit(f):
+        import numpy as np
+
+        if kind == "frame-shape":
+            del f["o2"]
+            f.create_dataset("o2", data=np.zeros((3, 1, 5, 5), np.float32), maxshape=(None, 1, 5, 5))
+        elif kind == "timeseries-2d":
+            name = sorted(f["timeseries"])[1]
+            del f["timeseries"][name]
+            f["timeseries"].create_dataset(name, data=np.zeros((3, 2)))
+        elif kind == "no-run":
+            del f["run"]
+        elif kind == "parameters":
+            f.attrs["parameters"] = "{not json"
+        elif kind == "seed-string":
+            f.attrs["seed"] = "three"
+        elif kind == "no-parameters":
+            del f.attrs["parameters"]
+    return edit
+
+
+@pytest.mark.parametrize("kind", ["frame-shape", "timeseries-2d", "no-run", "parameters", "seed-string",
+                                  "no-parameters"])
+def test_hand_edited_run_files_give_one_line_to_inspect_and_resume(interrupted, tmp_path, kind):
+    """Before: tracebacks from inspect (missing or malformed parameters, a string seed, no /run) and from
+    --resume (dataset shapes that do not match)."""
+    import h5py
+
+    run = _copy_run(interrupted, tmp_path)
+    with h5py.File(run, "r+") as f:
+        _bad_layout(kind)(f)
+    before = _digest(run)
+    for args in (["inspect", str(run)], ["inspect", "--json", str(run)],
+                 ["run", "--resume", "-o", str(run), "-q", "--threads", "1"]):
+        _one_line_error(_invoke(*args))
+    assert _digest(run) == before
+
+
+def test_limits_that_stop_runaway_resources(tmp_path):
+    """Before: --config /dev/zero grew to 24 GB, replicates = 10**11 to 1.5 GB in a dry run, a 3-million-run grid
+    ran past 120 s, --threads 5000 was accepted and 10**20 threads gave a traceback."""
+    import time
+
+    big_grid = "seed = 1\nsteps = 5\n[grid]\n" + "\n".join(
+        f"{k} = [{', '.join(str(0.001 * (i + 1)) for i in range(150))}]"
+        for k in ("neut_kill_rate", "sprout_rate", "ifn_K"))
+    files = {"reps.toml": "seed = 1\nsteps = 5\nreplicates = 100000000000\n", "grid.toml": big_grid,
+             "deep.toml": "seed = 1\nx = " + "[" * 3000 + "]" * 3000 + "\n",
+             "deep-params.toml": "a = " + "[" * 3000 + "]" * 3000 + "\n", "tables.toml": "[[params]]\nx = 1\n",
+             "five.toml": "params = 5\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    small = ["--shape", "16x16", "--steps", "3", "-q"]
+    cases = [
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--config", "/dev/zero"],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--config", str(tmp_path / "deep-params.toml")],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--config", str(tmp_path / "tables.toml")],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--config", str(tmp_path / "five.toml")],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--threads", "5000"],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--threads", "99999999999999999999"],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--checkpoint-every", "99999999999999999999"],
+        ["run", "-o", str(tmp_path / "a.h5"), *small[:2], "--days", "1e300", "-q"],
+        ["run", "-o", str(tmp_path / "a.h5"), *small, "--set", "sprout_rate=" + "[" * 3000 + "]" * 3000],
+        ["sweep", str(tmp_path / "reps.toml"), "-o", str(tmp_path / "o"), "--dry-run"],
+        ["sweep", str(tmp_path / "grid.toml"), "-o", str(tmp_path / "o"), "--dry-run"],
+        ["sweep", str(tmp_path / "deep.toml"), "-o", str(tmp_path / "o"), "--dry-run"],
+        ["sweep", "/dev/zero", "-o", str(tmp_path / "o"), "--dry-run"],
+    ]
+    for args in cases:
+        t0 = time.perf_counter()
+        _one_line_error(_invoke(*args))
+        assert time.perf_counter() - t0 < 10, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)
+def test_long_and_non_utf8_file_names(tmp_path):
+    """Before: a valid 240-byte name failed (its temporary name passed 255 bytes); a non-UTF-8 name gave a
+    traceback."""
+    from runfile_util import run_cli
+
+    for name in ("n" * 237 + ".h5", os.fsdecode(b"\xff\xfe.h5")):
+        out = tmp_path / name
+        res = run_cli("run", "-o", str(out), "--shape", "16x16", "--steps", "20", "--every", "10",
+                      "--checkpoint-every", "10", "--threads", "1", "-q", timeout=60)
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        res = run_cli("inspect", "--json", str(out), timeout=60)  # JSON: the name's bytes as escapes
+        assert res.returncode == 0 and '"detail": "complete: 20 steps' in res.stdout, res.stderr
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]

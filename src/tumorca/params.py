@@ -289,6 +289,49 @@ _ORDERINGS = (
 )
 
 
+#: The largest TOML file tumorca reads (parameter and sweep files are a few kB): a bigger one, or a device such
+#: as /dev/zero, is refused instead of filling the memory.
+MAX_TOML_BYTES = 1 << 20
+
+
+def read_text_file(path: Path, what: str, error: type[Exception]) -> str:
+    """The UTF-8 text of a small regular file; ``error`` (one line) if it is missing, not a regular file, larger
+    than :data:`MAX_TOML_BYTES` or not UTF-8."""
+    import os
+    import stat
+
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise error(f"{what} {str(path)!r} is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                raise error(f"{what} {str(path)!r} is not a regular file")
+            data = fh.read(MAX_TOML_BYTES + 1)
+    except FileNotFoundError:
+        raise error(f"{what} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {str(path)!r} is a directory") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise error(f"{what} {str(path)!r} is larger than {MAX_TOML_BYTES >> 20} MiB; it cannot be one")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_toml(text: str, source: str, error: type[Exception]) -> dict[str, Any]:
+    """``tomllib.loads``; ``error`` (one line) for malformed TOML, and for nesting too deep to parse."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"malformed TOML in {source!r}: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise error(f"malformed TOML in {source!r}: arrays or tables nested too deeply") from None
+
+
 class Params(Mapping[str, Any]):
     """An immutable, validated set of model parameters.
 
@@ -395,15 +438,13 @@ class Params(Mapping[str, Any]):
         Values not given keep those of ``base`` (the defaults if None).
         """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ParameterError(f"cannot read parameter file {str(path)!r}: {exc.strerror or exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ParameterError(f"malformed TOML in {str(path)!r}: {exc}") from None
-        values = dict(data.pop("params", {}))
+        text = read_text_file(path, "parameter file", ParameterError)
+        data = parse_toml(text, str(path), ParameterError)
+        table = data.pop("params", {})
+        if not isinstance(table, dict):
+            raise ParameterError(f"params in {str(path)!r} must be a table ([params] with key = value lines), got "
+                                 f"{type(table).__name__}")
+        values = dict(table)
         for key, value in data.items():
             if isinstance(value, dict):
                 raise ParameterError(f"unknown table [{key}] in {str(path)!r} (parameters go at the top level "

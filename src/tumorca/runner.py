@@ -187,6 +187,9 @@ def check_resume(reader: RunReader, given: Mapping[str, Any]) -> None:
         plan = reader.plan
     except (ValueError, KeyError) as exc:
         raise RunFileError(f"{name!r} cannot be resumed by this tumorca: {exc}") from None
+    damage = reader.layout_problem()
+    if damage:
+        raise RunFileError(f"{name!r} is damaged: {damage}")
     reader.verify_checkpoint()  # a checkpoint edited or mixed up is refused before anything is written
     for key, value in given.items():
         have = getattr(plan, key)

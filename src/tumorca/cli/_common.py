@@ -50,6 +50,31 @@ _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_S
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
 
 
+#: The largest step count, interval or seed-like integer an option takes (run files store them as int64).
+MAX_COUNT = 2 ** 63 - 1
+#: Engine threads per process, at most this many times the CPUs available: more only slows a run down (OpenMP teams
+#: of thousands of threads on a few cores made a 3-step run take minutes).
+THREADS_PER_CPU = 4
+
+
+def cpus_available() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, option: str = "--threads") -> None:
+    """UsageProblem unless ``threads`` is None or between 1 and :data:`THREADS_PER_CPU` times the CPUs."""
+    if threads is None:
+        return
+    most = THREADS_PER_CPU * cpus_available()
+    if not 1 <= threads <= most:
+        raise UsageProblem(f"{option} must be between 1 and {most} ({THREADS_PER_CPU} per CPU available), "
+                           f"got {threads}")
+
+
 def launcher_size() -> int:
     """Number of processes the MPI launcher started (1 when not started by one)."""
     for name in _SIZE_VARS:
@@ -77,7 +102,10 @@ def speaks() -> bool:
 
 def command_line() -> str:
     """The ``tumorca ...`` command being run, shell-quoted (recorded as provenance)."""
-    return shlex.join(["tumorca"] + _ARGS)
+    # A file name that is not UTF-8 reaches Python as lone surrogates, which HDF5 strings cannot hold: its bytes
+    # are recorded as \xNN escapes.
+    text = shlex.join(["tumorca"] + _ARGS)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class TumorcaGroup(click.Group):
@@ -149,6 +177,8 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise UsageProblem(f"--set {key}= has no value")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
+    except RecursionError:
+        raise UsageProblem(f"--set {key}: the value is nested too deeply") from None
     except tomllib.TOMLDecodeError:
         if not raw.replace("-", "").replace("_", "").isalnum():
             raise UsageProblem(f"--set {key}: {raw!r} is not a TOML value (number, true/false or \"string\")") \

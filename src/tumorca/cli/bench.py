@@ -10,7 +10,7 @@ import click
 from .. import presets
 from ..errors import TumorcaError
 from ..io.layout import fmt_shape
-from ._common import CONTEXT, RunProblem, UsageProblem, check_output_place, parse_shape
+from ._common import CONTEXT, RunProblem, UsageProblem, check_output_place, check_threads, parse_shape
 
 
 @click.command("bench", context_settings=CONTEXT)
@@ -48,6 +48,8 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
         raise UsageProblem(f"--threads must be a comma list of positive integers, got {threads_text!r}") from None
     if not shapes or not threads or min(threads) < 1:
         raise UsageProblem(f"--threads must be a comma list of positive integers, got {threads_text!r}")
+    for t in threads:
+        check_threads(t)
     if steps < 1:
         raise UsageProblem(f"--steps must be >= 1, got {steps}")
     if roofline_mb < 1:
@@ -90,6 +92,7 @@ def _bench_mpi(bench: Any, ranks_text: str, shape_text: str, steps: int, threads
         threads = 0
     if threads < 1:
         raise UsageProblem(f"--threads must be a positive integer, got {threads_text!r}")
+    check_threads(threads)
     if steps < 1:
         raise UsageProblem(f"--mpi-steps must be >= 1, got {steps}")
     shape = parse_shape(shape_text)

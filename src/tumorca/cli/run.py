@@ -29,8 +29,9 @@ from ..errors import LatticeError, ParameterError, ResourceError, TumorcaError
 from ..io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from ..params import Params
 from ..runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE
-from ._common import (CONTEXT, Progress, RunProblem, StopOnSignal, UsageProblem, build_params, check_output_path,
-                      command_line, echo, launcher_size, parse_fields, parse_ranks_shape, parse_shape)
+from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, UsageProblem, build_params,
+                      check_output_path, check_threads, command_line, echo, launcher_size, parse_fields,
+                      parse_ranks_shape, parse_shape)
 
 
 @click.command(context_settings=CONTEXT)
@@ -85,8 +86,10 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
         raise UsageProblem(f"--checkpoint-every must be 0 or a positive integer, got {checkpoint_every}")
     if seed is not None and not 0 <= seed < 2 ** 64:
         raise UsageProblem(f"--seed must be in [0, 2**64), got {seed}")
-    if threads is not None and threads < 1:
-        raise UsageProblem(f"--threads must be a positive integer, got {threads}")
+    check_threads(threads)
+    for name, value in (("--steps", steps), ("--every", every), ("--checkpoint-every", checkpoint_every)):
+        if value is not None and value > MAX_COUNT:
+            raise UsageProblem(f"{name} must be at most {MAX_COUNT} (2**63 - 1), got {value}")
     if preset is not None and preset not in presets.PRESETS:
         try:
             presets.changes(preset)
@@ -141,6 +144,8 @@ def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None,
     dt = params.dt_min
     if steps is None:
         steps = max(1, round((days if days is not None else DEFAULT_DAYS) * MINUTES_PER_DAY / dt))
+    if steps > MAX_COUNT:
+        raise UsageProblem(f"--days {days:g} makes {steps} steps, more than {MAX_COUNT} (2**63 - 1)")
     if every is None:
         every = min(steps, max(1, round(MINUTES_PER_DAY / dt)))
     elif every > steps:

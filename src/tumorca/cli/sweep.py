@@ -12,7 +12,8 @@ import click
 
 from ..errors import TumorcaError
 from ..io.layout import fmt_bytes, fmt_shape
-from ._common import CONTEXT, RunProblem, UsageProblem, command_line, echo, fmt_seconds
+from ._common import (THREADS_PER_CPU, CONTEXT, RunProblem, UsageProblem, check_threads, command_line, cpus_available,
+                      echo, fmt_seconds)
 
 
 # -- sweep -------------------------------------------------------------------------------------------------------
@@ -92,8 +93,12 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
 
     if workers is not None and workers < 1:
         raise UsageProblem(f"--workers must be a positive integer, got {workers}")
-    if threads_per_run < 1:
-        raise UsageProblem(f"--threads-per-run must be a positive integer, got {threads_per_run}")
+    check_threads(threads_per_run, "--threads-per-run")
+    if workers is not None and workers > THREADS_PER_CPU * cpus_available():
+        raise UsageProblem(f"--workers must be at most {THREADS_PER_CPU * cpus_available()} ({THREADS_PER_CPU} per "
+                           f"CPU available), got {workers}")
+    if retries > 100:
+        raise UsageProblem(f"--retries must be at most 100, got {retries}")
     if retries < 0:
         raise UsageProblem(f"--retries must be 0 or a positive integer, got {retries}")
     if not (connect_timeout > 0 and math.isfinite(connect_timeout)):

@@ -14,7 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .layout import CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, RunFileError, compression_kwargs, frame_chunks, shape3_of
+from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, RunFileError, compression_kwargs, frame_chunks, shape3_of,
+                     temporary_path)
 
 
 def create_state_group(group: h5py.Group, state: dict[str, Any], run_id: str = "",
@@ -89,7 +90,7 @@ def save_checkpoint_file(path: str | Path, state: dict[str, Any], run_id: str) -
     every moment ``path`` holds either the previous checkpoint or the new one in full, even after ``kill -9``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = CHECKPOINT_FORMAT_NAME

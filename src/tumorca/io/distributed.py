@@ -40,7 +40,7 @@ from .. import __version__
 from .._constants import FIELD_NAMES
 from .checkpoint import fsync_dir
 from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, LIBVER, RunFileError, RunPlan, compression_kwargs,
-                     fmt_bytes, frame_chunks, layer_meta)
+                     fmt_bytes, frame_chunks, layer_meta, temporary_path)
 from .writer import QUEUE_DEPTH, FileLayout, RunWriter, describe_os_error
 
 #: Value of the root attribute ``format`` of a rank file.
@@ -435,7 +435,7 @@ def write_block_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], ndim: i
                            run_id: str, step: int) -> None:
     """One rank's block of a checkpoint (arrays in the run's dimensionality), written and synced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     rb = _slice_shape(_run_slices(owned, ndim))
     try:
         with h5py.File(tmp, "w", libver=LIBVER) as f:
@@ -461,7 +461,7 @@ def write_main_checkpoint(path: Path, meta: Mapping[str, Any], run_id: str, bloc
     from .layout import FORMAT_VERSION as _V
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     shape = tuple(int(d) for d in meta["shape"])
     try:
         with h5py.File(tmp, "w", libver=LIBVER) as f:

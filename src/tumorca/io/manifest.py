@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import SweepError
+from .layout import temporary_path
 
 MANIFEST_FORMAT = "tumorca-sweep"
 MANIFEST_VERSION = "1.0"
@@ -67,7 +68,7 @@ def read_manifest(outdir: str | Path) -> dict[str, Any] | None:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: a reader sees the old or the new text."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

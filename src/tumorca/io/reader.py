@@ -238,13 +238,35 @@ class RunReader:
             return f"truncated: {size} of its {eof} bytes are left"
         return ""
 
+    def layout_problem(self) -> str:
+        """Why the file's datasets do not have the shapes its plan implies ("" if they do): frames
+        ``(T, nz, ny, nx)`` for every layer, one-dimensional ``/time``, ``/step`` and time series."""
+        f = self.file
+        try:
+            want = tuple(self.plan.shape3)
+            layers = self.plan.layers
+        except (TumorcaError, KeyError, ValueError, TypeError) as exc:
+            return f"its attributes do not describe a run: {_damage(exc)}"
+        for layer in layers:
+            ds = f.get(layer)
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 4 or tuple(ds.shape[1:]) != want:
+                got = "missing" if ds is None else f"shaped {tuple(getattr(ds, 'shape', ()))}"
+                return f"frame dataset {layer!r} is {got}, not (frames, {', '.join(map(str, want))})"
+        for key in ("time", "step"):
+            if not isinstance(f[key], h5py.Dataset) or f[key].ndim != 1:
+                return f"/{key} is not a one-dimensional dataset"
+        for key, ds in f["timeseries"].items():
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
+                return f"/timeseries/{key} is not a one-dimensional dataset"
+        return ""
+
     def verify(self, full: bool = False) -> str:
         """Read the file to find damage; returns "" or why it is damaged (one line).
 
         Without ``full``: the truncation check, the time series, the last frame of every layer and, for a
         complete run, its final state -- a cut or damaged end shows there, in about the time of one frame.  With
         ``full``: every frame too (every chunk's Fletcher32 checksum is checked as it is read)."""
-        damage = self.truncation()
+        damage = self.truncation() or self.layout_problem()
         if damage:
             return damage
         try:

@@ -47,8 +47,7 @@ from .. import __version__
 from .checkpoint import create_state_group, fill_state_group, save_checkpoint_file
 from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, SUMMARY_UNITS, TIMESERIES_CHUNK, RunFileError, RunPlan,
                      cell_state_attrs, compression_kwargs, coordinates, fmt_bytes, frame_chunks, layer_meta,
-                     sidecar_paths,
-                     summary_dtype)
+                     sidecar_paths, summary_dtype, temporary_path, temporary_prefix)
 from .xdmf import write_xdmf, xdmf_document, xdmf_frame
 
 #: Bytes kept for the error message in /run/error.
@@ -98,7 +97,7 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     path = Path(path)
     removed = []
     for name in [path.name, *(p.name for p in sidecar_paths(path))]:
-        prefix = f".{name}."
+        prefix = temporary_prefix(path.with_name(name))
         try:
             candidates = list(path.parent.glob(glob.escape(prefix) + "*.tmp"))
         except OSError:
@@ -126,7 +125,7 @@ class OutputLock:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
+        self.lock_path = self.path.with_name(temporary_prefix(self.path) + "lock")
         self._fd: int | None = None
 
     def acquire(self) -> "OutputLock":
@@ -368,7 +367,7 @@ class RunWriter:
                layout: "FileLayout | None" = None) -> tuple[Path, h5py.File]:
         """Create the file layout under a temporary name beside ``path``; returns (temporary path, open file)."""
         layout = layout or FileLayout()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = temporary_path(path, unique=True)
         try:
             f = h5py.File(tmp, "w", libver=LIBVER)
         except OSError as exc:

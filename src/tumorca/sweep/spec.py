@@ -22,10 +22,18 @@ from .. import presets
 from .._constants import FIELD_NAMES, MINUTES_PER_DAY
 from ..errors import SweepError, TumorcaError
 from ..io.layout import COMPRESSIONS, RunPlan, fmt_shape
-from ..params import PARAMETERS, Params, check_value, tomllib
+from ..params import PARAMETERS, Params, check_value, read_text_file, tomllib
 from ..runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE  # the defaults of tumorca run
 
+#: The most runs one sweep may expand to (each is a task, a manifest row and a file): a bigger grid is refused before
+#: it is expanded, instead of filling the memory.
+MAX_RUNS = 100_000
+
 #: How a run's seed follows from the root seed (recorded in the manifest).
+#: The most runs one sweep may expand to (each is a task, a manifest row and a file): a bigger grid is refused before
+#: it is expanded, instead of filling the memory.
+MAX_RUNS = 100_000
+
 #: How a run's seed follows from the root seed (recorded in the manifest).
 SEED_RULE = ("seed of run i = int(numpy.random.SeedSequence(root).spawn(n)[i].generate_state(1, numpy.uint64)[0]), "
              "i.e. SeedSequence(root, spawn_key=(i,)); runs are numbered conditions-major, replicates innermost")
@@ -116,15 +124,7 @@ def derive_seeds(root: int, n: int) -> list[int]:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; SweepError (one line naming the file, line and key) if it is bad."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SweepError(f"sweep file {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise SweepError(f"sweep file {str(p)!r} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"cannot read sweep file {str(p)!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_sweep(text, source=str(p))
+    return parse_sweep(read_text_file(p, "sweep file", SweepError), source=str(p))
 
 
 class _Where:
@@ -253,6 +253,8 @@ def parse_sweep(text: str, source: str = "sweep.toml") -> SweepSpec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"{w.source}: not valid TOML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise SweepError(f"{w.source}: not valid TOML: arrays or tables nested too deeply") from None
     for key in doc:
         if key not in _TOP_KEYS:
             if key in _PARAM_NAMES:
@@ -272,6 +274,8 @@ def parse_sweep(text: str, source: str = "sweep.toml") -> SweepSpec:
     replicates = doc.get("replicates", 1)
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
         raise w.error(f"replicates must be a positive integer, got {replicates!r}", "replicates")
+    if replicates > MAX_RUNS:
+        raise w.error(f"replicates = {replicates} is more than a sweep may hold ({MAX_RUNS} runs)", "replicates")
 
     base: dict[str, Any] = {"shape": _shape(w, doc["shape"]) if "shape" in doc else DEFAULT_SHAPE}
     if "steps" in doc and "days" in doc:
@@ -349,6 +353,9 @@ def parse_sweep(text: str, source: str = "sweep.toml") -> SweepSpec:
 
     spec = SweepSpec(source=source, text=text, name=name, seed=seed, replicates=replicates, base=base,
                      base_params=dict(base_params), axes=axes, varied=varied)
+    if spec.n_runs > MAX_RUNS:  # counted before anything is expanded: a huge grid costs nothing to refuse
+        raise SweepError(f"{w.source}: {spec.n_runs} runs ({spec.n_conditions} conditions x {replicates} "
+                         f"replicates) are more than a sweep may hold ({MAX_RUNS}); split it into several sweeps")
     spec._runs = _expand(spec, w)
     return spec
 
