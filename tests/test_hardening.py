@@ -373,7 +373,7 @@ def test_a_checkpoint_under_the_old_stem_name_is_still_resumed_from(tmp_path):
     assert res.exit_code == 0 and "from checkpoint at step 25" in res.stderr, res.stderr
 
 
-# -- 6. resume through a symlink ----------------------------------------------------------------------------------------
+# -- 6. resume through a symlink ---------------------------------------------------------------------------------------
 def test_resume_through_a_symlink_continues_the_target(interrupted, tmp_path):
     """Before: the link's name hid the checkpoint, the run restarted from step 0, the link was replaced by a
     regular file and the real file stayed cut off."""
@@ -423,7 +423,7 @@ def test_frames_cost_constant_bytes_and_the_index_names_all_of_them(tmp_path):
     assert len(grids) == 361  # at the end the index names every frame
 
 
-# -- 8. one writer per output --------------------------------------------------------------------------------------------
+# -- 8. one writer per output ------------------------------------------------------------------------------------------
 @pytest.mark.subprocess
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("mode", ["--overwrite", "--resume"])
@@ -470,7 +470,7 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path, mode):
     assert not lock.exists()
 
 
-# -- 9. tracebacks and runaway resources ---------------------------------------------------------------------------------
+# -- 9. tracebacks and runaway resources -------------------------------------------------------------------------------
 def _bad_layout(kind):
     def edit(f):
         import numpy as np

@@ -27,7 +27,8 @@ from .task import final_measures, is_complete_run, run_task
 
 __all__ = ["SweepSpec", "SweepRun", "SweepError", "SweepDriver", "SweepEstimate", "SweepProgressEvent",
            "ClusterError", "SweepRunError", "load_sweep", "parse_sweep", "derive_seeds", "run_task", "run_sweep",
-           "run_on_cluster", "cluster_security", "final_measures", "is_complete_run", "read_manifest", "run_paths", "estimate_sweep",
+           "run_on_cluster", "cluster_security", "final_measures", "is_complete_run", "read_manifest", "run_paths",
+           "estimate_sweep",
            "check_sweep_resources", "local_cluster", "default_workers", "connect", "describe_failure", "SEED_RULE",
            "MANIFEST_FORMAT", "MANIFEST_VERSION", "MANIFEST_JSON", "MANIFEST_CSV", "RUNS_DIR", "PARTIAL_DIR",
            "LOCK_NAME"]
