@@ -69,10 +69,11 @@ def check_threads(threads: int | None, option: str = "--threads") -> None:
     """UsageProblem unless ``threads`` is None or between 1 and :data:`THREADS_PER_CPU` times the CPUs."""
     if threads is None:
         return
+    if threads < 1:
+        raise UsageProblem(f"{option} must be a positive integer, got {threads}")
     most = THREADS_PER_CPU * cpus_available()
-    if not 1 <= threads <= most:
-        raise UsageProblem(f"{option} must be between 1 and {most} ({THREADS_PER_CPU} per CPU available), "
-                           f"got {threads}")
+    if threads > most:
+        raise UsageProblem(f"{option} must be at most {most} ({THREADS_PER_CPU} per CPU available), got {threads}")
 
 
 def launcher_size() -> int:

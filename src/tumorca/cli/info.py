@@ -73,8 +73,15 @@ def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], li
     a = reader.attrs
     st = reader.status
     damage = "" if st.state == "running" and not st.resumable else reader.verify(full=verify)
+    if not damage and st.resumable:
+        try:
+            reader.verify_checkpoint()
+        except TumorcaError as exc:
+            damage = f"its checkpoint cannot be resumed from: {exc}"
     if damage and st.state != "damaged":
         st = type(st)("damaged", f"damaged: {damage}", False)
+    elif st.state == "damaged" and not damage:
+        damage = st.detail.removeprefix("damaged: ")
     times = reader.times
     ck = reader.checkpoint_step()
     changed = reader.changed_parameters()

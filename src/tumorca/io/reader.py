@@ -163,7 +163,17 @@ class RunReader:
         """The run's plan (shape, parameters, seed, steps, frames...).  ParameterError if the file's parameters
         are unknown to this tumorca version."""
         if self._plan is None:
-            self._plan = RunPlan.from_attrs(self.attrs)
+            try:
+                plan = RunPlan.from_attrs(self.attrs)
+                seed_ok = 0 <= plan.seed < 2 ** 64
+            except TumorcaError:
+                raise
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise RunFileError(f"{str(self.path)!r} is damaged: its attributes do not describe a run: "
+                                   f"{_damage(exc)}") from None
+            if not seed_ok:
+                raise RunFileError(f"{str(self.path)!r} is damaged: its seed {plan.seed} is out of range")
+            self._plan = plan
         return self._plan
 
     @property
@@ -436,9 +446,15 @@ class RunReader:
         """Whether the run is complete, being written, interrupted or cut off (see :class:`RunStatus`)."""
         a = self.attrs
         run = self.run_info()
-        state = run.get("status", "running")
-        steps = int(a["steps"])
-        planned = int(a["frames_planned"])
+        if "status" not in run:
+            return RunStatus("damaged", "damaged: it has no /run/status", False)
+        state = run["status"]
+        try:
+            steps = int(a["steps"])
+            planned = int(a["frames_planned"])
+            self.plan  # noqa: B018 - a file whose attributes describe no run is damaged, whatever its status
+        except (KeyError, ValueError, TypeError, RunFileError) as exc:
+            return RunStatus("damaged", f"damaged: its attributes do not describe a run: {_damage(exc)}", False)
         if state != "running":  # its writer closed it: the file has had its full size since
             damage = self.truncation()
             if damage:
