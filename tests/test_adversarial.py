@@ -255,7 +255,8 @@ def _edit(kind: str):
         "no-o2": delete("o2"), "no-run-status": delete("run/status"), "no-checkpoint-group": delete("checkpoint"),
         "frames-reshaped": reshape("o2", (2, 1, 4, 4)), "time-2d": reshape("time", (2, 2)),
         "ck-attr-seed": attr("seed", np.uint64(5), "ck"), "ck-attr-parameters": attr("parameters", "{", "ck"),
-        "ck-attr-version": attr("tumorca_version", "9.9.9", "ck"), "ck-attr-shape": attr("shape", np.array([8, 8]), "ck"),
+        "ck-attr-version": attr("tumorca_version", "9.9.9", "ck"),
+        "ck-attr-shape": attr("shape", np.array([8, 8]), "ck"),
         "ck-attr-step-huge": attr("step_index", np.int64(10 ** 9), "ck"),
         "ck-attr-step-negative": attr("step_index", np.int64(-3), "ck"),
         "ck-attr-format": attr("format", "nope", "ck"), "ck-attr-run-id": attr("run_id", "other", "ck"),
@@ -275,7 +276,8 @@ EDIT_KINDS = sorted([
     "ck-array-reshaped", "ck-params-kill-rate"])
 TRUNCATIONS = [0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 0.999]
 #: (id, command): what is run on every damaged file ("{f}": the file).
-FILE_COMMANDS = [("inspect", ["inspect", "{f}"]), ("resume", ["run", "--resume", "-o", "{f}", "-q", "--threads", "1"])]
+FILE_COMMANDS = [("inspect", ["inspect", "{f}"]),
+                 ("resume", ["run", "--resume", "-o", "{f}", "-q", "--threads", "1"])]
 TRUNC_COMMANDS = [("inspect", ["inspect", "{f}"]), ("summary", ["summary", "{f}"]),
                   ("resume", ["run", "--resume", "-o", "{f}", "-q", "--threads", "1"])]
 
