@@ -562,3 +562,86 @@ def test_long_and_non_utf8_file_names(tmp_path):
         res = run_cli("inspect", "--json", str(out), timeout=60)  # JSON: the name's bytes as escapes
         assert res.returncode == 0 and '"detail": "complete: 20 steps' in res.stdout, res.stderr
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+# -- 10. MPI holes ------------------------------------------------------------------------------------------------------
+@pytest.mark.subprocess
+@pytest.mark.timeout(60)
+def test_a_signal_ends_a_run_whose_step_hangs():
+    """Before: SIGTERM only set a flag, which a hung step (an MPI rank waiting for a dead partner) never read."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import time, sys\n"
+            "from tumorca.cli._common import StopOnSignal\n"
+            "StopOnSignal.GRACE_MIN = 2.0\n"
+            "with StopOnSignal() as stop:\n"
+            "    for _ in range(3):\n"
+            "        stop(); time.sleep(0.01)\n"
+            "    print('hung', flush=True)\n"
+            "    time.sleep(600)  # a step that never ends\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "hung"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - t0 < 15, (proc.returncode, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "did not stop within 2 s" in lines[0], err
+
+
+def _mpiexec():
+    import shutil
+    import sysconfig
+
+    exe = shutil.which("mpiexec") or shutil.which("mpiexec", path=sysconfig.get_path("scripts"))
+    if exe is None:
+        pytest.skip("no mpiexec")
+    pytest.importorskip("mpi4py")
+    return exe
+
+
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(180)
+def test_mpi_failed_overwrite_keeps_the_old_checkpoint(interrupted, tmp_path):
+    """Before: an MPI --overwrite that failed setting up its files had already removed the old run's checkpoint."""
+    import subprocess
+    import sys
+
+    from tumorca.io.layout import sidecar_paths
+
+    run = _copy_run(interrupted, tmp_path)
+    (tmp_path / "r.h5.ranks").write_text("in the way")  # the rank directory cannot be made
+    before = _digest(run, sidecar_paths(run)[1])
+    res = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "tumorca.cli", "run", "-o", str(run),
+                          "--overwrite", "--shape", "24x24", "--steps", "20", "--threads", "1", "-q"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert _digest(run, sidecar_paths(run)[1]) == before
+
+
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(240)
+def test_mpi_resume_keeps_the_run_id_in_its_rank_files(interrupted, tmp_path):
+    """Before: the frame rank files of a resumed run carried a new run id, not the run's."""
+    import subprocess
+    import sys
+
+    import h5py
+
+    run = _copy_run(interrupted, tmp_path)
+    res = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "tumorca.cli", "run", "--resume", "-o",
+                          str(run), "--threads", "1", "-q"], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(run, "r") as f:
+        run_id = f.attrs["run_id"]
+    files = sorted((tmp_path / "r.h5.ranks").glob("*/rank-*.h5"))
+    assert files
+    for p in files:
+        with h5py.File(p, "r") as f:
+            assert f.attrs["run_id"] == run_id, p

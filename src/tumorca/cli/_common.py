@@ -292,11 +292,21 @@ class Progress:
 
 class StopOnSignal:
     """SIGINT/SIGTERM ask the run to stop after the current step (a second one exits at once: the file stays
-    readable to its last flushed frame, like after kill -9)."""
+    readable to its last flushed frame, like after kill -9).
+
+    A run that does not get there -- a step that hangs, e.g. an MPI rank waiting for a partner that died -- would
+    otherwise ignore the signal for ever: if it has not stopped ``grace`` seconds after the signal (at least
+    :attr:`GRACE_MIN`, and 20 times the longest gap between two polls seen), the process exits with status 130.
+    """
+
+    #: Seconds a signalled run has to stop (see the class docstring).
+    GRACE_MIN = 120.0
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
+        self._last_poll: float | None = None
+        self._max_gap = 0.0
 
     def __enter__(self) -> "StopOnSignal":
         try:
@@ -311,8 +321,24 @@ class StopOnSignal:
             os.write(2, b"tumorca: second interrupt, exiting without a checkpoint\n")
             os._exit(130)
         self.signum = signum
+        import threading
+
+        grace = max(self.GRACE_MIN, 20.0 * self._max_gap)
+        threading.Thread(target=self._watchdog, args=(time.monotonic() + grace, grace), daemon=True).start()
+
+    @staticmethod
+    def _watchdog(deadline: float, grace: float) -> None:
+        while time.monotonic() < deadline:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        os.write(2, f"tumorca: error: the run did not stop within {grace:g} s of the signal (a step hangs); "
+                    "exiting without a checkpoint\n".encode())
+        os._exit(130)
 
     def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._last_poll is not None:
+            self._max_gap = max(self._max_gap, now - self._last_poll)
+        self._last_poll = now
         return self.signum is not None
 
     def __exit__(self, *exc) -> None:

@@ -355,6 +355,7 @@ class MainFileWriter(RunWriter):
     #: never refers to missing rank files, and HDF5 never has to open a rank file that another process holds in
     #: SWMR write mode while the virtual datasets are being made).
     _built: tuple[Path, Path, bool] | None = None
+    PUBLISHED_AT_CREATE = False
 
     @staticmethod
     def _publish(tmp: Path, path: Path, replace: bool) -> None:
@@ -450,6 +451,10 @@ def write_block_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], ndim: i
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        # The block's name in its directory, and the directory's in OUT.h5.ranks/, must be on disk before rank 0
+        # renames the checkpoint that refers to them into place.
+        fsync_dir(path.parent)
+        fsync_dir(path.parent.parent)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -201,6 +201,9 @@ class RunWriter:
     Parameters are not meant to be passed to the constructor directly; see :meth:`create`.
     """
 
+    #: Whether :meth:`create` gives the file its name (False for a writer whose caller publishes it later).
+    PUBLISHED_AT_CREATE = True
+
     def __init__(self, path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], run_id: str,
                  f: h5py.File, n_frames: int, n_rows: int, last_step: int) -> None:
         self.path = path
@@ -284,7 +287,10 @@ class RunWriter:
             tmp.unlink(missing_ok=True)
             raise
         xdmf, ckpt = sidecar_paths(path)
-        ckpt.unlink(missing_ok=True)  # a stale checkpoint of an earlier run must never meet this file
+        if cls.PUBLISHED_AT_CREATE:
+            # A stale checkpoint of an earlier run must never meet this file.  (A writer that publishes later
+            # leaves this to its caller: until then the earlier run, checkpoint included, is intact.)
+            ckpt.unlink(missing_ok=True)
         w = cls(path, plan, keys, dtypes, run_id, f, 0, 0, -1)
         w._write_xdmf_now()
         return w

@@ -243,13 +243,13 @@ def _open_engine(comm: Any, build: Callable[[], Any]) -> Any:
 
 
 def _setup_files(comm: Any, sim: Any, plan: RunPlan, path: Path, make_main: Callable[..., MainFileWriter],
-                 copy_frames: Callable[[Any, Any, tuple], int] | None = None) -> _Run:
+                 copy_frames: Callable[[Any, Any, tuple], int] | None = None, run_id: str | None = None) -> _Run:
     """Rank files in a fresh generation directory, then the main file on rank 0; on any failure every rank
-    removes what it made and raises the same error."""
+    removes what it made and raises the same error.  ``run_id``: the run's (a resume keeps it), else a new one."""
     rank, size = comm.Get_rank(), comm.Get_size()
     owned = tuple(sim.decomposition.owned)
     blocks = comm.allgather(owned)
-    gen, run_id = comm.bcast((new_generation(), uuid.uuid4().hex) if rank == 0 else None, root=0)
+    gen, run_id = comm.bcast((new_generation(), run_id or uuid.uuid4().hex) if rank == 0 else None, root=0)
     fdir = frames_dir(path, gen)
     mine = rank_file(fdir, rank)
     dtypes = _state_dtypes()
@@ -410,7 +410,8 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
                                          {**provenance, "threads": sim.threads, "ranks": comm.Get_size(),
                                           "ranks_shape": _dims_text(sim)}, layout=layout)
 
-        r = _setup_files(comm, sim, plan, path, make_main, copy_frames)
+        old_id = on_root(comm, lambda: str(reader.attrs.get("run_id", "")))
+        r = _setup_files(comm, sim, plan, path, make_main, copy_frames, run_id=old_id or None)
     finally:
         if reader is not None:
             reader.close()
