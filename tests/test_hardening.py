@@ -564,7 +564,7 @@ def test_long_and_non_utf8_file_names(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
 
-# -- 10. MPI holes ------------------------------------------------------------------------------------------------------
+# -- 10. MPI holes -----------------------------------------------------------------------------------------------------
 @pytest.mark.subprocess
 @pytest.mark.timeout(60)
 def test_a_signal_ends_a_run_whose_step_hangs():
