@@ -645,3 +645,44 @@ def test_mpi_resume_keeps_the_run_id_in_its_rank_files(interrupted, tmp_path):
     for p in files:
         with h5py.File(p, "r") as f:
             assert f.attrs["run_id"] == run_id, p
+
+
+# -- kill -9 at random moments, resumed bit for bit ---------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.timeout(600)
+def test_kill_9_at_random_moments_then_resume_is_bit_identical(tmp_path):
+    """20 SIGKILLs at random moments of a run (seeded, so a failure repeats), each followed by --resume (or a
+    fresh start if the file was not there yet): every result equals the uninterrupted run, and nothing hidden is
+    left behind."""
+    import random
+    import signal
+    import time
+
+    from runfile_util import LONG_ARGS, assert_same_run, run_cli, start_cli
+
+    ref = tmp_path / "ref.h5"
+    t0 = time.monotonic()
+    res = run_cli("run", "-o", str(ref), *LONG_ARGS, "-q")
+    assert res.returncode == 0, res.stderr
+    span = time.monotonic() - t0
+    rng = random.Random(16)
+    for i in range(20):
+        d = tmp_path / f"k{i}"
+        d.mkdir()
+        out = d / "x.h5"
+        proc = start_cli("run", "-o", str(out), *LONG_ARGS, "-q")
+        time.sleep(rng.uniform(0.05, span))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        if out.exists():
+            res = run_cli("run", "--resume", "-o", str(out), "-q", timeout=120)
+            if res.returncode == 2 and "finished run" in res.stderr:  # it completed before the kill
+                pass
+            else:
+                assert res.returncode == 0, (i, res.stderr)
+        else:
+            res = run_cli("run", "-o", str(out), *LONG_ARGS, "-q", timeout=120)
+            assert res.returncode == 0, (i, res.stderr)
+        assert assert_same_run(ref, out) > 10, i
+        assert [p.name for p in d.iterdir() if p.name.startswith(".")] == [], i
