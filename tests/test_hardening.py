@@ -379,7 +379,8 @@ def test_resume_through_a_symlink_continues_the_target(interrupted, tmp_path):
     regular file and the real file stayed cut off."""
     from tumorca.io import RunReader
 
-    real = _copy_run(interrupted, tmp_path / "data" if (tmp_path / "data").mkdir() is None else tmp_path)
+    (tmp_path / "data").mkdir()
+    real = _copy_run(interrupted, tmp_path / "data")
     link = tmp_path / "link.h5"
     link.symlink_to(real)
     res = _invoke("run", "--resume", "-o", str(link), "--threads", "1")
