@@ -309,7 +309,7 @@ def read_text_file(path: Path, what: str, error: type[Exception]) -> str:
                 raise error(f"{what} {str(path)!r} is not a regular file")
             data = fh.read(MAX_TOML_BYTES + 1)
     except FileNotFoundError:
-        raise error(f"{what} {str(path)!r} does not exist") from None
+        raise error(f"cannot read {what} {str(path)!r}: it does not exist") from None
     except IsADirectoryError:
         raise error(f"{what} {str(path)!r} is a directory") from None
     except OSError as exc:
