@@ -102,8 +102,8 @@ def test_run_writes_a_complete_file(tmp_path):
         assert r.status.state == "complete" and r.n_frames == 3 and list(r.steps) == [0, 4, 8]
         assert r.shape == (24, 24) and int(r.attrs["seed"]) == 3
         assert r.attrs["command_line"].startswith("tumorca ")
-    assert (tmp_path / "a.xdmf").exists() and not (tmp_path / "a.ckpt.h5").exists()
-    assert sorted(os.listdir(tmp_path)) == ["a.h5", "a.xdmf"]  # no temporary files left
+    assert (tmp_path / "a.h5.xdmf").exists() and not (tmp_path / "a.h5.ckpt.h5").exists()
+    assert sorted(os.listdir(tmp_path)) == ["a.h5", "a.h5.xdmf"]  # no temporary files left
 
 
 def test_quiet_is_silent(tmp_path):

@@ -85,7 +85,7 @@ def test_mpi_run_equals_serial(serial, tmp_path, n, ranks_shape, case):
     # the rank files of this run only, and no checkpoint left once complete
     ranks = out.with_name("m.h5.ranks")
     assert len(list(ranks.glob("frames-*/rank-*.h5"))) == n and not list(ranks.glob("ckpt-*"))
-    assert not out.with_name("m.ckpt.h5").exists()
+    assert not out.with_name("m.h5.ckpt.h5").exists()
 
 
 def test_readers_and_moving_the_directory(serial, tmp_path):
@@ -119,7 +119,7 @@ def _stop_midway(out: Path, n: int, sig: int) -> None:
                             stderr=subprocess.PIPE, text=True, start_new_session=True, env=dict(os.environ))
     deadline = time.monotonic() + 60
     try:
-        while checkpoint_step(out.with_name(out.stem + ".ckpt.h5")) < 80:
+        while checkpoint_step(out.with_name(out.name + ".ckpt.h5")) < 80:
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "no checkpoint in time"
             time.sleep(0.01)
@@ -161,7 +161,7 @@ def test_serial_resume_of_an_mpi_run_and_back(serial, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "tumorca.cli", "run", "-o", str(out2), "-q", *LONG_ARGS],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while checkpoint_step(tmp_path / "s.ckpt.h5") < 80:
+    while checkpoint_step(tmp_path / "s.h5.ckpt.h5") < 80:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)

@@ -23,8 +23,9 @@ from runfile_util import assert_same_run, cli_cmd  # noqa: E402
 from tumorca.analysis import iter_runs, open_sweep  # noqa: E402
 from tumorca.cli import cli  # noqa: E402
 from tumorca.io import RunReader  # noqa: E402
-from tumorca.sweep import (FAULTS_ENV, SweepError, derive_seeds, load_sweep, parse_sweep,  # noqa: E402
-                           read_manifest)
+from tumorca.sweep import SweepError, derive_seeds, load_sweep, parse_sweep, read_manifest  # noqa: E402
+
+from sweep_faults import injected, subprocess_env  # noqa: E402
 
 TINY = """\
 name = "tiny"
@@ -94,7 +95,7 @@ def test_reference_sweep_manifest_and_files(reference, sweep_file):
             assert rr.status.state == "complete" and rr.plan.seed == r["seed"] and rr.plan.preset == r["preset"]
             assert rr.attrs["sweep_run"] == r["run"] and rr.attrs["sweep_root_seed"] == "7"
             assert rr.attrs["threads"] == 1
-        assert (reference / r["file"]).with_suffix(".xdmf").exists()
+        assert (reference / (r["file"] + ".xdmf")).exists()
     # only the runs, their sidecars, the manifests and the lock: no partial files left
     assert sorted(os.listdir(reference)) == [".sweep.lock", "manifest.csv", "manifest.json", "runs"]
     assert len(os.listdir(reference / "runs")) == 2 * N
@@ -182,8 +183,8 @@ def test_dry_run_lists_runs_and_projections_and_writes_nothing(sweep_file, tmp_p
 def test_failures_recorded_and_retried_then_resume(reference, sweep_file, tmp_path):
     out = tmp_path / "faulty"
     # run 1 fails once, run 2 on every attempt, run 4's worker is SIGKILLed once
-    res = invoke("sweep", str(sweep_file), "-o", str(out), "--workers", "2", "--retries", "1",
-                 **{FAULTS_ENV: "1@0=raise,2=raise,4@0=kill"})
+    with injected("1@0=raise,2=raise,4@0=kill"):
+        res = invoke("sweep", str(sweep_file), "-o", str(out), "--workers", "2", "--retries", "1")
     assert res.exit_code == 1, res.stderr
     assert "1 of 6 runs failed" in res.stderr.splitlines()[-1], res.stderr and "--resume" in res.stderr.splitlines()[-1]
     assert "run_0002 failed (attempt 2; failed for good): RuntimeError: fault injected" in res.stderr
@@ -226,7 +227,7 @@ def test_resume_after_killing_the_sweep_runs_only_the_missing_runs(reference, sw
     """SIGKILL to the process group (the sweep, its scheduler and workers die at once, as with a lost node), or
     SIGINT to it (Ctrl-C on a terminal: the sweep cancels, writes its manifest and exits 130)."""
     out = tmp_path / "killed"
-    env = dict(os.environ, **{FAULTS_ENV: "3=slow,4=slow,5=slow"})  # the last runs take ~1.2 s each
+    env = subprocess_env("3=slow,4=slow,5=slow")  # the last runs take ~1.2 s each
     proc = subprocess.Popen(cli_cmd("sweep", str(sweep_file), "-o", str(out), "--workers", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)

@@ -2,6 +2,9 @@
 the analysis) never needs the kernels; tests/test_rng.py checks both copies agree."""
 from enum import IntEnum
 
+#: Minutes in a simulated day (times in run files and parameters are in minutes; days are for people).
+MINUTES_PER_DAY = 1440.0
+
 
 class Cell(IntEnum):
     """States of the tissue layer, one byte per site."""

@@ -304,7 +304,7 @@ def mpi_scaling(shape: tuple[int, ...], ranks: list[int], steps: int = 3, thread
         raise ResourceError("no mpiexec on PATH: pip install 'tumorca[mpi]' (or load the cluster's MPI)")
     rows = []
     for p in ranks:
-        cmd = [exe, "-n", str(p), sys.executable, "-m", "tumorca.mpibench", "--shape", "x".join(map(str, shape)),
+        cmd = [exe, "-n", str(p), sys.executable, "-m", "tumorca.parallel.bench", "--shape", "x".join(map(str, shape)),
                "--steps", str(steps), "--threads", str(threads), "--preset", preset]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,

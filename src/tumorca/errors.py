@@ -15,3 +15,8 @@ class LatticeError(TumorcaError):
 
 class ResourceError(TumorcaError):
     """A request needs more memory (or disk) than is available."""
+
+
+class SweepError(TumorcaError):
+    """A sweep file or output directory cannot be used.  One line, naming the file and, where known, the line and
+    key."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ._constants import MINUTES_PER_DAY
 from .errors import ParameterError
 
 if sys.version_info >= (3, 11):
@@ -57,7 +58,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # lattice and time
     _p("dx_um", 20.0, "um", float, 1.0, 1000.0, doc="lattice spacing (one tumour cell per site)",
        source="design, docs/model.md §1.1", group="lattice"),
-    _p("dt_min", 30.0, "min", float, 0.1, 1440.0, doc="cell step", source="Owen 2011", group="lattice"),
+    _p("dt_min", 30.0, "min", float, 0.1, MINUTES_PER_DAY, doc="cell step", source="Owen 2011", group="lattice"),
     # oxygen
     _p("o2_diffusivity", 1.0e5, "um^2/min", float, 1.0, 1.0e8, doc="O2 diffusion coefficient",
        source="PhysiCell/BioFVM; Owen 2011 uses 1.45e5", group="oxygen"),
@@ -156,7 +157,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("vessel_inlets", "initial", "", str, choices=("initial", "edge"),
        doc="what feeds perfusion: the initial vessels ('initial'), or those plus any endothelium on a lattice "
        "face ('edge')", group="vessels"),
-    _p("vessel_regression_time", 1440.0, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
+    _p("vessel_regression_time", MINUTES_PER_DAY, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
        "this long regresses to stroma", source="proxy for Owen 2011's low-shear pruning", group="vessels"),
     _p("sprout_rate", 2.5e-4, "1/min", float, 0.0, 1.0, doc="sprouting hazard of a perfused stalk cell at "
        "saturating VEGF", source="Owen 2011", group="vessels"),
@@ -289,6 +290,49 @@ _ORDERINGS = (
 )
 
 
+#: The largest TOML file tumorca reads (parameter and sweep files are a few kB): a bigger one, or a device such
+#: as /dev/zero, is refused instead of filling the memory.
+MAX_TOML_BYTES = 1 << 20
+
+
+def read_text_file(path: Path, what: str, error: type[Exception]) -> str:
+    """The UTF-8 text of a small regular file; ``error`` (one line) if it is missing, not a regular file, larger
+    than :data:`MAX_TOML_BYTES` or not UTF-8."""
+    import os
+    import stat
+
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise error(f"{what} {str(path)!r} is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                raise error(f"{what} {str(path)!r} is not a regular file")
+            data = fh.read(MAX_TOML_BYTES + 1)
+    except FileNotFoundError:
+        raise error(f"cannot read {what} {str(path)!r}: it does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {str(path)!r} is a directory") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise error(f"{what} {str(path)!r} is larger than {MAX_TOML_BYTES >> 20} MiB; it cannot be one")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_toml(text: str, source: str, error: type[Exception]) -> dict[str, Any]:
+    """``tomllib.loads``; ``error`` (one line) for malformed TOML, and for nesting too deep to parse."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"malformed TOML in {source!r}: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise error(f"malformed TOML in {source!r}: arrays or tables nested too deeply") from None
+
+
 class Params(Mapping[str, Any]):
     """An immutable, validated set of model parameters.
 
@@ -395,15 +439,13 @@ class Params(Mapping[str, Any]):
         Values not given keep those of ``base`` (the defaults if None).
         """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ParameterError(f"cannot read parameter file {str(path)!r}: {exc.strerror or exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ParameterError(f"malformed TOML in {str(path)!r}: {exc}") from None
-        values = dict(data.pop("params", {}))
+        text = read_text_file(path, "parameter file", ParameterError)
+        data = parse_toml(text, str(path), ParameterError)
+        table = data.pop("params", {})
+        if not isinstance(table, dict):
+            raise ParameterError(f"params in {str(path)!r} must be a table ([params] with key = value lines), got "
+                                 f"{type(table).__name__}")
+        values = dict(table)
         for key, value in data.items():
             if isinstance(value, dict):
                 raise ParameterError(f"unknown table [{key}] in {str(path)!r} (parameters go at the top level "

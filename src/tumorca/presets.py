@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Mapping
 
+from ._constants import MINUTES_PER_DAY
 from .errors import ParameterError
 from .params import Params
 
@@ -17,7 +18,7 @@ PRESETS: dict[str, tuple[str, Mapping[str, Any]]] = {
     "wild-type": ("constitutive low endogenous IFN-beta (I = 1); the defaults", {}),
     "ifnb-knockout": ("Ifnb1-/-: no endogenous IFN-beta (I = 0)", {"ifn_level": 0.0}),
     "ifnb-therapy": ("low-dose IFN-beta therapy: I = 3 from day 3 on top of wild-type",
-                     {"ifn_therapy_level": 3.0, "ifn_therapy_start": 3 * 1440.0}),
+                     {"ifn_therapy_level": 3.0, "ifn_therapy_start": 3 * MINUTES_PER_DAY}),
     "neutrophil-depleted": ("anti-Ly6G depletion in wild-type: recruitment x 0.1 and extra death hazard",
                             dict(_DEPLETION)),
     "knockout-depleted": ("Ifnb1-/- with neutrophil depletion", {"ifn_level": 0.0, **_DEPLETION}),

@@ -8,6 +8,7 @@ The CLI parses and reports; this module does the work, and is usable from Python
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -19,14 +20,13 @@ import numpy as np
 from .errors import ResourceError
 from .io.layout import BASE_LAYERS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from .io.reader import RunReader
-from .io.writer import QUEUE_DEPTH, RunWriter
+from .io.writer import QUEUE_DEPTH, OutputLock, RunWriter
 
 #: Defaults of a run (``tumorca run`` and sweep files): a 256x256 lattice for 10 simulated days, a frame every
 #: simulated day, a checkpoint every 10 frames.
 DEFAULT_SHAPE = (256, 256)
 DEFAULT_DAYS = 10.0
 CHECKPOINT_FRAMES = 10
-MINUTES_PER_DAY = 1440.0
 
 #: progress(step, total_steps, first_step): called after every step.
 ProgressFn = Callable[[int, int, int], None]
@@ -77,11 +77,15 @@ def estimate_resources(plan: RunPlan, path: str | Path) -> ResourceEstimate:
         state_bytes_per_site=bytes_per_site()), disk)
 
 
-def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) -> ResourceEstimate:
+def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0, copy_bytes: int = 0
+                    ) -> ResourceEstimate:
     """:func:`estimate_resources`, raising ResourceError (naming both figures) if memory or disk is short.
 
-    ``existing_bytes`` is space that the run frees or reuses (the file it replaces or resumes)."""
+    ``existing_bytes`` is space that the run frees or reuses once it has started (the file it replaces or
+    resumes); ``copy_bytes`` is space it needs beside that file before then (a resume rewrites the part of the file
+    it keeps under a temporary name, and the old file is freed only when the copy replaces it)."""
     est = estimate_resources(plan, path)
+    check_copy_space(est, path, copy_bytes)
     shape = fmt_shape(plan.shape)
     if est.memory_available is not None and est.memory > est.memory_available:
         raise ResourceError(f"a {shape} lattice needs about {fmt_bytes(est.memory)} of memory (state and write "
@@ -94,6 +98,14 @@ def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0) ->
                             f"(memory needed: about {fmt_bytes(est.memory)}); write fewer frames (--every, "
                             "--fields) or a smaller lattice")
     return est
+
+
+def check_copy_space(est: ResourceEstimate, path: str | Path, copy_bytes: int) -> None:
+    """ResourceError unless ``copy_bytes`` fit on the disk of ``path`` beside what is there (a resume's copy)."""
+    if copy_bytes and est.disk_free is not None and copy_bytes > est.disk_free:
+        raise ResourceError(f"resuming rewrites {str(Path(path))!r} under a temporary name first, which needs up to "
+                            f"{fmt_bytes(copy_bytes)} free beside it, but only {fmt_bytes(est.disk_free)} is free in "
+                            f"{str(Path(path).resolve().parent)!r}; free some space, then resume")
 
 
 def snapshot_layers(sim: Any, plan: RunPlan) -> dict[str, np.ndarray]:
@@ -140,12 +152,14 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     """
     from .simulation import Simulation
 
-    sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
-    first = sim.summary()
-    writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
-                              overwrite=overwrite)
-    _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
-    return _drive(sim, writer, plan, progress, stop, first_summary=first)
+    path = Path(os.path.realpath(path)) if overwrite else Path(path)
+    with OutputLock(path):  # a second process writing the same file is refused, not raced
+        sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
+        first = sim.summary()
+        writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
+                                  overwrite=overwrite)
+        _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
+        return _drive(sim, writer, plan, progress, stop, first_summary=first)
 
 
 def _drop_rank_files(path: str | Path) -> None:
@@ -167,10 +181,16 @@ def check_resume(reader: RunReader, given: Mapping[str, Any]) -> None:
         raise RunFileError(f"{name!r} is a finished run ({st.detail}); nothing to resume")
     if st.state == "running" and not st.resumable:
         raise RunFileError(f"{name!r} is {st.detail}; stop that process first")
+    if st.state == "damaged":
+        raise RunFileError(f"{name!r} is {st.detail}; it cannot be resumed")
     try:
         plan = reader.plan
     except (ValueError, KeyError) as exc:
         raise RunFileError(f"{name!r} cannot be resumed by this tumorca: {exc}") from None
+    damage = reader.layout_problem()
+    if damage:
+        raise RunFileError(f"{name!r} is damaged: {damage}")
+    reader.verify_checkpoint()  # a checkpoint edited or mixed up is refused before anything is written
     for key, value in given.items():
         have = getattr(plan, key)
         if key == "params":
@@ -198,6 +218,13 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     equals the uninterrupted run's in every dataset.  Raises RunFileError if the file cannot be resumed (see
     :func:`check_resume`); ``given`` are the options the user set, each of which must match the file.
     """
+    path = Path(os.path.realpath(path))  # through a symlink: the target is the run (its checkpoint is beside it)
+    with OutputLock(path):  # taken before the file is read: what is checked below is what is resumed
+        return _resume_locked(path, provenance, threads, given, progress, stop)
+
+
+def _resume_locked(path: Path, provenance: Mapping[str, Any], threads: int | None, given: Mapping[str, Any] | None,
+                   progress: ProgressFn | None, stop: StopFn | None) -> RunOutcome:
     from .simulation import Simulation
 
     reader = RunReader(path)

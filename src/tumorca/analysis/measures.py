@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._constants import Cell
+from .._constants import MINUTES_PER_DAY, Cell
 
 _TUMOUR = (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC)
 _LIVE = (Cell.TUMOR_P, Cell.TUMOR_Q)
@@ -167,7 +167,7 @@ def front_roughness(tissue: np.ndarray, dx_um: float) -> float:
 
 def growth_rate(times_min: np.ndarray, radii_um: np.ndarray) -> dict[str, float]:
     """Least-squares line through radius against time: ``slope_um_per_day``, ``intercept_um`` and ``r2``."""
-    t = np.asarray(times_min, dtype=np.float64) / 1440.0
+    t = np.asarray(times_min, dtype=np.float64) / MINUTES_PER_DAY
     r = np.asarray(radii_um, dtype=np.float64)
     if t.size < 2 or np.ptp(t) == 0:
         return {"slope_um_per_day": float("nan"), "intercept_um": float("nan"), "r2": float("nan")}

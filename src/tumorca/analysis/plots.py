@@ -19,7 +19,8 @@ import numpy as np
 
 from .._constants import Cell
 from . import measures as M
-from .run import MINUTES_PER_DAY, Run, as_run
+from .._constants import MINUTES_PER_DAY
+from .run import Run, as_run
 
 PLOT_HINT = "pip install 'tumorca[plot]'"
 
@@ -28,7 +29,8 @@ class PlotDependencyError(ImportError):
     """matplotlib (or imageio for movies) is not installed."""
 
 
-def _mpl() -> Any:
+def require_matplotlib() -> Any:
+    """The matplotlib module; PlotDependencyError (one line, with the install hint) if it is missing."""
     try:
         import matplotlib  # noqa: F401
         from matplotlib.figure import Figure  # noqa: F401
@@ -311,7 +313,7 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
 
 
 def _figure(n_panels: int, legend: bool, width_in: float | None = None, dpi: int = 100) -> Any:
-    _mpl()
+    require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -389,7 +391,7 @@ def write_movie(run: Run | str | Path, path: str | Path, fps: float = 10.0, laye
     Frames are drawn and written one at a time (a GIF is kept until the end by its encoder); fields keep one colour
     range over the whole movie.  ``progress(done, total)`` after each frame.  Returns the path written.
     """
-    _mpl()
+    require_matplotlib()
     try:
         import imageio.v2 as iio
     except ImportError:
@@ -439,8 +441,8 @@ def write_movie(run: Run | str | Path, path: str | Path, fps: float = 10.0, laye
 # -- curves ------------------------------------------------------------------------------------------------------
 #: Quantities of :func:`plot_curves`: name -> (label, function of (time series, run) -> array or None).
 def _size_series(ts: dict[str, np.ndarray], run: Run) -> np.ndarray | None:
-    from .series import _tumour_sites_series
-    s = _tumour_sites_series(ts)
+    from .series import tumour_sites_series
+    s = tumour_sites_series(ts)
     return None if s is None else s * (run.dx / 1000.0) ** run.ndim
 
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .._constants import MINUTES_PER_DAY
 from ..io.layout import RunFileError, layer_meta
 from ..io.reader import RunReader, RunStatus
+from . import measures as M
 
-MINUTES_PER_DAY = 1440.0
+
+#: Layers :meth:`Run.measures` reads when present (``tissue`` is required).
+MEASURE_LAYERS = ("tissue", "perfused", "neutrophils", "neut_polarization", "o2")
 
 
 class LayerView:
@@ -336,10 +340,40 @@ class Run:
         return df
 
     # -- measures --------------------------------------------------------------------------------------------
-    def measures(self, **kw: Any) -> dict[str, np.ndarray]:
-        """Measures of every frame (see :func:`tumorca.analysis.measure_run`)."""
-        from .series import measure_run
-        return measure_run(self, **kw)
+    def measures(self, *, every: int = 1, network: bool = False, hypoxia_mmhg: float = 10.0,
+                 margin_um: float = 200.0, progress: Callable[[int, int], None] | None = None
+                 ) -> dict[str, np.ndarray]:
+        """Measures of every ``every``-th frame on disk, as a table (see :func:`tumorca.analysis.measure_run`,
+        which takes a path too, for the parameters and the columns)."""
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        if "tissue" not in self.layers:
+            raise KeyError(f"no layer 'tissue' in {str(self.path)!r}; layers present: {', '.join(self.layers)}")
+        names = [n for n in MEASURE_LAYERS if n in self.layers]
+        n = self.n_frames
+        idx = list(range(0, n, every))
+        if n and idx[-1] != n - 1:
+            idx.append(n - 1)
+        times, steps = self.times, self.steps
+        rows: dict[str, list[float]] = {}
+        for done, k in enumerate(idx, 1):
+            fr = self.frame(k, names)
+            m = M.frame_measures(fr, self.dx, hypoxia_mmhg)
+            if margin_um != 200.0:
+                m.update(M.vessel_density(fr["tissue"], fr.get("perfused"), self.dx, margin_um))
+            if network:
+                m.update(M.vessel_network(fr["tissue"], self.dx))
+            del fr
+            m = {"frame": k, "step": int(steps[k]), "time_min": float(times[k]),
+                 "time_days": float(times[k]) / MINUTES_PER_DAY, **m}
+            for key, v in m.items():
+                rows.setdefault(key, []).append(v)
+            if progress is not None:
+                progress(done, len(idx))
+        if not rows:
+            return {"frame": np.zeros(0, np.int64), "step": np.zeros(0, np.int64), "time_min": np.zeros(0),
+                    "time_days": np.zeros(0)}
+        return {k: np.asarray(v) for k, v in rows.items()}
 
 
 def open_run(path: str | Path) -> Run:

@@ -14,10 +14,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import measures as M
-from .run import MINUTES_PER_DAY, Run, as_run
+from .._constants import MINUTES_PER_DAY
+from .run import MEASURE_LAYERS, Run, as_run  # noqa: F401 (MEASURE_LAYERS re-exported)
 
-#: Layers :func:`measure_run` reads when present (``tissue`` is required).
-MEASURE_LAYERS = ("tissue", "perfused", "neutrophils", "neut_polarization", "o2")
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
@@ -56,37 +55,10 @@ def measure_run(run: Run | str | Path, *, every: int = 1, network: bool = False,
     (if the run stored ``o2``), ``vessel_density_inside``/``_around``, ``perfused_fraction_inside``/``_around``,
     ``vessel_sites``, ``neutrophils``...).
     """
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a positive integer, got {every!r}")
     r, mine = as_run(run)
     try:
-        if "tissue" not in r.layers:
-            raise KeyError(f"no layer 'tissue' in {str(r.path)!r}; layers present: {', '.join(r.layers)}")
-        names = [n for n in MEASURE_LAYERS if n in r.layers]
-        n = r.n_frames
-        idx = list(range(0, n, every))
-        if n and idx[-1] != n - 1:
-            idx.append(n - 1)
-        times, steps = r.times, r.steps
-        rows: dict[str, list[float]] = {}
-        for done, k in enumerate(idx, 1):
-            fr = r.frame(k, names)
-            m = M.frame_measures(fr, r.dx, hypoxia_mmhg)
-            if margin_um != 200.0:
-                m.update(M.vessel_density(fr["tissue"], fr.get("perfused"), r.dx, margin_um))
-            if network:
-                m.update(M.vessel_network(fr["tissue"], r.dx))
-            del fr
-            m = {"frame": k, "step": int(steps[k]), "time_min": float(times[k]),
-                 "time_days": float(times[k]) / MINUTES_PER_DAY, **m}
-            for key, v in m.items():
-                rows.setdefault(key, []).append(v)
-            if progress is not None:
-                progress(done, len(idx))
-        if not rows:
-            return {"frame": np.zeros(0, np.int64), "step": np.zeros(0, np.int64), "time_min": np.zeros(0),
-                    "time_days": np.zeros(0)}
-        return {k: np.asarray(v) for k, v in rows.items()}
+        return r.measures(every=every, network=network, hypoxia_mmhg=hypoxia_mmhg, margin_um=margin_um,
+                          progress=progress)
     finally:
         if mine:
             r.close()
@@ -149,7 +121,8 @@ SUMMARY_COLUMNS: dict[str, str] = {
 }
 
 
-def _tumour_sites_series(ts: Mapping[str, np.ndarray]) -> np.ndarray | None:
+def tumour_sites_series(ts: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Tumour sites (live and necrotic) per step of a time series; None if the series lacks either count."""
     if "tumor_live" in ts and "necrotic" in ts:
         return np.asarray(ts["tumor_live"], np.float64) + np.asarray(ts["necrotic"], np.float64)
     if {"tumor_p", "tumor_q", "necrotic"} <= set(ts):
@@ -176,7 +149,7 @@ def summarize_run(run: Run | str | Path, by: str | None = "preset", growth_skip_
         ts = r.timeseries()
         t_days = ts["time_days"]
         unit = (r.dx / 1000.0) ** r.ndim  # mm² or mm³ per site
-        sites = _tumour_sites_series(ts)
+        sites = tumour_sites_series(ts)
         out: dict[str, Any] = {k: float("nan") for k in SUMMARY_COLUMNS}
         out["final_day"] = float(t_days[-1]) if t_days.size else float("nan")
         if sites is not None and sites.size:

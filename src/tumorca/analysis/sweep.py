@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..io.reader import RunReader
-from ..sweep import MANIFEST_JSON, read_manifest
+from ..io.manifest import MANIFEST_JSON, read_manifest
 
 #: Manifest-level facts copied into ``table.attrs`` (a DataFrame) or returned by :func:`sweep_info`.
 INFO_KEYS = ("name", "sweep_id", "n_runs", "n_conditions", "replicates", "root_seed", "seed_rule", "varied", "base",

@@ -14,7 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .layout import CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, RunFileError, compression_kwargs, frame_chunks, shape3_of
+from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, RunFileError, compression_kwargs, frame_chunks, shape3_of,
+                     temporary_path)
 
 
 def create_state_group(group: h5py.Group, state: dict[str, Any], run_id: str = "",
@@ -47,10 +48,11 @@ def create_state_group(group: h5py.Group, state: dict[str, Any], run_id: str = "
     arrays = group.create_group("arrays")
     for name in sorted(state["arrays"]):
         a = np.asarray(state["arrays"][name])
-        # Tiles as for frames; gzip-1 whatever the run's compression, so checkpoints stay portable and small.
+        # Tiles as for frames; gzip-1 whatever the run's compression, so checkpoints stay portable and small; a
+        # Fletcher32 checksum per chunk, so a damaged checkpoint is refused rather than resumed from.
         chunks = frame_chunks(shape3, a.dtype.itemsize)[1:][-a.ndim:] if 0 < a.ndim <= 3 and a.size else None
         arrays.create_dataset(name, shape=a.shape, dtype=a.dtype, chunks=chunks,
-                              **(compression_kwargs("gzip", a.dtype) if chunks else {}))
+                              **(dict(compression_kwargs("gzip", a.dtype), fletcher32=True) if chunks else {}))
 
 
 def fill_state_group(group: h5py.Group, state: dict[str, Any]) -> None:
@@ -88,7 +90,7 @@ def save_checkpoint_file(path: str | Path, state: dict[str, Any], run_id: str) -
     every moment ``path`` holds either the previous checkpoint or the new one in full, even after ``kill -9``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = CHECKPOINT_FORMAT_NAME
@@ -97,7 +99,7 @@ def save_checkpoint_file(path: str | Path, state: dict[str, Any], run_id: str) -
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -114,7 +116,8 @@ def load_checkpoint_file(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise RunFileError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory, so that a rename into it survives a crash."""
     # Makes the rename itself durable; not possible on every platform/filesystem, where it is skipped.
     try:
         fd = os.open(directory, os.O_RDONLY)

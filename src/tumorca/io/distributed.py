@@ -38,10 +38,10 @@ import numpy as np
 
 from .. import __version__
 from .._constants import FIELD_NAMES
-from .checkpoint import _fsync_dir
+from .checkpoint import fsync_dir
 from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, LIBVER, RunFileError, RunPlan, compression_kwargs,
-                     fmt_bytes, frame_chunks, layer_meta)
-from .writer import QUEUE_DEPTH, FileLayout, RunWriter, _describe_os_error
+                     fmt_bytes, frame_chunks, layer_meta, temporary_path)
+from .writer import QUEUE_DEPTH, FileLayout, RunWriter, describe_os_error
 
 #: Value of the root attribute ``format`` of a rank file.
 RANK_FORMAT_NAME = "tumorca-rank-block"
@@ -196,7 +196,7 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
     try:
         f = h5py.File(path, "w", libver=LIBVER)
     except OSError as exc:
-        raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+        raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
     try:
         f.attrs.update({"format": RANK_FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
                         "run_id": run_id, "rank": np.int64(rank), "ranks": np.int64(size),
@@ -207,18 +207,20 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
         for name in plan.layers:
             dtype, units, long_name = layer_meta(name)
             ds = f.create_dataset(name, shape=(0, *b), maxshape=(None, *b), dtype=dtype,
-                                  chunks=frame_chunks(b, dtype.itemsize), **compression_kwargs(plan.compression, dtype))
+                                  chunks=frame_chunks(b, dtype.itemsize), fletcher32=True,
+                                  **compression_kwargs(plan.compression, dtype))
             ds.attrs.update({"units": units, "long_name": long_name})
         arrays = f.create_group("checkpoint").create_group("arrays")
         rb = _slice_shape(_run_slices(owned, len(plan.shape)))
         for name, dt in sorted(state_dtypes.items()):
             chunks = frame_chunks(b, np.dtype(dt).itemsize)[1:][-len(rb):]
-            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, **compression_kwargs("gzip", np.dtype(dt)))
+            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, fletcher32=True,
+                                  **compression_kwargs("gzip", np.dtype(dt)))
     except BaseException as exc:
         f.close()
         path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
         raise
     return f
 
@@ -297,7 +299,7 @@ class BlockWriter:
                     pass
             except BaseException as exc:  # noqa: BLE001 - reported through self.error
                 self.error = (f"writing {'the frame of step ' + str(item[1]) if kind == 'frame' else 'the end'} to "
-                              f"{str(self.path)!r} failed: {_describe_os_error(exc)}")
+                              f"{str(self.path)!r} failed: {describe_os_error(exc)}")
                 self.broken = True
                 self._keepalive = exc  # keep the handles alive, untouched (see RunWriter._fail)
             finally:
@@ -353,6 +355,7 @@ class MainFileWriter(RunWriter):
     #: never refers to missing rank files, and HDF5 never has to open a rank file that another process holds in
     #: SWMR write mode while the virtual datasets are being made).
     _built: tuple[Path, Path, bool] | None = None
+    PUBLISHED_AT_CREATE = False
 
     @staticmethod
     def _publish(tmp: Path, path: Path, replace: bool) -> None:
@@ -404,9 +407,10 @@ class MainFileWriter(RunWriter):
         self._times.append(time_min)
         self._flushed_step = self._last_step
         self._frame_step = step
-        self._write_xdmf_now()
+        self._write_xdmf_now(force=False)
 
     def _do_fail(self, message: str) -> None:
+        self._xdmf_if_stale()
         self._do_flush()
         self._set_status("failed", message)
         self._f.flush()
@@ -432,7 +436,7 @@ def write_block_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], ndim: i
                            run_id: str, step: int) -> None:
     """One rank's block of a checkpoint (arrays in the run's dimensionality), written and synced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     rb = _slice_shape(_run_slices(owned, ndim))
     try:
         with h5py.File(tmp, "w", libver=LIBVER) as f:
@@ -443,10 +447,14 @@ def write_block_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], ndim: i
                 a = np.reshape(a, rb)
                 g.create_dataset(name, data=a, chunks=frame_chunks(tuple([1] * (3 - len(rb))) + rb,
                                                                    a.dtype.itemsize)[1:][-len(rb):],
-                                 **compression_kwargs("gzip", a.dtype))
+                                 fletcher32=True, **compression_kwargs("gzip", a.dtype))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        # The block's name in its directory, and the directory's in OUT.h5.ranks/, must be on disk before rank 0
+        # renames the checkpoint that refers to them into place.
+        fsync_dir(path.parent)
+        fsync_dir(path.parent.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -458,7 +466,7 @@ def write_main_checkpoint(path: Path, meta: Mapping[str, Any], run_id: str, bloc
     from .layout import FORMAT_VERSION as _V
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     shape = tuple(int(d) for d in meta["shape"])
     try:
         with h5py.File(tmp, "w", libver=LIBVER) as f:
@@ -472,7 +480,7 @@ def write_main_checkpoint(path: Path, meta: Mapping[str, Any], run_id: str, bloc
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -486,7 +494,7 @@ def block_reader(path: Path) -> tuple[dict[str, Any], Callable[[str, Slices3], n
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise RunFileError(f"cannot read checkpoint {str(path)!r}: {_describe_os_error(exc)}") from None
+        raise RunFileError(f"cannot read checkpoint {str(path)!r}: {describe_os_error(exc)}") from None
     try:
         if f.attrs.get("format") != CHECKPOINT_FORMAT_NAME:
             raise RunFileError(f"{str(path)!r} is not a tumorca checkpoint file")

@@ -130,11 +130,51 @@ def compression_kwargs(compression: str, dtype: np.dtype) -> dict[str, Any]:
     raise ParameterError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
 
 
+#: Longest file name (bytes) on the usual file systems: temporary names beside a long output name must fit too.
+NAME_MAX = 255
+_TMP_TAIL = 32  # ".PID.RANDOM8.tmp" with room to spare
+
+
+def temporary_prefix(path: str | Path) -> str:
+    """How the hidden temporary files beside ``path`` begin: ``.NAME.``, or for a name too long to take a suffix,
+    ``.SHORTENED~DIGEST.`` (a 240-byte output name is valid; its temporaries must be too)."""
+    name = Path(path).name
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) + 2 + _TMP_TAIL <= NAME_MAX:
+        return f".{name}."
+    import hashlib
+
+    digest = hashlib.sha1(raw).hexdigest()[:12]
+    keep = raw[:NAME_MAX - _TMP_TAIL - 16].decode("utf-8", "ignore")
+    return f".{keep}~{digest}."
+
+
+def temporary_path(path: str | Path, unique: bool = False) -> Path:
+    """A hidden temporary name beside ``path`` for this process (``unique``: and this call), which
+    :func:`tumorca.io.writer.remove_stale_temporaries` recognises once the process is gone."""
+    import os
+    import uuid
+
+    p = Path(path)
+    tail = f"{os.getpid()}" + (f".{uuid.uuid4().hex[:8]}" if unique else "") + ".tmp"
+    return p.with_name(temporary_prefix(p) + tail)
+
+
 def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
-    """``(xdmf, checkpoint)`` paths beside a run file: ``OUT.xdmf`` and ``OUT.ckpt.h5``."""
+    """``(xdmf, checkpoint)`` paths beside a run file ``OUT.h5``: ``OUT.h5.xdmf`` and ``OUT.h5.ckpt.h5``.
+
+    Named from the whole file name (as the rank directory ``OUT.h5.ranks/`` is), so that ``m.h5`` and
+    ``m.hdf5`` never share a checkpoint or an XDMF index."""
+    p = Path(path)
+    return p.with_name(p.name + ".xdmf"), p.with_name(p.name + ".ckpt.h5")
+
+
+def legacy_checkpoint_path(path: str | Path) -> Path:
+    """Where tumorca before 16 (issue 16) put the checkpoint of ``OUT.h5``: ``OUT.ckpt.h5``, from the stem (read
+    only, to resume runs begun by it, and only if its run id matches)."""
     p = Path(path)
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(stem + ".xdmf"), p.with_name(stem + ".ckpt.h5")
+    return p.with_name(stem + ".ckpt.h5")
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..params import PARAMETERS
+from ..params import PARAMETERS, Params
 from .checkpoint import load_checkpoint_file, read_state
+from .hdf5 import end_of_file_address, open_file
 from .._constants import FIELD_NAMES
-from .layout import FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names, sidecar_paths
+from .. import __version__
+from ..errors import TumorcaError
+from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names,
+                     legacy_checkpoint_path, sidecar_paths)
 
 _DEFAULTS = {s.name: s.default for s in PARAMETERS}
 
@@ -30,7 +34,8 @@ class RunStatus:
     ----------
     state : str
         ``complete``; ``running`` (its writer process is alive); ``interrupted`` (stopped by a signal after writing
-        a checkpoint); ``cut off`` (its writer died, e.g. ``kill -9`` or a crash); ``failed`` (a write failed).
+        a checkpoint); ``cut off`` (its writer died, e.g. ``kill -9`` or a crash); ``failed`` (a write failed);
+        ``damaged`` (truncated or corrupted since it was written: see :meth:`RunReader.verify`).
     detail : str
         One line for people.
     resumable : bool
@@ -106,10 +111,10 @@ class RunReader:
         if self.path.is_dir():
             raise RunFileError(f"{str(self.path)!r} is a directory, not a run file")
         try:
-            self.file = h5py.File(self.path, "r", swmr=True)
+            self.file = open_file(self.path, swmr=True)
         except OSError:
             try:
-                self.file = h5py.File(self.path, "r")
+                self.file = open_file(self.path, swmr=False)
             except OSError as exc:
                 msg = " ".join(str(exc).split())
                 if not h5py.is_hdf5(self.path):
@@ -129,11 +134,16 @@ class RunReader:
             raise
         self.attrs: dict[str, Any] = {k: _decode(v) for k, v in self.file.attrs.items()}
         self._plan: RunPlan | None = None
-        missing = [n for n in ("time", "step", "timeseries") if n not in self.file]
-        if missing:
+        try:
+            missing = [n for n in ("time", "step", "timeseries", "run") if n not in self.file]
+            if missing:
+                raise RunFileError(f"{str(self.path)!r} is damaged: it has no {', '.join('/' + n for n in missing)}")
+            self._refresh_counts()
+        except BaseException as exc:
             self.file.close()
-            raise RunFileError(f"{str(self.path)!r} is damaged: it has no {', '.join('/' + n for n in missing)}")
-        self._refresh_counts()
+            if isinstance(exc, (OSError, KeyError, ValueError, TypeError, AttributeError)):
+                raise RunFileError(f"{str(self.path)!r} is damaged: {_damage(exc)}") from None
+            raise
 
     # -- context manager -------------------------------------------------------------------------------------
     def __enter__(self) -> "RunReader":
@@ -153,7 +163,17 @@ class RunReader:
         """The run's plan (shape, parameters, seed, steps, frames...).  ParameterError if the file's parameters
         are unknown to this tumorca version."""
         if self._plan is None:
-            self._plan = RunPlan.from_attrs(self.attrs)
+            try:
+                plan = RunPlan.from_attrs(self.attrs)
+                seed_ok = 0 <= plan.seed < 2 ** 64
+            except TumorcaError:
+                raise
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise RunFileError(f"{str(self.path)!r} is damaged: its attributes do not describe a run: "
+                                   f"{_damage(exc)}") from None
+            if not seed_ok:
+                raise RunFileError(f"{str(self.path)!r} is damaged: its seed {plan.seed} is out of range")
+            self._plan = plan
         return self._plan
 
     @property
@@ -193,7 +213,18 @@ class RunReader:
 
     @property
     def checkpoint_path(self) -> Path:
-        return sidecar_paths(self.path)[1]
+        """``OUT.h5.ckpt.h5``; or, if there is none, a checkpoint of this run under the stem-based name of
+        earlier versions (``OUT.ckpt.h5``), which a sibling file with another suffix may own (run id checked)."""
+        ck = sidecar_paths(self.path)[1]
+        old = legacy_checkpoint_path(self.path)
+        if not ck.exists() and old.exists() and old != self.path:
+            try:
+                with h5py.File(old, "r") as f:
+                    if str(_decode(f.attrs.get("run_id", ""))) == str(self.attrs.get("run_id")):
+                        return old
+            except OSError:
+                pass
+        return ck
 
     # -- contents --------------------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -204,6 +235,63 @@ class RunReader:
             for ds in self.file["timeseries"].values():
                 ds.refresh()
         self._refresh_counts()
+
+    def truncation(self) -> str:
+        """Why the file is shorter than HDF5 last recorded it ("" if it is not): a file its writer closed keeps
+        that size, so a shorter one lost its end (a copy cut short, a full disk...)."""
+        eof = end_of_file_address(self.path)
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return ""
+        if eof is not None and size < eof:
+            return f"truncated: {size} of its {eof} bytes are left"
+        return ""
+
+    def layout_problem(self) -> str:
+        """Why the file's datasets do not have the shapes its plan implies ("" if they do): frames
+        ``(T, nz, ny, nx)`` for every layer, one-dimensional ``/time``, ``/step`` and time series."""
+        f = self.file
+        try:
+            want = tuple(self.plan.shape3)
+            layers = self.plan.layers
+        except (TumorcaError, KeyError, ValueError, TypeError) as exc:
+            return f"its attributes do not describe a run: {_damage(exc)}"
+        for layer in layers:
+            ds = f.get(layer)
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 4 or tuple(ds.shape[1:]) != want:
+                got = "missing" if ds is None else f"shaped {tuple(getattr(ds, 'shape', ()))}"
+                return f"frame dataset {layer!r} is {got}, not (frames, {', '.join(map(str, want))})"
+        for key in ("time", "step"):
+            if not isinstance(f[key], h5py.Dataset) or f[key].ndim != 1:
+                return f"/{key} is not a one-dimensional dataset"
+        for key, ds in f["timeseries"].items():
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
+                return f"/timeseries/{key} is not a one-dimensional dataset"
+        return ""
+
+    def verify(self, full: bool = False) -> str:
+        """Read the file to find damage; returns "" or why it is damaged (one line).
+
+        Without ``full``: the truncation check, the time series, the last frame of every layer and, for a
+        complete run, its final state -- a cut or damaged end shows there, in about the time of one frame.  With
+        ``full``: every frame too (every chunk's Fletcher32 checksum is checked as it is read)."""
+        damage = self.truncation() or self.layout_problem()
+        if damage:
+            return damage
+        try:
+            self.timeseries()
+            n = self._n_frames
+            frames = range(n) if full else ([n - 1] if n else [])
+            for name in self.layers:
+                for i in frames:
+                    self.file[name][i]
+            self.times, self.steps  # noqa: B018 - read for their checksums
+            if self.run_info().get("status") == "complete" and "checkpoint" in self.file:
+                read_state(self.file["checkpoint"])
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, RunFileError) as exc:
+            return f"cannot read it: {_damage(exc)}"
+        return ""
 
     def _refresh_counts(self) -> None:
         f = self.file
@@ -252,14 +340,86 @@ class RunReader:
 
     def checkpoint(self) -> dict[str, Any] | None:
         """The latest checkpoint this run can resume from: the sibling ``OUT.ckpt.h5`` if it belongs to this run,
-        else None (resume then restarts from the initial state).  RunFileError if it belongs to another run."""
+        else None (resume then restarts from the initial state).  RunFileError if it belongs to another run, does
+        not match the run (:meth:`verify_checkpoint`) or its data fail their checksums."""
         ck = self.checkpoint_path
         if not ck.exists():
             return None
+        self.verify_checkpoint()
         run_id, state = load_checkpoint_file(ck)
-        if run_id != self.attrs.get("run_id"):
-            raise RunFileError(f"checkpoint {str(ck)!r} belongs to another run than {str(self.path)!r}")
+        layout = {k: (np.shape(a), np.asarray(a).dtype) for k, a in state["arrays"].items()}
+        self._check_checkpoint(run_id, state, layout)
         return state
+
+    def verify_checkpoint(self) -> None:
+        """Check the sibling checkpoint against this run file without reading its arrays: it must belong to this
+        run (``run_id``) and hold this run's lattice, seed, parameters and array names, shapes and types, at a
+        step within the run, written by a tumorca version that wrote this file (or this one).  A no-op if there
+        is no checkpoint; RunFileError (one line) otherwise.
+
+        A checkpoint edited by hand (another kill rate, another seed...) would otherwise be resumed with its
+        values while the run file still describes the original run."""
+        ck = self.checkpoint_path
+        if not ck.exists():
+            return
+        try:
+            with h5py.File(ck, "r") as f:
+                if _decode(f.attrs.get("format", "")) != CHECKPOINT_FORMAT_NAME:
+                    raise RunFileError(f"{str(ck)!r} is not a tumorca checkpoint file")
+                a = f.attrs
+                meta = {"version": str(_decode(a.get("tumorca_version", ""))),
+                        "shape": tuple(int(d) for d in np.asarray(a["shape"]).ravel()),
+                        "params": json.loads(str(_decode(a["parameters"]))), "seed": int(a["seed"]),
+                        "step_index": int(a["step_index"])}
+                layout = {k: (ds.shape, ds.dtype) for k, ds in f["arrays"].items()}
+                run_id = str(_decode(a.get("run_id", "")))
+        except RunFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise RunFileError(f"checkpoint {str(ck)!r} is damaged: {' '.join(str(exc).split())[:200]}") from None
+        self._check_checkpoint(run_id, meta, layout)
+
+    def _check_checkpoint(self, run_id: str, meta: dict[str, Any], layout: dict[str, tuple]) -> None:
+        ck = f"checkpoint {str(self.checkpoint_path)!r}"
+        if run_id != self.attrs.get("run_id"):
+            raise RunFileError(f"{ck} belongs to another run than {str(self.path)!r}")
+        plan = self.plan
+        if not isinstance(meta["shape"], tuple) or tuple(meta["shape"]) != tuple(plan.shape):
+            raise RunFileError(f"{ck} holds a {'x'.join(map(str, meta['shape']))} lattice, the run "
+                               f"{'x'.join(map(str, plan.shape))}")
+        if meta["seed"] != plan.seed:
+            raise RunFileError(f"{ck} holds seed {meta['seed']}, the run {plan.seed}")
+        try:
+            params = Params(**meta["params"])
+        except (TumorcaError, TypeError) as exc:
+            raise RunFileError(f"{ck} holds invalid parameters: {exc}") from None
+        if params != plan.params:
+            mine, theirs = params.to_dict(), plan.params.to_dict()
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            shown = ", ".join(f"{k} = {mine[k]!r} (run: {theirs.get(k)!r})" for k in diff[:3])
+            raise RunFileError(f"{ck} holds other parameters than the run: {shown}")
+        versions = {__version__, str(self.attrs.get("tumorca_version", ""))}
+        try:
+            history = json.loads(str(self.attrs.get("resume_history", "[]")))
+        except ValueError:
+            history = []
+        versions |= {str(h["tumorca_version"]) for h in history if isinstance(h, dict) and h.get("tumorca_version")}
+        if meta["version"] not in versions:
+            raise RunFileError(f"{ck} was written by tumorca {meta['version'] or '(unknown)'}, which did not write "
+                               f"this run (tumorca {self.attrs.get('tumorca_version')})")
+        if not 0 <= meta["step_index"] <= plan.steps:
+            raise RunFileError(f"{ck} is at step {meta['step_index']}, outside the run's 0..{plan.steps}")
+        expect = self.file.get("checkpoint/arrays")
+        if expect is not None:
+            want = {k: (ds.shape, ds.dtype) for k, ds in expect.items()}
+            if set(want) != set(layout):
+                raise RunFileError(f"{ck} holds arrays {', '.join(sorted(layout))}, the run "
+                                   f"{', '.join(sorted(want))}")
+            for k, (shape, dtype) in sorted(want.items()):
+                if tuple(layout[k][0]) != tuple(shape) or np.dtype(layout[k][1]) != np.dtype(dtype):
+                    raise RunFileError(f"{ck}: array {k!r} is {np.dtype(layout[k][1])} "
+                                       f"{'x'.join(map(str, layout[k][0])) or 'scalar'}, the run's "
+                                       f"{np.dtype(dtype)} {'x'.join(map(str, shape)) or 'scalar'}")
 
     def checkpoint_step(self) -> int | None:
         """Step of the sibling checkpoint, or None if there is none (reads only its attributes)."""
@@ -286,9 +446,19 @@ class RunReader:
         """Whether the run is complete, being written, interrupted or cut off (see :class:`RunStatus`)."""
         a = self.attrs
         run = self.run_info()
-        state = run.get("status", "running")
-        steps = int(a["steps"])
-        planned = int(a["frames_planned"])
+        if "status" not in run:
+            return RunStatus("damaged", "damaged: it has no /run/status", False)
+        state = run["status"]
+        try:
+            steps = int(a["steps"])
+            planned = int(a["frames_planned"])
+            self.plan  # noqa: B018 - a file whose attributes describe no run is damaged, whatever its status
+        except (KeyError, ValueError, TypeError, RunFileError) as exc:
+            return RunStatus("damaged", f"damaged: its attributes do not describe a run: {_damage(exc)}", False)
+        if state != "running":  # its writer closed it: the file has had its full size since
+            damage = self.truncation()
+            if damage:
+                return RunStatus("damaged", f"damaged: {damage}", False)
         if state == "complete":
             if self._n_frames == planned and self._n_rows == steps + 1:
                 return RunStatus("complete", f"complete: {steps} steps, {planned} frames", False)
@@ -308,6 +478,10 @@ class RunReader:
                              f"{last} of {steps}", True)
         return RunStatus("running", f"being written on host {host!r}, or cut off there (on disk: {last} of "
                          f"{steps})", True)
+
+
+def _damage(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def open_run(path: str | Path) -> RunReader:

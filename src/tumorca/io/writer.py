@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import glob
 import json
 import os
 import platform
@@ -46,14 +47,18 @@ from .. import __version__
 from .checkpoint import create_state_group, fill_state_group, save_checkpoint_file
 from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, SUMMARY_UNITS, TIMESERIES_CHUNK, RunFileError, RunPlan,
                      cell_state_attrs, compression_kwargs, coordinates, fmt_bytes, frame_chunks, layer_meta,
-                     sidecar_paths,
-                     summary_dtype)
+                     sidecar_paths, summary_dtype, temporary_path, temporary_prefix)
 from .xdmf import write_xdmf, xdmf_document, xdmf_frame
 
 #: Bytes kept for the error message in /run/error.
 ERROR_BYTES = 1024
 #: Items the writer thread may hold queued: bounds the memory held in frame copies (about this many frames).
 QUEUE_DEPTH = 3
+#: The XDMF index is rewritten after a frame at most this often (seconds), and at most once per this many times
+#: the last rewrite took: a rewrite names every frame, so rewriting after each of n frames cost O(n^2) in all.
+#: It is always rewritten at a checkpoint and at the end.
+XDMF_INTERVAL = 1.0
+XDMF_COST_FACTOR = 20.0
 
 
 def utc_now() -> str:
@@ -73,7 +78,106 @@ def process_start_ticks(pid: int | None = None) -> int:
         return 0
 
 
-def _describe_os_error(exc: BaseException) -> str:
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the hidden temporary files (``.NAME.PID....tmp``) that a tumorca process killed while writing
+    ``path`` or its sidecars left beside them, sparing those of processes still alive; returns what it removed.
+
+    A resume or a checkpoint writes under such a name and renames it into place; a process killed in between
+    (or by a full disk) leaves a file that may be as large as the run and that nothing else would ever remove."""
+    path = Path(path)
+    removed = []
+    for name in [path.name, *(p.name for p in sidecar_paths(path))]:
+        prefix = temporary_prefix(path.with_name(name))
+        try:
+            candidates = list(path.parent.glob(glob.escape(prefix) + "*.tmp"))
+        except OSError:
+            return removed
+        for p in candidates:
+            pid = p.name[len(prefix):].split(".")[0]
+            if not pid.isdigit() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
+                continue
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+class OutputLock:
+    """An exclusive lock on a run file for as long as a process writes it: ``flock`` on a hidden ``.NAME.lock``
+    beside it (removed on release).  A second tumorca writing the same file -- two ``--overwrite`` or two
+    ``--resume`` started together -- is refused with one line instead of racing the first.
+
+    The lock file is unlinked while locked; a process that opened it just before, and so locks a file no longer
+    there, sees that (the inode at the path differs) and tries again.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(temporary_prefix(self.path) + "lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        """Take the lock; RunFileError (one line) if another process holds it or it cannot be made."""
+        import fcntl
+
+        for _ in range(5):
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise RunFileError(f"cannot lock {str(self.path)!r}: {describe_os_error(exc)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    other = os.read(fd, 100).decode(errors="replace").strip()
+                finally:
+                    os.close(fd)
+                raise RunFileError(f"{str(self.path)!r} is being written by another tumorca process"
+                                   + (f" ({other})" if other else "") + "; wait for it to end, or stop it first") \
+                    from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except OSError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+                self._fd = fd
+                return self
+            os.close(fd)
+        raise RunFileError(f"cannot lock {str(self.path)!r}: its lock file keeps changing")
+
+    def release(self) -> None:
+        """Remove the lock file and release the lock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.lock_path)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def describe_os_error(exc: BaseException) -> str:
     """One line for an I/O failure, naming disk-full and file-size-limit cases plainly."""
     text = str(exc)
     code = getattr(exc, "errno", None)
@@ -96,6 +200,9 @@ class RunWriter:
 
     Parameters are not meant to be passed to the constructor directly; see :meth:`create`.
     """
+
+    #: Whether :meth:`create` gives the file its name (False for a writer whose caller publishes it later).
+    PUBLISHED_AT_CREATE = True
 
     def __init__(self, path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], run_id: str,
                  f: h5py.File, n_frames: int, n_rows: int, last_step: int) -> None:
@@ -120,6 +227,8 @@ class RunWriter:
         self._frame_step = last_step if n_frames else -1  # step of the last frame on disk
         self._reserve = 256 * 1024  # slack for HDF5 metadata and the end-of-run attributes
         self._xdmf_frames: list[str] = []
+        self._xdmf_due = 0.0  # time.monotonic() from which the next frame rewrites the XDMF index
+        self._xdmf_stale = False  # frames on disk that the XDMF index does not name yet
         self.broken = False  # True after a failed HDF5 write: see _fail
         self._keepalive: BaseException | None = None
         self._error: BaseException | None = None
@@ -165,6 +274,7 @@ class RunWriter:
             If the file cannot be created, or ``path`` exists and ``overwrite`` is false.
         """
         path = Path(path)
+        remove_stale_temporaries(path)
         keys = [k for k in summary if k != "step"]
         dtypes = [summary_dtype(summary[k]) for k in keys]
         run_id = run_id or uuid.uuid4().hex
@@ -177,7 +287,10 @@ class RunWriter:
             tmp.unlink(missing_ok=True)
             raise
         xdmf, ckpt = sidecar_paths(path)
-        ckpt.unlink(missing_ok=True)  # a stale checkpoint of an earlier run must never meet this file
+        if cls.PUBLISHED_AT_CREATE:
+            # A stale checkpoint of an earlier run must never meet this file.  (A writer that publishes later
+            # leaves this to its caller: until then the earlier run, checkpoint included, is intact.)
+            ckpt.unlink(missing_ok=True)
         w = cls(path, plan, keys, dtypes, run_id, f, 0, 0, -1)
         w._write_xdmf_now()
         return w
@@ -208,6 +321,7 @@ class RunWriter:
             As for :meth:`create`.  Frames are copied only into a layout that stores them in this file.
         """
         path = Path(path)
+        remove_stale_temporaries(path)
         plan = reader.plan
         old = reader.file
         ts = old["timeseries"]
@@ -220,7 +334,7 @@ class RunWriter:
         steps_on_disk = reader.steps
         keep_frames = int(np.count_nonzero(steps_on_disk <= checkpoint_step))
         history = json.loads(str(reader.attrs.get("resume_history", "[]")))
-        history.append({"time": utc_now(), "from_step": checkpoint_step,
+        history.append({"time": utc_now(), "from_step": checkpoint_step, "tumorca_version": __version__,
                         "command_line": str(provenance.get("command_line", "")), "host": socket.gethostname()})
         attrs = {k: reader.attrs[k] for k in ("start_time", "run_id", "command_line") if k in reader.attrs}
         attrs.update({k: v for k, v in provenance.items() if k != "command_line"})
@@ -242,10 +356,10 @@ class RunWriter:
             reader.close()
             cls._publish(tmp, path, replace=True)
         except BaseException as exc:
-            f.close()
+            _close_quietly(f)
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {_describe_os_error(exc)}") \
+                raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {describe_os_error(exc)}") \
                     from None
             raise
         w = cls(path, plan, keys, dtypes, str(attrs["run_id"]), f, keep_frames, keep_rows, keep_rows - 1)
@@ -259,11 +373,11 @@ class RunWriter:
                layout: "FileLayout | None" = None) -> tuple[Path, h5py.File]:
         """Create the file layout under a temporary name beside ``path``; returns (temporary path, open file)."""
         layout = layout or FileLayout()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = temporary_path(path, unique=True)
         try:
             f = h5py.File(tmp, "w", libver=LIBVER)
         except OSError as exc:
-            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
         try:
             _create_layout(f, plan, keys, dtypes, layout)
             layout.state_group(f.create_group("checkpoint"), state, run_id, plan.steps)
@@ -279,10 +393,10 @@ class RunWriter:
                 f.swmr_mode = True
                 f.flush()
         except BaseException as exc:
-            f.close()
+            _close_quietly(f)
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+                raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
             raise
         return tmp, f
 
@@ -308,7 +422,7 @@ class RunWriter:
                 return
             tmp.unlink()
         except OSError as exc:
-            raise RunFileError(f"cannot create {str(path)!r}: {_describe_os_error(exc)}") from None
+            raise RunFileError(f"cannot create {str(path)!r}: {describe_os_error(exc)}") from None
 
     # -- the caller's side ----------------------------------------------------------------------------------
     @property
@@ -428,7 +542,7 @@ class RunWriter:
         what = {"frame": f"the frame of step {item[1]}" if kind == "frame" else "",
                 "checkpoint": "a checkpoint", "rows": "the time series",
                 "close": "the end of the run"}.get(kind, kind)
-        self._error_msg = (f"writing {what} to {str(self.path)!r} failed: {_describe_os_error(exc)}; "
+        self._error_msg = (f"writing {what} to {str(self.path)!r} failed: {describe_os_error(exc)}; "
                            f"{self._on_disk()}")
         self._error = exc
         self.broken = True
@@ -439,6 +553,7 @@ class RunWriter:
         lost (the file then opens like a finished one, and --resume continues it)."""
         self._error_msg = f"{message}; {self._on_disk()}"
         self._error = RunFileError(self._error_msg)
+        self._xdmf_if_stale()
         try:
             self._do_flush()
             self._set_status("failed", message)  # the /run datasets have their space already: this always fits
@@ -497,7 +612,7 @@ class RunWriter:
         self._times.append(time_min)
         self._flushed_step = self._last_step
         self._frame_step = step
-        self._write_xdmf_now()
+        self._write_xdmf_now(force=False)
 
     def _do_flush(self) -> None:
         self._f.flush()
@@ -506,16 +621,27 @@ class RunWriter:
     def _do_checkpoint(self, state: dict[str, Any]) -> None:
         self._check_space("a checkpoint", _state_bytes(state))
         self._do_flush()
+        if self._xdmf_stale:
+            self._write_xdmf_now()
         try:
             save_checkpoint_file(self.checkpoint_path, state, self.run_id)
         except OSError as exc:
             # The run file itself is intact and flushed: close it properly rather than leave it half-open.
             raise _CleanStop(f"writing the checkpoint {str(self.checkpoint_path)!r} failed: "
-                             f"{_describe_os_error(exc)}; stopped and closed {str(self.path)!r}") from None
+                             f"{describe_os_error(exc)}; stopped and closed {str(self.path)!r}") from None
 
     def _do_abort(self) -> None:
+        self._xdmf_if_stale()
         self._f.flush()
         self._f.close()
+
+    def _xdmf_if_stale(self) -> None:
+        """Name every frame on disk in the XDMF index before the writer stops (a failure here is no news)."""
+        if self._xdmf_stale:
+            try:
+                self._write_xdmf_now()
+            except OSError:
+                pass
 
     def _set_status(self, status: str, error: str = "") -> None:
         run = self._run
@@ -526,6 +652,8 @@ class RunWriter:
         run["error"][()] = error.encode("utf-8", "replace")[:ERROR_BYTES]
 
     def _do_close(self, status: str, final_state: dict[str, Any] | None) -> None:
+        if self._xdmf_stale:
+            self._write_xdmf_now()
         if final_state is not None:
             self._check_space("the final state", _state_bytes(final_state))
             fill_state_group(self._f["checkpoint"], final_state)
@@ -537,7 +665,13 @@ class RunWriter:
         if status == "complete":
             self.checkpoint_path.unlink(missing_ok=True)
 
-    def _write_xdmf_now(self) -> None:
+    def _write_xdmf_now(self, force: bool = True) -> None:
+        """Rewrite the XDMF index to name every frame on disk; without ``force``, only if it is due (see
+        :data:`XDMF_INTERVAL`), so that the cost per frame stays constant however many frames there are."""
+        now = time.monotonic()
+        if not force and now < self._xdmf_due:
+            self._xdmf_stale = True
+            return
         n = self._n_frames
         times = self._times
         layers = [(name, self._ds[name].dtype) for name in self.plan.layers]
@@ -549,6 +683,18 @@ class RunWriter:
                                                 self.plan.params.dx_um, layers))
         del self._xdmf_frames[n:]
         write_xdmf(self.xdmf_path, xdmf_document(self._xdmf_frames, n))
+        done = time.monotonic()
+        self._xdmf_due = done + max(XDMF_INTERVAL, XDMF_COST_FACTOR * (done - now))
+        self._xdmf_stale = False
+
+
+def _close_quietly(f: h5py.File) -> None:
+    """Close a file whose writing failed (on a full disk, closing flushes and fails again): its temporary name is
+    removed next, whatever the close did."""
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the error that matters is the one being raised
+        pass
 
 
 class _CleanStop(Exception):
@@ -576,7 +722,7 @@ class FileLayout:
         nz, ny, nx = plan.shape3
         return f.create_dataset(name, shape=(0, nz, ny, nx), maxshape=(None, nz, ny, nx), dtype=dtype,
                                 chunks=frame_chunks(plan.shape3, dtype.itemsize),
-                                **compression_kwargs(plan.compression, dtype))
+                                fletcher32=True, **compression_kwargs(plan.compression, dtype))
 
     def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int) -> None:
         """Lay out the final state in ``group`` (see :func:`tumorca.io.checkpoint.create_state_group`)."""
@@ -634,7 +780,7 @@ def _copy_frames(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:
         return
     same = (src.chunks == dst.chunks and src.compression == dst.compression
             and src.compression_opts == dst.compression_opts and src.shuffle == dst.shuffle
-            and src.dtype == dst.dtype)
+            and src.fletcher32 == dst.fletcher32 and src.dtype == dst.dtype)
     if not same:
         for i in range(n):
             dst[i] = src[i]

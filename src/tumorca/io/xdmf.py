@@ -14,6 +14,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
+from .layout import temporary_path
+
 _NUMBER_TYPES = {
     np.dtype(np.uint8): ("UChar", 1), np.dtype(np.int8): ("Char", 1),
     np.dtype(np.uint16): ("UShort", 2), np.dtype(np.int16): ("Short", 2),
@@ -89,9 +91,10 @@ def xdmf_text(h5_name: str, shape3: Sequence[int], dx_um: float, times: Sequence
 def write_xdmf(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically (temporary file + rename), so a reader never sees half a file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        # surrogateescape: a run file name that is not UTF-8 is written back as the bytes it is on disk
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

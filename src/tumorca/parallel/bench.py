@@ -1,6 +1,12 @@
-"""Timing hook for the distributed engine: seconds per step and the part of it spent in halo exchanges."""
+"""Timing hook for the distributed engine: seconds per step and the part of it spent in halo exchanges.
+
+Also one case of ``tumorca bench --mpi``, run as ``mpiexec -n P python -m tumorca.parallel.bench --shape ...``
+(:func:`main`): times :func:`bench_step` and prints its result as one JSON line on rank 0's stdout.
+"""
 from __future__ import annotations
 
+import argparse
+import json
 from time import perf_counter
 from typing import Any
 
@@ -53,3 +59,27 @@ def bench_step(shape, steps: int = 5, ranks_shape: Any = None, params: Params | 
         "halo_bytes": comm.allreduce(halo.bytes_sent - b0, op=MPI.SUM) / n,
         "o2_sweeps": (sim.o2_solver_stats["sweeps_total"] - sw0) / n,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tumorca.parallel.bench``: one case of ``tumorca bench --mpi`` (every rank runs it)."""
+    ap = argparse.ArgumentParser(prog="python -m tumorca.parallel.bench")
+    ap.add_argument("--shape", required=True)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--preset", default="wild-type")
+    ap.add_argument("--ranks-shape", default=None)
+    a = ap.parse_args(argv)
+    from mpi4py import MPI
+
+    from ..bench import case_params, parse_shape
+
+    shape = parse_shape(a.shape)
+    row = bench_step(shape, steps=a.steps, ranks_shape=a.ranks_shape, params=case_params(shape, a.preset),
+                     threads=a.threads, warmup=1)
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

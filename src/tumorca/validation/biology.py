@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import presets
+from .._constants import MINUTES_PER_DAY
 from ..analysis.sweep import open_sweep
 from ..io.reader import RunReader
 from ..sweep import SweepSpec, parse_sweep
@@ -118,9 +119,10 @@ class BiologySuite:
     def sweep_text(self, arm: str) -> str:
         """The sweep file (TOML) of one arm."""
         a = ARMS[arm]
+        preset_dt = presets.get(a.preset, **a.params).dt_min
         lines = [f'name = "{self.name}-{arm}"', f"seed = {self.seed}", f"replicates = {self.replicates}",
                  f'shape = "{"x".join(map(str, self.shape))}"', f"days = {self.days!r}",
-                 f"every = {int(round(self.every_days * 1440 / presets.get(a.preset, **a.params).dt_min))}",
+                 f"every = {int(round(self.every_days * MINUTES_PER_DAY / preset_dt))}",
                  'fields = ["o2"]', "checkpoint_every = 0",
                  f'preset = "{a.preset}"']
         lines.append("[params]")
@@ -214,7 +216,8 @@ class SensitivitySuite:
             keys += [k for k in change if k not in keys]
         lines = [f'name = "{self.name}-{arm}"', f"seed = {self.seed}", f"replicates = {self.replicates}",
                  f'shape = "{"x".join(map(str, self.shape))}"', f"days = {self.days!r}",
-                 f"every = {int(math.ceil(self.days * 1440 / base.dt_min))}",  # frames: the first and the last
+                 # frames: the first and the last
+                 f"every = {int(math.ceil(self.days * MINUTES_PER_DAY / base.dt_min))}",
                  'fields = "none"', "checkpoint_every = 0", f'preset = "{a.preset}"', "[params]",
                  f'o2_solver = "{self.o2_solver}"']
         lines += [f"{k} = {v!r}" for k, v in a.params.items()]

@@ -11,11 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._constants import Cell
+from .._constants import MINUTES_PER_DAY, Cell
 from ..params import Params
 from ..simulation import Simulation
 
-MINUTES_PER_DAY = 1440.0
 
 
 def _custom(shape: tuple[int, ...], params: Params, setup: Callable[[np.ndarray, np.ndarray], None],

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .. import __version__
+from .._constants import MINUTES_PER_DAY
 from ..io.reader import RunReader
 from ..params import Params
 from .biology import (COMPARISONS, DIAGNOSTICS, MEASURES, BiologySuite, SensitivitySuite, collect,
@@ -137,7 +138,7 @@ def _curves(suite: BiologySuite, root: Path) -> dict[str, dict[str, np.ndarray]]
         for r in rows:
             with RunReader(r["path"]) as rr:
                 ts = rr.timeseries()
-            t = ts["time_min"] / 1440.0
+            t = ts["time_min"] / MINUTES_PER_DAY
             series["tumour"].append(ts["tumor_live"] + ts["necrotic"])
             series["vessels"].append(ts["vessel_sites"])
             series["neutrophils"].append(ts["neutrophils"])
@@ -225,7 +226,7 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
             continue
         with RunReader(rows[0]["path"]) as rr:
             tis = rr.frame("tissue", -1)
-            day = float(rr.times[-1]) / 1440.0
+            day = float(rr.times[-1]) / MINUTES_PER_DAY
         if tis.ndim == 3:
             tis = tis[tis.shape[0] // 2]
         cy, cx = tis.shape[0] // 2, tis.shape[1] // 2

@@ -15,12 +15,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import TumorcaError
-from .io.distributed import (LAYER_SOURCES, BlockWriter, MainFileWriter, VirtualRunLayout, block_reader,
+from ..errors import TumorcaError
+from ..io.distributed import (LAYER_SOURCES, BlockWriter, MainFileWriter, VirtualRunLayout, block_reader,
                              check_sources, checkpoint_dir, create_rank_file, frames_dir, new_generation, rank_file,
                              referenced_dirs, remove_unreferenced, write_block_checkpoint, write_main_checkpoint)
-from .io.layout import RunFileError, RunPlan, sidecar_paths
-from .runner import ProgressFn, RunOutcome, StopFn
+from ..io.layout import RunFileError, RunPlan, sidecar_paths
+from ..runner import ProgressFn, RunOutcome, StopFn
 
 #: Error levels agreed between ranks: none, an error that leaves the files closeable, a failed HDF5 write (the
 #: process must leave without closing that file).
@@ -105,7 +105,7 @@ def _message(exc: BaseException) -> str:
 
 # -- the pieces -------------------------------------------------------------------------------------------------
 def _state_dtypes() -> dict[str, np.dtype]:
-    from .simulation import STATE_ARRAYS
+    from ..simulation import STATE_ARRAYS
 
     return dict(STATE_ARRAYS)
 
@@ -116,7 +116,7 @@ def _snapshot(sim: Any, plan: RunPlan) -> dict[str, np.ndarray]:
 
 
 def _meta(plan: RunPlan) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     return {"shape": plan.shape, "params": plan.params.to_dict(), "seed": plan.seed, "version": __version__}
 
@@ -243,13 +243,13 @@ def _open_engine(comm: Any, build: Callable[[], Any]) -> Any:
 
 
 def _setup_files(comm: Any, sim: Any, plan: RunPlan, path: Path, make_main: Callable[..., MainFileWriter],
-                 copy_frames: Callable[[Any, Any, tuple], int] | None = None) -> _Run:
+                 copy_frames: Callable[[Any, Any, tuple], int] | None = None, run_id: str | None = None) -> _Run:
     """Rank files in a fresh generation directory, then the main file on rank 0; on any failure every rank
-    removes what it made and raises the same error."""
+    removes what it made and raises the same error.  ``run_id``: the run's (a resume keeps it), else a new one."""
     rank, size = comm.Get_rank(), comm.Get_size()
     owned = tuple(sim.decomposition.owned)
     blocks = comm.allgather(owned)
-    gen, run_id = comm.bcast((new_generation(), uuid.uuid4().hex) if rank == 0 else None, root=0)
+    gen, run_id = comm.bcast((new_generation(), run_id or uuid.uuid4().hex) if rank == 0 else None, root=0)
     fdir = frames_dir(path, gen)
     mine = rank_file(fdir, rank)
     dtypes = _state_dtypes()
@@ -304,7 +304,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     files are set up."""
     comm = mpi_comm(comm)
     path = Path(path)
-    from .parallel import DistributedSimulation
+    from .simulation import DistributedSimulation
 
     sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed, threads=threads,
                                                            comm=comm, ranks_shape=ranks_shape))
@@ -337,9 +337,9 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     written by any number of ranks, or by a serial run: every rank reads its own block of it."""
     import h5py
 
-    from .io.reader import RunReader
-    from .parallel import DistributedSimulation
-    from .runner import check_resume
+    from ..io.reader import RunReader
+    from .simulation import DistributedSimulation
+    from ..runner import check_resume
 
     comm = mpi_comm(comm)
     path = Path(path)
@@ -358,7 +358,7 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
                         raise RunFileError(f"checkpoint {str(ck)!r} belongs to another run than {str(path)!r}")
             except OSError as exc:
                 raise RunFileError(f"cannot read checkpoint {str(ck)!r}: {_message(exc)}") from None
-        return reader.plan, has
+        return reader.plan, has  # check_resume has verified the checkpoint against the run file
 
     try:
         plan, has_ckpt = on_root(comm, inspect)
@@ -410,7 +410,8 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
                                          {**provenance, "threads": sim.threads, "ranks": comm.Get_size(),
                                           "ranks_shape": _dims_text(sim)}, layout=layout)
 
-        r = _setup_files(comm, sim, plan, path, make_main, copy_frames)
+        old_id = on_root(comm, lambda: str(reader.attrs.get("run_id", "")))
+        r = _setup_files(comm, sim, plan, path, make_main, copy_frames, run_id=old_id or None)
     finally:
         if reader is not None:
             reader.close()
@@ -425,7 +426,7 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
 
 def _drive(r: _Run, progress: ProgressFn | None, stop: StopFn | None,
            first_summary: Mapping[str, Any] | None = None) -> RunOutcome:
-    from .errors import TumorcaError as _TE
+    from ..errors import TumorcaError as _TE
 
     t0 = time.perf_counter()
     sim, plan = r.sim, r.plan

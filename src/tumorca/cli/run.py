@@ -1,0 +1,421 @@
+"""``tumorca run``: a new run, ``--resume``, and the same under MPI (``mpiexec -n P tumorca run ...``).
+
+This module only parses, validates and reports; :mod:`tumorca.runner` (serial) and :mod:`tumorca.parallel.run`
+(MPI) run, and :mod:`tumorca.io` writes and reads.
+
+Under MPI every rank parses the same arguments and so finds the same usage errors by itself (only rank 0 prints
+them).  Everything that depends on the file system or on chance -- the output checks, the seed, the checks of a
+file to resume -- is done by rank 0 and broadcast, so every rank takes the same decision before any file is
+touched.  An error agreed on by the ranks is one line on rank 0's stderr and every rank exits with the same status;
+an unexpected exception on one rank is reported by that rank and ends the whole job (``MPI_Abort``) rather than
+leaving the others waiting.
+"""
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from .. import presets
+from .._constants import FIELD_NAMES, MINUTES_PER_DAY
+from ..errors import LatticeError, ParameterError, ResourceError, TumorcaError
+from ..io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shape
+from ..params import Params
+from ..runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE
+from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, UsageProblem, build_params,
+                      check_output_path, check_threads, command_line, echo, launcher_size, parse_fields,
+                      parse_ranks_shape, parse_shape)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Run file to write (HDF5).")
+@click.option("--preset", help="Scenario to start from (see 'tumorca presets').")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file of parameters (key = value, at the top or under [params]).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set one parameter (value read as TOML); repeatable.  Overrides --config and --preset.")
+@click.option("--shape", metavar="NYxNX|NZxNYxNX", help="Lattice size  [default: 256x256].")
+@click.option("--steps", type=int, help="Steps to run (of dt_min each).")
+@click.option("--days", type=float, help=f"Simulated days to run instead of --steps  [default: {DEFAULT_DAYS:g}].")
+@click.option("--every", type=int, help="A frame every this many steps  [default: one simulated day].")
+@click.option("--fields", help="Fields in each frame: comma list of " + ", ".join(FIELD_NAMES) +
+              ", or all or none  [default: all].")
+@click.option("--compression", type=click.Choice(COMPRESSIONS), help="Frame compression  [default: gzip].")
+@click.option("--seed", type=int, help="Random seed in [0, 2**64)  [default: drawn at random and recorded].")
+@click.option("--threads", type=int, help="Engine threads  [default: the CPUs available].")
+@click.option("--checkpoint-every", type=int,
+              help=f"A checkpoint every this many steps (0: only at the end)  [default: {CHECKPOINT_FRAMES} "
+                   "frames' worth].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--resume", is_flag=True, help="Continue the cut-off or interrupted run in OUTPUT.")
+@click.option("--ranks-shape", metavar="PzxPyxPx|PyxPx|auto",
+              help="Under MPI (mpiexec -n P tumorca run ...): the grid of blocks, one per rank  [default: auto].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, ...], shape: str | None,
+        steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
+        seed: int | None, threads: int | None, checkpoint_every: int | None, overwrite: bool, resume: bool,
+        ranks_shape: str | None, quiet: bool) -> None:
+    """Run a simulation into an HDF5 run file (plus OUT.h5.xdmf for ParaView).
+
+    \b
+    Examples:
+      tumorca run -o wt.h5 --preset wild-type --days 14
+      tumorca run -o ko.h5 --preset ifnb-knockout --shape 512x512 --seed 7 --fields o2,vegf_free
+      tumorca run -o t.h5 --config my.toml --set neut_kill_rate=0.002 --steps 200 --every 10
+      tumorca run --resume -o ko.h5
+      mpiexec -n 4 tumorca run -o big.h5 --shape 256x256x256 --ranks-shape 1x2x2 --threads 8
+    """
+    if overwrite and resume:
+        raise UsageProblem("--overwrite and --resume exclude each other")
+    if steps is not None and days is not None:
+        raise UsageProblem("give --steps or --days, not both")
+    if steps is not None and steps <= 0:
+        raise UsageProblem(f"--steps must be a positive integer, got {steps}")
+    if days is not None and not (days > 0 and math.isfinite(days)):
+        raise UsageProblem(f"--days must be positive, got {days:g}")
+    if every is not None and every <= 0:
+        raise UsageProblem(f"--every must be a positive integer, got {every}")
+    if checkpoint_every is not None and checkpoint_every < 0:
+        raise UsageProblem(f"--checkpoint-every must be 0 or a positive integer, got {checkpoint_every}")
+    if seed is not None and not 0 <= seed < 2 ** 64:
+        raise UsageProblem(f"--seed must be in [0, 2**64), got {seed}")
+    check_threads(threads)
+    for name, value in (("--steps", steps), ("--every", every), ("--checkpoint-every", checkpoint_every)):
+        if value is not None and value > MAX_COUNT:
+            raise UsageProblem(f"{name} must be at most {MAX_COUNT} (2**63 - 1), got {value}")
+    if preset is not None and preset not in presets.PRESETS:
+        try:
+            presets.changes(preset)
+        except TumorcaError as exc:
+            raise UsageProblem(str(exc)) from None
+    shape_t = parse_shape(shape) if shape is not None else None
+    fields_t = parse_fields(fields) if fields is not None else None
+    if ranks_shape is not None:
+        ranks_shape = parse_ranks_shape(ranks_shape)
+    params_given = preset is not None or config is not None or bool(sets)
+    params = build_params(preset, config, sets)
+    if output.is_symlink() and (resume or overwrite):
+        # The run file is the link's target: its checkpoint is beside it, and a rename must replace it, not the
+        # link (which would leave the target cut off and the link a copy).
+        output = Path(os.path.realpath(output))
+    if ranks_shape is not None or launcher_size() > 1:
+        # the MPI path: every check below, agreed between the ranks
+        run_mpi(output=output, params=params, params_given=params_given, preset=preset, shape=shape_t,
+                steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
+                threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
+                ranks_shape=ranks_shape, quiet=quiet, command=command_line())
+        return
+    check_output_path(output, overwrite=overwrite, resume=resume)
+    cmd = command_line()
+    provenance = {"command_line": cmd}
+
+    from .. import runner  # the engine loads here, after the arguments are known to be good
+
+    if resume:
+        _resume(output, runner, provenance, threads, quiet, shape=shape_t, params=params if params_given else None,
+                seed=seed, steps=steps, days=days, every=every, fields=fields_t, compression=compression,
+                checkpoint_every=checkpoint_every)
+        return
+
+    plan = make_plan(params, preset, shape_t, steps, days, every, fields_t, compression,
+                     seed if seed is not None else secrets.randbits(63), checkpoint_every)
+    dt = params.dt_min
+    _refuse_live_target(output, overwrite)
+    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+    echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
+                 f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
+                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
+                 f"-> {output}")
+    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
+                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
+
+
+def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None, steps: int | None,
+              days: float | None, every: int | None, fields: tuple[str, ...] | None, compression: str | None,
+              seed: int, checkpoint_every: int | None) -> RunPlan:
+    """The plan of a new run from the options given (defaults for the rest); UsageProblem if it is invalid."""
+    dt = params.dt_min
+    if steps is None:
+        steps = max(1, round((days if days is not None else DEFAULT_DAYS) * MINUTES_PER_DAY / dt))
+    if steps > MAX_COUNT:
+        raise UsageProblem(f"--days {days:g} makes {steps} steps, more than {MAX_COUNT} (2**63 - 1)")
+    if every is None:
+        every = min(steps, max(1, round(MINUTES_PER_DAY / dt)))
+    elif every > steps:
+        raise UsageProblem(f"--every {every} is larger than the run ({steps} steps)")
+    if checkpoint_every is None:
+        checkpoint_every = CHECKPOINT_FRAMES * every
+    try:
+        return RunPlan(shape=shape or DEFAULT_SHAPE, params=params, seed=seed, steps=steps, every=every,
+                       fields=FIELD_NAMES if fields is None else fields, compression=compression or "gzip",
+                       checkpoint_every=checkpoint_every, preset=preset or "")
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _refuse_live_target(output: Path, overwrite: bool) -> None:
+    """--overwrite never replaces a run file that a live process is still writing."""
+    if not (overwrite and output.exists()):
+        return
+    from ..io.reader import RunReader
+
+    try:
+        with RunReader(output) as r:
+            st = r.status
+    except TumorcaError:
+        return  # not a tumorca run file: --overwrite may replace it
+    if st.state == "running" and not st.resumable:
+        raise UsageProblem(f"{str(output)!r} is {st.detail}; refusing to overwrite it")
+
+
+def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int, copy: int = 0):
+    try:
+        return runner.check_resources(plan, output, existing, copy)
+    except ResourceError as exc:
+        raise RunProblem(str(exc)) from None
+
+
+def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, quiet: bool, **given: Any) -> None:
+    from ..io.reader import RunReader
+
+    try:
+        reader = RunReader(output)
+    except TumorcaError as exc:
+        raise UsageProblem(f"--resume: {exc}") from None
+    with reader:
+        days = given.pop("days")
+        if days is not None:
+            dt = (given["params"] or reader.plan.params).dt_min
+            given["steps"] = max(1, round(days * MINUTES_PER_DAY / dt))
+        given = {k: v for k, v in given.items() if v is not None}
+        try:
+            runner.check_resume(reader, given)
+            plan = reader.plan
+        except TumorcaError as exc:
+            raise UsageProblem(f"--resume: {exc}") from None
+        ck = reader.checkpoint_step()
+        on_disk = reader.n_rows - 1
+    size = output.stat().st_size
+    est = _check_resources(runner, plan, output, size, copy=size)
+    start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
+    echo(quiet, f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
+                 f"{est.describe()}")
+    _execute(lambda stop, prog: runner.resume(output, provenance=provenance, threads=threads, given=given,
+                                              progress=prog, stop=stop), output, quiet)
+
+
+def _execute(call: Callable[[Callable[[], bool], Any], Any], output: Path, quiet: bool) -> None:
+    """Run with signal handling and progress; report the end in one line."""
+    progress = Progress()
+    with StopOnSignal() as stop:
+        try:
+            outcome = call(stop, None if quiet else progress)
+        except RunFileError as exc:
+            progress.finish()
+            msg = str(exc)
+            if getattr(exc, "resumable", False):
+                msg += f"; after fixing the cause, continue with: tumorca run --resume -o {shlex.quote(str(output))}"
+            if getattr(exc, "broken", False):
+                # HDF5 holds writes it cannot complete; a normal exit would retry them while tearing down (noise,
+                # and crashes seen with HDF5 2.0).  The file on disk is as of its last flush, so leave now.
+                click.echo(f"tumorca: error: {msg}", err=True)
+                sys.stderr.flush()
+                sys.stdout.flush()
+                os._exit(1)
+            raise RunProblem(msg) from None
+        except TumorcaError as exc:
+            progress.finish()
+            raise RunProblem(str(exc)) from None
+    progress.finish()
+    if outcome.status == "interrupted":
+        name = signal.Signals(stop.signum).name if stop.signum else "signal"
+        click.echo(f"tumorca: {name} at step {outcome.step} of {outcome.steps}: checkpoint written; continue with: "
+                   f"tumorca run --resume -o {shlex.quote(str(output))}", err=True)
+        sys.exit(130)
+    size = output.stat().st_size
+    rate = (outcome.step - outcome.first_step) / max(outcome.wall_seconds, 1e-9)
+    echo(quiet, f"tumorca: wrote {output}: {outcome.frames} frames, {outcome.steps} steps, {fmt_bytes(size)} in "
+                 f"{outcome.wall_seconds:.1f} s ({rate:.1f} steps/s)")
+
+
+# -- under MPI ---------------------------------------------------------------------------------------------------
+def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None, shape: tuple[int, ...] | None,
+            steps: int | None, days: float | None, every: int | None, fields: tuple[str, ...] | None,
+            compression: str | None, seed: int | None, threads: int | None, checkpoint_every: int | None,
+            overwrite: bool, resume: bool, ranks_shape: str | None, quiet: bool, command: str) -> None:
+    """``tumorca run`` under MPI; ``command`` is the command line as given (recorded in the run file)."""
+    from ..parallel import run as mpirun
+
+    try:
+        comm = mpirun.mpi_comm()
+    except TumorcaError as exc:
+        raise RunProblem(str(exc)) from None
+    rank = comm.Get_rank()
+    from ..io.writer import OutputLock
+
+    lock = OutputLock(output)  # taken by rank 0 in its checks, held to the end: one writer per output
+
+    def take_lock() -> None:
+        try:
+            lock.acquire()
+        except TumorcaError as exc:
+            raise RunProblem(str(exc)) from None
+
+    try:
+        if resume:
+            _mpi_resume(comm, output, threads, quiet or rank != 0, ranks_shape, command, take_lock,
+                        given=dict(shape=shape, params=params if params_given else None, seed=seed, steps=steps,
+                                   days=days, every=every, fields=fields, compression=compression,
+                                   checkpoint_every=checkpoint_every))
+            return
+        # the seed is drawn once, on rank 0
+        seed = comm.bcast(seed if seed is not None else secrets.randbits(63), root=0)
+        plan = make_plan(params, preset, shape, steps, days, every, fields, compression, seed, checkpoint_every)
+
+        def checks() -> str:
+            check_output_path(output, overwrite=overwrite, resume=False)
+            take_lock()
+            _refuse_live_target(output, overwrite)
+            return _mpi_check_disk(plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+
+        described = mpirun.on_root(comm, checks)
+        dt = plan.params.dt_min
+        header = (f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
+                  f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every {plan.every} steps, "
+                  f"seed {plan.seed}, preset {plan.preset or 'none'}; {described} -> {output}")
+        provenance = {"command_line": command}
+        quiet = quiet or rank != 0
+        _mpi_execute(comm, lambda stop, prog: mpirun.run(plan, output, provenance=provenance, threads=threads,
+                                                     overwrite=overwrite, ranks_shape=ranks_shape, comm=comm,
+                                                     progress=prog, stop=stop,
+                                                     started=lambda sim: echo(quiet, header + _ranks_text(sim))),
+                 output, quiet)
+    except (click.ClickException, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - possibly on this rank alone: end the job, never hang
+        sys.stderr.write(f"tumorca: error: rank {rank}: internal error: {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())}\n")
+        sys.stderr.flush()
+        comm.Abort(1)
+    finally:
+        lock.release()
+
+
+def _ranks_text(sim: Any) -> str:
+    dims = "x".join(str(int(d)) for d in sim.decomposition.dims)
+    block = "x".join(str(int(d)) for d in sim.decomposition.block_shape)
+    return f"; {sim.size} MPI ranks as a {dims} grid of blocks (rank 0: {block} sites), {sim.threads} thread(s) each"
+
+
+def _mpi_check_disk(plan: RunPlan, output: Path, existing: int, copy: int = 0) -> str:
+    """The serial run's up-front disk check (the memory check is per rank, in the engine); a one-line
+    description of the estimate."""
+    from ..runner import check_copy_space, estimate_resources
+
+    try:
+        est = estimate_resources(plan, output)
+        check_copy_space(est, output, copy)
+    except TumorcaError as exc:
+        raise RunProblem(str(exc)) from None
+    if est.disk_free is not None and est.file > est.disk_free + existing:
+        raise RunProblem(f"the run files may grow to {fmt_bytes(est.file)} ({plan.n_frames} frames of "
+                         f"{fmt_bytes(plan.frame_bytes())} before compression) but only "
+                         f"{fmt_bytes(est.disk_free)} is free in {str(output.resolve().parent)!r}; write fewer "
+                         "frames (--every, --fields) or a smaller lattice")
+    return f"files up to {fmt_bytes(est.file)} uncompressed"
+
+
+def _mpi_resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks_shape: str | None, command: str,
+                take_lock: Callable[[], None], given: dict[str, Any]) -> None:
+    from ..io.reader import RunReader
+    from ..parallel import run as mpirun
+    from ..runner import check_resume
+
+    def checks() -> tuple[dict[str, Any], str]:
+        check_output_path(output, overwrite=False, resume=True)
+        take_lock()
+        try:
+            reader = RunReader(output)
+        except TumorcaError as exc:
+            raise UsageProblem(f"--resume: {exc}") from None
+        with reader:
+            g = dict(given)
+            days = g.pop("days")
+            if days is not None:
+                dt = (g["params"] or reader.plan.params).dt_min
+                g["steps"] = max(1, round(days * MINUTES_PER_DAY / dt))
+            g = {k: v for k, v in g.items() if v is not None}
+            try:
+                check_resume(reader, g)
+                plan = reader.plan
+            except TumorcaError as exc:
+                raise UsageProblem(f"--resume: {exc}") from None
+            ck = reader.checkpoint_step()
+            on_disk = reader.n_rows - 1
+        size = output.stat().st_size + sum(p.stat().st_size for p in _rank_files(output))
+        described = _mpi_check_disk(plan, output, size, copy=size)
+        start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
+        return g, (f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
+                   f"{described}")
+
+    g, message = mpirun.on_root(comm, checks)
+    provenance = {"command_line": command}
+    _mpi_execute(comm, lambda stop, prog: mpirun.resume(output, provenance=provenance, threads=threads, given=g,
+                                                    ranks_shape=ranks_shape, comm=comm, progress=prog, stop=stop,
+                                                    started=lambda sim: echo(quiet, message + _ranks_text(sim))),
+             output, quiet)
+
+
+def _mpi_execute(comm: Any, call: Callable[[Callable[[], bool], Any], Any], output: Path, quiet: bool) -> None:
+    """As :func:`_execute`: signals, progress (rank 0), one line at the end; errors here were agreed by
+    every rank, so every rank raises (and exits) alike."""
+    progress = Progress()
+    resume_hint = f"tumorca run --resume -o {shlex.quote(str(output))}"
+    with StopOnSignal() as stop:
+        try:
+            outcome = call(stop, None if quiet else progress)
+        except RunFileError as exc:
+            progress.finish()
+            msg = str(exc)
+            if getattr(exc, "resumable", False):
+                msg += f"; after fixing the cause, continue with: mpiexec -n P {resume_hint}"
+            if getattr(exc, "broken", False):
+                if comm.Get_rank() == 0:
+                    click.echo(f"tumorca: error: {msg}", err=True)
+                sys.stderr.flush()
+                sys.stdout.flush()
+                os._exit(1)
+            raise RunProblem(msg) from None
+        except (LatticeError, ParameterError) as exc:
+            progress.finish()
+            raise UsageProblem(str(exc)) from None
+        except (ResourceError, TumorcaError) as exc:
+            progress.finish()
+            raise RunProblem(str(exc)) from None
+    progress.finish()
+    if outcome.status == "interrupted":
+        if comm.Get_rank() == 0:
+            name = signal.Signals(stop.signum).name if stop.signum else "signal"
+            click.echo(f"tumorca: {name} at step {outcome.step} of {outcome.steps}: checkpoint written; continue "
+                       f"with: mpiexec -n P {resume_hint}", err=True)
+        sys.exit(130)
+    if not quiet:
+        size = output.stat().st_size + sum(p.stat().st_size for p in _rank_files(output))
+        rate = (outcome.step - outcome.first_step) / max(outcome.wall_seconds, 1e-9)
+        click.echo(f"tumorca: wrote {output} (+ {comm.Get_size()} rank files): {outcome.frames} frames, "
+                   f"{outcome.steps} steps, {fmt_bytes(size)} in {outcome.wall_seconds:.1f} s ({rate:.1f} steps/s)",
+                   err=True)
+
+
+def _rank_files(output: Path) -> list[Path]:
+    from ..io.distributed import ranks_dir
+
+    d = ranks_dir(output)
+    return [p for p in d.rglob("*.h5")] if d.is_dir() else []
