@@ -27,8 +27,10 @@ import numpy as np
 
 from . import _fields, _neutrophils, _tissue, _vessels
 from ._constants import FIELD_NAMES, Cell
+from ._lattice import check_threads
 from ._numerics import tridiagonal_factors
 from .errors import LatticeError
+from .o2 import O2Solver, uptake_table
 from .params import Params
 
 #: Arrays that make up the state, with their dtypes (fields are float32, one value per site).
@@ -46,16 +48,6 @@ _RATE_PREFIX = {"vegf_free": "vegf", "mmp9": "mmp9", "cxcl": "cxcl"}
 PHASES = ("perfusion", "o2", "slow_fields", "endothelium", "tumour", "neutrophils")
 #: The step index is the random-number counter's step word: 32 bits.
 MAX_STEPS = 2 ** 32
-
-
-def uptake_table(params: Params) -> np.ndarray:
-    """O2 uptake (1/min) indexed by tissue state, as the O2 kernels read it."""
-    table = np.zeros(8, dtype=np.float64)
-    table[Cell.EMPTY] = params.o2_uptake_stroma
-    table[Cell.TUMOR_P] = table[Cell.TUMOR_Q] = params.o2_uptake_tumor
-    table[Cell.NECROTIC] = params.o2_uptake_necrotic
-    table[Cell.EC_STALK] = table[Cell.EC_TIP] = params.o2_uptake_endothelium
-    return table
 
 
 def diffusion_factors(params: Params, rates: dict[str, float], shape3: tuple[int, int, int]) -> dict[str, list]:
@@ -138,8 +130,6 @@ class WholeLattice:
     is_root = True
 
     def __init__(self, shape3: tuple[int, int, int], params: Params, rates: dict[str, float], threads: int) -> None:
-        from .o2 import O2Solver  # the solver's workspace depends on the parameters
-
         self.shape3 = shape3
         self.owned = (slice(None),) * 3
         self.threads = threads
@@ -215,9 +205,7 @@ class Engine:
 
     @threads.setter
     def threads(self, value: int) -> None:
-        from .simulation import _check_threads
-
-        self._threads = _check_threads(value)
+        self._threads = check_threads(value)
         self._domain.threads = self._threads
 
     @property

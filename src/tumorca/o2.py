@@ -10,7 +10,18 @@ import numpy as np
 
 from . import _o2
 from ._numerics import MultigridWorkspace, float32_exact
+from ._constants import Cell
 from .params import Params
+
+
+def uptake_table(params: Params) -> np.ndarray:
+    """O2 uptake (1/min) indexed by tissue state, as the O2 kernels read it."""
+    table = np.zeros(8, dtype=np.float64)
+    table[Cell.EMPTY] = params.o2_uptake_stroma
+    table[Cell.TUMOR_P] = table[Cell.TUMOR_Q] = params.o2_uptake_tumor
+    table[Cell.NECROTIC] = params.o2_uptake_necrotic
+    table[Cell.EC_STALK] = table[Cell.EC_TIP] = params.o2_uptake_endothelium
+    return table
 
 
 class O2Solver:
@@ -27,8 +38,6 @@ class O2Solver:
     """
 
     def __init__(self, shape3: tuple[int, int, int], params: Params, rates: dict[str, float]) -> None:
-        from .engine import uptake_table
-
         p = params
         self.params = p
         self.k = rates["o2_k"]

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import numbers
-import os
 from typing import Any
 
 import numpy as np
 
 from . import __version__
 from ._constants import FIELD_NAMES, Cell
-from .engine import (DIFFUSING_FIELDS, PHASES, STATE_ARRAYS, Engine, WholeLattice, diffusion_factors,  # noqa: F401
-                     uptake_table)
+from .engine import STATE_ARRAYS, Engine, WholeLattice
 from .errors import LatticeError, ParameterError, ResourceError
-from ._lattice import normalize_shape
+from ._lattice import available_memory, check_seed, check_threads, fmt_bytes, normalize_shape  # noqa: F401
 from .initial import initial_state
 from .params import Params
 
@@ -24,29 +22,6 @@ SCRATCH_BYTES_PER_SITE = 1
 def bytes_per_site() -> int:
     """Bytes of state and per-site scratch held per lattice site."""
     return sum(dt.itemsize for dt in STATE_ARRAYS.values()) + SCRATCH_BYTES_PER_SITE
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
 
 
 #: Upper bound of the multigrid workspace per lattice site (float64 lattice residual, transfer scratch and the
@@ -68,28 +43,9 @@ def check_memory(shape3: tuple[int, int, int], params: Params | None = None) -> 
     need = nz * ny * nx * per_site
     avail = available_memory()
     if avail is not None and need > avail:
-        raise ResourceError(f"lattice {nz}x{ny}x{nx} needs {_fmt_bytes(need)} of memory "
-                            f"({per_site} B/site) but only {_fmt_bytes(avail)} is available")
+        raise ResourceError(f"lattice {nz}x{ny}x{nx} needs {fmt_bytes(need)} of memory "
+                            f"({per_site} B/site) but only {fmt_bytes(avail)} is available")
     return need
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise LatticeError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-    if not 0 <= int(seed) < 2 ** 64:
-        raise LatticeError(f"seed must be in [0, 2**64), got {seed!r}")
-    return int(seed)
-
-
-def _check_threads(threads: Any) -> int:
-    if threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - non-Linux
-            return max(1, os.cpu_count() or 1)
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise LatticeError(f"threads must be a positive integer, got {threads!r}")
-    return int(threads)
 
 
 class Simulation(Engine):
@@ -127,8 +83,8 @@ class Simulation(Engine):
             params = Params()
         elif not isinstance(params, Params):
             raise ParameterError(f"params must be a tumorca.Params, got {type(params).__name__}")
-        seed = _check_seed(seed)
-        threads = _check_threads(threads)
+        seed = check_seed(seed)
+        threads = check_threads(threads)
         check_memory(shape3, params)
         self._setup(shape3, len(tuple(shape)), params, seed, threads, 0, initial_state(shape3, params))
 
@@ -168,8 +124,8 @@ class Simulation(Engine):
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise LatticeError(f"state step_index must be a non-negative integer, got {step!r}")
         sim = cls.__new__(cls)
-        sim._setup(shape3, len(tuple(state["shape"])), params, _check_seed(state["seed"]),
-                   _check_threads(threads), step, {k: np.reshape(arrays[k], shape3) for k in STATE_ARRAYS})
+        sim._setup(shape3, len(tuple(state["shape"])), params, check_seed(state["seed"]),
+                   check_threads(threads), step, {k: np.reshape(arrays[k], shape3) for k in STATE_ARRAYS})
         # Polarisation and age mean nothing where no neutrophil is; the kernels keep them 0 there.
         empty = sim._arrays["neut"] == 0
         sim._arrays["neut_p"][empty] = 0

@@ -6,6 +6,7 @@ import numpy as np
 from .. import _o2
 from .._numerics import float32_exact
 from ..errors import ParameterError
+from ..o2 import uptake_table
 from ..params import Params
 
 
@@ -22,8 +23,6 @@ class BlockO2Solver:
     cap_name = "o2_max_sweeps"
 
     def __init__(self, domain, params: Params, rates: dict[str, float]) -> None:
-        from ..engine import uptake_table
-
         if params.o2_solver == "multigrid":
             raise ParameterError('o2_solver = "multigrid" is serial-only; use "sor"')
         self.domain = domain

@@ -12,12 +12,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import __version__
-from .._lattice import normalize_shape
+from .._lattice import available_memory, check_seed, check_threads, fmt_bytes, normalize_shape
 from ..engine import STATE_ARRAYS, Engine, halo_widths
 from ..errors import LatticeError, ParameterError, ResourceError, TumorcaError
 from ..initial import initial_state
 from ..params import Params
-from ..simulation import _check_seed, _check_threads, _fmt_bytes, available_memory, bytes_per_site
+from ..simulation import bytes_per_site
 from .decomposition import Decomposition
 
 
@@ -102,7 +102,7 @@ class DistributedSimulation(Engine):
             p = Params() if params is None else params
             if not isinstance(p, Params):
                 raise ParameterError(f"params must be a tumorca.Params, got {type(p).__name__}")
-            return shape3, len(tuple(shape)), p, _check_seed(seed), _check_threads(threads)
+            return shape3, len(tuple(shape)), p, check_seed(seed), check_threads(threads)
 
         shape3, ndim, p, sd, nt = _agree(comm, prepare)
         self._init_common(comm, shape3, ndim, p, sd, nt, ranks_shape)
@@ -140,7 +140,7 @@ class DistributedSimulation(Engine):
             step = meta["step_index"]
             if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
                 raise LatticeError(f"state step_index must be a non-negative integer, got {step!r}")
-            return shape3, len(tuple(meta["shape"])), p, _check_seed(meta["seed"]), _check_threads(threads), \
+            return shape3, len(tuple(meta["shape"])), p, check_seed(meta["seed"]), check_threads(threads), \
                 int(step)
 
         shape3, ndim, p, sd, nt, step = _agree(comm, prepare)
@@ -204,9 +204,9 @@ class DistributedSimulation(Engine):
             node.Free()
         avail = available_memory()
         if avail is not None and total > avail:
-            raise ResourceError(f"the blocks of the {ranks} ranks on this node need {_fmt_bytes(total)} of memory "
+            raise ResourceError(f"the blocks of the {ranks} ranks on this node need {fmt_bytes(total)} of memory "
                                 f"({bytes_per_site() + PARALLEL_BYTES_PER_SITE} B/site with halo) but only "
-                                f"{_fmt_bytes(avail)} is available; use more nodes")
+                                f"{fmt_bytes(avail)} is available; use more nodes")
 
     def _initial_local(self) -> dict[str, np.ndarray]:
         return initial_block(self._shape3, self._params, self._dec.local)
