@@ -24,8 +24,7 @@ cdef inline bint _live(uint8_t s) noexcept nogil:
 
 # ---------------------------------------------------------------------------------------------------------------
 # One step of the neutrophil layer is three kernels, called in this order by tumorca.engine (which refreshes a
-# block's halo between sub-moves):
-# The numbers are the fields of ``rules``, a tumorca.rules.NeutrophilRules.
+# block's halo between sub-moves); the numbers named are the fields of ``rules``, a tumorca.rules.NeutrophilRules.
 # 1. ``neutrophil_life_kill``: each neutrophil (NEUT draw w0..w2) dies with probability ``p_death``; otherwise it
 #    picks a kill target with probability ``p_kill_max*(1 - p)`` (w1) among the live tumour on its own site and
 #    its Moore neighbours (``below(w2, k)``; own site first), relaxes p toward p* (``p_star + (p - p_star)*g_pol``)

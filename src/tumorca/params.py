@@ -323,8 +323,8 @@ class Params(Mapping[str, Any]):
         dt = merged["dt_min"]
         for name in ("quiescent_death_time", "vessel_regression_time"):
             if math.ceil(merged[name] / dt - 1e-9) > CLOCK_MAX:
-                raise ParameterError(f"parameter {name!r} = {merged[name]!r} is more than {CLOCK_MAX} steps of dt_min = "
-                                     f"{dt!r} (clocks are 16-bit)")
+                raise ParameterError(f"parameter {name!r} = {merged[name]!r} is more than {CLOCK_MAX} steps of "
+                                     f"dt_min = {dt!r} (clocks are 16-bit)")
         for lo, hi, strict in _ORDERINGS:
             if merged[lo] > merged[hi] or (strict and merged[lo] == merged[hi]):
                 rel = "<" if strict else "<="
