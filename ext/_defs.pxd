@@ -19,3 +19,13 @@ cdef extern from "defs.h" nogil:
         TC_KILL_OWN_SITE
         TC_PROP_DIR_MASK
         TC_PROP_STATE_SHIFT
+        TC_CLOCK_MAX
+        TC_ROW_SITES
+        TC_ROW_PROPOSALS
+        TC_PERF_CONNECTED
+        TC_PERF_REMOVED
+
+
+cdef inline unsigned short clock_sat(int c) noexcept nogil:
+    """``c`` as a uint16 clock, saturated at TC_CLOCK_MAX (a clock counts up and must not wrap to 0)."""
+    return <unsigned short>(c if c < TC_CLOCK_MAX else TC_CLOCK_MAX)

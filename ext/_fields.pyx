@@ -10,6 +10,7 @@ from cython.parallel cimport prange, parallel
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
 from _defs cimport TC_TUMOR_P, TC_TUMOR_Q
+from _rules cimport SecretionRules, fill_secretion
 
 cnp.import_array()
 
@@ -93,17 +94,25 @@ def implicit_axis(float[:, :, ::1] c, int axis, const double[::1] cp, const doub
 
 def secrete(const uint8_t[:, :, ::1] tissue, const float[:, :, ::1] o2, const uint8_t[:, :, ::1] neut,
             const float[:, :, ::1] neut_p, float[:, :, ::1] vegf_free, float[:, :, ::1] vegf_bound,
-            float[:, :, ::1] mmp9, float[:, :, ::1] cxcl, double vt_min, double vt_max, double o2_half,
-            int hill_n, double dt_free, double dt_bound, double dt, double c_live, double c_hyp, double v_neut,
-            double m_neut, double krel_dt, int num_threads):
+            float[:, :, ::1] mmp9, float[:, :, ::1] cxcl, object rules, int num_threads):
     """Add one step of secretion to the slow fields and let MMP9 release bound VEGF, in place.
 
-    Live tumour secretes VEGF ``vt_min + (vt_max - vt_min)*h`` and CXCL ``c_live + c_hyp*h`` with the hypoxia
-    Hill factor ``h = 1/(1 + (pO2/o2_half)^n)`` (integer n, repeated multiplication); a neutrophil of
-    polarisation p adds VEGF ``p*v_neut`` and MMP9 ``p*m_neut``.  Of the VEGF, ``dt_free`` per unit rate goes to
-    the free field and ``dt_bound`` to the matrix.  Then bound VEGF is released by backward Euler,
-    ``Vb' = Vb/(1 + krel_dt*M)``, and what leaves Vb joins V_free.
+    With the fields of ``rules`` (a tumorca.rules.SecretionRules): live tumour secretes VEGF
+    ``vegf_tumor_min + (vegf_tumor_max - vegf_tumor_min)*h`` and CXCL ``cxcl_tumor_live + cxcl_tumor_hypoxic*h``
+    with the hypoxia Hill factor ``h = 1/(1 + (pO2/vegf_hill_o2)^vegf_hill_n)`` (repeated multiplication); a
+    neutrophil of polarisation p adds VEGF ``p*vegf_neut`` and MMP9 ``p*mmp9_neut``.  Of the VEGF,
+    ``dt_vegf_free`` per unit rate goes to the free field and ``dt_vegf_bound`` to the matrix; MMP9 and CXCL get
+    ``dt_min``.  Then bound VEGF is released by backward Euler, ``Vb' = Vb/(1 + krel_dt*M)``, and what leaves Vb
+    joins V_free.
     """
+    cdef SecretionRules R
+    fill_secretion(&R, rules)
+    # local copies: the loop below reads them per site
+    cdef double vt_min = R.vegf_tumor_min, vt_max = R.vegf_tumor_max, o2_half = R.vegf_hill_o2
+    cdef int hill_n = R.vegf_hill_n
+    cdef double dt_free = R.dt_vegf_free, dt_bound = R.dt_vegf_bound, dt = R.dt_min
+    cdef double c_live = R.cxcl_tumor_live, c_hyp = R.cxcl_tumor_hypoxic
+    cdef double v_neut = R.vegf_neut, m_neut = R.mmp9_neut, krel_dt = R.krel_dt
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r, z, y, x
     cdef uint8_t s

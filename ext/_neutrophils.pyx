@@ -13,18 +13,9 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from _philox cimport tc_draw, tc_u01, tc_below
 cimport _defs
 from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick, Geom, make_geom, gsite, site_owned
+from _rules cimport NeutrophilRules, fill_neutrophils
 
 cnp.import_array()
-
-
-cdef struct NeutRules:
-    double p_rec
-    double cxcl_half
-    double p_death
-    double pstar
-    double g_pol
-    double p_kill_max
-    double chi
 
 
 cdef inline bint _live(uint8_t s) noexcept nogil:
@@ -33,35 +24,29 @@ cdef inline bint _live(uint8_t s) noexcept nogil:
 
 # ---------------------------------------------------------------------------------------------------------------
 # One step of the neutrophil layer is three kernels, called in this order by tumorca.engine (which refreshes a
-# block's halo between sub-moves):
+# block's halo between sub-moves); the numbers named are the fields of ``rules``, a tumorca.rules.NeutrophilRules.
 # 1. ``neutrophil_life_kill``: each neutrophil (NEUT draw w0..w2) dies with probability ``p_death``; otherwise it
 #    picks a kill target with probability ``p_kill_max*(1 - p)`` (w1) among the live tumour on its own site and
-#    its Moore neighbours (``below(w2, k)``; own site first), relaxes p toward p* (``p* + (p - p*)*g_pol``) and
-#    ages one step.  A perfused site without a neutrophil recruits one with probability
-#    ``min(1, p_rec*C/(C + cxcl_half))`` (w0), with p = p* and age 0.  Each live tumour cell targeted by any
+#    its Moore neighbours (``below(w2, k)``; own site first), relaxes p toward p* (``p_star + (p - p_star)*g_pol``)
+#    and ages one step.  A perfused site without a neutrophil recruits one with probability
+#    ``p_recruit*C/(C + cxcl_half)`` (w0), with p = p_star and age 0.  Each live tumour cell targeted by any
 #    neutrophil dies and is cleared (stroma).
 # 2. ``neutrophil_submove`` for each of ``substeps`` sub-moves: each neutrophil proposes a free Moore neighbour
-#    (weights ``1 + chi*max(0, C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site takes
-#    the proposal with the largest key (w0), and the winner moves there with its polarisation and age.
-# 3. ``neutrophil_clear`` after the last sub-move.
+#    (weights ``1 + chemotaxis*max(0, C_j - C_i)``, NEUT_MOVE draw w1, purpose ``| substep << 8``); each free site
+#    takes the proposal with the largest key (w0), and the winner moves there with its polarisation and age.
+#    A site its neutrophil left in the previous sub-move (its proposal still in ``prop``) is cleared first.
+# 3. ``neutrophil_clear`` after the last sub-move (``prop`` holds its proposals).
 # ``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice (see tumorca._tissue.tumor_update).
 # ---------------------------------------------------------------------------------------------------------------
 def neutrophil_life_kill(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
                          const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p,
                          uint16_t[:, :, ::1] neut_age, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags,
-                         uint64_t seed, uint32_t step, double p_rec, double cxcl_half, double p_death, double pstar,
-                         double g_pol, double p_kill_max, int num_threads, object origin=None, object gshape=None,
-                         object box=None):
+                         uint64_t seed, uint32_t step, object rules, int num_threads, object origin=None,
+                         object gshape=None, object box=None):
     """Recruitment, death, polarisation and killing (part 1 above); returns
     (recruited, died, killed) in ``box``."""
-    cdef NeutRules R
-    R.p_rec = p_rec
-    R.cxcl_half = cxcl_half
-    R.p_death = p_death
-    R.pstar = pstar
-    R.g_pol = g_pol
-    R.p_kill_max = p_kill_max
-    R.chi = 0.0
+    cdef NeutrophilRules R
+    fill_neutrophils(&R, rules)
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
     cdef Geom G
@@ -75,7 +60,7 @@ def neutrophil_life_kill(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
             rowflags[r] = _life_row(tissue, perfused, cxcl, neut, neut_p, neut_age, prop, r // ny, r % ny, seed,
                                     step, &R, &counts[r, 0], &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            if near_flag(rowflags, r // ny, r % ny, nz, ny, 1):
+            if near_flag(rowflags, r // ny, r % ny, nz, ny, _defs.TC_ROW_PROPOSALS):
                 counts[r, 2] = _kill_row(tissue, clock, prop, r // ny, r % ny, &G)
     tot = counts_arr.sum(axis=0)
     return int(tot[0]), int(tot[1]), int(tot[2])
@@ -83,9 +68,11 @@ def neutrophil_life_kill(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
 
 def neutrophil_submove(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                        const float[:, :, ::1] cxcl, uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed,
-                       uint32_t step, int substep, double chi, int num_threads, object origin=None,
+                       uint32_t step, int substep, object rules, int num_threads, object origin=None,
                        object gshape=None, object box=None):
     """Sub-move ``substep`` (part 2 above): propose, then gather and move."""
+    cdef NeutrophilRules R
+    fill_neutrophils(&R, rules)
     cdef Py_ssize_t nz = neut.shape[0], ny = neut.shape[1], nx = neut.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
     cdef uint32_t purpose = <uint32_t>(_defs.TC_PURPOSE_NEUT_MOVE | (substep << 8))
@@ -96,7 +83,7 @@ def neutrophil_submove(uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             rowflags[r] = _propose_row(neut, neut_p, neut_age, cxcl, prop, r // ny, r % ny, seed, step,
-                                       purpose, chi, &G)
+                                       purpose, R.chemotaxis, &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             _move_row(neut, neut_p, neut_age, prop, rowflags, r // ny, r % ny, seed, step, purpose, &G)
     return None
@@ -112,15 +99,15 @@ def neutrophil_clear(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uin
     return None
 
 
-# Returns 1 if the row holds a kill proposal, so the kill pass can skip rows far from any.
+# Returns TC_ROW_PROPOSALS if the row holds a kill proposal, so the kill pass can skip rows far from any.
 cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] cxcl,
                     uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p, uint16_t[:, :, ::1] neut_age,
                     uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                    const NeutRules* R, int64_t* counts, const Geom* G) noexcept nogil:
+                    const NeutrophilRules* R, int64_t* counts, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2], x, zz, yy, xx
     cdef uint64_t site
     cdef uint32_t w[4]
-    cdef int d, kk, j, age
+    cdef int d, kk, j
     cdef double p, c, prob
     cdef uint8_t out, flag = 0
     cdef bint owned
@@ -163,22 +150,21 @@ cdef uint8_t _life_row(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1]
                                     out = <uint8_t>(d + 1)
                                     break
                                 j -= 1
-            neut_p[z, y, x] = <float>(R.pstar + (p - R.pstar) * R.g_pol)
-            age = neut_age[z, y, x] + 1
-            neut_age[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
-        elif perfused[z, y, x] and R.p_rec > 0.0:
+            neut_p[z, y, x] = <float>(R.p_star + (p - R.p_star) * R.g_pol)
+            neut_age[z, y, x] = _defs.clock_sat(neut_age[z, y, x] + 1)
+        elif perfused[z, y, x] and R.p_recruit > 0.0:
             site = gsite(G, z, y, x)
             tc_draw(seed, step, site, _defs.TC_PURPOSE_NEUT, w)
             c = cxcl[z, y, x]
-            prob = R.p_rec * (c / (c + R.cxcl_half))
+            prob = R.p_recruit * (c / (c + R.cxcl_half))
             if tc_u01(w[0]) < prob:
                 neut[z, y, x] = 1
-                neut_p[z, y, x] = <float>R.pstar
+                neut_p[z, y, x] = <float>R.p_star
                 neut_age[z, y, x] = 0
                 if owned:
                     counts[0] += 1
         if out:
-            flag = 1
+            flag = _defs.TC_ROW_PROPOSALS
         prop[z, y, x] = out
     return flag
 
@@ -247,7 +233,7 @@ cdef uint8_t _propose_row(const uint8_t[:, :, ::1] neut, float[:, :, ::1] neut_p
                 tc_draw(seed, step, site, purpose, w)
                 pick = weighted_pick(weights, tc_u01(w[1]) * total)
                 out = <uint8_t>(pick + 1)
-                flag = 1
+                flag = _defs.TC_ROW_PROPOSALS
         prop[z, y, x] = out
     return flag
 

@@ -18,6 +18,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from _philox cimport tc_draw, tc_u01, tc_below
 cimport _defs
 from _moore cimport TC_DZ, TC_DY, TC_DX, Geom, make_geom, gsite, row_owned
+from _rules cimport TumourRules, fill_tumour
 
 cnp.import_array()
 
@@ -32,42 +33,35 @@ cdef inline double _clamp01(double v) noexcept nogil:
     return v
 
 
-cdef struct TumorRules:
-    double p_div_max
-    double div_o2_lo
-    double div_o2_hi
-    double q_in
-    double q_out
-    double p_nec_max
-    double nec_o2_onset
-    double nec_o2_full
-    int q_death_steps
-
-
 def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const float[:, :, ::1] o2,
-                 uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed, uint32_t step,
-                 double p_div_max, double div_o2_lo, double div_o2_hi, double q_in, double q_out,
-                 double p_nec_max, double nec_o2_onset, double nec_o2_full, int q_death_steps,
+                 uint8_t[:, :, ::1] prop, uint8_t[::1] rowflags, uint64_t seed, uint32_t step, object rules,
                  int num_threads, object origin=None, object gshape=None, object box=None):
     """Advance every tumour cell by one step in place (see the module docstring for the rules' order).
 
-    ``prop`` (same shape as tissue) and ``rowflags`` (nz*ny bytes) are scratch space.  Returns the number of
-    daughter cells placed (in ``box``).
+    Parameters
+    ----------
+    tissue, clock, o2 : ndarray
+        The state (3D, C order); ``tissue`` and ``clock`` are updated.
+    prop, rowflags : ndarray
+        Scratch space: one byte per site (same shape as tissue) and one per row (nz*ny).
+    seed, step : int
+        The random-number key and the step (counter words).
+    rules : tumorca.rules.TumourRules
+        The tumour rules.
+    num_threads : int
+        OpenMP threads.
+    origin, gshape, box : tuple, optional
+        Place a block of a decomposed lattice (tumorca.parallel): the global index of local [0, 0, 0], the
+        global lattice shape and the owned part of the local array (((z0, z1), (y0, y1), (x0, x1))); the
+        default is the whole lattice.
 
-    ``origin`` (global index of local [0, 0, 0]), ``gshape`` (global lattice shape) and ``box`` (((z0, z1),
-    (y0, y1), (x0, x1)), the owned part of the local array) place a block of a decomposed lattice
-    (tumorca.parallel); the default is the whole lattice.
+    Returns
+    -------
+    int
+        The number of daughter cells placed (in ``box``).
     """
-    cdef TumorRules R
-    R.p_div_max = p_div_max
-    R.div_o2_lo = div_o2_lo
-    R.div_o2_hi = div_o2_hi
-    R.q_in = q_in
-    R.q_out = q_out
-    R.p_nec_max = p_nec_max
-    R.nec_o2_onset = nec_o2_onset
-    R.nec_o2_full = nec_o2_full
-    R.q_death_steps = q_death_steps
+    cdef TumourRules R
+    fill_tumour(&R, rules)
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
     cdef Geom G
@@ -84,10 +78,11 @@ def tumor_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const flo
     return int(born_arr.sum())
 
 
-# Row flags written by pass 1: bit 0 = the row holds live tumour, bit 1 = the row holds a division proposal.
+# Row flags written by pass 1: TC_ROW_SITES = the row holds live tumour, TC_ROW_PROPOSALS = it holds a division
+# proposal.
 cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const float[:, :, ::1] o2,
                          uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                         const TumorRules* R, const Geom* G) noexcept nogil:
+                         const TumourRules* R, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx
     cdef uint64_t site
@@ -100,21 +95,21 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
         if s != _defs.TC_TUMOR_P and s != _defs.TC_TUMOR_Q:
             prop[z, y, x] = 0
             continue
-        flags |= 1
+        flags |= _defs.TC_ROW_SITES
         site = gsite(G, z, y, x)
         tc_draw(seed, step, site, _defs.TC_PURPOSE_TUMOR, w)
         o = o2[z, y, x]
         new = s
         dirn = 0
         qt = 0
-        p_nec = R.p_nec_max * _clamp01((R.nec_o2_onset - o) / (R.nec_o2_onset - R.nec_o2_full))
+        p_nec = R.p_nec_max * _clamp01((R.necrosis_o2_onset - o) / (R.necrosis_o2_onset - R.necrosis_o2_full))
         if tc_u01(w[0]) < p_nec:
             new = _defs.TC_NECROTIC
         elif s == _defs.TC_TUMOR_P:
-            if o < R.q_in:
+            if o < R.quiescence_o2_enter:
                 new = _defs.TC_TUMOR_Q
             else:
-                p_div = R.p_div_max * _clamp01((o - R.div_o2_lo) / (R.div_o2_hi - R.div_o2_lo))
+                p_div = R.p_div_max * _clamp01((o - R.cycle_o2_low) / (R.cycle_o2_high - R.cycle_o2_low))
                 if tc_u01(w[1]) < p_div:
                     k = 0
                     for d in range(26):
@@ -134,16 +129,16 @@ cdef uint8_t _decide_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, c
                                     dirn = d + 1
                                     break
                                 j = j - 1
-                        flags |= 2
+                        flags |= _defs.TC_ROW_PROPOSALS
         else:
             qt = clock[z, y, x] + 1
             if qt >= R.q_death_steps:
                 new = _defs.TC_NECROTIC
-            elif o > R.q_out:
+            elif o > R.quiescence_o2_exit:
                 new = _defs.TC_TUMOR_P
         if new == _defs.TC_TUMOR_Q:
             # saturate: the clock is 16 bits (Params keeps q_death_steps below the cap)
-            clock[z, y, x] = <uint16_t>((qt if qt < 65535 else 65535) if s == _defs.TC_TUMOR_Q else 0)
+            clock[z, y, x] = _defs.clock_sat(qt) if s == _defs.TC_TUMOR_Q else 0
         else:
             clock[z, y, x] = 0
         prop[z, y, x] = <uint8_t>(dirn | (new << _defs.TC_PROP_STATE_SHIFT))
@@ -166,9 +161,9 @@ cdef int64_t _apply_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, co
     # Only rows next to a proposing row can receive a daughter: skip the 26-neighbour gather elsewhere.
     for zz in range(z - 1, z + 2):
         for yy in range(y - 1, y + 2):
-            if 0 <= zz < nz and 0 <= yy < ny and (rowflags[zz * ny + yy] & 2):
+            if 0 <= zz < nz and 0 <= yy < ny and (rowflags[zz * ny + yy] & _defs.TC_ROW_PROPOSALS):
                 near_proposal = True
-    if not near_proposal and not (rowflags[z * ny + y] & 1):
+    if not near_proposal and not (rowflags[z * ny + y] & _defs.TC_ROW_SITES):
         return 0
     for x in range(nx):
         s = tissue[z, y, x]

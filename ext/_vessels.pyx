@@ -14,13 +14,9 @@ from libc.stdlib cimport malloc, free
 from _philox cimport tc_draw, tc_u01
 cimport _defs
 from _moore cimport TC_DZ, TC_DY, TC_DX, inside as _inside, near_flag, weighted_pick, Geom, make_geom, gsite, glocal
+from _rules cimport PerfusionRules, EndotheliumRules, fill_perfusion, fill_endothelium
 
 cnp.import_array()
-
-# flags held in ``perfused`` while the perfusion search runs
-cdef enum:
-    F_CONNECTED = 2
-    F_REMOVED = 4
 
 # ADJ[d]: bit mask of the Moore directions whose sites touch (Chebyshev distance 1) the site in direction d.
 cdef uint32_t ADJ[26]
@@ -82,16 +78,16 @@ cdef inline bint _on_face_g(const Geom* G, Py_ssize_t z, Py_ssize_t y, Py_ssize_
 
 
 def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
-                      uint8_t[:, :, ::1] perfused, const int64_t[::1] ec, bint edge_inlets, object origin,
-                      object gshape, object box, object search):
-    """Mark (flag 2 in ``perfused``) every endothelial site joined to an inlet or to an already marked site by a
-    path of endothelium inside ``search`` (local ((z0, z1), (y0, y1), (x0, x1))); returns the number of marked
-    sites in ``box``.
+                      uint8_t[:, :, ::1] perfused, const int64_t[::1] ec, object rules, object origin=None,
+                      object gshape=None, object box=None, object search=None):
+    """Mark (TC_PERF_CONNECTED in ``perfused``) every endothelial site joined to an inlet or to an already marked
+    site by a path of endothelium inside ``search`` (local ((z0, z1), (y0, y1), (x0, x1)); default the whole
+    array); returns the number of marked sites in ``box``.
 
     ``search`` is the block plus the halo layer refreshed before the call: the search must not walk through
     halo sites farther out, whose tissue is not exact.  ``ec`` lists the endothelial sites inside ``search``.
     Marks only grow and every mark is a true one, so repeating this with the marks of the neighbouring ranks
-    exchanged in between reaches the serial connected set.
+    exchanged in between reaches the serial connected set.  ``rules`` is a tumorca.rules.PerfusionRules.
     """
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t z, y, x, zz, yy, xx, head = 0, tail = 0, k, n_ec = ec.shape[0], n_owned = 0
@@ -99,7 +95,11 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
     cdef int64_t i, j
     cdef int d
     cdef Geom G
+    cdef PerfusionRules R
+    fill_perfusion(&R, rules)
     make_geom(&G, nz, ny, nx, origin, gshape, box)
+    if search is None:
+        search = ((0, nz), (0, ny), (0, nx))
     (sz0, sz1), (sy0, sy1), (sx0, sx1) = search
     if not (0 <= sz0 <= sz1 <= nz and 0 <= sy0 <= sy1 <= ny and 0 <= sx0 <= sx1 <= nx):
         raise ValueError(f"search box {search} is not inside the array {(nz, ny, nx)}")
@@ -117,9 +117,9 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
             x = i % nx
             y = (i // nx) % ny
             z = i // (nx * ny)
-            if I[i] or (edge_inlets and _on_face_g(&G, z, y, x)):
-                P[i] |= F_CONNECTED
-            if P[i] & F_CONNECTED:
+            if I[i] or (R.edge_inlets and _on_face_g(&G, z, y, x)):
+                P[i] |= _defs.TC_PERF_CONNECTED
+            if P[i] & _defs.TC_PERF_CONNECTED:
                 queue[tail] = i
                 tail += 1
         while head < tail:
@@ -134,8 +134,8 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
                 xx = x + TC_DX[d]
                 if sz0 <= zz < sz1 and sy0 <= yy < sy1 and sx0 <= xx < sx1:
                     j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & F_CONNECTED):
-                        P[j] |= F_CONNECTED
+                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERF_CONNECTED):
+                        P[j] |= _defs.TC_PERF_CONNECTED
                         queue[tail] = j
                         tail += 1
         for k in range(n_ec):
@@ -143,7 +143,7 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
             x = i % nx
             y = (i // nx) % ny
             z = i // (nx * ny)
-            if (P[i] & F_CONNECTED) and G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1:
+            if (P[i] & _defs.TC_PERF_CONNECTED) and G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1:
                 n_owned += 1
     free(queue)
     return n_owned
@@ -151,9 +151,10 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
 
 def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
                           uint8_t[:, :, ::1] perfused, uint8_t[:, :, ::1] scratch, const int64_t[::1] ec,
-                          bint edge_inlets, object origin, object gshape, object box):
+                          object rules, object origin=None, object gshape=None, object box=None):
     """One synchronous pruning round over the local array: every non-inlet site not yet
-    removed whose endothelial neighbours not yet removed form at most one cluster gets flag 4 in ``perfused``.
+    removed whose endothelial neighbours not yet removed form at most one cluster gets TC_PERF_REMOVED in
+    ``perfused``.  ``scratch`` (one byte per site, zero) holds the round's decisions until they are applied.
     Returns the number of sites in ``box`` pruned by this round (0 everywhere ends the rounds)."""
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t z, y, x, zz, yy, xx, k, n_ec = ec.shape[0], n_owned = 0
@@ -161,6 +162,8 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
     cdef int d
     cdef uint32_t nbmask
     cdef Geom G
+    cdef PerfusionRules R
+    fill_perfusion(&R, rules)
     make_geom(&G, nz, ny, nx, origin, gshape, box)
     if n_ec == 0:
         return 0
@@ -171,12 +174,12 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
     with nogil:
         for k in range(n_ec):
             i = ec[k]
-            if P[i] & F_REMOVED:
+            if P[i] & _defs.TC_PERF_REMOVED:
                 continue
             x = i % nx
             y = (i // nx) % ny
             z = i // (nx * ny)
-            if I[i] or (edge_inlets and _on_face_g(&G, z, y, x)):
+            if I[i] or (R.edge_inlets and _on_face_g(&G, z, y, x)):
                 continue
             nbmask = 0
             for d in range(26):
@@ -185,7 +188,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
                 xx = x + TC_DX[d]
                 if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
                     j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & F_REMOVED):
+                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERF_REMOVED):
                         nbmask |= (<uint32_t>1) << d
             if _one_cluster(nbmask):
                 S[i] = 1
@@ -195,18 +198,21 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
             i = ec[k]
             if S[i]:
                 S[i] = 0
-                P[i] |= F_REMOVED
+                P[i] |= _defs.TC_PERF_REMOVED
     return n_owned
 
 
 def perfusion_finish(uint8_t[:, :, ::1] tissue, uint8_t[:, :, ::1] perfused, uint16_t[:, :, ::1] clock,
-                     const int64_t[::1] ec, int regress_steps):
+                     const int64_t[::1] ec, object rules):
     """Turn the connected/removed flags of the endothelial sites ``ec`` into ``perfused`` (0/1), reset the
-    clocks of connected stalks and regress what is cut off: a stalk that is not connected counts its ``clock`` up and becomes stroma when it
-    reaches ``regress_steps``; a tip that is not connected stops (becomes a stalk counting the same way)."""
+    clocks of connected stalks and regress what is cut off: a stalk that is not connected counts its ``clock``
+    up and becomes stroma when it reaches ``rules.regress_steps``; a tip that is not connected stops (becomes a
+    stalk counting the same way).  ``rules`` is a tumorca.rules.PerfusionRules."""
     cdef Py_ssize_t k, n_ec = ec.shape[0]
     cdef int64_t i
     cdef int c
+    cdef PerfusionRules R
+    fill_perfusion(&R, rules)
     if n_ec == 0:
         return None
     cdef uint8_t* T = &tissue[0, 0, 0]
@@ -215,33 +221,19 @@ def perfusion_finish(uint8_t[:, :, ::1] tissue, uint8_t[:, :, ::1] perfused, uin
     with nogil:
         for k in range(n_ec):
             i = ec[k]
-            if P[i] & F_CONNECTED:
-                P[i] = 0 if (P[i] & F_REMOVED) else 1
+            if P[i] & _defs.TC_PERF_CONNECTED:
+                P[i] = 0 if (P[i] & _defs.TC_PERF_REMOVED) else 1
                 if T[i] == _defs.TC_EC_STALK:
                     C[i] = 0
             else:
                 P[i] = 0
                 c = 1 if T[i] == _defs.TC_EC_TIP else C[i] + 1
                 T[i] = _defs.TC_EC_STALK
-                if c >= regress_steps:
+                if c >= R.regress_steps:
                     T[i] = _defs.TC_EMPTY
                     c = 0
-                C[i] = <uint16_t>(c if c < 65535 else 65535)
+                C[i] = _defs.clock_sat(c)
     return None
-
-
-cdef struct TipRules:
-    double p_sprout_max
-    double sprout_half
-    double move_min
-    double move_max
-    double mmp9_half
-    double chi
-    double branch_max
-    double branch_half
-    int fusion_min_age
-    int exclusion_r2
-    int excl_r
 
 
 cdef inline int64_t _tip_key(uint64_t seed, uint32_t step, uint64_t site) noexcept nogil:
@@ -272,20 +264,19 @@ cdef int64_t _tip_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t
 
 def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
                        const float[:, :, ::1] vegf, const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop,
-                       uint8_t[::1] rowflags, uint64_t seed, uint32_t step, double p_sprout_max, double sprout_half, double move_min,
-                       double move_max, double mmp9_half, double chi, double branch_max, double branch_half,
-                       int fusion_min_age, double exclusion_sites, int num_threads, object origin=None,
-                       object gshape=None, object box=None):
+                       uint8_t[::1] rowflags, uint64_t seed, uint32_t step, object rules, int num_threads,
+                       object origin=None, object gshape=None, object box=None):
     """One step of sprouting and tip migration, in place.
 
+    ``rules`` is a tumorca.rules.EndotheliumRules (the names below are its fields).
     Pass A (decide, every site reads the state at the start of the phase):
-      * a perfused stalk becomes a sprout candidate with probability ``p_sprout_max*V/(V + sprout_half)`` (w0 of
-        its SPROUT draw) if no tip lies within ``exclusion_sites`` (Euclidean);
-      * a tip moves with probability ``move_min + (move_max - move_min)*M/(M + mmp9_half)`` (w1 of its TIP draw) to
-        a Moore neighbour chosen with weights ``1 + chi*max(0, V_j - V_i)`` (w2): stroma or necrotic sites, and,
-        once ``clock >= fusion_min_age``, perfused endothelium or other tips (choosing one of those is
-        anastomosis: the tip becomes a stalk where it is).  A moving tip leaves a new tip behind with probability
-        ``branch_max*V/(V + branch_half)`` (w3), else a stalk.
+      * a perfused stalk becomes a sprout candidate with probability ``p_sprout_max*V/(V + sprout_vegf_half)``
+        (w0 of its SPROUT draw) if no tip lies within ``exclusion_sites`` (Euclidean);
+      * a tip moves with probability ``tip_move_min + (tip_move_max - tip_move_min)*M/(M + tip_mmp9_half)`` (w1
+        of its TIP draw) to a Moore neighbour chosen with weights ``1 + tip_chemotaxis*max(0, V_j - V_i)`` (w2):
+        stroma or necrotic sites, and, once ``clock >= tip_fusion_min_age``, perfused endothelium or other tips
+        (choosing one of those is anastomosis: the tip becomes a stalk where it is).  A moving tip leaves a new
+        tip behind with probability ``branch_max*V/(V + branch_vegf_half)`` (w3), else a stalk.
     Pass B (resolve): each stroma/necrotic site takes the tip move aimed at it with the largest key (w0 of the TIP
     draw); a winning tip's old site becomes stalk (or a new tip); a fusing tip becomes stalk; a candidate becomes
     a tip unless another candidate within the exclusion distance has a larger key (w1 of its SPROUT draw).
@@ -296,18 +287,8 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     ``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice (see tumorca._tissue.tumor_update):
     draws and the candidates' tie-break use global site indices.
     """
-    cdef TipRules R
-    R.p_sprout_max = p_sprout_max
-    R.sprout_half = sprout_half
-    R.move_min = move_min
-    R.move_max = move_max
-    R.mmp9_half = mmp9_half
-    R.chi = chi
-    R.branch_max = branch_max
-    R.branch_half = branch_half
-    R.fusion_min_age = fusion_min_age
-    R.excl_r = <int>exclusion_sites
-    R.exclusion_r2 = <int>(exclusion_sites * exclusion_sites)
+    cdef EndotheliumRules R
+    fill_endothelium(&R, rules)
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
     cdef Geom G
@@ -319,20 +300,21 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
             rowflags[r] = _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
                                           &R, &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            if rowflags[r] or near_flag(rowflags, r // ny, r % ny, nz, ny, 2):
+            if rowflags[r] or near_flag(rowflags, r // ny, r % ny, nz, ny, _defs.TC_ROW_PROPOSALS):
                 _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R,
-                                 near_flag(rowflags, r // ny, r % ny, nz, ny, 2), &G)
+                                 near_flag(rowflags, r // ny, r % ny, nz, ny, _defs.TC_ROW_PROPOSALS), &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            if rowflags[r] & 2:
+            if rowflags[r] & _defs.TC_ROW_PROPOSALS:
                 _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step, &G)
     return None
 
 
-# Row flags of the tip phase: bit 0 = the row has a tip or a sprout candidate, bit 1 = it has a move proposal.
+# Row flags of the tip phase: TC_ROW_SITES = the row has a tip or a sprout candidate, TC_ROW_PROPOSALS = it has a
+# move proposal.
 cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, ::1] clock,
                           const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf,
                           const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
-                          uint64_t seed, uint32_t step, const TipRules* R, const Geom* G) noexcept nogil:
+                          uint64_t seed, uint32_t step, const EndotheliumRules* R, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r
     cdef uint64_t site
@@ -349,7 +331,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
         if s == _defs.TC_EC_STALK and perfused[z, y, x]:
             tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
             v = vegf[z, y, x]
-            p = R.p_sprout_max * (v / (v + R.sprout_half))
+            p = R.p_sprout_max * (v / (v + R.sprout_vegf_half))
             if tc_u01(w[0]) < p:
                 blocked = False
                 for zz in range(z - e, z + e + 1):
@@ -360,15 +342,15 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
                                 blocked = True
                 if not blocked:
                     out = _defs.TC_SPROUT_CANDIDATE
-                    flags |= 1
+                    flags |= _defs.TC_ROW_SITES
         elif s == _defs.TC_EC_TIP:
-            flags |= 1
+            flags |= _defs.TC_ROW_SITES
             tc_draw(seed, step, site, _defs.TC_PURPOSE_TIP, w)
             v = vegf[z, y, x]
             m = mmp9[z, y, x]
-            p = R.move_min + (R.move_max - R.move_min) * (m / (m + R.mmp9_half))
+            p = R.tip_move_min + (R.tip_move_max - R.tip_move_min) * (m / (m + R.tip_mmp9_half))
             if tc_u01(w[1]) < p:
-                fusion_ok = clock[z, y, x] >= R.fusion_min_age
+                fusion_ok = clock[z, y, x] >= R.tip_fusion_min_age
                 total = 0.0
                 for d in range(26):
                     weights[d] = 0.0
@@ -383,7 +365,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
                         wgt = vegf[zz, yy, xx] - v
                         if wgt < 0.0:
                             wgt = 0.0
-                        weights[d] = 1.0 + R.chi * wgt
+                        weights[d] = 1.0 + R.tip_chemotaxis * wgt
                         total = total + weights[d]
                 if total > 0.0:
                     pick = weighted_pick(weights, tc_u01(w[2]) * total)
@@ -392,8 +374,8 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
                         out = _defs.TC_TIP_FUSE
                     else:
                         out = <uint8_t>(pick + 1)
-                        flags |= 2
-                        if tc_u01(w[3]) < R.branch_max * (v / (v + R.branch_half)):
+                        flags |= _defs.TC_ROW_PROPOSALS
+                        if tc_u01(w[3]) < R.branch_max * (v / (v + R.branch_vegf_half)):
                             out = out | _defs.TC_TIP_BRANCH
         prop[z, y, x] = out
     return flags
@@ -401,7 +383,7 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
 
 cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                            Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
-                           const TipRules* R, bint near_moves, const Geom* G) noexcept nogil:
+                           const EndotheliumRules* R, bint near_moves, const Geom* G) noexcept nogil:
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r, wz, wy, wx
     cdef uint64_t site, other
@@ -422,7 +404,7 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
                 glocal(G, winner, &wz, &wy, &wx)
                 age = clock[wz, wy, wx] + 1
                 tissue[z, y, x] = _defs.TC_EC_TIP
-                clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
+                clock[z, y, x] = _defs.clock_sat(age)
         elif s == _defs.TC_EC_TIP:
             if pr & _defs.TC_TIP_FUSE:
                 tissue[z, y, x] = _defs.TC_EC_STALK
@@ -433,7 +415,7 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
                     tissue[z, y, x] = _defs.TC_EC_TIP if (pr & _defs.TC_TIP_BRANCH) else _defs.TC_EC_STALK
             else:
                 age = clock[z, y, x] + 1
-                clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
+                clock[z, y, x] = _defs.clock_sat(age)
         elif s == _defs.TC_EC_STALK and (pr & _defs.TC_SPROUT_CANDIDATE):
             tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
             mykey = <int64_t>w[1]
@@ -472,4 +454,4 @@ cdef void _tip_clock_row(const uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] cl
             clock[z, y, x] = 0
         else:
             age = clock[z, y, x] + 1
-            clock[z, y, x] = <uint16_t>(age if age < 65535 else 65535)
+            clock[z, y, x] = _defs.clock_sat(age)

@@ -32,4 +32,17 @@ enum {
 #define TC_PROP_DIR_MASK 0x1F
 #define TC_PROP_STATE_SHIFT 5
 
+/* The uint16 clocks (quiescent steps, steps cut off, tip age, neutrophil age) saturate here. */
+#define TC_CLOCK_MAX 65535
+
+/* Row flags (one byte per (z, y) row) that a kernel's first pass leaves for the next, so that it skips rows with
+ * nothing to do: the row holds sites the next pass must visit (live tumour, a tip or sprout candidate), and the
+ * row holds proposals aimed at a neighbour (divisions, tip moves, kills, neutrophil moves): rows next to it gather. */
+#define TC_ROW_SITES 0x1
+#define TC_ROW_PROPOSALS 0x2
+
+/* Flags held in ``perfused`` while the perfusion search runs (perfusion_connect / _prune_round / _finish). */
+#define TC_PERF_CONNECTED 0x2
+#define TC_PERF_REMOVED 0x4
+
 #endif

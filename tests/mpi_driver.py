@@ -26,7 +26,7 @@ from tumorca._lattice import normalize_shape  # noqa: E402
 from tumorca.errors import LatticeError, ParameterError, ResourceError  # noqa: E402
 from tumorca.parallel import DistributedSimulation  # noqa: E402
 
-from conftest import hypoxic_params  # noqa: E402
+from conftest import hypoxic_params, random_state  # noqa: E402
 
 COMM = MPI.COMM_WORLD
 META = ("shape", "params", "seed", "step_index")
@@ -42,25 +42,6 @@ def busy(**kw) -> tumorca.Params:
     base = dict(sprout_exclusion=80.0, init_vessel_spacing=16, init_tumor_radius=7)
     base.update(kw)
     return hypoxic_params(**base)
-
-
-def random_state(shape, params, seed, probs=(0.5, 0.12, 0.05, 0.05, 0.22, 0.06), inlet_fraction=0.1):
-    """A state with every tissue type, clocks, neutrophils and fields scattered at random: every rule acts at
-    every block boundary in the first steps."""
-    st = tumorca.Simulation(shape, params, seed=seed, threads=1).get_state()
-    rng = np.random.default_rng(seed)
-    a = st["arrays"]
-    sh = a["tissue"].shape
-    a["tissue"][...] = rng.choice(6, size=sh, p=list(probs)).astype(np.uint8)
-    a["clock"][...] = rng.integers(0, 4, size=sh)
-    a["inlet"][...] = (a["tissue"] == Cell.EC_STALK) & (rng.random(sh) < inlet_fraction)
-    a["neut"][...] = rng.random(sh) < 0.15
-    a["neut_p"][...] = np.where(a["neut"], rng.random(sh, dtype=np.float32), 0)
-    a["neut_age"][...] = np.where(a["neut"], 3, 0)
-    for n in ("vegf_free", "vegf_bound", "mmp9", "cxcl"):
-        a[n][...] = rng.random(sh, dtype=np.float32) * 3
-    a["o2"][...] = rng.random(sh, dtype=np.float32) * 40
-    return st
 
 
 def network_state(shape3, params):

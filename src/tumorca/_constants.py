@@ -35,6 +35,18 @@ KILL_OWN_SITE = 27
 PROP_DIR_MASK = 0x1F
 PROP_STATE_SHIFT = 5
 
+#: The uint16 clocks (quiescent steps, steps cut off, tip age, neutrophil age) saturate here.
+CLOCK_MAX = 65535
+
+#: Row flags a kernel's first pass leaves for the next: the row holds sites to visit; it holds proposals aimed at
+#: a neighbour (rows next to it gather).
+ROW_SITES = 0x1
+ROW_PROPOSALS = 0x2
+
+#: Flags held in ``perfused`` while the perfusion search runs: connected to an inlet; pruned (a dead end).
+PERFUSION_CONNECTED = 0x2
+PERFUSION_REMOVED = 0x4
+
 #: Moore directions in lexicographic (dz, dy, dx) order: division proposals index into this tuple.
 MOORE = tuple((dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dz or dy or dx)
 

@@ -32,6 +32,7 @@ from ._numerics import tridiagonal_factors
 from .errors import LatticeError
 from .o2 import O2Solver, uptake_table
 from .params import Params
+from .rules import PerfusionRules, StepRules
 
 #: Arrays that make up the state, with their dtypes (fields are float32, one value per site).
 #: ``clock`` counts steps in the current condition: quiescent (tumour), cut off from inlets (stalk), age (tip).
@@ -112,7 +113,8 @@ class Domain(Protocol):
 
     def gather_sorted(self, mask: np.ndarray, values: np.ndarray) -> np.ndarray: ...
 
-    def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray, edge_inlets: bool) -> np.ndarray:
+    def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
+                         rules: PerfusionRules) -> np.ndarray:
         ...
 
     def o2_solve(self, arrays: dict[str, np.ndarray]) -> tuple[int, float, float]: ...
@@ -144,16 +146,16 @@ class WholeLattice:
     def gather_sorted(self, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
         return values[mask]
 
-    def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray, edge_inlets: bool) -> np.ndarray:
+    def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
+                         rules: PerfusionRules) -> np.ndarray:
         """Connectivity by one search from the inlets, then synchronous pruning rounds until one prunes nothing;
         returns the endothelial sites (flat indices) for ``perfusion_finish``."""
         t, inlet, perf = arrays["tissue"], arrays["inlet"], arrays["perfused"]
         ec = np.flatnonzero((t == Cell.EC_STALK) | (t == Cell.EC_TIP))
         perf.fill(0)
         scratch.fill(0)
-        search = tuple((0, n) for n in t.shape)
-        _vessels.perfusion_connect(t, inlet, perf, ec, edge_inlets, None, None, None, search)
-        while _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, edge_inlets, None, None, None):
+        _vessels.perfusion_connect(t, inlet, perf, ec, rules)
+        while _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, rules):
             pass
         return ec
 
@@ -247,6 +249,8 @@ class Engine:
         self._o2_sweeps_total = 0
         self._o2_work_total = 0.0
         self._pol_cache: np.ndarray | None = None
+        # the rules of the step, one set per IFN-beta level (the level changes at most once per run)
+        self._rules: dict[float, StepRules] = {}
 
     # -- stepping -------------------------------------------------------------------------------------------
     def step(self, n: int = 1) -> None:
@@ -264,12 +268,14 @@ class Engine:
             raise LatticeError("step index passed 2**32, the range of the random-number counter")
         ifn = self.ifn_level()
         self._last_ifn = ifn
-        ir = p.ifn_rates(ifn)
+        rules = self._rules.get(ifn)
+        if rules is None:
+            rules = self._rules[ifn] = StepRules.from_params(p, ifn)
         seed, step = self._seed, self._step
         t0 = perf_counter()
         # 1. perfusion and regression
-        ec = d.perfusion_rounds(a, self._prop, p.vessel_inlets == "edge")
-        _vessels.perfusion_finish(a["tissue"], a["perfused"], a["clock"], ec, r["regress_steps"])
+        ec = d.perfusion_rounds(a, self._prop, rules.perfusion)
+        _vessels.perfusion_finish(a["tissue"], a["perfused"], a["clock"], ec, rules.perfusion)
         t1 = perf_counter()
         # 2a. O2, sources and sinks frozen at the state of this step
         sweeps, res, work = d.o2_solve(a)
@@ -286,11 +292,10 @@ class Engine:
         t2 = perf_counter()
         # 2b, 2c. secretion (per site) and one implicit step of the slow fields
         p_sum = float(self._polarizations().sum(dtype=np.float64))
-        self._produced = (p.dt_min * ir["v_neut"] * p_sum, p.dt_min * ir["m_neut"] * p_sum)
+        sec = rules.secretion
+        self._produced = (p.dt_min * sec.vegf_neut * p_sum, p.dt_min * sec.mmp9_neut * p_sum)
         _fields.secrete(a["tissue"], a["o2"], a["neut"], a["neut_p"], a["vegf_free"], a["vegf_bound"], a["mmp9"],
-                        a["cxcl"], p.vegf_tumor_min, p.vegf_tumor_max, p.vegf_hill_o2, p.vegf_hill_n,
-                        r["vegf_dt_free"], r["vegf_dt_bound"], p.dt_min, p.cxcl_tumor_live, p.cxcl_tumor_hypoxic,
-                        ir["v_neut"], ir["m_neut"], r["krel_dt"], nt)
+                        a["cxcl"], sec, nt)
         for name in DIFFUSING_FIELDS:
             pre = _RATE_PREFIX[name]
             fac = self._factors[name]
@@ -304,34 +309,30 @@ class Engine:
         # 3. endothelium: sprouting, tip moves, anastomosis (tips resolve before divisions)
         d.exchange([a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"]], W["endothelium"])
         _vessels.endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], self._prop,
-                                    self._rowflags, seed, step, r["p_sprout_max"], p.sprout_vegf_half, p.tip_move_min,
-                                    p.tip_move_max, p.tip_mmp9_half, p.tip_chemotaxis, p.branch_max,
-                                    p.branch_vegf_half, p.tip_fusion_min_age, r["exclusion_sites"], nt, *geom)
+                                    self._rowflags, seed, step, rules.endothelium, nt, *geom)
         t4 = perf_counter()
         # 4. tumour cells
         d.exchange([a["tissue"], a["clock"], a["o2"]], W["tumour"])
-        born = _tissue.tumor_update(
-            a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step, r["p_div_max"],
-            p.cycle_o2_low, p.cycle_o2_high, p.quiescence_o2_enter, p.quiescence_o2_exit, r["p_nec_max"],
-            p.necrosis_o2_onset, p.necrosis_o2_full, r["q_death_steps"], nt, *geom)
+        born = _tissue.tumor_update(a["tissue"], a["clock"], a["o2"], self._prop, self._rowflags, seed, step,
+                                    rules.tumour, nt, *geom)
         t5 = perf_counter()
         # 5. neutrophils: recruitment, death, polarisation, killing, then chemotactic sub-moves; on a block the
         #    layer is right to ``valid`` sites beyond it, 3 fewer after each sub-move
         layer = [a["neut"], a["neut_p"], a["neut_age"]]
-        substeps = p.neut_substeps
+        nr = rules.neutrophils
+        substeps = nr.substeps
         H, move = d.halo, W["neutrophil_move"]
         valid = min(H, max(W["neutrophils"], move * substeps))
         d.exchange([a["tissue"], a["perfused"], a["cxcl"]] + layer, valid)
         events = _neutrophils.neutrophil_life_kill(
             a["tissue"], a["clock"], a["perfused"], a["cxcl"], a["neut"], a["neut_p"], a["neut_age"], self._prop,
-            self._rowflags, seed, step, ir["p_rec"], p.neut_cxcl_half, ir["p_death"], ir["pstar"], r["g_pol"],
-            r["p_kill_max"], nt, *geom)
+            self._rowflags, seed, step, nr, nt, *geom)
         for k in range(substeps):
             if H and valid < move:
                 valid = min(H, move * (substeps - k))
                 d.exchange(layer, valid)
             _neutrophils.neutrophil_submove(a["neut"], a["neut_p"], a["neut_age"], a["cxcl"], self._prop,
-                                            self._rowflags, seed, step, k, ir["chi"], nt, *geom)
+                                            self._rowflags, seed, step, k, nr, nt, *geom)
             valid -= move
         if substeps > 0:
             _neutrophils.neutrophil_clear(a["neut"], a["neut_p"], a["neut_age"], self._prop, nt)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ._constants import MINUTES_PER_DAY
+from ._constants import CLOCK_MAX, MINUTES_PER_DAY
 from .errors import ParameterError
 
 if sys.version_info >= (3, 11):
@@ -177,7 +177,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "at saturating VEGF", source="Anderson & Chaplain 1998", group="vessels"),
     _p("branch_vegf_half", 1.0, "nM", float, 1e-6, 1.0e4, doc="VEGF of half-maximal branching",
        source="assumption", group="vessels"),
-    _p("tip_fusion_min_age", 3, "steps", int, 1, 65535, doc="a tip can anastomose only after this many steps",
+    _p("tip_fusion_min_age", 3, "steps", int, 1, CLOCK_MAX, doc="a tip can anastomose only after this many steps",
        source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
     # neutrophils and IFN-beta
     _p("ifn_level", 1.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I before any therapy (1: wild-type "
@@ -366,9 +366,9 @@ class Params(Mapping[str, Any]):
             merged[name] = _coerce(spec, value)
         dt = merged["dt_min"]
         for name in ("quiescent_death_time", "vessel_regression_time"):
-            if math.ceil(merged[name] / dt - 1e-9) > 65535:
-                raise ParameterError(f"parameter {name!r} = {merged[name]!r} is more than 65535 steps of dt_min = "
-                                     f"{dt!r} (clocks are 16-bit)")
+            if math.ceil(merged[name] / dt - 1e-9) > CLOCK_MAX:
+                raise ParameterError(f"parameter {name!r} = {merged[name]!r} is more than {CLOCK_MAX} steps of "
+                                     f"dt_min = {dt!r} (clocks are 16-bit)")
         for lo, hi, strict in _ORDERINGS:
             if merged[lo] > merged[hi] or (strict and merged[lo] == merged[hi]):
                 rel = "<" if strict else "<="

@@ -17,6 +17,7 @@ import numpy as np
 from .. import _fields, _vessels
 from .._constants import Cell
 from ..params import Params
+from ..rules import PerfusionRules
 from .decomposition import Decomposition
 from .lod import implicit_axis_split
 
@@ -89,7 +90,8 @@ class BlockDomain:
         return tuple((lo - h[0], hi + h[1]) for (lo, hi), h in zip(self.dec.box, self.dec.halo_sides(margin)))
 
     # -- the distributed pieces -----------------------------------------------------------------------------
-    def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray, edge_inlets: bool) -> np.ndarray:
+    def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
+                         rules: PerfusionRules) -> np.ndarray:
         """Connectivity and pruning as fixed-point iterations over the ranks; returns the endothelial sites
         (local flat indices) for ``perfusion_finish``.
 
@@ -114,7 +116,7 @@ class BlockDomain:
         last = -1
         one = np.zeros(1, dtype=np.int64)
         while True:
-            one[0] = _vessels.perfusion_connect(t, inlet, perf, ec, edge_inlets, origin, gshape, box, search)
+            one[0] = _vessels.perfusion_connect(t, inlet, perf, ec, rules, origin, gshape, box, search)
             n = int(self.sum_ints(one)[0])
             if n == last:
                 break
@@ -125,8 +127,8 @@ class BlockDomain:
         counts = np.zeros(H, dtype=np.int64)
         while True:
             for j in range(H):
-                counts[j] = _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, edge_inlets, origin,
-                                                           gshape, box)
+                counts[j] = _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, rules, origin, gshape,
+                                                           box)
             # a round that pruned nothing anywhere is the fixed point: later rounds of the batch changed nothing
             if (self.sum_ints(counts) == 0).any():
                 break

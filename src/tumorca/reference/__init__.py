@@ -23,14 +23,16 @@ from typing import Any
 import numpy as np
 
 from .._constants import FIELD_NAMES, Cell
-from .._numerics import float32_exact
+from .._numerics import float32_exact, tridiagonal_factors
 from ..params import Params
+from ..rules import StepRules
 from ._rng import below, draw, philox4x32_10, u01
 from .fields import diffuse, implicit_axis, secrete
-from .neutrophils import neutrophil_update
+from .neutrophils import neutrophil_clear, neutrophil_life_kill, neutrophil_submove
 from .o2 import o2_solve, o2_solve_multigrid
 from .tissue import tumor_update
-from .vessels import endothelium_update, face_mask, one_cluster, perfusion
+from .vessels import (endothelium_update, one_cluster, perfusion, perfusion_connect, perfusion_finish,
+                      perfusion_prune_round)
 
 
 def uptake_table(params: Params) -> np.ndarray:
@@ -53,16 +55,17 @@ def ifn_level(params: Params, time_min: float) -> float:
 def step(state: dict[str, Any]) -> dict[str, Any]:
     """Advance a state (as from ``Simulation.get_state()``, 3D arrays) by one step, in place; returns it.
 
-    Order (docs/model.md §2): perfusion and regression; O2 to quasi-steady state; secretion, release and one implicit
-    step of the slow fields; tips; tumour cells; neutrophils.
+    Order (docs/model.md §2), as ``tumorca.engine.Engine._step_once`` with the same rules objects: perfusion and
+    regression; O2 to quasi-steady state; secretion, release and one implicit step of the slow fields; tips;
+    tumour cells; neutrophils (life and killing, the sub-moves, the clearing).
     """
     p = state["params"] if isinstance(state["params"], Params) else Params.from_dict(state["params"])
     r = p.rates()
     a = state["arrays"]
     n = state["step_index"]
     seed = state["seed"]
-    ir = p.ifn_rates(ifn_level(p, n * p.dt_min))
-    perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], p.vessel_inlets == "edge", r["regress_steps"])
+    rules = StepRules.from_params(p, ifn_level(p, n * p.dt_min))
+    perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], rules.perfusion)
     o2_args = (a["o2"], a["tissue"], a["perfused"], uptake_table(p), r["o2_k"], float32_exact(p.o2_vessel),
                p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value))
     if p.o2_solver == "multigrid":
@@ -70,14 +73,24 @@ def step(state: dict[str, Any]) -> dict[str, Any]:
                            p.o2_mg_max_cycles)
     else:
         o2_solve(*o2_args, p.o2_omega, p.o2_tol, p.o2_max_sweeps)
-    secrete(a, r, ir, p)
+    secrete(a["tissue"], a["o2"], a["neut"], a["neut_p"], a["vegf_free"], a["vegf_bound"], a["mmp9"], a["cxcl"],
+            rules.secretion, 1)
     dirichlet = p.field_boundary == "dirichlet"
     for name, prefix in (("vegf_free", "vegf"), ("mmp9", "mmp9"), ("cxcl", "cxcl")):
         diffuse(a[name], r[prefix + "_alpha"], r[prefix + "_gain"], dirichlet)
-    implicit_axis(a["vegf_bound"], 2, 0.0, r["vegf_bound_gain"], False)
-    endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], seed, n, r, p)
-    tumor_update(a["tissue"], a["clock"], a["o2"], seed, n, r, p)
-    neutrophil_update(a, seed, n, r, ir, p)
+    implicit_axis(a["vegf_bound"], 2, *tridiagonal_factors(a["vegf_bound"].shape[2], 0.0, False), 0.0,
+                  r["vegf_bound_gain"], 0.0, 1)
+    # the scratch arguments of the kernels (prop, rowflags) are not used by the twins
+    endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], None, None, seed, n,
+                       rules.endothelium, 1)
+    tumor_update(a["tissue"], a["clock"], a["o2"], None, None, seed, n, rules.tumour, 1)
+    nr = rules.neutrophils
+    neutrophil_life_kill(a["tissue"], a["clock"], a["perfused"], a["cxcl"], a["neut"], a["neut_p"], a["neut_age"],
+                         None, None, seed, n, nr, 1)
+    for k in range(nr.substeps):
+        neutrophil_submove(a["neut"], a["neut_p"], a["neut_age"], a["cxcl"], None, None, seed, n, k, nr, 1)
+    if nr.substeps > 0:
+        neutrophil_clear(a["neut"], a["neut_p"], a["neut_age"], None, 1)
     state["step_index"] = n + 1
     return state
 
@@ -94,5 +107,6 @@ def run(state: dict[str, Any], steps: int) -> dict[str, Any]:
 
 
 __all__ = ["philox4x32_10", "draw", "u01", "below", "o2_solve", "o2_solve_multigrid", "implicit_axis", "diffuse",
-           "secrete", "tumor_update", "perfusion", "face_mask", "one_cluster", "endothelium_update",
-           "neutrophil_update", "uptake_table", "ifn_level", "step", "run", "FIELD_NAMES"]
+           "secrete", "tumor_update", "perfusion", "perfusion_connect", "perfusion_prune_round",
+           "perfusion_finish", "one_cluster", "endothelium_update", "neutrophil_life_kill", "neutrophil_submove",
+           "neutrophil_clear", "uptake_table", "ifn_level", "step", "run", "FIELD_NAMES"]

@@ -63,3 +63,47 @@ def _won(dirs: np.ndarray, winner: np.ndarray) -> np.ndarray:
     for d, off in enumerate(MOORE):
         won |= (dirs == d + 1) & (shifted(winner, off, -2) == sites)
     return won
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Placement of a local array in the global lattice (the twin of ``Geom`` in ext/_moore.pxd): random draws and
+# tie-breaks key on global site indices, lattice faces are the global faces, and counts cover the owned box.
+# ``None`` everywhere is the whole lattice.
+# ---------------------------------------------------------------------------------------------------------------
+Origin = tuple[int, int, int] | None
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None
+
+
+def global_sites(shape: tuple[int, int, int], origin: Origin = None,
+                 gshape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Global site index ``(z*gny + y)*gnx + x`` of every local site (uint64), for a local array of ``shape`` whose
+    element [0, 0, 0] lies at ``origin`` of a lattice of ``gshape``."""
+    oz, oy, ox = origin if origin is not None else (0, 0, 0)
+    _, gny, gnx = gshape if gshape is not None else shape
+    z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    return (((z + oz) * gny + (y + oy)) * gnx + (x + ox)).astype(np.uint64)
+
+
+def owned_mask(shape: tuple[int, int, int], box: Box = None) -> np.ndarray:
+    """True on the owned box (((z0, z1), (y0, y1), (x0, x1)), local indices) of a local array; everywhere
+    without one."""
+    if box is None:
+        return np.ones(shape, dtype=bool)
+    m = np.zeros(shape, dtype=bool)
+    m[tuple(slice(lo, hi) for lo, hi in box)] = True
+    return m
+
+
+def global_face_mask(shape: tuple[int, int, int], origin: Origin = None,
+                     gshape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Local sites on a face of the global lattice, along axes longer than one site (a 2D lattice has no z
+    faces)."""
+    o = origin if origin is not None else (0, 0, 0)
+    g = gshape if gshape is not None else shape
+    m = np.zeros(shape, dtype=bool)
+    for axis in range(3):
+        if g[axis] > 1:
+            idx = np.arange(shape[axis]) + o[axis]
+            on = (idx == 0) | (idx == g[axis] - 1)
+            m |= on.reshape([-1 if a == axis else 1 for a in range(3)])
+    return m

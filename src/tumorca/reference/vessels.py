@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._constants import (MOORE, NEIGHBOUR_ADJACENCY, PURPOSE_SPROUT, PURPOSE_TIP, Cell)
-from ..params import Params
-from ._lattice import _choose, _gather_winner, _won, shifted
+from .._constants import (CLOCK_MAX, MOORE, NEIGHBOUR_ADJACENCY, PERFUSION_CONNECTED, PERFUSION_REMOVED,
+                          PURPOSE_SPROUT, PURPOSE_TIP, Cell)
+from ..rules import EndotheliumRules, PerfusionRules
+from ._lattice import Box, Origin, _choose, _gather_winner, _won, global_face_mask, global_sites, owned_mask, shifted
 from ._rng import draw, u01
 
 
@@ -15,17 +16,6 @@ def _moore_any(mask: np.ndarray) -> np.ndarray:
     for off in MOORE:
         out |= shifted(mask, off, False)
     return out
-
-
-def face_mask(shape: tuple[int, int, int]) -> np.ndarray:
-    """Sites on a lattice face of an axis longer than one site."""
-    m = np.zeros(shape, dtype=bool)
-    for axis, n in enumerate(shape):
-        if n > 1:
-            idx = [slice(None)] * 3
-            idx[axis] = [0, n - 1]
-            m[tuple(idx)] = True
-    return m
 
 
 def one_cluster(mask: np.ndarray) -> np.ndarray:
@@ -42,43 +32,99 @@ def one_cluster(mask: np.ndarray) -> np.ndarray:
         comp = grow
 
 
-def perfusion(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, clock: np.ndarray, edge_inlets: bool,
-              regress_steps: int) -> None:
-    """Perfused endothelium and regression, in place.
+def _ec_mask(shape: tuple[int, int, int], ec: np.ndarray) -> np.ndarray:
+    """The sites listed (flat indices) in ``ec`` as a mask."""
+    m = np.zeros(shape, dtype=bool)
+    m.ravel()[np.asarray(ec, dtype=np.int64)] = True
+    return m
 
-    Endothelium (stalk or tip) is a graph under Moore adjacency.  *Connected*: joined to an inlet (``inlet``
-    sites, plus endothelium on a face with ``edge_inlets``) through endothelium.  *Perfused*: connected and not
-    pruned, where rounds prune every non-inlet site whose endothelial neighbours form at most one touching
-    cluster (a dead end) until none is left (on a loop or between inlets: blind sprouts carry no flow).  Connected stalks
-    reset their clock; everything else becomes (or stays) a stalk counting up, and regresses to stroma when its
-    count reaches ``regress_steps``.
+
+def _inlets(inlet: np.ndarray, rules: PerfusionRules, origin: Origin, gshape: tuple[int, int, int] | None
+            ) -> np.ndarray:
+    return (inlet != 0) | (rules.edge_inlets & global_face_mask(inlet.shape, origin, gshape))
+
+
+def perfusion_connect(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, ec: np.ndarray,
+                      rules: PerfusionRules, origin: Origin = None, gshape: tuple[int, int, int] | None = None,
+                      box: Box = None, search: Box = None) -> int:
+    """Mark (``PERFUSION_CONNECTED`` in ``perfused``) every endothelial site joined through endothelium inside
+    ``search`` to an inlet (``inlet`` sites, plus endothelium on a lattice face with ``rules.edge_inlets``) or to
+    a site of ``ec`` already marked; returns the number of marked sites of ``ec`` in ``box`` (the twin of
+    ``tumorca._vessels.perfusion_connect``, same arguments).
+
+    *Connected* is a property of the set: the marks grow by Moore dilation until they stop.
     """
-    ec = (tissue == Cell.EC_STALK) | (tissue == Cell.EC_TIP)
-    inl = ec & ((inlet != 0) | (edge_inlets & face_mask(tissue.shape)))
-    conn = inl.copy()
+    shape = tissue.shape
+    if search is None:
+        search = tuple((0, n) for n in shape)
+    listed = _ec_mask(shape, ec)
+    reach = np.zeros(shape, dtype=bool)
+    reach[tuple(slice(lo, hi) for lo, hi in search)] = True
+    reach &= (tissue == Cell.EC_STALK) | (tissue == Cell.EC_TIP)
+    conn = listed & (_inlets(inlet, rules, origin, gshape) | ((perfused & PERFUSION_CONNECTED) != 0))
     while True:
-        grown = (conn | _moore_any(conn)) & ec
+        grown = conn | (_moore_any(conn) & reach)
         if np.array_equal(grown, conn):
             break
         conn = grown
-    core = ec.copy()
-    while True:  # synchronous rounds: prune every dead end at once
-        mask = np.zeros(tissue.shape, dtype=np.uint32)
-        for d, off in enumerate(MOORE):
-            mask |= shifted(core, off, False).astype(np.uint32) << np.uint32(d)
-        prune = core & ~inl & one_cluster(mask)
-        if not prune.any():
-            break
-        core &= ~prune
-    perfused[...] = (conn & core).astype(np.uint8)
+    perfused[conn] |= PERFUSION_CONNECTED
+    return int((listed & ((perfused & PERFUSION_CONNECTED) != 0) & owned_mask(shape, box)).sum())
+
+
+def perfusion_prune_round(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, scratch: np.ndarray,
+                          ec: np.ndarray, rules: PerfusionRules, origin: Origin = None,
+                          gshape: tuple[int, int, int] | None = None, box: Box = None) -> int:
+    """One synchronous pruning round: every site of ``ec`` that is neither an inlet nor removed, and whose
+    endothelial neighbours not removed form at most one touching cluster (a dead end), gets
+    ``PERFUSION_REMOVED`` in ``perfused``; returns the number pruned in ``box`` (the twin of
+    ``tumorca._vessels.perfusion_prune_round``, same arguments; ``scratch`` is not used)."""
+    shape = tissue.shape
+    removed = (perfused & PERFUSION_REMOVED) != 0
+    core = ((tissue == Cell.EC_STALK) | (tissue == Cell.EC_TIP)) & ~removed
+    mask = np.zeros(shape, dtype=np.uint32)
+    for d, off in enumerate(MOORE):
+        mask |= shifted(core, off, False).astype(np.uint32) << np.uint32(d)
+    prune = _ec_mask(shape, ec) & ~removed & ~_inlets(inlet, rules, origin, gshape) & one_cluster(mask)
+    perfused[prune] |= PERFUSION_REMOVED
+    return int((prune & owned_mask(shape, box)).sum())
+
+
+def perfusion_finish(tissue: np.ndarray, perfused: np.ndarray, clock: np.ndarray, ec: np.ndarray,
+                     rules: PerfusionRules) -> None:
+    """Perfused (connected and not pruned) endothelium and regression, in place, for the sites of ``ec`` (the twin
+    of ``tumorca._vessels.perfusion_finish``, same arguments).
+
+    Connected stalks reset their clock; everything cut off becomes (or stays) a stalk counting up, and regresses
+    to stroma when its count reaches ``rules.regress_steps``.
+    """
+    listed = _ec_mask(tissue.shape, ec)
+    conn = listed & ((perfused & PERFUSION_CONNECTED) != 0)
+    removed = (perfused & PERFUSION_REMOVED) != 0
+    cut = listed & ~conn
     clock[conn & (tissue == Cell.EC_STALK)] = 0
-    cut = ec & ~conn
+    perfused[conn] = np.where(removed, 0, 1)[conn]
+    perfused[cut] = 0
     c = np.where(tissue == Cell.EC_TIP, 1, clock.astype(np.int64) + 1)
-    gone = cut & (c >= regress_steps)
+    gone = cut & (c >= rules.regress_steps)
     tissue[cut] = Cell.EC_STALK
     tissue[gone] = Cell.EMPTY
-    c = np.where(gone, 0, np.minimum(c, 65535))
+    c = np.where(gone, 0, np.minimum(c, CLOCK_MAX))
     clock[cut] = c[cut].astype(np.uint16)
+
+
+def perfusion(tissue: np.ndarray, inlet: np.ndarray, perfused: np.ndarray, clock: np.ndarray,
+              rules: PerfusionRules) -> None:
+    """Perfusion and regression of the whole lattice, in place, composed from the three phases as
+    ``tumorca.engine.WholeLattice.perfusion_rounds`` composes the kernels: connectivity, pruning rounds until one
+    prunes nothing (what survives lies on a loop or between inlets: blind sprouts carry no flow), then
+    ``perfusion_finish``."""
+    ec = np.flatnonzero((tissue == Cell.EC_STALK) | (tissue == Cell.EC_TIP))
+    scratch = np.zeros(tissue.shape, dtype=np.uint8)
+    perfused.fill(0)
+    perfusion_connect(tissue, inlet, perfused, ec, rules)
+    while perfusion_prune_round(tissue, inlet, perfused, scratch, ec, rules):
+        pass
+    perfusion_finish(tissue, perfused, clock, ec, rules)
 
 
 def _ball(radius: float, nz: int) -> list[tuple[int, int, int]]:
@@ -90,11 +136,14 @@ def _ball(radius: float, nz: int) -> list[tuple[int, int, int]]:
 
 
 def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarray, vegf: np.ndarray,
-                       mmp9: np.ndarray, seed: int, step: int, rates: dict[str, float], params: Params) -> None:
-    """Sprouting and tip migration, in place (see ``tumorca._vessels.endothelium_update`` for the rules)."""
-    p = params
+                       mmp9: np.ndarray, prop: np.ndarray, rowflags: np.ndarray, seed: int, step: int,
+                       rules: EndotheliumRules, num_threads: int, origin: Origin = None,
+                       gshape: tuple[int, int, int] | None = None, box: Box = None) -> None:
+    """Sprouting and tip migration, in place (the twin of ``tumorca._vessels.endothelium_update``, same arguments
+    and rules; ``prop``, ``rowflags`` and ``num_threads`` are not used)."""
+    p = rules
     shape = tissue.shape
-    sites = np.arange(tissue.size, dtype=np.uint64).reshape(shape)
+    sites = global_sites(shape, origin, gshape)
     t0 = tissue.copy()
     v = vegf.astype(np.float64)
     m = mmp9.astype(np.float64)
@@ -103,12 +152,12 @@ def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarr
 
     # pass A: sprout candidates
     ws = draw(seed, step, sites, PURPOSE_SPROUT)
-    ball = [off for off in _ball(rates["exclusion_sites"], shape[0])]
+    ball = _ball(p.exclusion_sites, shape[0])
     tip_near = np.zeros(shape, dtype=bool)
     for off in ball:
         tip_near |= shifted(is_tip, off, False)
     cand = ((t0 == Cell.EC_STALK) & (perfused != 0)
-            & (u01(ws[..., 0]) < rates["p_sprout_max"] * (v / (v + p.sprout_vegf_half))) & ~tip_near)
+            & (u01(ws[..., 0]) < p.p_sprout_max * (v / (v + p.sprout_vegf_half))) & ~tip_near)
 
     # pass A: tip moves
     wt = draw(seed, step, sites, PURPOSE_TIP)
@@ -137,13 +186,13 @@ def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarr
     won = _won(dirs, winner)
     new_clock = clock.astype(np.int64)
     win_age = age.ravel()[np.maximum(winner, 0)].reshape(shape) + 1
-    new_clock[target_free] = np.minimum(win_age[target_free], 65535)
+    new_clock[target_free] = np.minimum(win_age[target_free], CLOCK_MAX)
     tissue[target_free] = Cell.EC_TIP
     tissue[won] = np.where(branch[won], Cell.EC_TIP, Cell.EC_STALK)
     tissue[fuse] = Cell.EC_STALK
     new_clock[fuse] = 0
     idle = is_tip & ~fuse & (dirs == 0)
-    new_clock[idle] = np.minimum(age[idle] + 1, 65535)
+    new_clock[idle] = np.minimum(age[idle] + 1, CLOCK_MAX)
     # sprout candidates compete within the exclusion distance (largest key, then lowest site index)
     key = np.where(cand, ws[..., 1].astype(np.int64), -1)
     site_i = sites.astype(np.int64)
@@ -160,5 +209,5 @@ def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarr
     # pass C: clocks of the tips that proposed a move
     proposed = dirs > 0
     new_clock[proposed & won] = 0
-    new_clock[proposed & ~won] = np.minimum(age[proposed & ~won] + 1, 65535)
+    new_clock[proposed & ~won] = np.minimum(age[proposed & ~won] + 1, CLOCK_MAX)
     clock[...] = new_clock.astype(np.uint16)
