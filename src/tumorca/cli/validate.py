@@ -22,7 +22,7 @@ from ._common import CONTEXT, RunProblem, UsageProblem, check_output_place, comm
               help="Delete this suite's earlier runs in OUTPUT first: regenerate from scratch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (errors still show).")
 def validate(quick: bool, output: Path, report: Path | None, workers: int | None, fresh: bool, quiet: bool) -> None:
-    """Run the validation suite (docs/validation.md): the IFN-beta/neutrophil orderings of MODEL.md §8 with
+    """Run the validation suite (docs/validation.md): the IFN-beta/neutrophil orderings of docs/model.md §8 with
     replicates and statistics, the analytic physics checks and a one-at-a-time sensitivity table, and write the
     report with its figures.
 

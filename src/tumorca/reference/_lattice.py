@@ -19,10 +19,10 @@ def shifted(a: np.ndarray, offset: tuple[int, int, int], fill) -> np.ndarray:
 
 
 # The 6 von Neumann neighbours in the order the O2 stencil sums them: -x, +x, -y, +y, -z, +z.
-_VN = ((0, 0, -1), (0, 0, 1), (0, -1, 0), (0, 1, 0), (-1, 0, 0), (1, 0, 0))
+VN = ((0, 0, -1), (0, 0, 1), (0, -1, 0), (0, 1, 0), (-1, 0, 0), (1, 0, 0))
 
 
-def _choose(weights: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+def choose(weights: list[np.ndarray], u: np.ndarray) -> np.ndarray:
     """Index of the direction picked with probability weight/total by ``u*total < cumulative weight`` (first in
     MOORE order; the last positive weight if rounding leaves none); -1 where every weight is 0."""
     total = np.zeros(u.shape, dtype=np.float64)
@@ -40,7 +40,7 @@ def _choose(weights: list[np.ndarray], u: np.ndarray) -> np.ndarray:
     return np.where(total > 0, pick, -1)
 
 
-def _gather_winner(dirs: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def gather_winner(dirs: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """For each site, the index of the neighbour whose proposal (1 + MOORE direction in ``dirs``) aims at it with
     the largest key (first in MOORE order on a tie), or -1."""
     sites = np.arange(dirs.size, dtype=np.int64).reshape(dirs.shape)
@@ -56,7 +56,7 @@ def _gather_winner(dirs: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return winner
 
 
-def _won(dirs: np.ndarray, winner: np.ndarray) -> np.ndarray:
+def proposal_won(dirs: np.ndarray, winner: np.ndarray) -> np.ndarray:
     """True where a site's proposal (direction in ``dirs``) won the gather at its target."""
     sites = np.arange(dirs.size, dtype=np.int64).reshape(dirs.shape)
     won = np.zeros(dirs.shape, dtype=bool)

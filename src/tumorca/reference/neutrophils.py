@@ -12,7 +12,7 @@ import numpy as np
 
 from .._constants import CLOCK_MAX, KILL_OWN_SITE, MOORE, PURPOSE_NEUT, PURPOSE_NEUT_MOVE, Cell
 from ..rules import NeutrophilRules
-from ._lattice import Box, Origin, _choose, _gather_winner, _won, global_sites, owned_mask, shifted
+from ._lattice import Box, Origin, choose, gather_winner, proposal_won, global_sites, owned_mask, shifted
 from ._rng import below, draw, u01
 
 
@@ -84,10 +84,10 @@ def neutrophil_submove(neut: np.ndarray, neut_p: np.ndarray, neut_age: np.ndarra
         free = shifted(~present, off, False)
         g = np.maximum(shifted(c, off, 0.0) - c, 0.0)
         weights.append(np.where(present & free, 1.0 + rules.chemotaxis * g, 0.0))
-    dirs = _choose(weights, u01(wm[..., 1])) + 1
-    winner = _gather_winner(dirs, wm[..., 0].astype(np.int64))
+    dirs = choose(weights, u01(wm[..., 1])) + 1
+    winner = gather_winner(dirs, wm[..., 0].astype(np.int64))
     arrive = ~present & (winner >= 0)
-    won = _won(dirs, winner)
+    won = proposal_won(dirs, winner)
     src = np.maximum(winner, 0)
     new_p = neut_p.ravel()[src].reshape(shape)
     new_age = neut_age.ravel()[src].reshape(shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numerics import MG_COARSE_SWEEPS, MultigridPlan
-from ._lattice import _VN, shifted
+from ._lattice import VN, shifted
 
 
 class _Lattice:
@@ -21,7 +21,7 @@ class _Lattice:
         self.parity = np.indices(c.shape).sum(axis=0) % 2
         nn = np.zeros(c.shape, dtype=np.int64)
         self.ghosts = []
-        for off in _VN:
+        for off in VN:
             axis = int(np.flatnonzero(off)[0])
             edge_counts = dirichlet and c.shape[axis] > 1
             inside = shifted(np.ones(c.shape, dtype=bool), off, False)
@@ -32,7 +32,7 @@ class _Lattice:
     def neighbour_sum(self, c):
         """Sum of the six neighbours in the order -x, +x, -y, +y, -z, +z (float64)."""
         s = np.zeros(c.shape, dtype=np.float64)
-        for off, ghost in zip(_VN, self.ghosts):
+        for off, ghost in zip(VN, self.ghosts):
             s = s + shifted(c.astype(np.float64), off, ghost)
         return s
 

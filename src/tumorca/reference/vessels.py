@@ -7,7 +7,8 @@ import numpy as np
 from .._constants import (CLOCK_MAX, MOORE, NEIGHBOUR_ADJACENCY, PERFUSION_CONNECTED, PERFUSION_REMOVED,
                           PURPOSE_SPROUT, PURPOSE_TIP, Cell)
 from ..rules import EndotheliumRules, PerfusionRules
-from ._lattice import Box, Origin, _choose, _gather_winner, _won, global_face_mask, global_sites, owned_mask, shifted
+from ._lattice import (Box, Origin, choose, gather_winner, global_face_mask, global_sites, owned_mask, proposal_won,
+                       shifted)
 from ._rng import draw, u01
 
 
@@ -173,7 +174,7 @@ def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarr
         g = np.maximum(shifted(v, off, 0.0) - v, 0.0)
         weights.append(np.where(moving & ok, 1.0 + p.tip_chemotaxis * g, 0.0))
         target_ec.append(ec_target)
-    pick = _choose(weights, u01(wt[..., 2]))
+    pick = choose(weights, u01(wt[..., 2]))
     fuse = np.zeros(shape, dtype=bool)
     for d in range(len(MOORE)):
         fuse |= (pick == d) & target_ec[d]
@@ -181,9 +182,9 @@ def endothelium_update(tissue: np.ndarray, clock: np.ndarray, perfused: np.ndarr
     branch = (dirs > 0) & (u01(wt[..., 3]) < p.branch_max * (v / (v + p.branch_vegf_half)))
 
     # pass B: resolve
-    winner = _gather_winner(dirs, wt[..., 0].astype(np.int64))
+    winner = gather_winner(dirs, wt[..., 0].astype(np.int64))
     target_free = ((t0 == Cell.EMPTY) | (t0 == Cell.NECROTIC)) & (winner >= 0)
-    won = _won(dirs, winner)
+    won = proposal_won(dirs, winner)
     new_clock = clock.astype(np.int64)
     win_age = age.ravel()[np.maximum(winner, 0)].reshape(shape) + 1
     new_clock[target_free] = np.minimum(win_age[target_free], CLOCK_MAX)
