@@ -414,7 +414,7 @@ def cluster_security() -> Any:
 
 
 def local_cluster(workers: int, **kw: Any) -> Any:
-    """The LocalCluster a sweep uses here (CONVENTIONS.md): worker processes of one thread each, on the loopback
+    """The LocalCluster a sweep uses here: worker processes of one thread each, on the loopback
     interface, no dashboard, every connection TLS with credentials of its own (:func:`cluster_security`; a
     ``distributed.Client(cluster)`` picks them up).  A dead worker fails its run at once (``allowed-failures`` 0:
     the driver retries) and each worker holds one run at a time (``worker-saturation`` 1.0)."""
