@@ -668,6 +668,9 @@ cdef struct _Fine:
     bint dirichlet[3]      # the axis has Dirichlet ghosts (dirichlet and n > 1)
     double edge
     int nt
+    const double* zero     # a row of nx zeros (the ghost row of the correction equations)
+    const double* gyrow    # the ghost rows of the full equation along y and z: edge values or zeros
+    const double* gzrow
 
 
 cdef inline double _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
@@ -730,28 +733,17 @@ cdef inline double _c_res(const _ALevel* L, Py_ssize_t z, Py_ssize_t y, Py_ssize
     return 0.0
 
 
-cdef inline double _fsum(const double* v, const _Fine* F, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t i,
-                         double gx, double gy, double gz) noexcept nogil:
-    """Sum of the 6 neighbours of site i in the order -x, +x, -y, +y, -z, +z; a missing one adds the ghost value
-    of its axis (the edge value on a Dirichlet axis where the caller wants it, else 0.0)."""
-    cdef Py_ssize_t nx = F.n[2], sy = F.n[2], sz = F.n[1] * F.n[2]
-    cdef double s = 0.0
-    s = s + (v[i - 1] if x > 0 else gx)
-    s = s + (v[i + 1] if x < nx - 1 else gx)
-    s = s + (v[i - sy] if y > 0 else gy)
-    s = s + (v[i + sy] if y < F.n[1] - 1 else gy)
-    s = s + (v[i - sz] if z > 0 else gz)
-    s = s + (v[i + sz] if z < F.n[0] - 1 else gz)
-    return s
-
-
-cdef inline double _fdiag(const _Fine* F, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t i) noexcept nogil:
-    """k * nn + uptake: nn counts the lattice neighbours and, on a Dirichlet axis, the ghosts."""
+cdef inline int _frows(const _Fine* F, const double* v, Py_ssize_t z, Py_ssize_t y, const double* gy,
+                       const double* gz, const double** ym, const double** yp, const double** zm,
+                       const double** zp) noexcept nogil:
+    """Point ym..zp at the y/z neighbour rows of row (z, y) of ``v`` (``gy``/``gz`` where missing); returns the
+    y/z neighbours that count in the diagonal (lattice neighbours and Dirichlet ghosts)."""
+    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, sz = F.n[1] * nx
     cdef int nn = 0
-    if F.dirichlet[2]:
-        nn = nn + 2
-    else:
-        nn = nn + (x > 0) + (x < F.n[2] - 1)
+    ym[0] = v + i0 - nx if y > 0 else gy
+    yp[0] = v + i0 + nx if y < F.n[1] - 1 else gy
+    zm[0] = v + i0 - sz if z > 0 else gz
+    zp[0] = v + i0 + sz if z < F.n[0] - 1 else gz
     if F.dirichlet[1]:
         nn = nn + 2
     else:
@@ -760,37 +752,202 @@ cdef inline double _fdiag(const _Fine* F, Py_ssize_t z, Py_ssize_t y, Py_ssize_t
         nn = nn + 2
     else:
         nn = nn + (z > 0) + (z < F.n[0] - 1)
-    return F.k * nn + F.up[F.tis[i]]
+    return nn
+
+
+cdef inline double _rowsum(const double* cur, const double* ym, const double* yp, const double* zm,
+                           const double* zp, Py_ssize_t x, Py_ssize_t nx, double gx) noexcept nogil:
+    """Sum of the 6 neighbours of site x of a row, -x, +x, -y, +y, -z, +z from 0.0 (the twin's order); a missing
+    x neighbour adds ``gx``, missing y/z rows are ghost rows."""
+    cdef double s = 0.0
+    s = s + (cur[x - 1] if x > 0 else gx)
+    s = s + (cur[x + 1] if x < nx - 1 else gx)
+    s = s + ym[x]
+    s = s + yp[x]
+    s = s + zm[x]
+    s = s + zp[x]
+    return s
+
+
+cdef inline int _nnx(const _Fine* F, Py_ssize_t x) noexcept nogil:
+    if F.dirichlet[2]:
+        return 2
+    return (x > 0) + (x < F.n[2] - 1)
 
 
 cdef void _f_half_sweep(const _Fine* F, double* zv, const double* r, int color) noexcept nogil:
-    cdef Py_ssize_t nz = F.n[0], ny = F.n[1], nx = F.n[2], q, z, y, x, i
+    cdef Py_ssize_t nz = F.n[0], ny = F.n[1], nx = F.n[2], q, z, y, x, i, i0
+    cdef int nnb
+    cdef const double* ym
+    cdef const double* yp
+    cdef const double* zm
+    cdef const double* zp
+    cdef const uint8_t* src
+    cdef const uint8_t* tis
     for q in prange(nz * ny, schedule="static", num_threads=F.nt):
         z = q // ny
         y = q % ny
+        i0 = q * nx
+        ym = yp = zm = zp = F.zero
+        nnb = _frows(F, zv, z, y, F.zero, F.zero, &ym, &yp, &zm, &zp)
+        src = F.src + i0
+        tis = F.tis + i0
         for x in range((color + y + z) & 1, nx, 2):
-            i = q * nx + x
-            if F.src[i]:
+            if src[x]:
                 continue
-            zv[i] = (r[i] + F.k * _fsum(zv, F, z, y, x, i, 0.0, 0.0, 0.0)) / _fdiag(F, z, y, x, i)
+            i = i0 + x
+            zv[i] = (r[i] + F.k * _rowsum(zv + i0, ym, yp, zm, zp, x, nx, 0.0)) / (
+                F.k * (_nnx(F, x) + nnb) + F.up[tis[x]])
 
 
-cdef inline double _f_res(const _Fine* F, const double* zv, const double* r, Py_ssize_t z, Py_ssize_t y,
-                          Py_ssize_t x) noexcept nogil:
-    cdef Py_ssize_t i = (z * F.n[1] + y) * F.n[2] + x
-    if F.src[i]:
-        return 0.0
-    return r[i] + F.k * _fsum(zv, F, z, y, x, i, 0.0, 0.0, 0.0) - _fdiag(F, z, y, x, i) * zv[i]
+cdef void _f_res_row(const _Fine* F, const double* zv, const double* r, Py_ssize_t z, Py_ssize_t y,
+                     double* out) noexcept nogil:
+    """The preconditioner equation's residual along lattice row (z, y): r + k*s - diag*z, 0 on sources."""
+    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, x
+    cdef int nnb
+    cdef const double* ym
+    cdef const double* yp
+    cdef const double* zm
+    cdef const double* zp
+    nnb = _frows(F, zv, z, y, F.zero, F.zero, &ym, &yp, &zm, &zp)
+    for x in range(nx):
+        if F.src[i0 + x]:
+            out[x] = 0.0
+        else:
+            out[x] = r[i0 + x] + F.k * _rowsum(zv + i0, ym, yp, zm, zp, x, nx, 0.0) - (
+                F.k * (_nnx(F, x) + nnb) + F.up[F.tis[i0 + x]]) * zv[i0 + x]
+
+
+cdef void _f_level1_rows(const _Fine* F, Py_ssize_t z, Py_ssize_t y, double* m, double* b, double* w0,
+                         double* w1, double* w2) noexcept nogil:
+    """Along lattice row (z, y): mass m (uptake), leak b (k * source neighbours and Dirichlet ghosts) and the
+    weights w_a (k to a free + neighbour along axis a), all 0 on sources."""
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], sz = ny * nx, i0 = (z * ny + y) * nx, x, i
+    cdef int nb
+    for x in range(nx):
+        i = i0 + x
+        if F.src[i]:
+            m[x] = b[x] = w0[x] = w1[x] = w2[x] = 0.0
+            continue
+        m[x] = F.up[F.tis[i]]
+        nb = 0
+        if nx > 1 and F.dirichlet[2]:
+            nb = nb + (x == 0) + (x == nx - 1)
+        if x > 0 and F.src[i - 1]:
+            nb = nb + 1
+        if x < nx - 1 and F.src[i + 1]:
+            nb = nb + 1
+        if ny > 1 and F.dirichlet[1]:
+            nb = nb + (y == 0) + (y == ny - 1)
+        if y > 0 and F.src[i - nx]:
+            nb = nb + 1
+        if y < ny - 1 and F.src[i + nx]:
+            nb = nb + 1
+        if nz > 1 and F.dirichlet[0]:
+            nb = nb + (z == 0) + (z == nz - 1)
+        if z > 0 and F.src[i - sz]:
+            nb = nb + 1
+        if z < nz - 1 and F.src[i + sz]:
+            nb = nb + 1
+        b[x] = F.k * nb
+        w2[x] = F.k if x < nx - 1 and not F.src[i + 1] else 0.0
+        w1[x] = F.k if y < ny - 1 and not F.src[i + nx] else 0.0
+        w0[x] = F.k if z < nz - 1 and not F.src[i + sz] else 0.0
+
+
+cdef inline double _rx(const double* row, Py_ssize_t X, Py_ssize_t fnx, int cross) noexcept nogil:
+    if fnx == 1:
+        return row[0]
+    if cross == 2:
+        return row[2 * X + 1] if 2 * X + 1 < fnx else 0.0
+    if 2 * X + 1 < fnx:
+        return row[2 * X] + row[2 * X + 1]
+    return row[2 * X]
+
+
+cdef inline double _ry(const double* buf, Py_ssize_t X, Py_ssize_t fnx, int cross, bint ysplit,
+                       bint ypair) noexcept nogil:
+    """buf, buf + fnx: the fine rows y = 2Y and 2Y + 1 (the second one present if ``ypair``)."""
+    if not ysplit:
+        return _rx(buf, X, fnx, cross)
+    if cross == 1:
+        return _rx(buf + fnx, X, fnx, cross) if ypair else 0.0
+    if ypair:
+        return _rx(buf, X, fnx, cross) + _rx(buf + fnx, X, fnx, cross)
+    return _rx(buf, X, fnx, cross)
+
+
+cdef inline double _rz(const double* buf, Py_ssize_t X, Py_ssize_t fnx, int cross, bint ysplit, bint ypair,
+                       bint zsplit, bint zpair) noexcept nogil:
+    """buf + (2 * zc + yc) * fnx: the fine rows of the children of a coarse row; the sum of pairs along x, then
+    y, then z, as _zpair (along the crossing axis only the high child)."""
+    if not zsplit:
+        return _ry(buf, X, fnx, cross, ysplit, ypair)
+    if cross == 0:
+        return _ry(buf + 2 * fnx, X, fnx, cross, ysplit, ypair) if zpair else 0.0
+    if zpair:
+        return _ry(buf, X, fnx, cross, ysplit, ypair) + _ry(buf + 2 * fnx, X, fnx, cross, ysplit, ypair)
+    return _ry(buf, X, fnx, cross, ysplit, ypair)
+
+
+cdef void _restrict_fine(const _Fine* F, const double* zv, const double* r, _ALevel* L1) noexcept nogil:
+    """L1.f = the sum over children of the preconditioner equation's lattice residual, one pass over coarse rows
+    with the children's residual rows in a per-thread buffer."""
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], q, Z, Y, X, cnx = L1.n[2], cny = L1.n[1]
+    cdef bint ysplit = ny > 1, zsplit = nz > 1, ypair, zpair
+    cdef int zc, yc
+    cdef double* buf
+    with parallel(num_threads=F.nt):
+        buf = <double*>malloc(4 * nx * sizeof(double))
+        for q in prange(L1.n[0] * cny, schedule="static"):
+            Z = q // cny
+            Y = q % cny
+            ypair = ysplit and 2 * Y + 1 < ny
+            zpair = zsplit and 2 * Z + 1 < nz
+            for zc in range(2 if zpair else 1):
+                for yc in range(2 if ypair else 1):
+                    _f_res_row(F, zv, r, 2 * Z + zc if zsplit else 0, 2 * Y + yc if ysplit else 0,
+                               buf + (2 * zc + yc) * nx)
+            for X in range(cnx):
+                L1.f[q * cnx + X] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+        free(buf)
+
+
+cdef void _build_level1(const _Fine* F, _ALevel* L1, double scale) noexcept nogil:
+    """Level 1's operator from the lattice in one pass: m (sum), b and w[a] (scale * sum, w[a] over the children
+    at the high end along a), the children's rows in a per-thread buffer."""
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], q, Z, Y, X, i, cnx = L1.n[2], cny = L1.n[1]
+    cdef Py_ssize_t st = 4 * nx
+    cdef bint ysplit = ny > 1, zsplit = nz > 1, ypair, zpair
+    cdef int zc, yc, a
+    cdef double* buf
+    cdef double* o
+    with parallel(num_threads=F.nt):
+        buf = <double*>malloc(5 * st * sizeof(double))
+        for q in prange(L1.n[0] * cny, schedule="static"):
+            Z = q // cny
+            Y = q % cny
+            ypair = ysplit and 2 * Y + 1 < ny
+            zpair = zsplit and 2 * Z + 1 < nz
+            for zc in range(2 if zpair else 1):
+                for yc in range(2 if ypair else 1):
+                    o = buf + (2 * zc + yc) * nx
+                    _f_level1_rows(F, 2 * Z + zc if zsplit else 0, 2 * Y + yc if ysplit else 0, o, o + st,
+                                   o + 2 * st, o + 3 * st, o + 4 * st)
+            for X in range(cnx):
+                i = q * cnx + X
+                L1.m[i] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.b[i] = scale * _rz(buf + st, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                for a in range(3):
+                    if L1.w[a] != NULL:
+                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, ysplit, ypair, zsplit, zpair)
+        free(buf)
 
 
 cdef enum:
     _V_ARRAY = 0       # child values read from an array
     _V_CROSS = 1       # as _V_ARRAY, only the children at the high end along the crossing axis
-    _V_FINE_RES = 2    # the lattice residual of the preconditioner equation
     _V_COARSE_RES = 3  # a coarse level's residual
-    _V_FINE_M = 4      # the lattice's mass (uptake at free sites)
-    _V_FINE_B = 5      # the lattice's leak: k * (source neighbours + Dirichlet ghosts) at free sites
-    _V_FINE_W = 6      # the lattice's face weight to the + neighbour along the crossing axis
 
 
 cdef struct _CoarsenCtx:
@@ -798,51 +955,13 @@ cdef struct _CoarsenCtx:
     int cross            # crossing axis (0, 1, 2) or -1
     Py_ssize_t n[3]      # fine shape
     const double* a
-    const _Fine* F
-    const double* zv
-    const double* r
     const _ALevel* L
 
 
 cdef inline double _child(const _CoarsenCtx* C, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
-    cdef Py_ssize_t i = (z * C.n[1] + y) * C.n[2] + x, j
-    cdef const _Fine* F = C.F
-    cdef int nb, a
-    cdef Py_ssize_t p[3]
-    if C.mode == _V_ARRAY or C.mode == _V_CROSS:
-        return C.a[i]
-    if C.mode == _V_FINE_RES:
-        return _f_res(F, C.zv, C.r, z, y, x)
     if C.mode == _V_COARSE_RES:
         return _c_res(C.L, z, y, x)
-    if F.src[i]:
-        return 0.0
-    if C.mode == _V_FINE_M:
-        return F.up[F.tis[i]]
-    p[0] = z
-    p[1] = y
-    p[2] = x
-    if C.mode == _V_FINE_B:
-        # the twin adds, per direction -x, +x, -y, +y, -z, +z, 1 for a source neighbour or a Dirichlet ghost
-        nb = 0
-        for a in range(2, -1, -1):
-            if C.n[a] > 1 and F.dirichlet[a]:
-                if p[a] == 0:
-                    nb = nb + 1
-                if p[a] == C.n[a] - 1:
-                    nb = nb + 1
-            j = 1 if a == 2 else (C.n[2] if a == 1 else C.n[1] * C.n[2])
-            if p[a] > 0 and F.src[i - j]:
-                nb = nb + 1
-            if p[a] < C.n[a] - 1 and F.src[i + j]:
-                nb = nb + 1
-        return F.k * nb
-    # _V_FINE_W
-    a = C.cross
-    j = 1 if a == 2 else (C.n[2] if a == 1 else C.n[1] * C.n[2])
-    if p[a] < C.n[a] - 1 and not F.src[i + j]:
-        return F.k
-    return 0.0
+    return C.a[(z * C.n[1] + y) * C.n[2] + x]
 
 
 cdef inline double _xpair(const _CoarsenCtx* C, Py_ssize_t z, Py_ssize_t y, Py_ssize_t X) noexcept nogil:
@@ -916,13 +1035,8 @@ cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const
         _f_half_sweep(F, zv, r, 0)
         _f_half_sweep(F, zv, r, 1)
     if nlev > 1:
-        C.mode = _V_FINE_RES
+        _restrict_fine(F, zv, r, &lv[1])
         C.cross = -1
-        C.n[0], C.n[1], C.n[2] = F.n[0], F.n[1], F.n[2]
-        C.F = F
-        C.zv = zv
-        C.r = r
-        _coarsen(&C, lv[1].f, lv[1].n, 1.0, False, lv[1].nt if lv[1].nt > F.nt else F.nt)
         for l in range(1, nlev):
             memset(lv[l].e, 0, lv[l].n[0] * lv[l].n[1] * lv[l].n[2] * sizeof(double))
             for s in range(smooth):
@@ -960,19 +1074,7 @@ cdef void _build_levels(const _Fine* F, _ALevel* lv, int nlev, double scale) noe
     cdef int nt
     if nlev < 2:
         return
-    C.cross = -1
-    C.n[0], C.n[1], C.n[2] = F.n[0], F.n[1], F.n[2]
-    C.F = F
-    nt = F.nt
-    C.mode = _V_FINE_M
-    _coarsen(&C, lv[1].m, lv[1].n, 1.0, False, nt)
-    C.mode = _V_FINE_B
-    _coarsen(&C, lv[1].b, lv[1].n, scale, True, nt)
-    C.mode = _V_FINE_W
-    for a in range(3):
-        if lv[1].w[a] != NULL:
-            C.cross = a
-            _coarsen(&C, lv[1].w[a], lv[1].n, scale, True, nt)
+    _build_level1(F, &lv[1], scale)
     for l in range(2, nlev):
         C.n[0], C.n[1], C.n[2] = lv[l - 1].n[0], lv[l - 1].n[1], lv[l - 1].n[2]
         nt = lv[l - 1].nt
@@ -1022,9 +1124,15 @@ cdef double _error_estimate(double delta, double prev, double* prev_ratio, doubl
     return safety * delta * rho / (1.0 - rho)
 
 
+def _ghost_rows(Py_ssize_t nx, double edge_value):
+    return (np.zeros(nx), np.full(nx, edge_value))
+
+
 cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
-                    const double[::1] uptake, double k, bint dirichlet, double edge_value, int nt) except -1:
-    """The lattice's operator (pointers into the caller's arrays, which outlive the solve)."""
+                    const double[::1] uptake, double k, bint dirichlet, double edge_value, int nt,
+                    object rows) except -1:
+    """The lattice's operator (pointers into the caller's arrays, which outlive the solve); ``rows``: a row of
+    zeros and a row of edge values (float64, nx each), from :func:`_ghost_rows`."""
     if (source.shape[0], source.shape[1], source.shape[2]) != (tissue.shape[0], tissue.shape[1], tissue.shape[2]):
         raise ValueError("tissue and source must have the same shape")
     F.n[0], F.n[1], F.n[2] = tissue.shape[0], tissue.shape[1], tissue.shape[2]
@@ -1037,6 +1145,9 @@ cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, 
     F.dirichlet[2] = dirichlet and F.n[2] > 1
     F.edge = edge_value
     F.nt = nt
+    F.zero = _dptr(rows[0])
+    F.gyrow = _dptr(rows[1]) if F.dirichlet[1] else F.zero
+    F.gzrow = _dptr(rows[1]) if F.dirichlet[0] else F.zero
     return 0
 
 
@@ -1076,7 +1187,8 @@ def mgcg_levels(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source
     if lv == NULL:
         raise MemoryError()
     try:
-        _fill_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads)
+        rows = _ghost_rows(tissue.shape[2], 0.0)
+        _fill_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows)
         _fill_levels(workspace, lv, num_threads)
         scale = workspace.scale
         with nogil:
@@ -1101,7 +1213,8 @@ def mgcg_precondition(const double[:, :, ::1] r, const uint8_t[:, :, ::1] tissue
     if lv == NULL:
         raise MemoryError()
     try:
-        _fill_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads)
+        rows = _ghost_rows(tissue.shape[2], 0.0)
+        _fill_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows)
         _fill_levels(workspace, lv, num_threads)
         with nogil:
             _build_levels(&F, lv, nlev, scale)
@@ -1174,15 +1287,19 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
     cdef double* zv = _dptr(workspace.z)
     cdef double* part = _dptr(workspace.part)
     cdef float* cf = &c[0, 0, 0]
-    cdef double scale, safety, rz, rz_new, pq, alpha, beta, d, delta, gx, gy, gz
+    cdef double scale, safety, rz, rz_new, pq, alpha, beta, d, delta, gx
+    cdef int nnb
+    cdef const double* ym
+    cdef const double* yp
+    cdef const double* zm
+    cdef const double* zp
     cdef double prev = 0.0, prev_ratio = 0.0, est = 0.0
     cdef float fv = <float>source_value
     try:
-        _fill_fine(&F, tissue, source, uptake, k, dirichlet, edge_value, num_threads)
+        rows = _ghost_rows(nx, edge_value)
+        _fill_fine(&F, tissue, source, uptake, k, dirichlet, edge_value, num_threads, rows)
         _fill_levels(workspace, lv, num_threads)
         gx = edge_value if F.dirichlet[2] else 0.0
-        gy = edge_value if F.dirichlet[1] else 0.0
-        gz = edge_value if F.dirichlet[0] else 0.0
         scale = float(workspace.scale)
         safety = float(workspace.safety)
         with nogil:
@@ -1200,12 +1317,15 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
             for q in prange(nrows, schedule="static", num_threads=num_threads):
                 z = q // ny
                 y = q % ny
+                ym = yp = zm = zp = F.zero
+                nnb = _frows(&F, xv, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
                 for x in range(nx):
                     i = q * nx + x
                     if F.src[i]:
                         r[i] = 0.0
                     else:
-                        r[i] = k * _fsum(xv, &F, z, y, x, i, gx, gy, gz) - _fdiag(&F, z, y, x, i) * xv[i]
+                        r[i] = k * _rowsum(xv + q * nx, ym, yp, zm, zp, x, nx, gx) - (
+                            k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i]
             _precondition(&F, lv, nlev, smooth, r, zv)
             vcycles = 1
             rz = _dot(r, zv, nrows, nx, part, num_threads)
@@ -1219,12 +1339,15 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
                     z = q // ny
                     y = q % ny
                     d = 0.0
+                    ym = yp = zm = zp = F.zero
+                    nnb = _frows(&F, p, z, y, F.zero, F.zero, &ym, &yp, &zm, &zp)
                     for x in range(nx):
                         i = q * nx + x
                         if F.src[i]:
                             zv[i] = 0.0
                         else:
-                            zv[i] = _fdiag(&F, z, y, x, i) * p[i] - k * _fsum(p, &F, z, y, x, i, 0.0, 0.0, 0.0)
+                            zv[i] = (k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * p[i] - k * _rowsum(
+                                p + q * nx, ym, yp, zm, zp, x, nx, 0.0)
                         d = d + p[i] * zv[i]
                     part[q] = d
                 pq = 0.0
