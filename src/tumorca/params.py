@@ -91,7 +91,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
            "(experimental, serial only) geometric V-cycles, fast on lattices whose lengths are a small number "
            "times a power of two (docs/o2-solver.md)", source="docs/o2-solver.md (measured)", group="oxygen"),
     _p("o2_max_iter", 200, "", int, 1, 10**6, doc="cap on conjugate-gradient iterations per step "
-       "(o2_solver='mgcg'; a solve takes 5-15)", group="oxygen"),
+       "(o2_solver='mgcg'; measured 2-6 warm, 7-10 cold)", source="assumption (20x a cold solve)",
+       group="oxygen"),
     _p("o2_mgcg_smooth", 2, "", int, 1, 20, doc="red-black Gauss-Seidel sweeps before, and again (in reverse "
        "colour order) after, the coarse correction on every level of the mgcg preconditioner",
        source="assumption (measured: 1 and 2 cost about the same, docs/o2-solver.md)", group="oxygen"),
