@@ -668,7 +668,8 @@ cdef struct _Fine:
     bint dirichlet[3]      # the axis has Dirichlet ghosts (dirichlet and n > 1)
     double edge
     int nt
-    const double* zero     # a row of nx zeros (the ghost row of the correction equations)
+    const double* zero     # a row of nx zeros (ghost row of the full equation on a no-flux axis)
+    const float* zerof     # a float32 row of nx zeros (the ghost row of the correction equations)
     const double* gyrow    # the ghost rows of the full equation along y and z: edge values or zeros
     const double* gzrow
 
@@ -769,53 +770,86 @@ cdef inline double _rowsum(const double* cur, const double* ym, const double* yp
     return s
 
 
+cdef inline int _frows32(const _Fine* F, const float* v, Py_ssize_t z, Py_ssize_t y, const float** ym,
+                         const float** yp, const float** zm, const float** zp) noexcept nogil:
+    """_frows for a float32 lattice vector of the correction equations (ghost rows of zeros)."""
+    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, sz = F.n[1] * nx
+    cdef int nn = 0
+    ym[0] = v + i0 - nx if y > 0 else F.zerof
+    yp[0] = v + i0 + nx if y < F.n[1] - 1 else F.zerof
+    zm[0] = v + i0 - sz if z > 0 else F.zerof
+    zp[0] = v + i0 + sz if z < F.n[0] - 1 else F.zerof
+    if F.dirichlet[1]:
+        nn = nn + 2
+    else:
+        nn = nn + (y > 0) + (y < F.n[1] - 1)
+    if F.dirichlet[0]:
+        nn = nn + 2
+    else:
+        nn = nn + (z > 0) + (z < F.n[0] - 1)
+    return nn
+
+
+cdef inline double _rowsum32(const float* cur, const float* ym, const float* yp, const float* zm,
+                             const float* zp, Py_ssize_t x, Py_ssize_t nx) noexcept nogil:
+    """_rowsum of a float32 vector (values widened to float64; a missing x neighbour adds 0.0)."""
+    cdef double s = 0.0
+    s = s + (<double>cur[x - 1] if x > 0 else 0.0)
+    s = s + (<double>cur[x + 1] if x < nx - 1 else 0.0)
+    s = s + <double>ym[x]
+    s = s + <double>yp[x]
+    s = s + <double>zm[x]
+    s = s + <double>zp[x]
+    return s
+
+
 cdef inline int _nnx(const _Fine* F, Py_ssize_t x) noexcept nogil:
     if F.dirichlet[2]:
         return 2
     return (x > 0) + (x < F.n[2] - 1)
 
 
-cdef void _f_half_sweep(const _Fine* F, double* zv, const double* r, int color) noexcept nogil:
+cdef void _f_half_sweep(const _Fine* F, float* zv, const float* r, int color) noexcept nogil:
     cdef Py_ssize_t nz = F.n[0], ny = F.n[1], nx = F.n[2], q, z, y, x, i, i0
     cdef int nnb
-    cdef const double* ym
-    cdef const double* yp
-    cdef const double* zm
-    cdef const double* zp
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
     cdef const uint8_t* src
     cdef const uint8_t* tis
     for q in prange(nz * ny, schedule="static", num_threads=F.nt):
         z = q // ny
         y = q % ny
         i0 = q * nx
-        ym = yp = zm = zp = F.zero
-        nnb = _frows(F, zv, z, y, F.zero, F.zero, &ym, &yp, &zm, &zp)
+        ym = yp = zm = zp = F.zerof
+        nnb = _frows32(F, zv, z, y, &ym, &yp, &zm, &zp)
         src = F.src + i0
         tis = F.tis + i0
         for x in range((color + y + z) & 1, nx, 2):
             if src[x]:
                 continue
             i = i0 + x
-            zv[i] = (r[i] + F.k * _rowsum(zv + i0, ym, yp, zm, zp, x, nx, 0.0)) / (
-                F.k * (_nnx(F, x) + nnb) + F.up[tis[x]])
+            zv[i] = <float>((<double>r[i] + F.k * _rowsum32(zv + i0, ym, yp, zm, zp, x, nx)) / (
+                F.k * (_nnx(F, x) + nnb) + F.up[tis[x]]))
 
 
-cdef void _f_res_row(const _Fine* F, const double* zv, const double* r, Py_ssize_t z, Py_ssize_t y,
+cdef void _f_res_row(const _Fine* F, const float* zv, const float* r, Py_ssize_t z, Py_ssize_t y,
                      double* out) noexcept nogil:
     """The preconditioner equation's residual along lattice row (z, y): r + k*s - diag*z, 0 on sources."""
     cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, x
     cdef int nnb
-    cdef const double* ym
-    cdef const double* yp
-    cdef const double* zm
-    cdef const double* zp
-    nnb = _frows(F, zv, z, y, F.zero, F.zero, &ym, &yp, &zm, &zp)
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
+    nnb = _frows32(F, zv, z, y, &ym, &yp, &zm, &zp)
     for x in range(nx):
         if F.src[i0 + x]:
             out[x] = 0.0
         else:
-            out[x] = r[i0 + x] + F.k * _rowsum(zv + i0, ym, yp, zm, zp, x, nx, 0.0) - (
-                F.k * (_nnx(F, x) + nnb) + F.up[F.tis[i0 + x]]) * zv[i0 + x]
+            out[x] = <double>r[i0 + x] + F.k * _rowsum32(zv + i0, ym, yp, zm, zp, x, nx) - (
+                F.k * (_nnx(F, x) + nnb) + F.up[F.tis[i0 + x]]) * <double>zv[i0 + x]
 
 
 cdef void _f_level1_rows(const _Fine* F, Py_ssize_t z, Py_ssize_t y, double* m, double* b, double* w0,
@@ -890,7 +924,7 @@ cdef inline double _rz(const double* buf, Py_ssize_t X, Py_ssize_t fnx, int cros
     return _ry(buf, X, fnx, cross, ysplit, ypair)
 
 
-cdef void _restrict_fine(const _Fine* F, const double* zv, const double* r, _ALevel* L1) noexcept nogil:
+cdef void _restrict_fine(const _Fine* F, const float* zv, const float* r, _ALevel* L1) noexcept nogil:
     """L1.f = the sum over children of the preconditioner equation's lattice residual, one pass over coarse rows
     with the children's residual rows in a per-thread buffer."""
     cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], q, Z, Y, X, cnx = L1.n[2], cny = L1.n[1]
@@ -1023,14 +1057,14 @@ cdef void _prolong_coarse(_ALevel* L, const _ALevel* Lc) noexcept nogil:
                 L.e[i] = L.e[i] + Lc.e[ci]
 
 
-cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const double* r,
-                        double* zv) noexcept nogil:
+cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const float* r,
+                        float* zv) noexcept nogil:
     """zv = B r: the symmetric V-cycle from 0 (pre-smoothing red then black, post-smoothing black then red)."""
     cdef Py_ssize_t N = F.n[0] * F.n[1] * F.n[2], q, z, y, x, i, ci
     cdef int l, s
     cdef _CoarsenCtx C
     cdef const _ALevel* L1
-    memset(zv, 0, N * sizeof(double))
+    memset(zv, 0, N * sizeof(float))
     for s in range(smooth):
         _f_half_sweep(F, zv, r, 0)
         _f_half_sweep(F, zv, r, 1)
@@ -1061,7 +1095,7 @@ cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const
                 i = q * F.n[2] + x
                 if not F.src[i]:
                     ci = ((z // 2) * L1.n[1] + (y // 2)) * L1.n[2] + (x // 2)
-                    zv[i] = zv[i] + L1.e[ci]
+                    zv[i] = <float>(<double>zv[i] + L1.e[ci])
     for s in range(smooth):
         _f_half_sweep(F, zv, r, 1)
         _f_half_sweep(F, zv, r, 0)
@@ -1092,7 +1126,7 @@ cdef void _build_levels(const _Fine* F, _ALevel* lv, int nlev, double scale) noe
                 _coarsen(&C, lv[l].w[a], lv[l].n, scale, True, nt)
 
 
-cdef double _dot(const double* a, const double* b, Py_ssize_t nrows, Py_ssize_t nx, double* part,
+cdef double _dot(const float* a, const float* b, Py_ssize_t nrows, Py_ssize_t nx, double* part,
                  int nt) noexcept nogil:
     """sum of a*b: per row from 0.0 in x order, then the row partials from 0.0 in row order (as the twin)."""
     cdef Py_ssize_t q, x, i
@@ -1101,7 +1135,7 @@ cdef double _dot(const double* a, const double* b, Py_ssize_t nrows, Py_ssize_t 
         s = 0.0
         for x in range(nx):
             i = q * nx + x
-            s = s + a[i] * b[i]
+            s = s + <double>a[i] * <double>b[i]
         part[q] = s
     s = 0.0
     for q in range(nrows):
@@ -1125,7 +1159,15 @@ cdef double _error_estimate(double delta, double prev, double* prev_ratio, doubl
 
 
 def _ghost_rows(Py_ssize_t nx, double edge_value):
-    return (np.zeros(nx), np.full(nx, edge_value))
+    return (np.zeros(nx), np.full(nx, edge_value), np.zeros(nx, dtype=np.float32))
+
+
+cdef float* _fptr(object a) except NULL:
+    """Address of the data of a C-contiguous float32 array (owned by the workspace or the caller)."""
+    cdef float[::1] v = np.ravel(a)
+    if not np.shares_memory(a, v):
+        raise ValueError("expected a C-contiguous float32 array")
+    return &v[0]
 
 
 cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
@@ -1146,6 +1188,7 @@ cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, 
     F.edge = edge_value
     F.nt = nt
     F.zero = _dptr(rows[0])
+    F.zerof = _fptr(rows[2])
     F.gyrow = _dptr(rows[1]) if F.dirichlet[1] else F.zero
     F.gzrow = _dptr(rows[1]) if F.dirichlet[0] else F.zero
     return 0
@@ -1197,11 +1240,11 @@ def mgcg_levels(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source
         free(lv)
 
 
-def mgcg_precondition(const double[:, :, ::1] r, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+def mgcg_precondition(const float[:, :, ::1] r, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
                       const double[::1] uptake, double k, bint dirichlet, int smooth, object workspace,
                       int num_threads):
     """z = B r, one application of the mgcg preconditioner (the coarse operators built first); returns z as a
-    new float64 array of the lattice's shape.  Exposed for its twin test."""
+    new float32 array of the lattice's shape.  Exposed for its twin test."""
     cdef _Fine F
     cdef int nlev = len(workspace.shapes)
     cdef double scale = workspace.scale
@@ -1209,7 +1252,7 @@ def mgcg_precondition(const double[:, :, ::1] r, const uint8_t[:, :, ::1] tissue
     if tuple(workspace.shapes[0]) != shape or (r.shape[0], r.shape[1], r.shape[2]) != shape:
         raise ValueError("workspace and r must match the lattice")
     cdef _ALevel* lv = <_ALevel*>malloc(nlev * sizeof(_ALevel))
-    cdef double* zv = _dptr(workspace.z)
+    cdef float* zv = _fptr(workspace.z)
     if lv == NULL:
         raise MemoryError()
     try:
@@ -1224,7 +1267,7 @@ def mgcg_precondition(const double[:, :, ::1] r, const uint8_t[:, :, ::1] tissue
     return workspace.z.reshape(tissue.shape[0], tissue.shape[1], tissue.shape[2]).copy()
 
 
-def mgcg_dot(const double[:, :, ::1] a, const double[:, :, ::1] b, int num_threads):
+def mgcg_dot(const float[:, :, ::1] a, const float[:, :, ::1] b, int num_threads):
     """The dot product of the mgcg solve (per-row partials summed in row order); exposed for its twin test."""
     cdef Py_ssize_t nrows = a.shape[0] * a.shape[1], nx = a.shape[2]
     if (a.shape[0], a.shape[1], a.shape[2]) != (b.shape[0], b.shape[1], b.shape[2]):
@@ -1282,9 +1325,9 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
             free(lv)
             raise ValueError("source_values must have the lattice's shape")
     cdef double* xv = _dptr(workspace.x)
-    cdef double* r = _dptr(workspace.r)
-    cdef double* p = _dptr(workspace.p)
-    cdef double* zv = _dptr(workspace.z)
+    cdef float* r = _fptr(workspace.r)
+    cdef float* p = _fptr(workspace.p)
+    cdef float* zv = _fptr(workspace.z)
     cdef double* part = _dptr(workspace.part)
     cdef float* cf = &c[0, 0, 0]
     cdef double scale, safety, rz, rz_new, pq, alpha, beta, d, delta, gx
@@ -1294,6 +1337,10 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
     cdef const double* zm
     cdef const double* zp
     cdef double prev = 0.0, prev_ratio = 0.0, est = 0.0
+    cdef const float* fym
+    cdef const float* fyp
+    cdef const float* fzm
+    cdef const float* fzp
     cdef float fv = <float>source_value
     try:
         rows = _ghost_rows(nx, edge_value)
@@ -1324,12 +1371,12 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
                     if F.src[i]:
                         r[i] = 0.0
                     else:
-                        r[i] = k * _rowsum(xv + q * nx, ym, yp, zm, zp, x, nx, gx) - (
-                            k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i]
+                        r[i] = <float>(k * _rowsum(xv + q * nx, ym, yp, zm, zp, x, nx, gx) - (
+                            k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i])
             _precondition(&F, lv, nlev, smooth, r, zv)
             vcycles = 1
             rz = _dot(r, zv, nrows, nx, part, num_threads)
-            memcpy(p, zv, N * sizeof(double))
+            memcpy(p, zv, N * sizeof(float))
             while its < max_iter:
                 if not rz > 0.0:  # r = 0: the iterate is the solution
                     est = 0.0
@@ -1339,16 +1386,16 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
                     z = q // ny
                     y = q % ny
                     d = 0.0
-                    ym = yp = zm = zp = F.zero
-                    nnb = _frows(&F, p, z, y, F.zero, F.zero, &ym, &yp, &zm, &zp)
+                    fym = fyp = fzm = fzp = F.zerof
+                    nnb = _frows32(&F, p, z, y, &fym, &fyp, &fzm, &fzp)
                     for x in range(nx):
                         i = q * nx + x
                         if F.src[i]:
                             zv[i] = 0.0
                         else:
-                            zv[i] = (k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * p[i] - k * _rowsum(
-                                p + q * nx, ym, yp, zm, zp, x, nx, 0.0)
-                        d = d + p[i] * zv[i]
+                            zv[i] = <float>((k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * <double>p[i]
+                                            - k * _rowsum32(p + q * nx, fym, fyp, fzm, fzp, x, nx))
+                        d = d + <double>p[i] * <double>zv[i]
                     part[q] = d
                 pq = 0.0
                 for q in range(nrows):
@@ -1361,9 +1408,9 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
                     delta = 0.0
                     for x in range(nx):
                         i = q * nx + x
-                        d = alpha * p[i]
+                        d = alpha * <double>p[i]
                         xv[i] = xv[i] + d
-                        r[i] = r[i] - alpha * zv[i]
+                        r[i] = <float>(<double>r[i] - alpha * <double>zv[i])
                         if fabs(d) > delta:
                             delta = fabs(d)
                     part[q] = delta
@@ -1381,7 +1428,7 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
                 rz_new = _dot(r, zv, nrows, nx, part, num_threads)
                 beta = rz_new / rz
                 for i in prange(N, schedule="static", num_threads=num_threads):
-                    p[i] = zv[i] + beta * p[i]
+                    p[i] = <float>(<double>zv[i] + beta * <double>p[i])
                 rz = rz_new
             for q in prange(nrows, schedule="static", num_threads=num_threads):
                 for x in range(nx):

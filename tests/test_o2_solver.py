@@ -153,21 +153,23 @@ def test_mgcg_coarse_operators_match_reference(shape, dirichlet):
 def test_mgcg_preconditioner_matches_reference_and_is_symmetric(shape):
     tissue, source, _ = lattice(shape, seed=3)
     rng = np.random.default_rng(0)
-    r1, r2 = (np.where(source == 0, rng.standard_normal(shape), 0.0) for _ in range(2))
+    r1, r2 = (np.where(source == 0, rng.standard_normal(shape), 0.0).astype(np.float32) for _ in range(2))
     ws = MgcgWorkspace(shape)
     z1 = _o2.mgcg_precondition(r1, tissue, source, UPTAKE, K, True, 2, ws, 2)
     z2 = _o2.mgcg_precondition(r2, tissue, source, UPTAKE, K, True, 2, ws, 2)
     h = twin.Hierarchy(twin.Fine(tissue, source, UPTAKE, K, True, 38.0), 2)
     np.testing.assert_array_equal(z1, h.apply(r1))
-    # a symmetric positive definite preconditioner is what makes CG converge on every input
-    assert np.dot(z1.ravel(), r2.ravel()) == pytest.approx(np.dot(r1.ravel(), z2.ravel()), rel=1e-10)
-    assert np.dot(z1.ravel(), r1.ravel()) > 0
+    # a symmetric positive definite preconditioner is what makes CG converge on every input (up to the float32
+    # rounding of the lattice correction)
+    z1, z2, r1, r2 = (v.astype(np.float64).ravel() for v in (z1, z2, r1, r2))
+    assert np.dot(z1, r2) == pytest.approx(np.dot(r1, z2), rel=1e-5)
+    assert np.dot(z1, r1) > 0
 
 
 @pytest.mark.parametrize("shape", [(1, 7, 5), (3, 4, 5), (1, 130, 3)])
 def test_mgcg_dot_matches_reference(shape):
     rng = np.random.default_rng(1)
-    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    a, b = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
     assert _o2.mgcg_dot(a, b, 2) == twin.dot(a, b)
     assert _o2.mgcg_dot(a, b, 1) == _o2.mgcg_dot(a, b, 3)
 

@@ -249,8 +249,9 @@ class MgcgWorkspace:
     Attributes
     ----------
     shapes : level shapes (:func:`mgcg_shapes`).
-    x, r, p, z : float64 lattice vectors of CG (solution, residual, search direction, preconditioned residual
-        which also holds A p).
+    x : the float64 iterate of CG.
+    r, p, z : float32 lattice vectors of CG (residual, search direction, preconditioned residual which also holds
+        A p); every operation on them is evaluated in float64 and rounded when stored.
     part : per-row partials of the dot products and maxima.
     levels : per level, a dict of flat float64 arrays (level 0 holds none): ``e``, ``f``, ``m``, ``b`` and
         ``w`` (three arrays, or None along an axis of one site).
@@ -262,7 +263,8 @@ class MgcgWorkspace:
         self.scale = MGCG_COARSE_SCALE
         self.safety = MGCG_SAFETY
         n = int(np.prod(self.shapes[0]))
-        self.x, self.r, self.p, self.z = (np.zeros(n) for _ in range(4))
+        self.x = np.zeros(n)
+        self.r, self.p, self.z = (np.zeros(n, dtype=np.float32) for _ in range(3))
         self.part = np.zeros(self.shapes[0][0] * self.shapes[0][1])
         self.levels = [{}]
         for s in self.shapes[1:]:

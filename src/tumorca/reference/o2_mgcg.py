@@ -1,9 +1,10 @@
 """The default quasi-steady O2 solve in NumPy: conjugate gradients preconditioned by a symmetric aggregation
 multigrid V-cycle (``o2_solver = "mgcg"``), the twin of the ``mgcg`` kernels of ``ext/_o2.pyx``.
 
-Every expression is written in the order the kernels evaluate it (float64 arithmetic; ``c`` stored in float32),
-and sums over the lattice (dot products) are taken per row (an x-line), sequentially, and the row partials summed
-in row order, so that both give bit-identical fields.
+Every expression is written in the order the kernels evaluate it (float64 arithmetic; ``c`` and the CG vectors
+r, p, z and the preconditioner's lattice correction stored in float32, the iterate x and the coarse levels in
+float64), and sums over the lattice (dot products) are taken per row (an x-line), sequentially, and the row
+partials summed in row order, so that both give bit-identical fields.
 """
 from __future__ import annotations
 
@@ -107,8 +108,9 @@ def prolong(e, shape):
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
-    """sum of a*b: per row (x-line) from 0.0 in x order, then the row partials from 0.0 in row order."""
-    prod = (a * b).reshape(-1, a.shape[-1])
+    """sum of a*b (in float64): per row (x-line) from 0.0 in x order, then the row partials from 0.0 in row
+    order."""
+    prod = (a.astype(np.float64) * b.astype(np.float64)).reshape(-1, a.shape[-1])
     rows = np.cumsum(np.concatenate([np.zeros((prod.shape[0], 1)), prod], axis=1), axis=1)[:, -1]
     return float(np.cumsum(np.concatenate([[0.0], rows]))[-1])
 
@@ -153,16 +155,22 @@ class Fine:
         return np.where(self.free, self.k * self.neighbours(x, self.ghosts) - self.diag * x, 0.0)
 
     def apply(self, p):
-        """A p: diag*p - k*S(p), neighbours outside counting 0; 0 on sources."""
-        return np.where(self.free, self.diag * p - self.k * self.neighbours(p, [0.0] * 6), 0.0)
+        """A p (float32 p, float32 result): diag*p - k*S(p), neighbours outside counting 0; 0 on sources."""
+        p64 = p.astype(np.float64)
+        return np.where(self.free, self.diag * p64 - self.k * self.neighbours(p64, [0.0] * 6),
+                        0.0).astype(np.float32)
 
     def half_sweep(self, z, r, color):
+        """One colour of red-black Gauss-Seidel on the float32 correction z for the float32 right-hand side r."""
         upd = (self.parity == color) & self.free
-        new = (r + self.k * self.neighbours(z, [0.0] * 6)) / self.diag
-        z[upd] = new[upd]
+        new = (r.astype(np.float64) + self.k * self.neighbours(z.astype(np.float64), [0.0] * 6)) / self.diag
+        z[upd] = new[upd].astype(np.float32)
 
     def residual(self, z, r):
-        return np.where(self.free, r + self.k * self.neighbours(z, [0.0] * 6) - self.diag * z, 0.0)
+        """r + k*S(z) - diag*z in float64, 0 on sources."""
+        z64 = z.astype(np.float64)
+        return np.where(self.free, r.astype(np.float64) + self.k * self.neighbours(z64, [0.0] * 6)
+                        - self.diag * z64, 0.0)
 
 
 class Hierarchy:
@@ -196,16 +204,17 @@ class Hierarchy:
         return e
 
     def apply(self, r):
-        """z = B r: the symmetric V-cycle from z = 0 (pre-smoothing red then black, post-smoothing in reverse)."""
+        """z = B r (float32): the symmetric V-cycle from z = 0 (pre-smoothing red then black, post-smoothing in
+        reverse)."""
         F = self.fine
-        z = np.zeros(r.shape)
+        z = np.zeros(r.shape, dtype=np.float32)
         for _ in range(self.smooth):
             F.half_sweep(z, r, 0)
             F.half_sweep(z, r, 1)
         if len(self.levels) > 1:
             f1 = coarsen_sum(F.residual(z, r))
             e1 = self._vcycle(1, f1)
-            z = np.where(F.free, z + prolong(e1, z.shape), z)
+            z = np.where(F.free, (z.astype(np.float64) + prolong(e1, z.shape)).astype(np.float32), z)
         for _ in range(self.smooth):
             F.half_sweep(z, r, 1)
             F.half_sweep(z, r, 0)
@@ -229,7 +238,7 @@ def o2_solve_mgcg(c, tissue, source, uptake, k, source_value, dirichlet, edge_va
     F = Fine(tissue, source, uptake, k, dirichlet, edge_value)
     H = Hierarchy(F, smooth)
     x = c.astype(np.float64)
-    r = F.residual_full(x)
+    r = F.residual_full(x).astype(np.float32)
     z = H.apply(r)
     vcycles = 1
     rz = dot(r, z)
@@ -245,9 +254,9 @@ def o2_solve_mgcg(c, tissue, source, uptake, k, source_value, dirichlet, edge_va
             est = 0.0
             break
         alpha = rz / pq
-        d = alpha * p
+        d = alpha * p.astype(np.float64)
         x = x + d
-        r = r - alpha * q
+        r = (r.astype(np.float64) - alpha * q.astype(np.float64)).astype(np.float32)
         delta = float(np.abs(d).max())
         its += 1
         est, prev_ratio = mgcg_error_estimate(delta, prev, prev_ratio)
@@ -258,7 +267,7 @@ def o2_solve_mgcg(c, tissue, source, uptake, k, source_value, dirichlet, edge_va
         vcycles += 1
         rz_new = dot(r, z)
         beta = rz_new / rz
-        p = z + beta * p
+        p = (z.astype(np.float64) + beta * p.astype(np.float64)).astype(np.float32)
         rz = rz_new
     c[~src] = x[~src].astype(np.float32)
     return its, est, vcycles
