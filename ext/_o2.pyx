@@ -8,10 +8,10 @@ at a no-flux edge are skipped here and added as 0.0 there, which is exact.
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, parallel
-from libc.math cimport fabs
+from libc.math cimport fabs, INFINITY
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from _defs cimport TC_TUMOR_P, TC_TUMOR_Q
 
 cnp.import_array()
@@ -640,3 +640,801 @@ def o2_solve_multigrid(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, cons
     finally:
         free(lv)
     return cycles, rmax
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The default O2 solve ("mgcg", docs/o2-solver.md): conjugate gradients preconditioned by a symmetric aggregation
+# multigrid V-cycle.  Twin: src/tumorca/reference/o2_mgcg.py.  Every array is C-ordered (nz, ny, nx), flattened,
+# float64.  Level 0 is the lattice (its operator is computed from tissue and sources); level l >= 1 holds a
+# correction e, right-hand side f, mass m, leak b and face weights w[a] to the + neighbour along axis a (NULL
+# where the level has one site along a).  A missing neighbour adds an explicit 0.0, as the twin does.
+# ---------------------------------------------------------------------------------------------------------------
+cdef struct _ALevel:
+    Py_ssize_t n[3]
+    double* e
+    double* f
+    double* m
+    double* b
+    double* w[3]
+    int nt
+
+
+cdef struct _Fine:
+    Py_ssize_t n[3]
+    const uint8_t* tis
+    const uint8_t* src
+    const double* up
+    double k
+    bint dirichlet[3]      # the axis has Dirichlet ghosts (dirichlet and n > 1)
+    double edge
+    int nt
+    const double* zero     # a row of nx zeros (ghost row of the full equation on a no-flux axis)
+    const float* zerof     # a float32 row of nx zeros (the ghost row of the correction equations)
+    const double* gyrow    # the ghost rows of the full equation along y and z: edge values or zeros
+    const double* gzrow
+
+
+cdef inline double _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
+                                Py_ssize_t i, double* diag) noexcept nogil:
+    """f + w[x-1] e[x-1] + w[x] e[x+1] + (y) + (z) of coarse cell i; ``diag`` gets m + b + its 6 face weights."""
+    cdef Py_ssize_t p[3]
+    cdef Py_ssize_t st[3]
+    cdef int a
+    cdef double t = L.f[i], d = L.m[i] + L.b[i], wm, wp
+    cdef const double* w
+    p[0] = z
+    p[1] = y
+    p[2] = x
+    st[2] = 1
+    st[1] = L.n[2]
+    st[0] = L.n[1] * L.n[2]
+    for a in range(2, -1, -1):
+        w = L.w[a]
+        if w == NULL:
+            t = t + 0.0
+            t = t + 0.0
+            d = d + 0.0
+            d = d + 0.0
+            continue
+        if p[a] > 0:
+            wm = w[i - st[a]]
+            t = t + wm * e[i - st[a]]
+        else:
+            wm = 0.0
+            t = t + 0.0
+        wp = w[i]
+        if p[a] < L.n[a] - 1:
+            t = t + wp * e[i + st[a]]
+        else:
+            t = t + 0.0
+        d = d + wm
+        d = d + wp
+    diag[0] = d
+    return t
+
+
+cdef void _c_half_sweep(_ALevel* L, int color) noexcept nogil:
+    cdef Py_ssize_t nz = L.n[0], ny = L.n[1], nx = L.n[2], q, z, y, x, i
+    cdef double t, d
+    for q in prange(nz * ny, schedule="static", num_threads=L.nt):
+        z = q // ny
+        y = q % ny
+        for x in range((color + y + z) & 1, nx, 2):
+            i = q * nx + x
+            t = _cdiag_terms(L, L.e, z, y, x, i, &d)
+            if d > 0:
+                L.e[i] = t / d
+
+
+cdef inline double _c_res(const _ALevel* L, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
+    cdef Py_ssize_t i = (z * L.n[1] + y) * L.n[2] + x
+    cdef double d, t = _cdiag_terms(L, L.e, z, y, x, i, &d)
+    if d > 0:
+        return t - d * L.e[i]
+    return 0.0
+
+
+cdef inline int _frows(const _Fine* F, const double* v, Py_ssize_t z, Py_ssize_t y, const double* gy,
+                       const double* gz, const double** ym, const double** yp, const double** zm,
+                       const double** zp) noexcept nogil:
+    """Point ym..zp at the y/z neighbour rows of row (z, y) of ``v`` (``gy``/``gz`` where missing); returns the
+    y/z neighbours that count in the diagonal (lattice neighbours and Dirichlet ghosts)."""
+    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, sz = F.n[1] * nx
+    cdef int nn = 0
+    ym[0] = v + i0 - nx if y > 0 else gy
+    yp[0] = v + i0 + nx if y < F.n[1] - 1 else gy
+    zm[0] = v + i0 - sz if z > 0 else gz
+    zp[0] = v + i0 + sz if z < F.n[0] - 1 else gz
+    if F.dirichlet[1]:
+        nn = nn + 2
+    else:
+        nn = nn + (y > 0) + (y < F.n[1] - 1)
+    if F.dirichlet[0]:
+        nn = nn + 2
+    else:
+        nn = nn + (z > 0) + (z < F.n[0] - 1)
+    return nn
+
+
+cdef inline double _rowsum(const double* cur, const double* ym, const double* yp, const double* zm,
+                           const double* zp, Py_ssize_t x, Py_ssize_t nx, double gx) noexcept nogil:
+    """Sum of the 6 neighbours of site x of a row, -x, +x, -y, +y, -z, +z from 0.0 (the twin's order); a missing
+    x neighbour adds ``gx``, missing y/z rows are ghost rows."""
+    cdef double s = 0.0
+    s = s + (cur[x - 1] if x > 0 else gx)
+    s = s + (cur[x + 1] if x < nx - 1 else gx)
+    s = s + ym[x]
+    s = s + yp[x]
+    s = s + zm[x]
+    s = s + zp[x]
+    return s
+
+
+cdef inline int _frows32(const _Fine* F, const float* v, Py_ssize_t z, Py_ssize_t y, const float** ym,
+                         const float** yp, const float** zm, const float** zp) noexcept nogil:
+    """_frows for a float32 lattice vector of the correction equations (ghost rows of zeros)."""
+    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, sz = F.n[1] * nx
+    cdef int nn = 0
+    ym[0] = v + i0 - nx if y > 0 else F.zerof
+    yp[0] = v + i0 + nx if y < F.n[1] - 1 else F.zerof
+    zm[0] = v + i0 - sz if z > 0 else F.zerof
+    zp[0] = v + i0 + sz if z < F.n[0] - 1 else F.zerof
+    if F.dirichlet[1]:
+        nn = nn + 2
+    else:
+        nn = nn + (y > 0) + (y < F.n[1] - 1)
+    if F.dirichlet[0]:
+        nn = nn + 2
+    else:
+        nn = nn + (z > 0) + (z < F.n[0] - 1)
+    return nn
+
+
+cdef inline double _rowsum32(const float* cur, const float* ym, const float* yp, const float* zm,
+                             const float* zp, Py_ssize_t x, Py_ssize_t nx) noexcept nogil:
+    """_rowsum of a float32 vector (values widened to float64; a missing x neighbour adds 0.0)."""
+    cdef double s = 0.0
+    s = s + (<double>cur[x - 1] if x > 0 else 0.0)
+    s = s + (<double>cur[x + 1] if x < nx - 1 else 0.0)
+    s = s + <double>ym[x]
+    s = s + <double>yp[x]
+    s = s + <double>zm[x]
+    s = s + <double>zp[x]
+    return s
+
+
+cdef inline int _nnx(const _Fine* F, Py_ssize_t x) noexcept nogil:
+    if F.dirichlet[2]:
+        return 2
+    return (x > 0) + (x < F.n[2] - 1)
+
+
+cdef void _f_half_sweep(const _Fine* F, float* zv, const float* r, int color) noexcept nogil:
+    cdef Py_ssize_t nz = F.n[0], ny = F.n[1], nx = F.n[2], q, z, y, x, i, i0
+    cdef int nnb
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
+    cdef const uint8_t* src
+    cdef const uint8_t* tis
+    for q in prange(nz * ny, schedule="static", num_threads=F.nt):
+        z = q // ny
+        y = q % ny
+        i0 = q * nx
+        ym = yp = zm = zp = F.zerof
+        nnb = _frows32(F, zv, z, y, &ym, &yp, &zm, &zp)
+        src = F.src + i0
+        tis = F.tis + i0
+        for x in range((color + y + z) & 1, nx, 2):
+            if src[x]:
+                continue
+            i = i0 + x
+            zv[i] = <float>((<double>r[i] + F.k * _rowsum32(zv + i0, ym, yp, zm, zp, x, nx)) / (
+                F.k * (_nnx(F, x) + nnb) + F.up[tis[x]]))
+
+
+cdef void _f_res_row(const _Fine* F, const float* zv, const float* r, Py_ssize_t z, Py_ssize_t y,
+                     double* out) noexcept nogil:
+    """The preconditioner equation's residual along lattice row (z, y): r + k*s - diag*z, 0 on sources."""
+    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, x
+    cdef int nnb
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
+    nnb = _frows32(F, zv, z, y, &ym, &yp, &zm, &zp)
+    for x in range(nx):
+        if F.src[i0 + x]:
+            out[x] = 0.0
+        else:
+            out[x] = <double>r[i0 + x] + F.k * _rowsum32(zv + i0, ym, yp, zm, zp, x, nx) - (
+                F.k * (_nnx(F, x) + nnb) + F.up[F.tis[i0 + x]]) * <double>zv[i0 + x]
+
+
+cdef void _f_level1_rows(const _Fine* F, Py_ssize_t z, Py_ssize_t y, double* m, double* b, double* w0,
+                         double* w1, double* w2) noexcept nogil:
+    """Along lattice row (z, y): mass m (uptake), leak b (k * source neighbours and Dirichlet ghosts) and the
+    weights w_a (k to a free + neighbour along axis a), all 0 on sources."""
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], sz = ny * nx, i0 = (z * ny + y) * nx, x, i
+    cdef int nb
+    for x in range(nx):
+        i = i0 + x
+        if F.src[i]:
+            m[x] = b[x] = w0[x] = w1[x] = w2[x] = 0.0
+            continue
+        m[x] = F.up[F.tis[i]]
+        nb = 0
+        if nx > 1 and F.dirichlet[2]:
+            nb = nb + (x == 0) + (x == nx - 1)
+        if x > 0 and F.src[i - 1]:
+            nb = nb + 1
+        if x < nx - 1 and F.src[i + 1]:
+            nb = nb + 1
+        if ny > 1 and F.dirichlet[1]:
+            nb = nb + (y == 0) + (y == ny - 1)
+        if y > 0 and F.src[i - nx]:
+            nb = nb + 1
+        if y < ny - 1 and F.src[i + nx]:
+            nb = nb + 1
+        if nz > 1 and F.dirichlet[0]:
+            nb = nb + (z == 0) + (z == nz - 1)
+        if z > 0 and F.src[i - sz]:
+            nb = nb + 1
+        if z < nz - 1 and F.src[i + sz]:
+            nb = nb + 1
+        b[x] = F.k * nb
+        w2[x] = F.k if x < nx - 1 and not F.src[i + 1] else 0.0
+        w1[x] = F.k if y < ny - 1 and not F.src[i + nx] else 0.0
+        w0[x] = F.k if z < nz - 1 and not F.src[i + sz] else 0.0
+
+
+cdef inline double _rx(const double* row, Py_ssize_t X, Py_ssize_t fnx, int cross) noexcept nogil:
+    if fnx == 1:
+        return row[0]
+    if cross == 2:
+        return row[2 * X + 1] if 2 * X + 1 < fnx else 0.0
+    if 2 * X + 1 < fnx:
+        return row[2 * X] + row[2 * X + 1]
+    return row[2 * X]
+
+
+cdef inline double _ry(const double* buf, Py_ssize_t X, Py_ssize_t fnx, int cross, bint ysplit,
+                       bint ypair) noexcept nogil:
+    """buf, buf + fnx: the fine rows y = 2Y and 2Y + 1 (the second one present if ``ypair``)."""
+    if not ysplit:
+        return _rx(buf, X, fnx, cross)
+    if cross == 1:
+        return _rx(buf + fnx, X, fnx, cross) if ypair else 0.0
+    if ypair:
+        return _rx(buf, X, fnx, cross) + _rx(buf + fnx, X, fnx, cross)
+    return _rx(buf, X, fnx, cross)
+
+
+cdef inline double _rz(const double* buf, Py_ssize_t X, Py_ssize_t fnx, int cross, bint ysplit, bint ypair,
+                       bint zsplit, bint zpair) noexcept nogil:
+    """buf + (2 * zc + yc) * fnx: the fine rows of the children of a coarse row; the sum of pairs along x, then
+    y, then z, as _zpair (along the crossing axis only the high child)."""
+    if not zsplit:
+        return _ry(buf, X, fnx, cross, ysplit, ypair)
+    if cross == 0:
+        return _ry(buf + 2 * fnx, X, fnx, cross, ysplit, ypair) if zpair else 0.0
+    if zpair:
+        return _ry(buf, X, fnx, cross, ysplit, ypair) + _ry(buf + 2 * fnx, X, fnx, cross, ysplit, ypair)
+    return _ry(buf, X, fnx, cross, ysplit, ypair)
+
+
+cdef void _restrict_fine(const _Fine* F, const float* zv, const float* r, _ALevel* L1) noexcept nogil:
+    """L1.f = the sum over children of the preconditioner equation's lattice residual, one pass over coarse rows
+    with the children's residual rows in a per-thread buffer."""
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], q, Z, Y, X, cnx = L1.n[2], cny = L1.n[1]
+    cdef bint ysplit = ny > 1, zsplit = nz > 1, ypair, zpair
+    cdef int zc, yc
+    cdef double* buf
+    with parallel(num_threads=F.nt):
+        buf = <double*>malloc(4 * nx * sizeof(double))
+        for q in prange(L1.n[0] * cny, schedule="static"):
+            Z = q // cny
+            Y = q % cny
+            ypair = ysplit and 2 * Y + 1 < ny
+            zpair = zsplit and 2 * Z + 1 < nz
+            for zc in range(2 if zpair else 1):
+                for yc in range(2 if ypair else 1):
+                    _f_res_row(F, zv, r, 2 * Z + zc if zsplit else 0, 2 * Y + yc if ysplit else 0,
+                               buf + (2 * zc + yc) * nx)
+            for X in range(cnx):
+                L1.f[q * cnx + X] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+        free(buf)
+
+
+cdef void _build_level1(const _Fine* F, _ALevel* L1, double scale) noexcept nogil:
+    """Level 1's operator from the lattice in one pass: m (sum), b and w[a] (scale * sum, w[a] over the children
+    at the high end along a), the children's rows in a per-thread buffer."""
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nz = F.n[0], q, Z, Y, X, i, cnx = L1.n[2], cny = L1.n[1]
+    cdef Py_ssize_t st = 4 * nx
+    cdef bint ysplit = ny > 1, zsplit = nz > 1, ypair, zpair
+    cdef int zc, yc, a
+    cdef double* buf
+    cdef double* o
+    with parallel(num_threads=F.nt):
+        buf = <double*>malloc(5 * st * sizeof(double))
+        for q in prange(L1.n[0] * cny, schedule="static"):
+            Z = q // cny
+            Y = q % cny
+            ypair = ysplit and 2 * Y + 1 < ny
+            zpair = zsplit and 2 * Z + 1 < nz
+            for zc in range(2 if zpair else 1):
+                for yc in range(2 if ypair else 1):
+                    o = buf + (2 * zc + yc) * nx
+                    _f_level1_rows(F, 2 * Z + zc if zsplit else 0, 2 * Y + yc if ysplit else 0, o, o + st,
+                                   o + 2 * st, o + 3 * st, o + 4 * st)
+            for X in range(cnx):
+                i = q * cnx + X
+                L1.m[i] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.b[i] = scale * _rz(buf + st, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                for a in range(3):
+                    if L1.w[a] != NULL:
+                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, ysplit, ypair, zsplit, zpair)
+        free(buf)
+
+
+cdef enum:
+    _V_ARRAY = 0       # child values read from an array
+    _V_CROSS = 1       # as _V_ARRAY, only the children at the high end along the crossing axis
+    _V_COARSE_RES = 3  # a coarse level's residual
+
+
+cdef struct _CoarsenCtx:
+    int mode
+    int cross            # crossing axis (0, 1, 2) or -1
+    Py_ssize_t n[3]      # fine shape
+    const double* a
+    const _ALevel* L
+
+
+cdef inline double _child(const _CoarsenCtx* C, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
+    if C.mode == _V_COARSE_RES:
+        return _c_res(C.L, z, y, x)
+    return C.a[(z * C.n[1] + y) * C.n[2] + x]
+
+
+cdef inline double _xpair(const _CoarsenCtx* C, Py_ssize_t z, Py_ssize_t y, Py_ssize_t X) noexcept nogil:
+    if C.n[2] == 1:
+        return _child(C, z, y, 0)
+    if C.cross == 2:
+        return _child(C, z, y, 2 * X + 1) if 2 * X + 1 < C.n[2] else 0.0
+    if 2 * X + 1 < C.n[2]:
+        return _child(C, z, y, 2 * X) + _child(C, z, y, 2 * X + 1)
+    return _child(C, z, y, 2 * X)
+
+
+cdef inline double _ypair(const _CoarsenCtx* C, Py_ssize_t z, Py_ssize_t Y, Py_ssize_t X) noexcept nogil:
+    if C.n[1] == 1:
+        return _xpair(C, z, 0, X)
+    if C.cross == 1:
+        return _xpair(C, z, 2 * Y + 1, X) if 2 * Y + 1 < C.n[1] else 0.0
+    if 2 * Y + 1 < C.n[1]:
+        return _xpair(C, z, 2 * Y, X) + _xpair(C, z, 2 * Y + 1, X)
+    return _xpair(C, z, 2 * Y, X)
+
+
+cdef inline double _zpair(const _CoarsenCtx* C, Py_ssize_t Z, Py_ssize_t Y, Py_ssize_t X) noexcept nogil:
+    if C.n[0] == 1:
+        return _ypair(C, 0, Y, X)
+    if C.cross == 0:
+        return _ypair(C, 2 * Z + 1, Y, X) if 2 * Z + 1 < C.n[0] else 0.0
+    if 2 * Z + 1 < C.n[0]:
+        return _ypair(C, 2 * Z, Y, X) + _ypair(C, 2 * Z + 1, Y, X)
+    return _ypair(C, 2 * Z, Y, X)
+
+
+cdef void _coarsen(const _CoarsenCtx* C, double* out, const Py_ssize_t* cn, double scale, bint scaled,
+                   int nt) noexcept nogil:
+    """out[J] = (scale *) the sum over the children of coarse cell J (pairs along x, then y, then z; along the
+    crossing axis only the child at the high end, 0.0 past a lone last cell)."""
+    cdef Py_ssize_t q, Z, Y, X
+    cdef double v
+    for q in prange(cn[0] * cn[1], schedule="static", num_threads=nt):
+        Z = q // cn[1]
+        Y = q % cn[1]
+        for X in range(cn[2]):
+            v = _zpair(C, Z, Y, X)
+            out[q * cn[2] + X] = scale * v if scaled else v
+
+
+cdef void _prolong_coarse(_ALevel* L, const _ALevel* Lc) noexcept nogil:
+    """e += (piecewise-constant) prolongation of the next level's correction, at active cells."""
+    cdef Py_ssize_t ny = L.n[1], nx = L.n[2], q, z, y, x, i, ci
+    cdef double d
+    for q in prange(L.n[0] * ny, schedule="static", num_threads=L.nt):
+        z = q // ny
+        y = q % ny
+        for x in range(nx):
+            i = q * nx + x
+            _cdiag_terms(L, L.e, z, y, x, i, &d)
+            if d > 0:
+                ci = ((z // 2) * Lc.n[1] + (y // 2)) * Lc.n[2] + (x // 2)
+                L.e[i] = L.e[i] + Lc.e[ci]
+
+
+cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const float* r,
+                        float* zv) noexcept nogil:
+    """zv = B r: the symmetric V-cycle from 0 (pre-smoothing red then black, post-smoothing black then red)."""
+    cdef Py_ssize_t N = F.n[0] * F.n[1] * F.n[2], q, z, y, x, i, ci
+    cdef int l, s
+    cdef _CoarsenCtx C
+    cdef const _ALevel* L1
+    memset(zv, 0, N * sizeof(float))
+    for s in range(smooth):
+        _f_half_sweep(F, zv, r, 0)
+        _f_half_sweep(F, zv, r, 1)
+    if nlev > 1:
+        _restrict_fine(F, zv, r, &lv[1])
+        C.cross = -1
+        for l in range(1, nlev):
+            memset(lv[l].e, 0, lv[l].n[0] * lv[l].n[1] * lv[l].n[2] * sizeof(double))
+            for s in range(smooth):
+                _c_half_sweep(&lv[l], 0)
+                _c_half_sweep(&lv[l], 1)
+            if l < nlev - 1:
+                C.mode = _V_COARSE_RES
+                C.n[0], C.n[1], C.n[2] = lv[l].n[0], lv[l].n[1], lv[l].n[2]
+                C.L = &lv[l]
+                _coarsen(&C, lv[l + 1].f, lv[l + 1].n, 1.0, False, lv[l].nt)
+        for l in range(nlev - 1, 0, -1):
+            if l < nlev - 1:
+                _prolong_coarse(&lv[l], &lv[l + 1])
+            for s in range(smooth):
+                _c_half_sweep(&lv[l], 1)
+                _c_half_sweep(&lv[l], 0)
+        L1 = &lv[1]
+        for q in prange(F.n[0] * F.n[1], schedule="static", num_threads=F.nt):
+            z = q // F.n[1]
+            y = q % F.n[1]
+            for x in range(F.n[2]):
+                i = q * F.n[2] + x
+                if not F.src[i]:
+                    ci = ((z // 2) * L1.n[1] + (y // 2)) * L1.n[2] + (x // 2)
+                    zv[i] = <float>(<double>zv[i] + L1.e[ci])
+    for s in range(smooth):
+        _f_half_sweep(F, zv, r, 1)
+        _f_half_sweep(F, zv, r, 0)
+
+
+cdef void _build_levels(const _Fine* F, _ALevel* lv, int nlev, double scale) noexcept nogil:
+    """The coarse operators of this solve: level 1 from the lattice, each next one from the one above."""
+    cdef _CoarsenCtx C
+    cdef int l, a
+    cdef int nt
+    if nlev < 2:
+        return
+    _build_level1(F, &lv[1], scale)
+    for l in range(2, nlev):
+        C.n[0], C.n[1], C.n[2] = lv[l - 1].n[0], lv[l - 1].n[1], lv[l - 1].n[2]
+        nt = lv[l - 1].nt
+        C.mode = _V_ARRAY
+        C.cross = -1
+        C.a = lv[l - 1].m
+        _coarsen(&C, lv[l].m, lv[l].n, 1.0, False, nt)
+        C.a = lv[l - 1].b
+        _coarsen(&C, lv[l].b, lv[l].n, scale, True, nt)
+        C.mode = _V_CROSS
+        for a in range(3):
+            if lv[l].w[a] != NULL:
+                C.cross = a
+                C.a = lv[l - 1].w[a]
+                _coarsen(&C, lv[l].w[a], lv[l].n, scale, True, nt)
+
+
+cdef double _dot(const float* a, const float* b, Py_ssize_t nrows, Py_ssize_t nx, double* part,
+                 int nt) noexcept nogil:
+    """sum of a*b: per row from 0.0 in x order, then the row partials from 0.0 in row order (as the twin)."""
+    cdef Py_ssize_t q, x, i
+    cdef double s
+    for q in prange(nrows, schedule="static", num_threads=nt):
+        s = 0.0
+        for x in range(nx):
+            i = q * nx + x
+            s = s + <double>a[i] * <double>b[i]
+        part[q] = s
+    s = 0.0
+    for q in range(nrows):
+        s = s + part[q]
+    return s
+
+
+cdef double _error_estimate(double delta, double prev, double* prev_ratio, double safety) noexcept nogil:
+    """tumorca._numerics.mgcg_error_estimate: safety * delta * rho / (1 - rho), rho the larger of the last two
+    update ratios (infinite after the first update or while rho >= 1)."""
+    cdef double ratio, rho
+    if prev <= 0.0:
+        prev_ratio[0] = 0.0
+        return INFINITY
+    ratio = delta / prev
+    rho = ratio if ratio > prev_ratio[0] else prev_ratio[0]
+    prev_ratio[0] = ratio
+    if rho >= 1.0:
+        return INFINITY
+    return safety * delta * rho / (1.0 - rho)
+
+
+def _ghost_rows(Py_ssize_t nx, double edge_value):
+    return (np.zeros(nx), np.full(nx, edge_value), np.zeros(nx, dtype=np.float32))
+
+
+cdef float* _fptr(object a) except NULL:
+    """Address of the data of a C-contiguous float32 array (owned by the workspace or the caller)."""
+    cdef float[::1] v = np.ravel(a)
+    if not np.shares_memory(a, v):
+        raise ValueError("expected a C-contiguous float32 array")
+    return &v[0]
+
+
+cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                    const double[::1] uptake, double k, bint dirichlet, double edge_value, int nt,
+                    object rows) except -1:
+    """The lattice's operator (pointers into the caller's arrays, which outlive the solve); ``rows``: a row of
+    zeros and a row of edge values (float64, nx each), from :func:`_ghost_rows`."""
+    if (source.shape[0], source.shape[1], source.shape[2]) != (tissue.shape[0], tissue.shape[1], tissue.shape[2]):
+        raise ValueError("tissue and source must have the same shape")
+    F.n[0], F.n[1], F.n[2] = tissue.shape[0], tissue.shape[1], tissue.shape[2]
+    F.tis = &tissue[0, 0, 0]
+    F.src = &source[0, 0, 0]
+    F.up = &uptake[0]
+    F.k = k
+    F.dirichlet[0] = dirichlet and F.n[0] > 1
+    F.dirichlet[1] = dirichlet and F.n[1] > 1
+    F.dirichlet[2] = dirichlet and F.n[2] > 1
+    F.edge = edge_value
+    F.nt = nt
+    F.zero = _dptr(rows[0])
+    F.zerof = _fptr(rows[2])
+    F.gyrow = _dptr(rows[1]) if F.dirichlet[1] else F.zero
+    F.gzrow = _dptr(rows[1]) if F.dirichlet[0] else F.zero
+    return 0
+
+
+cdef int _fill_levels(object workspace, _ALevel* lv, int num_threads) except -1:
+    """The level table from a tumorca._numerics.MgcgWorkspace."""
+    cdef int l, a
+    shapes = workspace.shapes
+    for l in range(len(shapes)):
+        arrays = workspace.levels[l]
+        for a in range(3):
+            lv[l].n[a] = shapes[l][a]
+            lv[l].w[a] = NULL
+        lv[l].nt = num_threads if lv[l].n[0] * lv[l].n[1] * lv[l].n[2] >= workspace.parallel_sites else 1
+        if l == 0:
+            lv[l].e = lv[l].f = lv[l].m = lv[l].b = NULL
+            continue
+        lv[l].e = _dptr(arrays["e"])
+        lv[l].f = _dptr(arrays["f"])
+        lv[l].m = _dptr(arrays["m"])
+        lv[l].b = _dptr(arrays["b"])
+        for a in range(3):
+            if shapes[l][a] > 1:
+                lv[l].w[a] = _dptr(arrays["w"][a])
+    return 0
+
+
+def mgcg_levels(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source, const double[::1] uptake,
+                double k, bint dirichlet, object workspace, int num_threads):
+    """Build the coarse operators of the mgcg preconditioner into ``workspace`` (its levels' m, b, w): the
+    first step of :func:`o2_solve_mgcg`, exposed for its twin test."""
+    cdef _Fine F
+    cdef double scale
+    cdef int nlev = len(workspace.shapes)
+    if tuple(workspace.shapes[0]) != (tissue.shape[0], tissue.shape[1], tissue.shape[2]):
+        raise ValueError("workspace does not match the lattice")
+    cdef _ALevel* lv = <_ALevel*>malloc(nlev * sizeof(_ALevel))
+    if lv == NULL:
+        raise MemoryError()
+    try:
+        rows = _ghost_rows(tissue.shape[2], 0.0)
+        _fill_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows)
+        _fill_levels(workspace, lv, num_threads)
+        scale = workspace.scale
+        with nogil:
+            _build_levels(&F, lv, nlev, scale)
+    finally:
+        free(lv)
+
+
+def mgcg_precondition(const float[:, :, ::1] r, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                      const double[::1] uptake, double k, bint dirichlet, int smooth, object workspace,
+                      int num_threads):
+    """z = B r, one application of the mgcg preconditioner (the coarse operators built first); returns z as a
+    new float32 array of the lattice's shape.  Exposed for its twin test."""
+    cdef _Fine F
+    cdef int nlev = len(workspace.shapes)
+    cdef double scale = workspace.scale
+    shape = (tissue.shape[0], tissue.shape[1], tissue.shape[2])
+    if tuple(workspace.shapes[0]) != shape or (r.shape[0], r.shape[1], r.shape[2]) != shape:
+        raise ValueError("workspace and r must match the lattice")
+    cdef _ALevel* lv = <_ALevel*>malloc(nlev * sizeof(_ALevel))
+    cdef float* zv = _fptr(workspace.z)
+    if lv == NULL:
+        raise MemoryError()
+    try:
+        rows = _ghost_rows(tissue.shape[2], 0.0)
+        _fill_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows)
+        _fill_levels(workspace, lv, num_threads)
+        with nogil:
+            _build_levels(&F, lv, nlev, scale)
+            _precondition(&F, lv, nlev, smooth, &r[0, 0, 0], zv)
+    finally:
+        free(lv)
+    return workspace.z.reshape(tissue.shape[0], tissue.shape[1], tissue.shape[2]).copy()
+
+
+def mgcg_dot(const float[:, :, ::1] a, const float[:, :, ::1] b, int num_threads):
+    """The dot product of the mgcg solve (per-row partials summed in row order); exposed for its twin test."""
+    cdef Py_ssize_t nrows = a.shape[0] * a.shape[1], nx = a.shape[2]
+    if (a.shape[0], a.shape[1], a.shape[2]) != (b.shape[0], b.shape[1], b.shape[2]):
+        raise ValueError("a and b must have the same shape")
+    part_arr = np.zeros(max(nrows, 1))
+    cdef double[::1] part = part_arr
+    cdef double out
+    with nogil:
+        out = _dot(&a[0, 0, 0], &b[0, 0, 0], nrows, nx, &part[0], num_threads)
+    return out
+
+
+def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                  const double[::1] uptake, double k, double source_value, bint dirichlet, double edge_value,
+                  int smooth, double tol, int max_iter, object workspace, int num_threads,
+                  object source_values=None):
+    """Conjugate gradients preconditioned by a symmetric aggregation V-cycle for k*lap(c) - uptake[tissue]*c = 0
+    with c held on source sites (``source_value``, or ``source_values`` where given).
+
+    Parameters
+    ----------
+    c, tissue, source, uptake, k, source_value, dirichlet, edge_value : as for :func:`o2_solve`.
+    smooth : red-black Gauss-Seidel sweeps before (and, in reverse colour order, after) the coarse correction on
+        every level.
+    tol : stop once the estimated max-norm error (see the twin's ``error_estimate``) is at most this (mmHg).
+    max_iter : cap on CG iterations.
+    workspace : tumorca._numerics.MgcgWorkspace for this lattice shape.
+    source_values : optional float32 array of the lattice's shape: per-site source values.
+
+    Returns
+    -------
+    (iterations, error estimate, V-cycles) : CG iterations done, the error estimate of the last one (inf while
+    fewer than two updates or no contraction yet; 0.0 if the start was exact) and preconditioner applications.
+    """
+    cdef Py_ssize_t nz = c.shape[0], ny = c.shape[1], nx = c.shape[2]
+    cdef Py_ssize_t N = nz * ny * nx, nrows = nz * ny, q, z, y, x, i
+    shapes = workspace.shapes
+    if tuple(shapes[0]) != (nz, ny, nx):
+        raise ValueError(f"workspace is for shape {shapes[0]}, not {(nz, ny, nx)}")
+    if (tissue.shape[0], tissue.shape[1], tissue.shape[2]) != (nz, ny, nx):
+        raise ValueError("tissue must have the shape of c")
+    if smooth < 1:
+        raise ValueError("smooth must be at least 1")
+    _check_edge(edge_value)
+    cdef int nlev = len(shapes), its = 0, vcycles = 0
+    cdef _Fine F
+    cdef _ALevel* lv = <_ALevel*>malloc(nlev * sizeof(_ALevel))
+    if lv == NULL:
+        raise MemoryError("o2_solve_mgcg: could not allocate the level table")
+    cdef float[:, :, ::1] sv
+    cdef bint per_site = source_values is not None
+    if per_site:
+        sv = source_values
+        if sv.shape[0] != nz or sv.shape[1] != ny or sv.shape[2] != nx:
+            free(lv)
+            raise ValueError("source_values must have the lattice's shape")
+    cdef double* xv = _dptr(workspace.x)
+    cdef float* r = _fptr(workspace.r)
+    cdef float* p = _fptr(workspace.p)
+    cdef float* zv = _fptr(workspace.z)
+    cdef double* part = _dptr(workspace.part)
+    cdef float* cf = &c[0, 0, 0]
+    cdef double scale, safety, rz, rz_new, pq, alpha, beta, d, delta, gx
+    cdef int nnb
+    cdef const double* ym
+    cdef const double* yp
+    cdef const double* zm
+    cdef const double* zp
+    cdef double prev = 0.0, prev_ratio = 0.0, est = 0.0
+    cdef const float* fym
+    cdef const float* fyp
+    cdef const float* fzm
+    cdef const float* fzp
+    cdef float fv = <float>source_value
+    try:
+        rows = _ghost_rows(nx, edge_value)
+        _fill_fine(&F, tissue, source, uptake, k, dirichlet, edge_value, num_threads, rows)
+        _fill_levels(workspace, lv, num_threads)
+        gx = edge_value if F.dirichlet[2] else 0.0
+        scale = float(workspace.scale)
+        safety = float(workspace.safety)
+        with nogil:
+            for q in prange(nrows, schedule="static", num_threads=num_threads):
+                for x in range(nx):
+                    i = q * nx + x
+                    if F.src[i]:
+                        if per_site:
+                            cf[i] = sv[q // ny, q % ny, x]
+                        else:
+                            cf[i] = fv
+                    xv[i] = cf[i]
+            _build_levels(&F, lv, nlev, scale)
+            # r = b - A x, with the sources' values and the Dirichlet ghosts
+            for q in prange(nrows, schedule="static", num_threads=num_threads):
+                z = q // ny
+                y = q % ny
+                ym = yp = zm = zp = F.zero
+                nnb = _frows(&F, xv, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
+                for x in range(nx):
+                    i = q * nx + x
+                    if F.src[i]:
+                        r[i] = 0.0
+                    else:
+                        r[i] = <float>(k * _rowsum(xv + q * nx, ym, yp, zm, zp, x, nx, gx) - (
+                            k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i])
+            _precondition(&F, lv, nlev, smooth, r, zv)
+            vcycles = 1
+            rz = _dot(r, zv, nrows, nx, part, num_threads)
+            memcpy(p, zv, N * sizeof(float))
+            while its < max_iter:
+                if not rz > 0.0:  # r = 0: the iterate is the solution
+                    est = 0.0
+                    break
+                # q = A p (into zv) and p.q
+                for q in prange(nrows, schedule="static", num_threads=num_threads):
+                    z = q // ny
+                    y = q % ny
+                    d = 0.0
+                    fym = fyp = fzm = fzp = F.zerof
+                    nnb = _frows32(&F, p, z, y, &fym, &fyp, &fzm, &fzp)
+                    for x in range(nx):
+                        i = q * nx + x
+                        if F.src[i]:
+                            zv[i] = 0.0
+                        else:
+                            zv[i] = <float>((k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * <double>p[i]
+                                            - k * _rowsum32(p + q * nx, fym, fyp, fzm, fzp, x, nx))
+                        d = d + <double>p[i] * <double>zv[i]
+                    part[q] = d
+                pq = 0.0
+                for q in range(nrows):
+                    pq = pq + part[q]
+                if not pq > 0.0:  # p = 0, hence r = 0
+                    est = 0.0
+                    break
+                alpha = rz / pq
+                for q in prange(nrows, schedule="static", num_threads=num_threads):
+                    delta = 0.0
+                    for x in range(nx):
+                        i = q * nx + x
+                        d = alpha * <double>p[i]
+                        xv[i] = xv[i] + d
+                        r[i] = <float>(<double>r[i] - alpha * <double>zv[i])
+                        if fabs(d) > delta:
+                            delta = fabs(d)
+                    part[q] = delta
+                delta = 0.0
+                for q in range(nrows):
+                    if part[q] > delta:
+                        delta = part[q]
+                its = its + 1
+                est = _error_estimate(delta, prev, &prev_ratio, safety)
+                prev = delta
+                if est <= tol:
+                    break
+                _precondition(&F, lv, nlev, smooth, r, zv)
+                vcycles = vcycles + 1
+                rz_new = _dot(r, zv, nrows, nx, part, num_threads)
+                beta = rz_new / rz
+                for i in prange(N, schedule="static", num_threads=num_threads):
+                    p[i] = <float>(<double>zv[i] + beta * <double>p[i])
+                rz = rz_new
+            for q in prange(nrows, schedule="static", num_threads=num_threads):
+                for x in range(nx):
+                    i = q * nx + x
+                    if not F.src[i]:
+                        cf[i] = <float>xv[i]
+    finally:
+        free(lv)
+    return its, est, vcycles

@@ -206,7 +206,9 @@ CASES = {
     "network_2d_1x2": lambda: case_network((32, 40), "1x2"),
     "network_3d_2x1x1": lambda: case_network((18, 28, 24), "2x1x1"),
     "preset_knockout_3d_2x1x1": lambda: run_case((20, 16, 16), "2x1x1", tumorca.presets.get("ifnb-knockout"), 15),
-    "capped_o2_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_max_sweeps=3), 6, seed=9),
+    "capped_o2_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_solver="sor", o2_max_sweeps=3), 6, seed=9),
+    "capped_mgcg_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_max_iter=1), 6, seed=9),
+    "sor_2d_2x1_dirichlet": lambda: run_case((45, 47), "2x1", busy(o2_solver="sor", o2_boundary="dirichlet"), 20),
     "resume_1_to_2": lambda: run_case((48, 48), "2x1", busy(ifn_level=0.0), 24, resume=(11, 1, "1x1")),
     # P = 4
     "ko_2d_2x2": lambda: run_case((49, 51), "2x2", busy(ifn_level=0.0), 40, seed=2),

@@ -18,6 +18,8 @@ def test_bench_document_follows_schema(tmp_path):
         assert set(bench.SCHEMA["case"]) == set(case)
         assert case["steps_per_s"] > 0 and math.isclose(case["steps_per_s"] * case["seconds_per_step"], 1.0)
         assert set(case["phase_seconds_per_step"]) == set(case["phase_GBps"]) == set(bench.PHASES)
+        assert set(case["phase_bytes_per_site"]) == set(bench.SCHEMA["phases"]) == set(bench.PHASES)
+        assert set(case["o2_cold"]) == set(bench.SCHEMA["o2_cold"]) and case["o2_cold"]["iterations"] >= 1
         assert case["state_bytes_per_site"] <= 40
     first = [c for c in doc["cases"] if c["threads"] == 1]
     assert all(c["reference_seconds_per_step"] > 0 and c["ratio_vs_reference"] > 0 for c in first)
@@ -43,13 +45,18 @@ def test_bench_command_writes_json_and_rejects_bad_input(tmp_path):
 
     out = tmp_path / "b.json"
     res = CliRunner().invoke(cli, ["bench", "--sizes", "16x16", "--threads", "1", "--steps", "2",
-                                   "--roofline-mb", "4", "--json", str(out), "--streaming"])
+                                   "--roofline-mb", "4", "--json", str(out), "--streaming", "--set", "o2_solver=sor",
+                                   "--set", "o2_tol=2e-4", "--tumour-fraction", "0.1"])
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
-    assert doc["cases"][0]["shape"] == [16, 16] and doc["cases"][0]["streaming_overhead"] is not None
+    case = doc["cases"][0]
+    assert case["shape"] == [16, 16] and case["streaming_overhead"] is not None
+    assert case["set"] == {"o2_solver": "sor", "o2_tol": 2e-4} and case["o2_solver"] == "sor"
+    assert case["tumour_fraction"] == 0.1
     assert "16x16" in res.stdout
     for args, msg in ((["--threads", "0"], "--threads"), (["--sizes", "4x"], "--shape"),
                       (["--preset", "wildtype"], "unknown preset"), (["--steps", "0"], "--steps"),
-                      (["--json", str(tmp_path / "nope" / "b.json")], "does not exist")):
+                      (["--json", str(tmp_path / "nope" / "b.json")], "does not exist"),
+                      (["--set", "o2_solver=nope"], "o2_solver"), (["--tumour-fraction", "2"], "--tumour-fraction")):
         res = CliRunner().invoke(cli, ["bench", "--sizes", "8x8"] + args)
         assert res.exit_code == 2 and msg in res.output, (args, res.output)

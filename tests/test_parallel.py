@@ -131,7 +131,7 @@ GROUPS = {
     1: ["one_2d", "one_3d"],
     2: ["errors", "wt_2d_1x2", "ko_2d_2x1_dirichlet", "ko_3d_2x1x1", "wt_3d_1x1x2_edge", "random_2d_1x2_poison",
         "network_2d_1x2", "network_3d_2x1x1", "preset_knockout_3d_2x1x1", "capped_o2_2d_1x2",
-        "resume_1_to_2"],
+        "capped_mgcg_2d_1x2", "sor_2d_2x1_dirichlet", "resume_1_to_2"],
     4: ["ko_2d_2x2", "wt_2d_4x1_edge", "wt_3d_1x2x2", "ko_3d_2x2x1_dirichlet", "random_2d_2x2_poison",
         "random_3d_1x2x2_poison_edge", "network_2d_2x2", "preset_wildtype_2d_2x2", "noexcl_2d_4x1",
         "resume_2_to_4"],

@@ -28,10 +28,11 @@ def test_kernels_match_reference(shape, kw, seed):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(64, 64), (16, 16, 16)])
-def test_multigrid_kernels_match_reference(shape):
-    # The cases above run the default SOR O2 solver; the (experimental) multigrid keeps a 2D and a 3D case.
+@pytest.mark.parametrize("solver", ["sor", "multigrid"])
+def test_other_o2_solvers_match_reference(shape, solver):
+    # The cases above run the default mgcg O2 solver; SOR and the (experimental) multigrid keep a 2D and a 3D case.
     kw = dict(CASES[2][1]) if len(shape) == 3 else {}
-    _compare_with_reference(shape, {**kw, "o2_solver": "multigrid"}, 3)
+    _compare_with_reference(shape, {**kw, "o2_solver": solver}, 3)
 
 
 def _compare_with_reference(shape, kw, seed):

@@ -206,3 +206,85 @@ class MultigridWorkspace:
     @property
     def nbytes(self) -> int:
         return self.rowmax.nbytes + sum(a.nbytes for lv in self.levels for a in lv.values())
+
+
+#: Factor on the face weights and the source/edge leak of each coarser aggregation level of the mgcg O2 solve.
+#: The Galerkin operator of 2^d-cell aggregates with a piecewise-constant prolongation is twice as stiff as the
+#: Laplacian rediscretised on the coarse grid for smooth functions; halving it restores the smooth-mode energy
+#: (measured: docs/o2-solver.md).  Any positive factor keeps the preconditioner symmetric positive definite.
+MGCG_COARSE_SCALE = 0.5
+
+
+def mgcg_shapes(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+    """Level shapes of the aggregation hierarchy: each level halves every axis longer than one site, rounding up
+    (pairs of cells, a lone last cell on an odd axis), down to a single cell."""
+    shapes = [tuple(int(n) for n in shape)]
+    while max(shapes[-1]) > 1:
+        shapes.append(tuple((n + 1) // 2 for n in shapes[-1]))
+    return shapes
+
+
+#: Safety factor on the mgcg error estimate delta * rho / (1 - rho): the contraction rho is read off the last two
+#: update ratios, and CG's ratios vary from one iteration to the next (measured: up to 2x underestimates without
+#: it, docs/o2-solver.md).
+MGCG_SAFETY = 2.0
+
+
+def mgcg_error_estimate(delta: float, prev: float, prev_ratio: float) -> tuple[float, float]:
+    """(estimated max-norm error left, this update's ratio) after a CG update of max-norm ``delta`` that followed
+    one of ``prev`` whose ratio was ``prev_ratio`` (0 for the first).  The contraction rho is the larger of the
+    last two ratios; the error left is MGCG_SAFETY * delta * rho / (1 - rho), infinite after the first update or
+    while rho >= 1.  The compiled kernel evaluates the same expressions."""
+    if prev <= 0.0:
+        return float("inf"), 0.0
+    ratio = delta / prev
+    rho = ratio if ratio > prev_ratio else prev_ratio
+    if rho >= 1.0:
+        return float("inf"), ratio
+    return MGCG_SAFETY * delta * rho / (1.0 - rho), ratio
+
+
+class MgcgWorkspace:
+    """Scratch of the compiled mgcg O2 solve for one lattice shape, allocated once per run.
+
+    Attributes
+    ----------
+    shapes : level shapes (:func:`mgcg_shapes`).
+    x : the float64 iterate of CG.
+    r, p, z : float32 lattice vectors of CG (residual, search direction, preconditioned residual which also holds
+        A p); every operation on them is evaluated in float64 and rounded when stored.
+    part : per-row partials of the dot products and maxima.
+    levels : per level, a dict of flat float64 arrays (level 0 holds none): ``e``, ``f``, ``m``, ``b`` and
+        ``w`` (three arrays, or None along an axis of one site).
+    """
+
+    def __init__(self, shape: tuple[int, int, int], parallel_sites: int = 16384) -> None:
+        self.shapes = mgcg_shapes(shape)
+        self.parallel_sites = int(parallel_sites)
+        self.scale = MGCG_COARSE_SCALE
+        self.safety = MGCG_SAFETY
+        n = int(np.prod(self.shapes[0]))
+        self.x = np.zeros(n)
+        self.r, self.p, self.z = (np.zeros(n, dtype=np.float32) for _ in range(3))
+        self.part = np.zeros(self.shapes[0][0] * self.shapes[0][1])
+        self.levels = [{}]
+        for s in self.shapes[1:]:
+            m = int(np.prod(s))
+            self.levels.append({"e": np.zeros(m), "f": np.zeros(m), "m": np.zeros(m), "b": np.zeros(m),
+                                "w": [np.zeros(m) if s[a] > 1 else None for a in range(3)]})
+
+    def cycle_work(self, smooth: int) -> float:
+        """Lattice-sweep equivalents of one V-cycle: on every level 2*smooth sweeps and one residual (none on the
+        coarsest), each weighted by its number of sites."""
+        n0 = float(np.prod(self.shapes[0]))
+        work = 0.0
+        for lvl, s in enumerate(self.shapes):
+            work += (2 * smooth + (1 if lvl < len(self.shapes) - 1 else 0)) * float(np.prod(s)) / n0
+        return work
+
+    @property
+    def nbytes(self) -> int:
+        total = self.x.nbytes + self.r.nbytes + self.p.nbytes + self.z.nbytes + self.part.nbytes
+        for lv in self.levels[1:]:
+            total += sum(lv[k].nbytes for k in ("e", "f", "m", "b")) + sum(w.nbytes for w in lv["w"] if w is not None)
+        return total

@@ -27,11 +27,29 @@ SCHEMA: dict[str, Any] = {
     "roofline": ["threads", "triad_GBps", "scale32_GBps"],
     # rss_bytes_per_site: growth of the process's peak RSS over the case, divided by the sites (includes the
     # reference's temporaries when the reference runs in that case).
-    "case": ["shape", "threads", "preset", "steps", "seconds_per_step", "steps_per_s", "site_updates_per_s",
-             "o2_sweep_equivalents_per_step", "phase_seconds_per_step", "phase_GBps", "phase_roofline_fraction",
+    "case": ["shape", "threads", "preset", "set", "tumour_fraction", "o2_solver", "steps", "seconds_per_step",
+             "steps_per_s", "site_updates_per_s", "o2_sweep_equivalents_per_step", "o2_iterations_per_step",
+             "o2_cold", "phase_seconds_per_step", "phase_GBps", "phase_roofline_fraction", "phase_bytes_per_site",
              "peak_rss_bytes", "state_bytes_per_site", "solver_bytes_per_site", "rss_bytes_per_site",
-             "speedup_vs_1_thread",
-             "reference_seconds_per_step", "ratio_vs_reference", "streaming_overhead"],
+             "speedup_vs_1_thread", "reference_seconds_per_step", "ratio_vs_reference", "streaming_overhead"],
+    # The per-phase entries of a case (phase_seconds_per_step, phase_GBps, phase_roofline_fraction,
+    # phase_bytes_per_site) are objects keyed by these phase names (tumorca.engine.PHASES).
+    "phases": list(PHASES),
+    # o2_cold: the first solve of the case, from init_o2 everywhere (before the warm-up steps).
+    "o2_cold": ["iterations", "sweep_equivalents", "seconds", "residual"],
+}
+
+#: What each case key means (units in brackets).
+CASE_DOC: dict[str, str] = {
+    "set": "parameters set with --set (key -> value), on top of the preset",
+    "tumour_fraction": "fraction of the lattice's area (2D) or volume (3D) the initial tumour fills",
+    "o2_solver": "the O2 solver of the case (o2_solver)",
+    "o2_sweep_equivalents_per_step": "O2 work per timed step in lattice-sweep equivalents",
+    "o2_iterations_per_step": "O2 iterations per timed step (SOR sweeps, CG iterations or V-cycles)",
+    "phase_seconds_per_step": "wall seconds per step of each phase [s]",
+    "phase_GBps": "bandwidth implied by phase_bytes_per_site [GB/s]",
+    "phase_roofline_fraction": "phase_GBps over the float32 STREAM scale of the same thread count",
+    "phase_bytes_per_site": "compulsory bytes per site each phase moves per step (phase_bytes_per_site()) [B]",
 }
 
 
@@ -78,30 +96,41 @@ def roofline(threads: int, megabytes: int = 256, repeats: int = 5) -> dict[str, 
     return {"threads": threads, "triad_GBps": triad, "scale32_GBps": 8 * 2 * n / best / 1e9}
 
 
-def phase_bytes_per_site(ndim: int, sweeps: float, substeps: int) -> dict[str, float]:
+def phase_bytes_per_site(ndim: int, sweeps: float, substeps: int, o2_solver: str = "sor",
+                         o2_iterations: float = 0.0) -> dict[str, float]:
     """Bytes each phase must move per site per step (compulsory traffic, neighbours assumed cached).
 
-    O2: each half-sweep streams c (read+write 8 B), tissue and source (2 B): 20 B per sweep-equivalent (``sweeps``
-    counts multigrid work in fine-sweep units).  Slow fields:
+    O2, SOR: each half-sweep streams c (read+write 8 B), tissue and source (2 B): 20 B per sweep-equivalent
+    (``sweeps`` counts multigrid work in fine-sweep units).  O2, mgcg (float64 vectors): a lattice red-black sweep
+    of the preconditioner reads r and z and writes z (24 B per colour, 48 per sweep) plus tissue and source (2);
+    each CG iteration also streams A p (p, tissue, source in, q out: 18 B), its dot and the x, r update (48 B),
+    r.z (16 B) and p = z + beta p (24 B); the coarse levels and the transfers are counted in ``sweeps`` at 50 B.
+    Slow fields:
     secretion reads 26 B; each implicit axis reads and writes 8 B for three fields, plus bound-VEGF decay.
     Tumour: 5 B; endothelium: 3 B; neutrophils: 4 B plus 3 B per sub-move.  Perfusion: 3 B.
     """
     axes = 2 if ndim == 2 else 3
-    return {"perfusion": 3.0, "o2": 20.0 * sweeps, "slow_fields": 26.0 + 3 * axes * 8.0 + 8.0,
+    o2 = 20.0 * sweeps if o2_solver != "mgcg" else 50.0 * max(sweeps - o2_iterations, 0.0) + 106.0 * o2_iterations
+    return {"perfusion": 3.0, "o2": o2, "slow_fields": 26.0 + 3 * axes * 8.0 + 8.0,
             "endothelium": 3.0, "tumour": 5.0, "neutrophils": 4.0 + 3.0 * substeps}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # One case
 # ---------------------------------------------------------------------------------------------------------------
-def case_params(shape: tuple[int, ...], preset: str, tumour_fraction: float = 0.25) -> Params:
-    """The preset with a tumour filling ``tumour_fraction`` of the lattice's area (2D) or volume (3D)."""
+def case_params(shape: tuple[int, ...], preset: str, tumour_fraction: float = 0.25,
+                overrides: dict[str, Any] | None = None) -> Params:
+    """The preset with a tumour filling ``tumour_fraction`` of the lattice's area (2D) or volume (3D), then
+    ``overrides`` (``--set``; an ``init_tumor_radius`` there wins over the fraction)."""
+    if not 0.0 <= tumour_fraction <= 1.0:
+        raise ValueError(f"tumour_fraction must be in [0, 1], got {tumour_fraction}")
     n = float(np.prod(shape))
     if len(shape) == 2:
         radius = math.sqrt(tumour_fraction * n / math.pi)
     else:
         radius = (3 * tumour_fraction * n / (4 * math.pi)) ** (1 / 3)
-    return preset_params(preset, init_tumor_radius=radius)
+    params = preset_params(preset, init_tumor_radius=radius)
+    return params.replace(**overrides) if overrides else params
 
 
 def _reference_seconds(state: dict[str, Any]) -> float:
@@ -116,29 +145,41 @@ def _reference_seconds(state: dict[str, Any]) -> float:
 
 
 def run_case(shape: tuple[int, ...], threads: int, steps: int, preset: str = "wild-type", warmup: int = 3,
-             reference: bool = False, roof: dict[str, float] | None = None, seed: int = 1) -> dict[str, Any]:
+             reference: bool = False, roof: dict[str, float] | None = None, seed: int = 1,
+             overrides: dict[str, Any] | None = None, tumour_fraction: float = 0.25) -> dict[str, Any]:
     """Time ``steps`` warm steps of one case in this process (see :data:`SCHEMA` for the keys)."""
-    params = case_params(shape, preset)
+    params = case_params(shape, preset, tumour_fraction, overrides)
     rss0 = peak_rss()
     sim = Simulation(shape, params, seed=seed, threads=threads)
-    sim.step(warmup)
+    before = sim.phase_times
+    t0 = time.perf_counter()
+    sim.step(1)
+    st = sim.o2_solver_stats
+    cold = {"iterations": st["sweeps"], "sweep_equivalents": st["work"],
+            "seconds": sim.phase_times["o2"] - before["o2"], "residual": st["residual"]}
+    sim.step(max(warmup - 1, 0))
     ref = _reference_seconds(sim.get_state()) if reference else None
     before = sim.phase_times
     work0 = sim.o2_solver_stats["work_total"]
+    its0 = sim.o2_solver_stats["sweeps_total"]
     t0 = time.perf_counter()
     sim.step(steps)
     dt = (time.perf_counter() - t0) / steps
     sweeps = (sim.o2_solver_stats["work_total"] - work0) / steps
+    its = (sim.o2_solver_stats["sweeps_total"] - its0) / steps
     phases = {k: (v - before[k]) / steps for k, v in sim.phase_times.items()}
     n = int(np.prod(shape))
-    model = phase_bytes_per_site(len(shape), sweeps, params.neut_substeps)
+    model = phase_bytes_per_site(len(shape), sweeps, params.neut_substeps, params.o2_solver, its)
     gbps = {k: model[k] * n / phases[k] / 1e9 if phases[k] > 0 else 0.0 for k in PHASES}
     peak = peak_rss()
     return {
-        "shape": list(shape), "threads": threads, "preset": preset, "steps": steps,
+        "shape": list(shape), "threads": threads, "preset": preset, "set": dict(overrides or {}),
+        "tumour_fraction": tumour_fraction, "o2_solver": params.o2_solver, "steps": steps,
         "seconds_per_step": dt, "steps_per_s": 1.0 / dt, "site_updates_per_s": n / dt,
-        "o2_sweep_equivalents_per_step": sweeps, "phase_seconds_per_step": phases, "phase_GBps": gbps,
+        "o2_sweep_equivalents_per_step": sweeps, "o2_iterations_per_step": its, "o2_cold": cold,
+        "phase_seconds_per_step": phases, "phase_GBps": gbps,
         "phase_roofline_fraction": {k: (g / roof["scale32_GBps"] if roof else None) for k, g in gbps.items()},
+        "phase_bytes_per_site": {k: model[k] for k in PHASES},
         "peak_rss_bytes": peak, "state_bytes_per_site": bytes_per_site(),
         "solver_bytes_per_site": solver_bytes_per_site(params), "rss_bytes_per_site": (peak - rss0) / n,
         "speedup_vs_1_thread": None, "reference_seconds_per_step": ref,
@@ -189,8 +230,12 @@ def growth_scaling(shape: tuple[int, ...], threads: int, steps: int, preset: str
 
 def bench(sizes: list[tuple[int, ...]], threads: list[int], steps: int = 10, preset: str = "wild-type",
           reference: bool = True, reference_max_sites: int = 1024 * 1024, roofline_mb: int = 256,
-          streaming: Any = None, isolated: bool = True, progress=None) -> dict[str, Any]:
+          streaming: Any = None, isolated: bool = True, progress=None, overrides: dict[str, Any] | None = None,
+          tumour_fraction: float = 0.25) -> dict[str, Any]:
     """Run every (size, threads) case and return the JSON-ready document of :data:`SCHEMA`.
+
+    ``overrides``: parameters set on top of the preset in every case (``--set``); ``tumour_fraction``: the
+    initial tumour's share of the lattice.
 
     ``streaming``: an optional callable ``(shape, threads, steps, preset) -> overhead fraction`` measuring the
     cost of HDF5 snapshots (supplied by the I/O layer, which the engine does not know).
@@ -200,7 +245,8 @@ def bench(sizes: list[tuple[int, ...]], threads: list[int], steps: int = 10, pre
     for shape in sizes:
         base = None
         for i, t in enumerate(threads):
-            kw = dict(shape=shape, threads=t, steps=steps, preset=preset, roof=roofs[t],
+            kw = dict(shape=shape, threads=t, steps=steps, preset=preset, roof=roofs[t], overrides=overrides,
+                      tumour_fraction=tumour_fraction,
                       reference=reference and i == 0 and int(np.prod(shape)) <= reference_max_sites)
             row = run_case_isolated(**kw) if isolated else run_case(**kw)
             if i > 0 and cases[-1]["reference_seconds_per_step"]:

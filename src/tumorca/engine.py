@@ -286,7 +286,7 @@ class Engine:
             self._warned_o2 = True
             if d.is_root:
                 cap = d.o2.cap_name
-                warnings.warn(f"O2 solve stopped at its cap ({cap} = {p[cap]}) with correction {res:.3g} mmHg > "
+                warnings.warn(f"O2 solve stopped at its cap ({cap} = {p[cap]}) with {d.o2.measure} {res:.3g} mmHg > "
                               f"o2_tol = {p.o2_tol:g} (step {self._step}); raise {cap} or o2_tol",
                               RuntimeWarning, stacklevel=3)
         t2 = perf_counter()

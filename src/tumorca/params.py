@@ -78,17 +78,25 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        doc="O2 condition on the lattice faces (an axis of length 1 is always no-flux)", group="oxygen"),
     _p("o2_boundary_value", 38.0, "mmHg", float, 0.0, 760.0, doc="far-field pO2 for o2_boundary='dirichlet'",
        group="oxygen"),
-    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-5, 1.0, doc="stop the O2 solve when no site's Jacobi correction "
-       "in a full sweep exceeds this (O2 is stored in float32, one ulp at 38 mmHg is 3.8e-6: smaller tolerances "
-       "stall)", source="docs/o2-solver.md", group="oxygen"),
+    _p("o2_tol", 1.0e-4, "mmHg", float, 1.0e-5, 1.0, doc="O2 solve tolerance: with 'mgcg', a bound on the estimated "
+       "max-norm error of the solution (docs/o2-solver.md); with 'sor' and 'multigrid', on the largest Jacobi "
+       "correction of a sweep (which bounds the error only loosely).  O2 is stored in float32, one ulp at 38 mmHg "
+       "is 3.8e-6: smaller tolerances stall", source="docs/o2-solver.md", group="oxygen"),
     _p("o2_omega", 1.7, "", float, 1.0, 1.99, doc="over-relaxation factor of the red-black SOR O2 solve",
        source="docs/o2-solver.md (1.65-1.78 warm in vascularised tissue)", group="oxygen"),
     _p("o2_max_sweeps", 20000, "", int, 1, 10**7, doc="cap on O2 sweeps per step (o2_solver='sor')",
        group="oxygen"),
-    _p("o2_solver", "sor", "", str, choices=("sor", "multigrid"),
-       doc="O2 solver: red-black SOR, or (experimental) warm-started multigrid V-cycles, several times cheaper "
-           "on lattices whose lengths are a small number times a power of two, little better than Gauss-Seidel "
-           "otherwise (docs/o2-solver.md); both stop on o2_tol", source="docs/o2-solver.md", group="oxygen"),
+    _p("o2_solver", "mgcg", "", str, choices=("mgcg", "sor", "multigrid"),
+       doc="O2 solver: 'mgcg', conjugate gradients preconditioned by an aggregation multigrid V-cycle, converges "
+           "on every lattice and vessel layout and stops on an error estimate; 'sor', red-black SOR; 'multigrid', "
+           "(experimental, serial only) geometric V-cycles, fast on lattices whose lengths are a small number "
+           "times a power of two (docs/o2-solver.md)", source="docs/o2-solver.md (measured)", group="oxygen"),
+    _p("o2_max_iter", 200, "", int, 1, 10**6, doc="cap on conjugate-gradient iterations per step "
+       "(o2_solver='mgcg'; measured 2-6 warm, 7-10 cold)", source="assumption (20x a cold solve)",
+       group="oxygen"),
+    _p("o2_mgcg_smooth", 2, "", int, 1, 20, doc="red-black Gauss-Seidel sweeps before, and again (in reverse "
+       "colour order) after, the coarse correction on every level of the mgcg preconditioner",
+       source="assumption (measured: 1 and 2 cost about the same, docs/o2-solver.md)", group="oxygen"),
     _p("o2_mg_max_cycles", 500, "", int, 1, 10**6, doc="cap on multigrid V-cycles per step", group="oxygen"),
     _p("o2_mg_presmooth", 2, "", int, 0, 50, doc="red-black Gauss-Seidel sweeps before the coarse correction "
        "on each multigrid level", source="docs/o2-solver.md (V(2,2))", group="oxygen"),

@@ -31,8 +31,8 @@ MULTIGRID_BYTES_PER_SITE = 32
 
 def solver_bytes_per_site(params: Params | None = None) -> int:
     """Bytes per site the O2 solver allocates besides the state (0 for SOR)."""
-    solver = params.o2_solver if params is not None else "multigrid"
-    return MULTIGRID_BYTES_PER_SITE if solver == "multigrid" else 0
+    from .o2 import workspace_bytes_per_site
+    return workspace_bytes_per_site(params.o2_solver if params is not None else "mgcg")
 
 
 def check_memory(shape3: tuple[int, int, int], params: Params | None = None) -> int:

@@ -10,7 +10,7 @@ import click
 from .. import presets
 from ..errors import TumorcaError
 from ..io.layout import fmt_shape
-from ._common import CONTEXT, RunProblem, UsageProblem, check_output_place, check_threads, parse_shape
+from ._common import CONTEXT, RunProblem, UsageProblem, check_output_place, check_threads, parse_set, parse_shape
 
 
 @click.command("bench", context_settings=CONTEXT)
@@ -30,8 +30,13 @@ from ._common import CONTEXT, RunProblem, UsageProblem, check_output_place, chec
                    "counts, with halo-exchange time and bytes per step (docs/scaling.md; needs mpi4py/mpiexec).")
 @click.option("--mpi-shape", default="256x256x256", show_default=True, help="Lattice of the --mpi case.")
 @click.option("--mpi-steps", type=int, default=3, show_default=True, help="Timed steps of the --mpi case.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set one parameter of every case (as for "
+              "run: value read as TOML); repeatable.")
+@click.option("--tumour-fraction", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True,
+              help="Share of the lattice's area (2D) or volume (3D) the initial tumour fills.")
 def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path: Path | None, reference: bool,
-              streaming: bool, roofline_mb: int, mpi_ranks: str | None, mpi_shape: str, mpi_steps: int) -> None:
+              streaming: bool, roofline_mb: int, mpi_ranks: str | None, mpi_shape: str, mpi_steps: int,
+              sets: tuple[str, ...], tumour_fraction: float) -> None:
     """Measure steps/s, site-updates/s, time and bandwidth per phase, memory per site and thread speed-up,
     beside a memory-bandwidth roofline and the NumPy reference measured in the same run (docs/performance.md).
     With --mpi: strong scaling over MPI ranks and the cost of halo exchange (docs/scaling.md)."""
@@ -55,9 +60,15 @@ def bench_cmd(sizes: str, threads_text: str, steps: int, preset: str, json_path:
     if roofline_mb < 1:
         raise UsageProblem(f"--roofline-mb must be >= 1, got {roofline_mb}")
     _check_bench_outputs(preset, json_path)
+    overrides = dict(parse_set(item) for item in sets)
     try:
-        doc = bench.bench(shapes, threads, steps=steps, preset=preset, reference=reference,
-                          roofline_mb=roofline_mb, streaming=bench.streaming_overhead if streaming else None,
+        bench.case_params((8, 8), preset, tumour_fraction, overrides)  # a bad --set fails before any timing
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    try:
+        doc = bench.bench(shapes, threads, steps=steps, preset=preset, reference=reference, overrides=overrides,
+                          tumour_fraction=tumour_fraction, roofline_mb=roofline_mb,
+                          streaming=bench.streaming_overhead if streaming else None,
                           progress=lambda row: click.echo(f"  measured {fmt_shape(tuple(row['shape']))} on "
                                                           f"{row['threads']} thread(s)", err=True))
     except TumorcaError as exc:

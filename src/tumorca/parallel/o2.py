@@ -1,4 +1,9 @@
-"""The quasi-steady O2 solve on one block of a lattice split across MPI ranks, bit for bit the serial solve."""
+"""The quasi-steady O2 solve on one block of a lattice split across MPI ranks, bit for bit the serial solve.
+
+``o2_solver = "mgcg"`` (the default) agglomerates the whole lattice onto rank 0, which runs the serial solve with
+its threads and sends each rank its block back: the result is the serial one by construction, for any rank count.
+``"sor"`` runs red-black SOR on the blocks (:class:`BlockO2Solver` below).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +11,13 @@ import numpy as np
 from .. import _o2
 from .._numerics import float32_exact
 from ..errors import ParameterError
-from ..o2 import uptake_table
+from ..o2 import CAP_NAME, MEASURE, uptake_table
 from ..params import Params
 
 
 class BlockO2Solver:
-    """Red-black SOR on a block, bit-identical to the serial :class:`tumorca.o2.O2Solver` with few messages.
+    """The O2 solve of a block, bit-identical to the serial :class:`tumorca.o2.O2Solver`: mgcg on rank 0 (see the
+    module), or red-black SOR on the blocks with few messages:
 
     After an exchange of H halo layers, b = H // 2 sweeps can run without another: half-sweep j also updates the
     H - j halo layers whose inputs are still exact (the same values the neighbour computes).  The stopping test
@@ -20,11 +26,13 @@ class BlockO2Solver:
     a copy for k sweeps only, so the result and the sweep count are the serial ones.
     """
 
-    cap_name = "o2_max_sweeps"
-
     def __init__(self, domain, params: Params, rates: dict[str, float]) -> None:
         if params.o2_solver == "multigrid":
             raise ParameterError('o2_solver = "multigrid" is serial-only; use "sor"')
+        self.cap_name = CAP_NAME[params.o2_solver]
+        self.measure = MEASURE[params.o2_solver]
+        self.mgcg = params.o2_solver == "mgcg"
+        self._serial = None  # rank 0's serial solver (and its workspace), made at the first mgcg solve
         self.domain = domain
         self.params = params
         self.k = rates["o2_k"]
@@ -33,6 +41,8 @@ class BlockO2Solver:
         self._snapshot: np.ndarray | None = None
 
     def solve(self, arrays: dict[str, np.ndarray], threads: int) -> tuple[int, float, float]:
+        if self.mgcg:
+            return self._solve_mgcg(arrays, threads)
         p, a, dom = self.params, arrays, self.domain
         origin, _, box = dom.geom
         c, tis, src = a["o2"], a["tissue"], a["perfused"]
@@ -81,3 +91,29 @@ class BlockO2Solver:
             done += b
             rmax = float(glob[b - 1])
         return done, rmax, float(done)
+
+    def _solve_mgcg(self, arrays: dict[str, np.ndarray], threads: int) -> tuple[int, float, float]:
+        """Gather o2, tissue and sources of every block on rank 0, solve there, scatter the blocks back."""
+        from ..o2 import O2Solver
+
+        p, dom = self.params, self.domain
+        comm = dom.cart
+        own = dom.owned
+        names = ("o2", "tissue", "perfused")
+        mine = (dom.dec.owned, [np.ascontiguousarray(arrays[n][own]) for n in names])
+        parts = comm.gather(mine, root=0)
+        stats = None
+        blocks = None
+        if dom.is_root:
+            shape3 = dom.shape3
+            full = {n: np.empty(shape3, dtype=arrays[n].dtype) for n in names}
+            for owned, arrs in parts:
+                for n, v in zip(names, arrs):
+                    full[n][owned] = v
+            if self._serial is None:
+                self._serial = O2Solver(shape3, p, {"o2_k": self.k})
+            stats = self._serial.solve(full, threads)
+            blocks = [full["o2"][owned].copy() for owned, _ in parts]
+        block = comm.scatter(blocks, root=0)
+        arrays["o2"][own] = block
+        return comm.bcast(stats, root=0)

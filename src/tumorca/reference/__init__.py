@@ -1,6 +1,6 @@
 """The tumorca step in plain, vectorised NumPy: the executable specification of the model.
 
-One module per kernel file of ``ext/``: ``o2`` (``_o2.pyx``), ``fields`` (``_fields.pyx``), ``tissue``
+One module per kernel file of ``ext/``: ``o2`` and ``o2_mgcg`` (``_o2.pyx``), ``fields`` (``_fields.pyx``), ``tissue``
 (``_tissue.pyx``), ``vessels`` (``_vessels.pyx``), ``neutrophils`` (``_neutrophils.pyx``), ``_rng`` (``_rng.pyx``
 and ``philox.h``); this module holds the phase order of a step.
 
@@ -30,6 +30,7 @@ from ._rng import below, draw, philox4x32_10, u01
 from .fields import diffuse, implicit_axis, secrete
 from .neutrophils import neutrophil_clear, neutrophil_life_kill, neutrophil_submove
 from .o2 import o2_solve, o2_solve_multigrid
+from .o2_mgcg import o2_solve_mgcg
 from .tissue import tumor_update
 from .vessels import (endothelium_update, one_cluster, perfusion, perfusion_connect, perfusion_finish,
                       perfusion_prune_round)
@@ -68,7 +69,9 @@ def step(state: dict[str, Any]) -> dict[str, Any]:
     perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], rules.perfusion)
     o2_args = (a["o2"], a["tissue"], a["perfused"], uptake_table(p), r["o2_k"], float32_exact(p.o2_vessel),
                p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value))
-    if p.o2_solver == "multigrid":
+    if p.o2_solver == "mgcg":
+        o2_solve_mgcg(*o2_args, p.o2_mgcg_smooth, p.o2_tol, p.o2_max_iter)
+    elif p.o2_solver == "multigrid":
         o2_solve_multigrid(*o2_args, p.o2_mg_vessel_uptake, p.o2_mg_presmooth, p.o2_mg_postsmooth, p.o2_tol,
                            p.o2_mg_max_cycles)
     else:
@@ -106,7 +109,7 @@ def run(state: dict[str, Any], steps: int) -> dict[str, Any]:
     return out
 
 
-__all__ = ["philox4x32_10", "draw", "u01", "below", "o2_solve", "o2_solve_multigrid", "implicit_axis", "diffuse",
+__all__ = ["philox4x32_10", "draw", "u01", "below", "o2_solve", "o2_solve_mgcg", "o2_solve_multigrid", "implicit_axis", "diffuse",
            "secrete", "tumor_update", "perfusion", "perfusion_connect", "perfusion_prune_round",
            "perfusion_finish", "one_cluster", "endothelium_update", "neutrophil_life_kill", "neutrophil_submove",
            "neutrophil_clear", "uptake_table", "ifn_level", "step", "run", "FIELD_NAMES"]
