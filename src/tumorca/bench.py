@@ -19,7 +19,8 @@ import numpy as np
 from . import __version__
 from .params import Params
 from .presets import get as preset_params
-from .simulation import PHASES, Simulation, bytes_per_site, solver_bytes_per_site  # noqa: F401 (PHASES re-exported)
+from .engine import PHASES  # noqa: F401 (re-exported: the phases a bench reports)
+from .simulation import Simulation, bytes_per_site, solver_bytes_per_site
 
 #: The JSON document ``tumorca bench --json`` writes: top-level keys and, for each case, its keys.
 SCHEMA: dict[str, Any] = {

@@ -105,7 +105,7 @@ def _message(exc: BaseException) -> str:
 
 # -- the pieces -------------------------------------------------------------------------------------------------
 def _state_dtypes() -> dict[str, np.dtype]:
-    from ..simulation import STATE_ARRAYS
+    from ..engine import STATE_ARRAYS
 
     return dict(STATE_ARRAYS)
 

@@ -120,7 +120,7 @@ class DistributedSimulation(Engine):
             ``shape``, ``params``, ``seed`` and ``step_index`` as in :meth:`tumorca.Simulation.get_state`.
         read_block : callable
             ``read_block(name, (zslice, yslice, xslice))`` returns that region (global 3D slices) of the
-            whole-lattice array ``name`` of :data:`tumorca.simulation.STATE_ARRAYS`, whichever rank count wrote
+            whole-lattice array ``name`` of :data:`tumorca.engine.STATE_ARRAYS`, whichever rank count wrote
             it.  This is how a checkpoint written by P ranks continues on Q ranks.
 
         The continuation equals the uninterrupted (serial) run bit for bit.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numerics import MGCG_COARSE_SCALE, mgcg_error_estimate, mgcg_shapes
-from ._lattice import _VN, shifted
+from ._lattice import VN, shifted
 
 
 def _pair_sum(a: np.ndarray, axis: int) -> np.ndarray:
@@ -128,7 +128,7 @@ class Fine:
         nn = np.zeros(shape, dtype=np.int64)
         nb = np.zeros(shape, dtype=np.int64)
         self.ghosts = []
-        for off in _VN:
+        for off in VN:
             axis = int(np.flatnonzero(off)[0])
             edge_counts = dirichlet and shape[axis] > 1
             inside = shifted(np.ones(shape, dtype=bool), off, False)
@@ -146,7 +146,7 @@ class Fine:
 
     def neighbours(self, v, ghosts):
         s = np.zeros(v.shape)
-        for off, g in zip(_VN, ghosts):
+        for off, g in zip(VN, ghosts):
             s = s + shifted(v, off, g)
         return s
 
