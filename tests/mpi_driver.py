@@ -22,7 +22,7 @@ from mpi4py import MPI  # noqa: E402
 import tumorca  # noqa: E402
 import tumorca.presets  # noqa: E402
 from tumorca import Cell  # noqa: E402
-from tumorca._lattice import normalize_shape  # noqa: E402
+from tumorca._lattice import available_memory, normalize_shape  # noqa: E402
 from tumorca.errors import LatticeError, ParameterError, ResourceError  # noqa: E402
 from tumorca.parallel import DistributedSimulation  # noqa: E402
 
@@ -233,6 +233,8 @@ CASES = {
 def errors_case():
     """Bad input: every rank raises the same one-line error together (no hang)."""
     size = COMM.Get_size()
+    avail = COMM.bcast(available_memory(), root=0)
+    side = None if avail is None else int(round((avail / 70) ** (1 / 3)))
     bad = [
         (lambda: DistributedSimulation((48, 48), busy(), ranks_shape=f"{size + 1}x1"), LatticeError,
          "MPI ranks are running"),
@@ -245,6 +247,10 @@ def errors_case():
         (lambda: DistributedSimulation((12, 12), busy(), ranks_shape=f"{size}x1x1"), LatticeError,
          "splits z, but the lattice is 2D"),
         (lambda: DistributedSimulation((8192, 8192, 8192), busy()), ResourceError, "ranks on this node need"),
+        # blocks that fit with room to spare (45 of 70 B/site of the lattice), but not with rank 0's gathered
+        # mgcg solve (+50 B/site of the whole lattice)
+        *([] if avail is None else [(lambda: DistributedSimulation((side,) * 3, busy()), ResourceError,
+                                     "rank 0's gathered O2 solve")]),
         (lambda: DistributedSimulation.from_blocks({"shape": (24, 24), "params": busy().to_dict(), "seed": 1,
                                                     "step_index": 0},
                                                    lambda n, sl: np.zeros((2, 2, 2)), ranks_shape="auto"),

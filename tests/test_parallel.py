@@ -116,6 +116,39 @@ def test_initial_block_is_the_initial_state_restricted(shape, region):
         assert part[name].dtype == arr.dtype
 
 
+# -- memory accounting (no MPI) ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape3", [(1, 97, 131), (1, 64, 64), (21, 45, 37), (16, 16, 16), (1, 1, 50), (1, 2, 9),
+                                    (1, 1, 1)])
+def test_gathered_solve_bytes_count_rank0s_arrays_and_mgcg_workspace(shape3):
+    from tumorca._numerics import MgcgWorkspace, mgcg_workspace_nbytes
+    from tumorca.parallel.o2 import GATHER_BYTES_PER_SITE, gathered_solve_bytes
+
+    sites = int(np.prod(shape3))
+    ws = MgcgWorkspace(shape3).nbytes
+    assert mgcg_workspace_nbytes(shape3) == ws                         # counted without allocating
+    assert GATHER_BYTES_PER_SITE >= 12                                   # o2, tissue, sources: received, copied
+    assert gathered_solve_bytes(shape3, tumorca.Params()) == ws + sites * GATHER_BYTES_PER_SITE   # mgcg, default
+    assert gathered_solve_bytes(shape3, tumorca.Params(o2_solver="sor")) == 0   # SOR stays distributed
+
+
+def test_node_memory_counts_rank0s_gathered_solve():
+    from tumorca.parallel.simulation import block_bytes_per_site, node_memory_error
+
+    gib = 1 << 30
+    assert block_bytes_per_site() == 45
+    assert node_memory_error(2, 3 * gib, 4 * gib, None) is None                 # unknown: no check
+    assert node_memory_error(2, 3 * gib, 4 * gib, 7 * gib) is None              # exactly fits
+    msg = node_memory_error(4, 9 * gib, 0, 8 * gib)                              # blocks alone (SOR, or not rank 0's node)
+    assert msg == ("the blocks of the 4 ranks on this node need 9.0 GiB of memory (45 B/site with halo) but only "
+                   "8.0 GiB is available; use more nodes")
+    msg = node_memory_error(2, 3 * gib, 4 * gib, 6 * gib)                        # the blocks fit, not with rank 0's solve
+    assert "\n" not in msg and msg.startswith("the blocks of the 2 ranks on this node need 3.0 GiB")
+    assert "rank 0's gathered O2 solve" in msg and "4.0 GiB more" in msg and "only 6.0 GiB" in msg
+    assert msg.endswith('use more nodes, or o2_solver = "sor", which stays distributed')
+    msg = node_memory_error(1, 1 * gib, 8 * gib, 6 * gib)                        # more nodes cannot help
+    assert msg.endswith('; use o2_solver = "sor", which stays distributed')
+
+
 # -- real MPI runs ----------------------------------------------------------------------------------------------
 def _mpi_missing() -> str | None:
     try:

@@ -224,6 +224,19 @@ def mgcg_shapes(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
     return shapes
 
 
+def mgcg_workspace_nbytes(shape: tuple[int, int, int]) -> int:
+    """Bytes :class:`MgcgWorkspace` allocates for ``shape`` (its ``nbytes``), counted without allocating: x in
+    float64, r, p and z in float32, one float64 partial per row, and per coarse level e, f, m, b and one face-weight
+    array per axis longer than one cell, float64.  Per site this is 36-37 B in 2D and 28-29 in 3D, but up to about
+    62 on thin lattices (1 x 1 x n: the coarse levels hold about as many cells as the lattice)."""
+    shapes = mgcg_shapes(shape)
+    nz, ny, nx = shapes[0]
+    total = nz * ny * nx * (8 + 3 * 4) + nz * ny * 8
+    for s in shapes[1:]:
+        total += int(np.prod(s)) * 8 * (4 + sum(1 for n in s if n > 1))
+    return total
+
+
 #: Safety factor on the mgcg error estimate delta * rho / (1 - rho): the contraction rho is read off the last two
 #: update ratios, and CG's ratios vary from one iteration to the next (measured: up to 2x underestimates without
 #: it, docs/o2-solver.md).

@@ -9,10 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _o2
-from .._numerics import float32_exact
+from .._numerics import float32_exact, mgcg_workspace_nbytes
 from ..errors import ParameterError
 from ..o2 import CAP_NAME, MEASURE, uptake_table
 from ..params import Params
+
+#: Bytes per site of the whole lattice that rank 0 holds during a gathered (mgcg) solve besides the solver's
+#: workspace, at the peak: the blocks of o2, tissue and sources as received (pickled, 6) and unpickled (6), then
+#: the unpickled blocks (6) while they are copied into the whole-lattice arrays (6).  Sending the field back needs
+#: less: the o2 blocks copied (4) and pickled (4).
+GATHER_BYTES_PER_SITE = 12
+
+
+def gathered_solve_bytes(shape3: tuple[int, int, int], params: Params) -> int:
+    """Bytes rank 0 needs for the O2 solve of the whole lattice under MPI (besides its own block): the gathered
+    arrays and the serial solver's workspace (counted exactly: :func:`tumorca._numerics.mgcg_workspace_nbytes`)
+    for ``o2_solver = "mgcg"``; 0 for SOR, which stays distributed."""
+    if params.o2_solver != "mgcg":
+        return 0
+    nz, ny, nx = shape3
+    return nz * ny * nx * GATHER_BYTES_PER_SITE + mgcg_workspace_nbytes(shape3)
 
 
 class BlockO2Solver:
@@ -102,18 +118,26 @@ class BlockO2Solver:
         names = ("o2", "tissue", "perfused")
         mine = (dom.dec.owned, [np.ascontiguousarray(arrays[n][own]) for n in names])
         parts = comm.gather(mine, root=0)
+        del mine
         stats = None
         blocks = None
         if dom.is_root:
             shape3 = dom.shape3
             full = {n: np.empty(shape3, dtype=arrays[n].dtype) for n in names}
+            where = []
             for owned, arrs in parts:
+                where.append(owned)
                 for n, v in zip(names, arrs):
                     full[n][owned] = v
+            del parts, arrs  # the peak that GATHER_BYTES_PER_SITE counts is the copy above, not the solve
             if self._serial is None:
                 self._serial = O2Solver(shape3, p, {"o2_k": self.k})
             stats = self._serial.solve(full, threads)
-            blocks = [full["o2"][owned].copy() for owned, _ in parts]
+            o2 = full.pop("o2")
+            del full
+            blocks = [o2[owned].copy() for owned in where]
+            del o2
         block = comm.scatter(blocks, root=0)
+        del blocks
         arrays["o2"][own] = block
         return comm.bcast(stats, root=0)

@@ -22,8 +22,37 @@ from .decomposition import Decomposition
 
 
 #: Scratch bytes per site of a block besides the serial engine's: the float64 line buffer of a pipelined
-#: diffusion pass (8) and the O2 copy kept for a batch of SOR sweeps (4).
+#: diffusion pass (8) and the O2 copy kept for a batch of SOR sweeps (4); with mgcg, the block's o2, tissue and
+#: sources copied and pickled for rank 0 (12) instead.  (Rank 0's whole-lattice arrays and mgcg workspace are
+#: counted apart: :func:`tumorca.parallel.o2.gathered_solve_bytes`.)
 PARALLEL_BYTES_PER_SITE = 12
+
+
+def block_bytes_per_site() -> int:
+    """Bytes per site of a block with halo: the state, the serial scratch and the parallel scratch."""
+    return bytes_per_site() + PARALLEL_BYTES_PER_SITE
+
+
+def node_memory_error(ranks: int, blocks: int, gathered: int, available: int | None) -> str | None:
+    """The one-line message of the ResourceError raised when the ``ranks`` ranks sharing a node's memory need
+    more than ``available`` bytes, else None (also when ``available`` is unknown).
+
+    ``blocks`` is the bytes of their blocks with halo and scratch (:func:`block_bytes_per_site`), ``gathered`` the
+    bytes of rank 0's gathered O2 solve if rank 0 is one of them (:func:`tumorca.parallel.o2.gathered_solve_bytes`;
+    0 elsewhere and with SOR)."""
+    if available is None or blocks + gathered <= available:
+        return None
+    msg = (f"the blocks of the {ranks} ranks on this node need {fmt_bytes(blocks)} of memory "
+           f"({block_bytes_per_site()} B/site with halo)")
+    if gathered:
+        msg += (f" and rank 0's gathered O2 solve (o2_solver = \"mgcg\": the whole lattice and the solver's "
+                f"workspace) {fmt_bytes(gathered)} more")
+    msg += f" but only {fmt_bytes(available)} is available; "
+    if not gathered:
+        return msg + "use more nodes"
+    if gathered >= available:
+        return msg + 'use o2_solver = "sor", which stays distributed'
+    return msg + 'use more nodes, or o2_solver = "sor", which stays distributed'
 
 
 class MPIUnavailableError(TumorcaError):
@@ -195,18 +224,22 @@ class DistributedSimulation(Engine):
 
     def _check_node_memory(self, MPI) -> None:
         """ResourceError if the blocks (with halo and the engine's scratch) of all ranks sharing this node's
-        memory need more than is available here (the serial check, counted per node, not per rank)."""
-        need = int(np.prod(self._dec.local_shape)) * (bytes_per_site() + PARALLEL_BYTES_PER_SITE)
+        memory, and on rank 0's node the whole lattice and workspace of the gathered mgcg solve, need more than
+        is available here (the serial check, counted per node, not per rank)."""
+        from .o2 import gathered_solve_bytes
+
+        need = np.array([int(np.prod(self._dec.local_shape)) * block_bytes_per_site(),
+                         gathered_solve_bytes(self._shape3, self._params) if self._comm.Get_rank() == 0 else 0],
+                        dtype=np.int64)
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
-            total, ranks = node.allreduce(need), node.Get_size()
+            total, ranks = np.empty_like(need), node.Get_size()
+            node.Allreduce(need, total, op=MPI.SUM)
         finally:
             node.Free()
-        avail = available_memory()
-        if avail is not None and total > avail:
-            raise ResourceError(f"the blocks of the {ranks} ranks on this node need {fmt_bytes(total)} of memory "
-                                f"({bytes_per_site() + PARALLEL_BYTES_PER_SITE} B/site with halo) but only "
-                                f"{fmt_bytes(avail)} is available; use more nodes")
+        msg = node_memory_error(ranks, int(total[0]), int(total[1]), available_memory())
+        if msg is not None:
+            raise ResourceError(msg)
 
     def _initial_local(self) -> dict[str, np.ndarray]:
         return initial_block(self._shape3, self._params, self._dec.local)
