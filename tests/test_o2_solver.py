@@ -10,7 +10,7 @@ import tumorca
 from tumorca import Cell, _o2, _rng, reference
 from tumorca._numerics import MgcgWorkspace, MultigridWorkspace
 from tumorca.reference import o2_mgcg as twin
-from tumorca.reference._lattice import _VN, shifted
+from tumorca.reference._lattice import VN, shifted
 
 K = 250.0  # D/dx^2 of the default parameters (1/min)
 UPTAKE = reference.uptake_table(tumorca.Params())
@@ -62,7 +62,7 @@ def direct(tissue, source, dirichlet, source_values=None, edge=38.0):
     nn = np.zeros(shape, dtype=np.int64)
     rows, cols, vals = [], [], []
     rhs = np.where(free, 0.0, 38.0 if source_values is None else source_values.ravel().astype(np.float64))
-    for off in _VN:
+    for off in VN:
         axis = int(np.flatnonzero(off)[0])
         ghost = dirichlet and shape[axis] > 1
         nb = shifted(idx, off, -1).ravel()

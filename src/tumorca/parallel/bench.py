@@ -69,13 +69,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preset", default="wild-type")
     ap.add_argument("--ranks-shape", default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="set one parameter (e.g. o2_solver=sor), as tumorca run --set")
     a = ap.parse_args(argv)
     from mpi4py import MPI
 
     from ..bench import case_params, parse_shape
+    from ..params import tomllib
 
     shape = parse_shape(a.shape)
-    row = bench_step(shape, steps=a.steps, ranks_shape=a.ranks_shape, params=case_params(shape, a.preset),
+    overrides = {}
+    for item in a.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key.strip()] = value.strip()   # a bare word (sor, dirichlet)
+    row = bench_step(shape, steps=a.steps, ranks_shape=a.ranks_shape,
+                     params=case_params(shape, a.preset, overrides=overrides),
                      threads=a.threads, warmup=1)
     if MPI.COMM_WORLD.Get_rank() == 0:
         print(json.dumps(row), flush=True)

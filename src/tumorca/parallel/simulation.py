@@ -117,7 +117,8 @@ class DistributedSimulation(Engine):
     tumorca.errors.TumorcaError
         On every rank together: MPIUnavailableError without mpi4py; LatticeError for a bad shape, seed, thread
         count or a rank grid that does not fit the lattice; ParameterError for bad params or multigrid;
-        ResourceError if a block would not fit in memory.
+        ResourceError if the blocks of a node's ranks would not fit its memory (on rank 0's node, with the whole
+        lattice and workspace of the gathered mgcg O2 solve: docs/parallel.md, "Cost and memory").
     """
 
     # -- construction ---------------------------------------------------------------------------------------
