@@ -22,8 +22,8 @@ cdef extern from "defs.h" nogil:
         TC_CLOCK_MAX
         TC_ROW_SITES
         TC_ROW_PROPOSALS
-        TC_PERF_CONNECTED
-        TC_PERF_REMOVED
+        TC_PERFUSION_CONNECTED
+        TC_PERFUSION_REMOVED
 
 
 cdef inline unsigned short clock_sat(int c) noexcept nogil:

@@ -80,7 +80,7 @@ cdef inline bint _on_face_g(const Geom* G, Py_ssize_t z, Py_ssize_t y, Py_ssize_
 def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
                       uint8_t[:, :, ::1] perfused, const int64_t[::1] ec, object rules, object origin=None,
                       object gshape=None, object box=None, object search=None):
-    """Mark (TC_PERF_CONNECTED in ``perfused``) every endothelial site joined to an inlet or to an already marked
+    """Mark (TC_PERFUSION_CONNECTED in ``perfused``) every endothelial site joined to an inlet or to an already marked
     site by a path of endothelium inside ``search`` (local ((z0, z1), (y0, y1), (x0, x1)); default the whole
     array); returns the number of marked sites in ``box``.
 
@@ -118,8 +118,8 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
             y = (i // nx) % ny
             z = i // (nx * ny)
             if I[i] or (R.edge_inlets and _on_face_g(&G, z, y, x)):
-                P[i] |= _defs.TC_PERF_CONNECTED
-            if P[i] & _defs.TC_PERF_CONNECTED:
+                P[i] |= _defs.TC_PERFUSION_CONNECTED
+            if P[i] & _defs.TC_PERFUSION_CONNECTED:
                 queue[tail] = i
                 tail += 1
         while head < tail:
@@ -134,8 +134,8 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
                 xx = x + TC_DX[d]
                 if sz0 <= zz < sz1 and sy0 <= yy < sy1 and sx0 <= xx < sx1:
                     j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERF_CONNECTED):
-                        P[j] |= _defs.TC_PERF_CONNECTED
+                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERFUSION_CONNECTED):
+                        P[j] |= _defs.TC_PERFUSION_CONNECTED
                         queue[tail] = j
                         tail += 1
         for k in range(n_ec):
@@ -143,7 +143,7 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
             x = i % nx
             y = (i // nx) % ny
             z = i // (nx * ny)
-            if (P[i] & _defs.TC_PERF_CONNECTED) and G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1:
+            if (P[i] & _defs.TC_PERFUSION_CONNECTED) and G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1:
                 n_owned += 1
     free(queue)
     return n_owned
@@ -153,7 +153,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
                           uint8_t[:, :, ::1] perfused, uint8_t[:, :, ::1] scratch, const int64_t[::1] ec,
                           object rules, object origin=None, object gshape=None, object box=None):
     """One synchronous pruning round over the local array: every non-inlet site not yet
-    removed whose endothelial neighbours not yet removed form at most one cluster gets TC_PERF_REMOVED in
+    removed whose endothelial neighbours not yet removed form at most one cluster gets TC_PERFUSION_REMOVED in
     ``perfused``.  ``scratch`` (one byte per site, zero) holds the round's decisions until they are applied.
     Returns the number of sites in ``box`` pruned by this round (0 everywhere ends the rounds)."""
     cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
@@ -174,7 +174,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
     with nogil:
         for k in range(n_ec):
             i = ec[k]
-            if P[i] & _defs.TC_PERF_REMOVED:
+            if P[i] & _defs.TC_PERFUSION_REMOVED:
                 continue
             x = i % nx
             y = (i // nx) % ny
@@ -188,7 +188,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
                 xx = x + TC_DX[d]
                 if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
                     j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERF_REMOVED):
+                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERFUSION_REMOVED):
                         nbmask |= (<uint32_t>1) << d
             if _one_cluster(nbmask):
                 S[i] = 1
@@ -198,7 +198,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
             i = ec[k]
             if S[i]:
                 S[i] = 0
-                P[i] |= _defs.TC_PERF_REMOVED
+                P[i] |= _defs.TC_PERFUSION_REMOVED
     return n_owned
 
 
@@ -221,8 +221,8 @@ def perfusion_finish(uint8_t[:, :, ::1] tissue, uint8_t[:, :, ::1] perfused, uin
     with nogil:
         for k in range(n_ec):
             i = ec[k]
-            if P[i] & _defs.TC_PERF_CONNECTED:
-                P[i] = 0 if (P[i] & _defs.TC_PERF_REMOVED) else 1
+            if P[i] & _defs.TC_PERFUSION_CONNECTED:
+                P[i] = 0 if (P[i] & _defs.TC_PERFUSION_REMOVED) else 1
                 if T[i] == _defs.TC_EC_STALK:
                     C[i] = 0
             else:

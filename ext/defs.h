@@ -42,7 +42,7 @@ enum {
 #define TC_ROW_PROPOSALS 0x2
 
 /* Flags held in ``perfused`` while the perfusion search runs (perfusion_connect / _prune_round / _finish). */
-#define TC_PERF_CONNECTED 0x2
-#define TC_PERF_REMOVED 0x4
+#define TC_PERFUSION_CONNECTED 0x2
+#define TC_PERFUSION_REMOVED 0x4
 
 #endif

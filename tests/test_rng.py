@@ -102,15 +102,11 @@ def header_constants(path: Path = DEFS_H) -> dict[str, int]:
     return found
 
 
-#: C constants whose Python twin has a longer name than the TC_ prefix dropped.
-PYTHON_NAMES = {"TC_PERF_CONNECTED": "PERFUSION_CONNECTED", "TC_PERF_REMOVED": "PERFUSION_REMOVED"}
-
-
 def python_twin(c_name: str):
-    """The value tumorca._constants gives the C constant ``TC_X``: ``_constants.X`` (or the name in
-    :data:`PYTHON_NAMES`), a member ``Cell.X``, or for ``TC_N_STATES`` the number of cell states."""
+    """The value tumorca._constants gives the C constant ``TC_X``: ``_constants.X``, a member ``Cell.X``, or for
+    ``TC_N_STATES`` the number of cell states."""
     assert c_name.startswith("TC_"), f"{c_name}: constants in {DEFS_H.name} are named TC_*"
-    name = PYTHON_NAMES.get(c_name, c_name[3:])
+    name = c_name[3:]
     if name == "N_STATES":
         return len(_constants.Cell)
     if name in _constants.Cell.__members__:
