@@ -79,13 +79,19 @@ def process_start_ticks(pid: int | None = None) -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs.  A zombie (killed, not yet reaped: an MPI rank whose launcher was killed
+    with it waits for init to reap it) has stopped writing for good and counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return not os.path.isdir("/proc/self")  # gone since, or no /proc here: trust the signal
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:

@@ -1,0 +1,296 @@
+"""Issue 16: ``kill -9`` at random moments of a sweep and of an MPI run, each resumed bit-identically, and a disk
+that fills up under one MPI rank.  The serial run's kill test is in tests/test_hardening.py.
+
+The moments are drawn from a seeded generator (a failure repeats), uniformly over the time an uninterrupted run of
+the same command took; every killed output is then finished the documented way (``tumorca sweep ... --resume``,
+``mpiexec -n 2 tumorca run --resume -o OUT``, or a fresh start when nothing was written yet) and compared with the
+uninterrupted run dataset by dataset."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runfile_util import assert_same_run, cli_cmd
+
+# -- sweeps -----------------------------------------------------------------------------------------------------------
+#: Two runs of 60 steps on one worker, so a kill finds the second run's file in .partial/ as often as the first's.
+SWEEP = """\
+name = "kill"
+seed = 16
+replicates = 1
+shape = "32x32"
+steps = 60
+every = 20
+checkpoint_every = 20
+fields = ["o2"]
+
+[params]
+init_vessel_spacing = 16
+init_tumor_radius = 5
+
+[grid]
+preset = ["wild-type", "ifnb-knockout"]
+"""
+N_SWEEP = 2
+
+
+def _hidden_files(d: Path) -> list[str]:
+    """Hidden files anywhere under ``d`` but the sweep's lock."""
+    out = []
+    for root, dirs, files in os.walk(d):
+        for name in files + dirs:
+            rel = os.path.relpath(os.path.join(root, name), d)
+            if name.startswith(".") and rel != ".sweep.lock" and not rel.startswith(".partial"):
+                out.append(rel)
+    return sorted(out)
+
+
+def _sweep(toml: Path, out: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_cmd("sweep", str(toml), "-o", str(out), "--workers", "1", "-q", *extra),
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+                          start_new_session=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate(timeout=60)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc), whatever its process group or session."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher's process group and every process under it at once: MPICH's hydra proxy and each
+    rank run in sessions of their own, which a signal to the launcher's group alone would reach only later (the
+    proxy kills the ranks once it loses the launcher).  Waits until every one of them is gone."""
+    pids = _descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in pids):
+        assert time.monotonic() < deadline, [p for p in pids if _alive(p)]
+        time.sleep(0.02)
+
+
+def _wait_group_gone(pgid: int, timeout: float = 30) -> None:
+    """Wait until no process of the group ``pgid`` is left (orphaned Dask workers die with their nanny)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(pgid, signal.SIGKILL)
+
+
+def _sweep_kills(tmp_path: Path, moments: int, seed: int) -> None:
+    pytest.importorskip("distributed")
+    toml = tmp_path / "kill.toml"
+    toml.write_text(SWEEP)
+    ref = tmp_path / "ref"
+    t0 = time.monotonic()
+    res = _sweep(toml, ref)
+    span = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    rng = random.Random(seed)
+    for i in range(moments):
+        out = tmp_path / f"k{i}"
+        whole_group = rng.random() < 0.5  # the lost node (everything dies) or only the sweep process
+        proc = subprocess.Popen(cli_cmd("sweep", str(toml), "-o", str(out), "--workers", "1", "-q"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.05, span))
+        if whole_group:
+            _kill_group(proc)
+        else:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            _wait_group_gone(proc.pid)
+        res = _sweep(toml, out, "--resume")
+        assert res.returncode == 0, (i, whole_group, res.stderr)
+        assert "Traceback" not in res.stderr, (i, res.stderr)
+        for k in range(N_SWEEP):
+            name = f"runs/run_{k:04d}.h5"
+            assert assert_same_run(ref / name, out / name) > 10, (i, name)
+        assert sorted(os.listdir(out)) == [".sweep.lock", "manifest.csv", "manifest.json", "runs"], (i, whole_group)
+        assert len(os.listdir(out / "runs")) == 2 * N_SWEEP, i
+        assert _hidden_files(out) == [], i
+        shutil.rmtree(out)
+
+
+@pytest.mark.dask
+@pytest.mark.subprocess
+@pytest.mark.timeout(300)
+def test_kill_9_of_a_sweep_at_random_moments_then_resume_is_bit_identical(tmp_path):
+    """A few SIGKILLs (to the whole process group, or to the sweep process alone) at random moments of a sweep,
+    each followed by ``tumorca sweep --resume``: every run file equals the uninterrupted sweep's."""
+    _sweep_kills(tmp_path, moments=4, seed=16)
+
+
+@pytest.mark.slow
+@pytest.mark.dask
+@pytest.mark.subprocess
+@pytest.mark.timeout(1200)
+def test_kill_9_of_a_sweep_at_20_random_moments_then_resume_is_bit_identical(tmp_path):
+    _sweep_kills(tmp_path, moments=20, seed=1616)
+
+
+# -- MPI runs ---------------------------------------------------------------------------------------------------------
+#: Small and short: a few seconds under mpiexec -n 2 on a loaded machine, checkpoints every 20 of 120 steps.
+MPI_ARGS = ["--shape", "32x32", "--set", "init_vessel_spacing=16", "--steps", "120", "--every", "20",
+            "--checkpoint-every", "20", "--seed", "11", "--threads", "1", "-q"]
+
+
+def _mpiexec() -> str:
+    import sysconfig
+
+    exe = shutil.which("mpiexec") or shutil.which("mpiexec", path=sysconfig.get_path("scripts"))
+    if exe is None:
+        pytest.skip("no mpiexec on PATH (pip install mpich)")
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py is not installed (pip install 'tumorca[mpi]')")
+    if importlib.util.find_spec("tumorca.parallel") is None:
+        pytest.skip("tumorca.parallel (the MPI engine) is not available")
+    return exe
+
+
+def mpi_cmd(n: int, *args: str) -> list[str]:
+    return [_mpiexec(), "-n", str(n), sys.executable, "-m", "tumorca.cli", *args]
+
+
+def run_mpi(n: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(mpi_cmd(n, *args), capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+                          start_new_session=True)
+
+
+def _check_rank_dir(out: Path, n: int) -> None:
+    """One generation of frames, one rank file per rank, no checkpoint blocks once complete, nothing hidden."""
+    ranks = out.with_name(out.name + ".ranks")
+    assert sorted(p.name for p in ranks.iterdir() if p.name.startswith("ckpt-")) == []
+    frames = [p for p in ranks.iterdir() if p.name.startswith("frames-")]
+    assert len(frames) == 1 and len(list(frames[0].glob("rank-*.h5"))) == n, sorted(map(str, ranks.rglob("*")))
+    hidden = [str(p) for p in (*out.parent.rglob(".*"),)]
+    assert hidden == [], hidden
+    assert not out.with_name(out.name + ".ckpt.h5").exists()
+
+
+def _mpi_kills(tmp_path: Path, moments: int, seed: int) -> None:
+    ref = tmp_path / "ref" / "m.h5"
+    ref.parent.mkdir()
+    t0 = time.monotonic()
+    res = run_mpi(2, "run", "-o", str(ref), *MPI_ARGS)
+    span = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    rng = random.Random(seed)
+    outcomes = []
+    for i in range(moments):
+        d = tmp_path / f"k{i}"
+        d.mkdir()
+        out = d / "m.h5"
+        proc = subprocess.Popen(mpi_cmd(2, "run", "-o", str(out), *MPI_ARGS), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True)
+        time.sleep(rng.uniform(0.05, span))
+        _kill_tree(proc)
+        if out.exists():
+            res = run_mpi(2, "run", "--resume", "-o", str(out))
+            if res.returncode == 2 and "finished run" in res.stderr:  # it completed before the kill
+                outcomes.append("complete")
+            else:
+                assert res.returncode == 0, (i, res.stderr)
+                outcomes.append("resumed")
+        else:
+            leftovers = sorted(p.name for p in d.iterdir())
+            assert all(p.startswith(".") or p == "m.h5.ranks" for p in leftovers), (i, leftovers)
+            res = run_mpi(2, "run", "-o", str(out), *MPI_ARGS)
+            assert res.returncode == 0, (i, res.stderr)
+            outcomes.append("restarted")
+        assert "Traceback" not in res.stderr, (i, res.stderr)
+        assert assert_same_run(ref, out) > 20, i
+        _check_rank_dir(out, 2)
+        shutil.rmtree(d)
+    print("outcomes:", outcomes)
+
+
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(300)
+def test_kill_9_of_an_mpi_run_at_random_moments_then_resume_is_bit_identical(tmp_path):
+    """SIGKILL to the process group of ``mpiexec -n 2 tumorca run`` (launcher and ranks at once) at random moments,
+    each followed by ``mpiexec -n 2 tumorca run --resume``: the result equals the uninterrupted MPI run."""
+    _mpi_kills(tmp_path, moments=5, seed=16)
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(1200)
+def test_kill_9_of_an_mpi_run_at_20_random_moments_then_resume_is_bit_identical(tmp_path):
+    _mpi_kills(tmp_path, moments=20, seed=1616)
+
+
+def test_temporaries_of_a_zombie_writer_are_stale(tmp_path):
+    """Before: a killed MPI rank not yet reaped (a zombie: its parent, the hydra proxy, was killed with it) counted
+    as a live writer, so the next run left its hidden temporary file behind for good."""
+    from tumorca.io.writer import remove_stale_temporaries
+
+    child = subprocess.Popen(["true"])  # exits at once and stays a zombie until waited for
+    other = subprocess.Popen(["sleep", "60"])  # a live writer
+    deadline = time.monotonic() + 10
+    while not Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        stale = tmp_path / f".r.h5.{child.pid}.0123abcd.tmp"
+        live = tmp_path / f".r.h5.{other.pid}.89abcdef.tmp"
+        for p in (stale, live):
+            p.write_bytes(b"x")
+        assert remove_stale_temporaries(tmp_path / "r.h5") == [stale] and live.exists()
+    finally:
+        child.wait()
+        other.kill()
+        other.wait()
