@@ -294,3 +294,98 @@ def test_temporaries_of_a_zombie_writer_are_stale(tmp_path):
         child.wait()
         other.kill()
         other.wait()
+
+
+# -- a disk that fills up under an MPI run ------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs (needs root; skipped elsewhere): a disk that fills up for real."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _fill(path: Path) -> int:
+    """Write ``path`` until the disk is full; returns the bytes written."""
+    n = 0
+    with open(path, "wb", buffering=0) as f:
+        for size in (1 << 16, 1 << 12, 1 << 9):
+            block = b"\0" * size
+            try:
+                while True:
+                    n += f.write(block)
+            except OSError as exc:
+                assert exc.errno == 28, exc  # ENOSPC
+    return n
+
+
+DISK_ARGS = ["--shape", "32x32", "--set", "init_vessel_spacing=16", "--steps", "400", "--every", "20",
+             "--checkpoint-every", "40", "--seed", "12", "--threads", "1", "-q"]
+
+
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(240)
+def test_mpi_run_on_a_disk_that_fills_up_stops_cleanly_and_resumes(small_disk, tmp_path):
+    """Issue 16 item 10e: the disk fills up (another process takes the space) while ``mpiexec -n 2 tumorca run``
+    writes; the rank whose write hits ENOSPC first makes every rank stop at the next step.  The run ends with one
+    line on stderr and exit status 1; the file reads, says why it stopped, and ``--resume`` (once there is space)
+    finishes it equal to the uninterrupted run."""
+    from runfile_util import checkpoint_step
+
+    from tumorca.io import RunReader
+
+    ref = tmp_path / "ref.h5"
+    res = run_mpi(2, "run", "-o", str(ref), *DISK_ARGS)
+    assert res.returncode == 0, res.stderr
+
+    out = small_disk / "m.h5"
+    filler = small_disk / "filler"
+    proc = subprocess.Popen(mpi_cmd(2, "run", "-o", str(out), *DISK_ARGS), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while checkpoint_step(out.with_name("m.h5.ckpt.h5")) < 40:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.005)
+        _fill(filler)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc)
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tumorca: error: ") and "Traceback" not in err, err
+    # the rank that sees the disk full before a frame refuses it (the file intact); one whose write fails inside
+    # HDF5 says "disk full" and leaves its file as of its last flush: either way every rank stops
+    assert "disk nearly full" in lines[0] or "disk full" in lines[0], err
+    assert "--resume" in lines[0], err
+    with RunReader(out) as r:
+        assert r.status.resumable, r.status
+        assert r.n_frames < 21
+        n_frames = r.n_frames
+    res = run_cli_inspect(out)
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr
+    # a resume while the disk is still full fails the same way, and the file stays readable
+    res = run_mpi(2, "run", "--resume", "-o", str(out))
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    with RunReader(out) as r:
+        assert r.status.resumable and r.n_frames >= min(n_frames, 1), r.status
+    filler.unlink()
+    res = run_mpi(2, "run", "--resume", "-o", str(out), "-q")
+    assert res.returncode == 0, res.stderr
+    assert assert_same_run(ref, out) > 20
+    _check_rank_dir(out, 2)
+
+
+def run_cli_inspect(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_cmd("inspect", str(path)), capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ))
