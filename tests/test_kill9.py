@@ -389,3 +389,69 @@ def test_mpi_run_on_a_disk_that_fills_up_stops_cleanly_and_resumes(small_disk, t
 def run_cli_inspect(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cli_cmd("inspect", str(path)), capture_output=True, text=True, timeout=60,
                           env=dict(os.environ))
+
+
+def _rank_pids(proc: subprocess.Popen) -> dict[int, int]:
+    """MPI rank -> pid of the ranks under the launcher ``proc`` (from PMI_RANK in their environment)."""
+    out = {}
+    for pid in _descendants(proc.pid):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(b"PMI_RANK="):
+                out[int(item.split(b"=", 1)[1])] = pid
+    return out
+
+
+@pytest.mark.mpi
+@pytest.mark.subprocess
+@pytest.mark.timeout(240)
+def test_mpi_write_failing_inside_hdf5_on_one_rank_stops_every_rank_and_resumes(tmp_path):
+    """A write that fails inside HDF5 on rank 1 alone (its file-size limit lowered under it with prlimit: the
+    frame is refused by the kernel in the middle of HDF5's write, as on a disk filled by another process between
+    the space check and the write).  Every rank stops with status 1 and one line, rank 1 without closing its
+    broken file; the run file reads and ``--resume`` finishes it equal to the uninterrupted run."""
+    import resource
+
+    from runfile_util import checkpoint_step
+
+    from tumorca.io import RunReader
+
+    ref = tmp_path / "ref.h5"
+    res = run_mpi(2, "run", "-o", str(ref), *DISK_ARGS)
+    assert res.returncode == 0, res.stderr
+    d = tmp_path / "run"
+    d.mkdir()
+    out = d / "m.h5"
+    proc = subprocess.Popen(mpi_cmd(2, "run", "-o", str(out), *DISK_ARGS), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while checkpoint_step(out.with_name("m.h5.ckpt.h5")) < 40:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.005)
+        pid = _rank_pids(proc)[1]
+        rank1 = next(out.with_name("m.h5.ranks").glob("frames-*/rank-00001.h5"))
+        limit = rank1.stat().st_size + 1024
+        try:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, limit))
+        except (PermissionError, OSError) as exc:
+            pytest.skip(f"cannot lower another process's file-size limit here: {exc}")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc)
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tumorca: error: ") and "Traceback" not in err, err
+    assert "rank-00001.h5" in lines[0] and "file size limit" in lines[0] and "--resume" in lines[0], err
+    with RunReader(out) as r:  # before: mpiexec killed rank 0 as rank 1 left, so the file was only "cut off"
+        assert r.status.resumable and r.status.state == "failed" and "file size limit" in r.status.detail, r.status
+        assert 0 < r.n_frames < 21
+    res = run_mpi(2, "run", "--resume", "-o", str(out), "-q")
+    assert res.returncode == 0, res.stderr
+    assert assert_same_run(ref, out) > 20
+    _check_rank_dir(out, 2)
