@@ -22,13 +22,13 @@ import pytest
 from runfile_util import assert_same_run, cli_cmd
 
 # -- sweeps -----------------------------------------------------------------------------------------------------------
-#: Two runs of 60 steps on one worker, so a kill finds the second run's file in .partial/ as often as the first's.
+#: Two runs of 120 steps on one worker, so a kill finds the second run's file in .partial/ as often as the first's.
 SWEEP = """\
 name = "kill"
 seed = 16
 replicates = 1
 shape = "32x32"
-steps = 60
+steps = 120
 every = 20
 checkpoint_every = 20
 fields = ["o2"]
@@ -133,24 +133,40 @@ def _sweep_kills(tmp_path: Path, moments: int, seed: int) -> None:
     toml = tmp_path / "kill.toml"
     toml.write_text(SWEEP)
     ref = tmp_path / "ref"
+    # the uninterrupted sweep, timed: its whole span, and when its first run started writing (most of a small
+    # sweep's time is the cluster starting; half the kills strike while runs are being written)
     t0 = time.monotonic()
-    res = _sweep(toml, ref)
+    proc = subprocess.Popen(cli_cmd("sweep", str(toml), "-o", str(ref), "--workers", "1", "-q"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                            start_new_session=True)
+    t_run = None
+    while proc.poll() is None:
+        if t_run is None and (ref / ".partial").is_dir():
+            t_run = time.monotonic() - t0
+        time.sleep(0.005)
     span = time.monotonic() - t0
-    assert res.returncode == 0, res.stderr
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    t_run = span / 2 if t_run is None else t_run
     rng = random.Random(seed)
+    outcomes = []
     for i in range(moments):
         out = tmp_path / f"k{i}"
         whole_group = rng.random() < 0.5  # the lost node (everything dies) or only the sweep process
         proc = subprocess.Popen(cli_cmd("sweep", str(toml), "-o", str(out), "--workers", "1", "-q"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
                                 start_new_session=True)
-        time.sleep(rng.uniform(0.05, span))
+        time.sleep(rng.uniform(0.05, span) if i % 2 else rng.uniform(t_run, span))
         if whole_group:
             _kill_group(proc)
         else:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=60)
             _wait_group_gone(proc.pid)
+        runs = out / "runs"
+        done = len(list(runs.glob("*.h5"))) if runs.is_dir() else 0
+        partial = sorted(p.name for p in (out / ".partial").iterdir()) if (out / ".partial").is_dir() else []
+        outcomes.append((done, len(partial), whole_group))
         res = _sweep(toml, out, "--resume")
         assert res.returncode == 0, (i, whole_group, res.stderr)
         assert "Traceback" not in res.stderr, (i, res.stderr)
@@ -161,6 +177,7 @@ def _sweep_kills(tmp_path: Path, moments: int, seed: int) -> None:
         assert len(os.listdir(out / "runs")) == 2 * N_SWEEP, i
         assert _hidden_files(out) == [], i
         shutil.rmtree(out)
+    print("outcomes (runs complete, runs in .partial, whole group killed):", outcomes)
 
 
 @pytest.mark.dask
@@ -222,10 +239,27 @@ def _check_rank_dir(out: Path, n: int) -> None:
 def _mpi_kills(tmp_path: Path, moments: int, seed: int) -> None:
     ref = tmp_path / "ref" / "m.h5"
     ref.parent.mkdir()
+    # the uninterrupted run, timed: its whole span, and the window in which its main file is being written (from
+    # its appearance to the removal of the checkpoint at the end); half the kills strike in that window
+    ck = ref.with_name("m.h5.ckpt.h5")
     t0 = time.monotonic()
-    res = run_mpi(2, "run", "-o", str(ref), *MPI_ARGS)
+    proc = subprocess.Popen(mpi_cmd(2, "run", "-o", str(ref), *MPI_ARGS), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True)
+    t_file = t_done = None
+    while proc.poll() is None:
+        now = time.monotonic() - t0
+        if t_file is None and ref.exists():
+            t_file = now
+        if t_done is None and t_file is not None and ck.exists():
+            t_done = -1.0  # a checkpoint was written: its removal marks the end
+        if t_done == -1.0 and not ck.exists():
+            t_done = now
+        time.sleep(0.002)
     span = time.monotonic() - t0
-    assert res.returncode == 0, res.stderr
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    t_file = t_file if t_file is not None else 0.05
+    t_done = t_done if t_done and t_done > t_file else span
     rng = random.Random(seed)
     outcomes = []
     for i in range(moments):
@@ -234,7 +268,7 @@ def _mpi_kills(tmp_path: Path, moments: int, seed: int) -> None:
         out = d / "m.h5"
         proc = subprocess.Popen(mpi_cmd(2, "run", "-o", str(out), *MPI_ARGS), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True)
-        time.sleep(rng.uniform(0.05, span))
+        time.sleep(rng.uniform(0.05, span) if i % 2 else rng.uniform(t_file, t_done))
         _kill_tree(proc)
         if out.exists():
             res = run_mpi(2, "run", "--resume", "-o", str(out))
