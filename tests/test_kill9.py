@@ -1,10 +1,11 @@
 """Issue 16: ``kill -9`` at random moments of a sweep and of an MPI run, each resumed bit-identically, and a disk
 that fills up under one MPI rank.  The serial run's kill test is in tests/test_hardening.py.
 
-The moments are drawn from a seeded generator (a failure repeats), uniformly over the time an uninterrupted run of
-the same command took; every killed output is then finished the documented way (``tumorca sweep ... --resume``,
-``mpiexec -n 2 tumorca run --resume -o OUT``, or a fresh start when nothing was written yet) and compared with the
-uninterrupted run dataset by dataset."""
+The moments are drawn from a seeded generator (a failure repeats): half uniformly over the time an uninterrupted
+run of the same command took, half over the part of it in which run files were being written.  Every killed output
+is then finished the documented way (``tumorca sweep ... --resume``, ``mpiexec -n 2 tumorca run --resume -o OUT``,
+or a fresh start when nothing was written yet) and compared with the uninterrupted run dataset by dataset.  The
+default tests kill a few times; the ``slow`` ones 20 times each."""
 from __future__ import annotations
 
 import importlib.util
@@ -330,7 +331,7 @@ def test_temporaries_of_a_zombie_writer_are_stale(tmp_path):
         other.wait()
 
 
-# -- a disk that fills up under an MPI run ------------------------------------------------------------------------------
+# -- a disk that fills up under an MPI run -----------------------------------------------------------------------------
 @pytest.fixture
 def small_disk(tmp_path):
     """A 3 MiB tmpfs (needs root; skipped elsewhere): a disk that fills up for real."""
