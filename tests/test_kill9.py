@@ -492,3 +492,30 @@ def test_mpi_write_failing_inside_hdf5_on_one_rank_stops_every_rank_and_resumes(
     assert res.returncode == 0, res.stderr
     assert assert_same_run(ref, out) > 20
     _check_rank_dir(out, 2)
+
+
+@pytest.mark.subprocess
+@pytest.mark.timeout(120)
+def test_stale_lock_beside_a_finished_run_is_removed(tmp_path):
+    """Before: a writer killed between finishing its file and removing its lock left ``.NAME.lock`` beside the
+    complete run, and ``--resume`` (refused: a finished run) never took that lock again, so it stayed for good (the
+    serial kill test found it once under load).  A lock a live process holds is kept."""
+    import fcntl
+
+    from runfile_util import run_cli
+
+    out = tmp_path / "c.h5"
+    res = run_cli("run", "-o", str(out), "--shape", "16x16", "--steps", "10", "--threads", "1", "-q")
+    assert res.returncode == 0, res.stderr
+    lock = tmp_path / ".c.h5.lock"
+    lock.write_text("process 999999 on elsewhere")
+    res = run_cli("run", "--resume", "-o", str(out), "-q")
+    assert res.returncode == 2 and "finished run" in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5", "c.h5.xdmf"]
+    # a lock held by a live process stays
+    lock.write_text("process 1 on here")
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        res = run_cli("run", "--resume", "-o", str(out), "-q")
+        assert res.returncode == 2, res.stderr
+        assert lock.exists()

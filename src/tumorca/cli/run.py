@@ -184,7 +184,10 @@ def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int, co
 
 def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, quiet: bool, **given: Any) -> None:
     from ..io.reader import RunReader
+    from ..io.writer import remove_stale_lock
 
+    # the lock of a writer killed after it finished (nothing would take it again: a finished run is refused below)
+    remove_stale_lock(os.path.realpath(output))
     try:
         reader = RunReader(output)
     except TumorcaError as exc:

@@ -120,6 +120,30 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
+def remove_stale_lock(path: str | Path) -> bool:
+    """Remove the lock file of ``path`` (see :class:`OutputLock`) if no process holds it -- one killed after it
+    finished writing leaves it beside a complete run, which nothing would lock again.  Returns whether it did.
+    Safe against a process taking the lock meanwhile: the file is unlinked while locked, as on release."""
+    import fcntl
+
+    path = Path(path)
+    lock_path = path.with_name(temporary_prefix(path) + "lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:
+            return False
+        os.unlink(lock_path)
+        return True
+    except OSError:  # held by a live process (this one included), or gone meanwhile
+        return False
+    finally:
+        os.close(fd)
+
+
 class OutputLock:
     """An exclusive lock on a run file for as long as a process writes it: ``flock`` on a hidden ``.NAME.lock``
     beside it (removed on release).  A second tumorca writing the same file -- two ``--overwrite`` or two
