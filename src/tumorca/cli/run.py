@@ -30,7 +30,7 @@ from ..io.layout import COMPRESSIONS, RunFileError, RunPlan, fmt_bytes, fmt_shap
 from ..params import Params
 from ..runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE
 from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, UsageProblem, build_params,
-                      check_output_path, check_threads, command_line, echo, launcher_size, parse_fields,
+                      check_output_path, check_threads, command_line, echo, launcher_size, one_line, parse_fields,
                       parse_ranks_shape, parse_shape)
 
 
@@ -184,7 +184,10 @@ def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int, co
 
 def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, quiet: bool, **given: Any) -> None:
     from ..io.reader import RunReader
+    from ..io.writer import remove_stale_lock
 
+    # the lock of a writer killed after it finished (nothing would take it again: a finished run is refused below)
+    remove_stale_lock(os.path.realpath(output))
     try:
         reader = RunReader(output)
     except TumorcaError as exc:
@@ -386,13 +389,18 @@ def _mpi_execute(comm: Any, call: Callable[[Callable[[], bool], Any], Any], outp
             msg = str(exc)
             if getattr(exc, "resumable", False):
                 msg += f"; after fixing the cause, continue with: mpiexec -n P {resume_hint}"
+            if comm.Get_rank() == 0:
+                click.echo(f"tumorca: error: {one_line(msg)}", err=True)
+            sys.stderr.flush()
+            sys.stdout.flush()
+            # mpiexec ends the whole job the moment one rank exits with an error: a rank whose write broke (and
+            # leaves at once, below) would take rank 0 down before it said why.  Rank 0 has marked the file by now
+            # (the error was agreed); wait until it has also spoken, then every rank leaves.
+            _wait_for_every_rank(comm)
             if getattr(exc, "broken", False):
-                if comm.Get_rank() == 0:
-                    click.echo(f"tumorca: error: {msg}", err=True)
-                sys.stderr.flush()
-                sys.stdout.flush()
+                # HDF5 holds writes it cannot complete; a normal exit would retry them while tearing down
                 os._exit(1)
-            raise RunProblem(msg) from None
+            sys.exit(1)
         except (LatticeError, ParameterError) as exc:
             progress.finish()
             raise UsageProblem(str(exc)) from None
@@ -412,6 +420,21 @@ def _mpi_execute(comm: Any, call: Callable[[Callable[[], bool], Any], Any], outp
         click.echo(f"tumorca: wrote {output} (+ {comm.Get_size()} rank files): {outcome.frames} frames, "
                    f"{outcome.steps} steps, {fmt_bytes(size)} in {outcome.wall_seconds:.1f} s ({rate:.1f} steps/s)",
                    err=True)
+
+
+def _wait_for_every_rank(comm: Any, timeout: float = 30.0) -> None:
+    """A barrier that gives up after ``timeout`` seconds (a rank that never comes must not hang the others)."""
+    import time
+
+    try:
+        req = comm.Ibarrier()
+        deadline = time.monotonic() + timeout
+        while not req.Test():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+    except Exception:  # noqa: BLE001 - best effort: leaving is what comes next anyway
+        pass
 
 
 def _rank_files(output: Path) -> list[Path]:

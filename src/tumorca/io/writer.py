@@ -79,13 +79,19 @@ def process_start_ticks(pid: int | None = None) -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs.  A zombie (killed, not yet reaped: an MPI rank whose launcher was killed
+    with it waits for init to reap it) has stopped writing for good and counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return not os.path.isdir("/proc/self")  # gone since, or no /proc here: trust the signal
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
@@ -112,6 +118,30 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
             except OSError:
                 pass
     return removed
+
+
+def remove_stale_lock(path: str | Path) -> bool:
+    """Remove the lock file of ``path`` (see :class:`OutputLock`) if no process holds it -- one killed after it
+    finished writing leaves it beside a complete run, which nothing would lock again.  Returns whether it did.
+    Safe against a process taking the lock meanwhile: the file is unlinked while locked, as on release."""
+    import fcntl
+
+    path = Path(path)
+    lock_path = path.with_name(temporary_prefix(path) + "lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:
+            return False
+        os.unlink(lock_path)
+        return True
+    except OSError:  # held by a live process (this one included), or gone meanwhile
+        return False
+    finally:
+        os.close(fd)
 
 
 class OutputLock:
