@@ -47,6 +47,12 @@ def _openmp_flags(compiler_cmd: list[str]) -> tuple[list[str], list[str]]:
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # The modules are independent: compile them side by side on every core (setuptools' -j) unless told.
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         cc = self.compiler.compiler_so[:1] if hasattr(self.compiler, "compiler_so") else [
             sysconfig.get_config_var("CC") or "cc"]

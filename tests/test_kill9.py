@@ -181,20 +181,13 @@ def _sweep_kills(tmp_path: Path, moments: int, seed: int) -> None:
     print("outcomes (runs complete, runs in .partial, whole group killed):", outcomes)
 
 
-@pytest.mark.dask
-@pytest.mark.subprocess
-@pytest.mark.timeout(300)
-def test_kill_9_of_a_sweep_at_random_moments_then_resume_is_bit_identical(tmp_path):
-    """A few SIGKILLs (to the whole process group, or to the sweep process alone) at random moments of a sweep,
-    each followed by ``tumorca sweep --resume``: every run file equals the uninterrupted sweep's."""
-    _sweep_kills(tmp_path, moments=4, seed=16)
-
-
 @pytest.mark.slow
 @pytest.mark.dask
 @pytest.mark.subprocess
 @pytest.mark.timeout(1200)
 def test_kill_9_of_a_sweep_at_20_random_moments_then_resume_is_bit_identical(tmp_path):
+    """20 SIGKILLs (to the whole process group, or to the sweep process alone) at random moments of a sweep,
+    each followed by ``tumorca sweep --resume``: every run file equals the uninterrupted sweep's."""
     _sweep_kills(tmp_path, moments=20, seed=1616)
 
 
@@ -291,20 +284,13 @@ def _mpi_kills(tmp_path: Path, moments: int, seed: int) -> None:
     print("outcomes:", outcomes)
 
 
-@pytest.mark.mpi
-@pytest.mark.subprocess
-@pytest.mark.timeout(300)
-def test_kill_9_of_an_mpi_run_at_random_moments_then_resume_is_bit_identical(tmp_path):
-    """SIGKILL to the process group of ``mpiexec -n 2 tumorca run`` (launcher and ranks at once) at random moments,
-    each followed by ``mpiexec -n 2 tumorca run --resume``: the result equals the uninterrupted MPI run."""
-    _mpi_kills(tmp_path, moments=5, seed=16)
-
-
 @pytest.mark.slow
 @pytest.mark.mpi
 @pytest.mark.subprocess
 @pytest.mark.timeout(1200)
 def test_kill_9_of_an_mpi_run_at_20_random_moments_then_resume_is_bit_identical(tmp_path):
+    """SIGKILL to the process group of ``mpiexec -n 2 tumorca run`` (launcher and ranks at once) at 20 random moments,
+    each followed by ``mpiexec -n 2 tumorca run --resume``: the result equals the uninterrupted MPI run."""
     _mpi_kills(tmp_path, moments=20, seed=1616)
 
 
