@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,6 +218,22 @@ def test_failures_recorded_and_retried_then_resume(reference, sweep_file, tmp_pa
     assert rows["run_0002"]["status"] == "complete" and rows["run_0002"]["attempts"] == 3
     for i in range(N):
         assert assert_same_run(reference / f"runs/run_{i:04d}.h5", out / f"runs/run_{i:04d}.h5") > 20
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(120)
+def test_resume_drops_what_a_publish_cut_short_left_of_a_complete_run(reference, sweep_file, tmp_path):
+    """A kill between moving a run into runs/ and removing its .partial/NAME/ directory leaves the directory (its
+    checkpoint, its lock file); --resume removes it, and .partial/ with it."""
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    left = out / ".partial" / "run_0000"
+    left.mkdir(parents=True)
+    (left / "run_0000.h5.ckpt.h5").write_bytes(b"left by a publish cut short")
+    (left / ".run_0000.h5.lock").write_bytes(b"")
+    res = invoke("sweep", str(sweep_file), "-o", str(out), "--workers", "2", "--resume")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(os.listdir(out)) == [".sweep.lock", "manifest.csv", "manifest.json", "runs"]
 
 
 @pytest.mark.dask

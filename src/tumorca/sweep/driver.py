@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import socket
 import sys
 import time
@@ -191,10 +192,20 @@ class SweepDriver:
         self._lock()
         try:
             self._wait_for_writers()
+            self._drop_leftovers_of_complete_runs()
             self.write_manifest(force=True)
         except BaseException:
             self.close()
             raise
+
+    def _drop_leftovers_of_complete_runs(self) -> None:
+        """A sweep killed while publishing a run (between moving its file into ``runs/`` and removing its
+        ``.partial/NAME/`` directory) leaves that directory behind (its checkpoint, its lock file); the run is
+        complete, so nothing will ever use them."""
+        for run, row in zip(self.runs, self.rows):
+            if row.get("status") == "complete":
+                _, partial = run_paths(self.outdir, run.name)
+                shutil.rmtree(partial.parent, ignore_errors=True)
 
     def close(self) -> None:
         """Release the directory lock (and drop ``.partial/`` if nothing is left in it)."""
