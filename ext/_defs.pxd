@@ -5,14 +5,16 @@ cdef extern from "defs.h" nogil:
         TC_TUMOR_P
         TC_TUMOR_Q
         TC_NECROTIC
-        TC_EC_STALK
-        TC_EC_TIP
         TC_N_STATES
+        TC_VESSEL_NONE
+        TC_VESSEL_STALK
+        TC_VESSEL_TIP
         TC_PURPOSE_TUMOR
         TC_PURPOSE_TIP
         TC_PURPOSE_SPROUT
         TC_PURPOSE_NEUT
         TC_PURPOSE_NEUT_MOVE
+        TC_PURPOSE_VESSEL
         TC_TIP_FUSE
         TC_TIP_BRANCH
         TC_SPROUT_CANDIDATE

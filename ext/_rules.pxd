@@ -8,6 +8,8 @@
 cdef struct PerfusionRules:
     bint edge_inlets
     int regress_steps
+    double p_coopt_regress
+    double coopt_vegf_half
 
 
 cdef struct SecretionRules:
@@ -64,6 +66,8 @@ cdef struct NeutrophilRules:
 cdef inline int fill_perfusion(PerfusionRules* R, object rules) except -1:
     R.edge_inlets = rules.edge_inlets
     R.regress_steps = rules.regress_steps
+    R.p_coopt_regress = rules.p_coopt_regress
+    R.coopt_vegf_half = rules.coopt_vegf_half
     return 0
 
 

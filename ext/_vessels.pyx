@@ -1,6 +1,10 @@
 # cython: language_level=3
 """Endothelium kernels: perfusion (connectivity and loops), regression, sprouting, tip migration, anastomosis.
 
+Vessels live in a layer of their own (``vessel``: none, stalk or tip, with its clock ``vclock``) beside the
+tissue, so a vessel and a tumour cell can share a site: a tumour co-opts the vessels it grows over, and tips
+invade tumour tissue where MMP9 has degraded the matrix.
+
 Perfusion is a property of sets: connectivity to an inlet (a search, whose result does not depend on visiting
 order) and flow pruning in synchronous rounds (each round decided on the previous one); src/tumorca/reference/vessels.py
 finds the same sets by vectorised dilation and pruning.  The tip phase is three parallel passes that only ever write the site they
@@ -46,8 +50,9 @@ cdef inline bint _one_cluster(uint32_t mask) noexcept nogil:
         comp = grow
 
 
-cdef inline bint _is_ec(uint8_t s) noexcept nogil:
-    return s == _defs.TC_EC_STALK or s == _defs.TC_EC_TIP
+cdef inline bint _tumour_tissue(uint8_t s) noexcept nogil:
+    # tissue a vessel is co-opted by: live tumour or necrotic
+    return s == _defs.TC_TUMOR_P or s == _defs.TC_TUMOR_Q or s == _defs.TC_NECROTIC
 
 
 cdef inline bint _on_face(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t nz, Py_ssize_t ny,
@@ -59,37 +64,37 @@ cdef inline bint _on_face(Py_ssize_t z, Py_ssize_t y, Py_ssize_t x, Py_ssize_t n
 
 # ---------------------------------------------------------------------------------------------------------------
 # Perfusion, on the whole lattice or on one block of a decomposed lattice (tumorca.engine drives it through its
-# domain).  Endothelial sites (stalk or tip) form a graph under Moore adjacency.  Inlets are the sites flagged in
+# domain).  Vessel sites (stalk or tip in the vessel layer) form a graph under Moore adjacency.  Inlets are the sites flagged in
 # ``inlet`` (plus, with ``edge_inlets``, endothelium on a lattice face).  A site is *connected* if a path of
 # endothelium joins it to an inlet, and *perfused* if it is connected and survives the flow pruning: in
 # synchronous rounds (not a queue, so that the result does not depend on visiting order), every non-inlet site
-# whose endothelial neighbours form at most one touching cluster (a dead end, including a sharp corner of a blind
+# whose vessel neighbours form at most one touching cluster (a dead end, including a sharp corner of a blind
 # sprout) is removed, until none is.  What survives lies on a loop or between inlets, so blind-ended sprouts carry
 # no flow until they fuse.
 #
 # ``perfusion_connect`` (on a block: repeat, exchanging the flags in ``perfused``, until no rank marks a new owned
 # site), ``perfusion_prune_round`` (one synchronous round; repeat until a round prunes nothing anywhere) and
 # ``perfusion_finish`` (flags, clocks, regression).  Both sets are unique fixed points, so the result is the same
-# whatever the decomposition.  ``ec`` lists the local flat indices of the endothelial sites.
+# whatever the decomposition.  ``ec`` lists the local flat indices of the vessel sites.
 # ---------------------------------------------------------------------------------------------------------------
 cdef inline bint _on_face_g(const Geom* G, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
     # faces of the global lattice (axes longer than one site)
     return _on_face(z + G.oz, y + G.oy, x + G.ox, G.gnz, G.gny, G.gnx)
 
 
-def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
+def perfusion_connect(const uint8_t[:, :, ::1] vessel, const uint8_t[:, :, ::1] inlet,
                       uint8_t[:, :, ::1] perfused, const int64_t[::1] ec, object rules, object origin=None,
                       object gshape=None, object box=None, object search=None):
-    """Mark (TC_PERFUSION_CONNECTED in ``perfused``) every endothelial site joined to an inlet or to an already marked
-    site by a path of endothelium inside ``search`` (local ((z0, z1), (y0, y1), (x0, x1)); default the whole
+    """Mark (TC_PERFUSION_CONNECTED in ``perfused``) every vessel site joined to an inlet or to an already marked
+    site by a path of vessel sites inside ``search`` (local ((z0, z1), (y0, y1), (x0, x1)); default the whole
     array); returns the number of marked sites in ``box``.
 
     ``search`` is the block plus the halo layer refreshed before the call: the search must not walk through
-    halo sites farther out, whose tissue is not exact.  ``ec`` lists the endothelial sites inside ``search``.
+    halo sites farther out, whose vessel layer is not exact.  ``ec`` lists the vessel sites inside ``search``.
     Marks only grow and every mark is a true one, so repeating this with the marks of the neighbouring ranks
     exchanged in between reaches the serial connected set.  ``rules`` is a tumorca.rules.PerfusionRules.
     """
-    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nz = vessel.shape[0], ny = vessel.shape[1], nx = vessel.shape[2]
     cdef Py_ssize_t z, y, x, zz, yy, xx, head = 0, tail = 0, k, n_ec = ec.shape[0], n_owned = 0
     cdef Py_ssize_t sz0, sz1, sy0, sy1, sx0, sx1
     cdef int64_t i, j
@@ -105,7 +110,7 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
         raise ValueError(f"search box {search} is not inside the array {(nz, ny, nx)}")
     if n_ec == 0:
         return 0
-    cdef const uint8_t* T = &tissue[0, 0, 0]
+    cdef const uint8_t* T = &vessel[0, 0, 0]
     cdef const uint8_t* I = &inlet[0, 0, 0]
     cdef uint8_t* P = &perfused[0, 0, 0]
     cdef int64_t* queue = <int64_t*>malloc(n_ec * sizeof(int64_t))
@@ -134,7 +139,7 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
                 xx = x + TC_DX[d]
                 if sz0 <= zz < sz1 and sy0 <= yy < sy1 and sx0 <= xx < sx1:
                     j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERFUSION_CONNECTED):
+                    if T[j] != 0 and not (P[j] & _defs.TC_PERFUSION_CONNECTED):
                         P[j] |= _defs.TC_PERFUSION_CONNECTED
                         queue[tail] = j
                         tail += 1
@@ -149,14 +154,14 @@ def perfusion_connect(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] 
     return n_owned
 
 
-def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] inlet,
+def perfusion_prune_round(const uint8_t[:, :, ::1] vessel, const uint8_t[:, :, ::1] inlet,
                           uint8_t[:, :, ::1] perfused, uint8_t[:, :, ::1] scratch, const int64_t[::1] ec,
                           object rules, object origin=None, object gshape=None, object box=None):
     """One synchronous pruning round over the local array: every non-inlet site not yet
-    removed whose endothelial neighbours not yet removed form at most one cluster gets TC_PERFUSION_REMOVED in
+    removed whose vessel neighbours not yet removed form at most one cluster gets TC_PERFUSION_REMOVED in
     ``perfused``.  ``scratch`` (one byte per site, zero) holds the round's decisions until they are applied.
     Returns the number of sites in ``box`` pruned by this round (0 everywhere ends the rounds)."""
-    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nz = vessel.shape[0], ny = vessel.shape[1], nx = vessel.shape[2]
     cdef Py_ssize_t z, y, x, zz, yy, xx, k, n_ec = ec.shape[0], n_owned = 0
     cdef int64_t i, j
     cdef int d
@@ -167,7 +172,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
     make_geom(&G, nz, ny, nx, origin, gshape, box)
     if n_ec == 0:
         return 0
-    cdef const uint8_t* T = &tissue[0, 0, 0]
+    cdef const uint8_t* T = &vessel[0, 0, 0]
     cdef const uint8_t* I = &inlet[0, 0, 0]
     cdef uint8_t* P = &perfused[0, 0, 0]
     cdef uint8_t* S = &scratch[0, 0, 0]
@@ -188,7 +193,7 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
                 xx = x + TC_DX[d]
                 if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
                     j = (zz * ny + yy) * nx + xx
-                    if _is_ec(T[j]) and not (P[j] & _defs.TC_PERFUSION_REMOVED):
+                    if T[j] != 0 and not (P[j] & _defs.TC_PERFUSION_REMOVED):
                         nbmask |= (<uint32_t>1) << d
             if _one_cluster(nbmask):
                 S[i] = 1
@@ -202,38 +207,86 @@ def perfusion_prune_round(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, :
     return n_owned
 
 
-def perfusion_finish(uint8_t[:, :, ::1] tissue, uint8_t[:, :, ::1] perfused, uint16_t[:, :, ::1] clock,
-                     const int64_t[::1] ec, object rules):
-    """Turn the connected/removed flags of the endothelial sites ``ec`` into ``perfused`` (0/1), reset the
-    clocks of connected stalks and regress what is cut off: a stalk that is not connected counts its ``clock``
-    up and becomes stroma when it reaches ``rules.regress_steps``; a tip that is not connected stops (becomes a
-    stalk counting the same way).  ``rules`` is a tumorca.rules.PerfusionRules."""
-    cdef Py_ssize_t k, n_ec = ec.shape[0]
-    cdef int64_t i
+def perfusion_finish(uint8_t[:, :, ::1] vessel, uint16_t[:, :, ::1] vclock, uint8_t[:, :, ::1] inlet,
+                     uint8_t[:, :, ::1] perfused, const uint8_t[:, :, ::1] tissue, const float[:, :, ::1] vegf,
+                     const int64_t[::1] ec, uint64_t seed, uint32_t step, object rules, object origin=None,
+                     object gshape=None, object box=None):
+    """Turn the connected/removed flags of the vessel sites ``ec`` into ``perfused`` (0/1), then remodel.
+
+    ``rules`` is a tumorca.rules.PerfusionRules.  At each site of ``ec``:
+
+    * a perfused stalk resets ``vclock``; a stalk without flow (cut off, or connected but on a dead end: a blind
+      sprout) counts it up; a tip keeps its age while connected and stops (becomes a stalk counting from 1) when
+      cut off;
+    * a stalk whose ``vclock`` reaches ``rules.regress_steps`` regresses (sprout lifetime without flow);
+    * a stalk under tumour tissue (live or necrotic: co-opted) regresses with probability
+      ``p_coopt_regress * coopt_vegf_half/(coopt_vegf_half + V)`` (w0 of its VESSEL draw): VEGF protects it.
+
+    A regressed site loses its vessel, its flow and its inlet flag (initial vessels are not permanent).
+    Returns ``(regressed without flow, regressed co-opted)``, counted in ``box``.
+    """
+    cdef Py_ssize_t nz = vessel.shape[0], ny = vessel.shape[1], nx = vessel.shape[2]
+    cdef Py_ssize_t k, n_ec = ec.shape[0], z, y, x
+    cdef int64_t i, n_flow = 0, n_coopt = 0
     cdef int c
+    cdef uint8_t v
+    cdef uint32_t w[4]
+    cdef double vg, p
+    cdef bint connected, perf, gone, owned
+    cdef Geom G
     cdef PerfusionRules R
     fill_perfusion(&R, rules)
+    make_geom(&G, nz, ny, nx, origin, gshape, box)
     if n_ec == 0:
-        return None
-    cdef uint8_t* T = &tissue[0, 0, 0]
+        return 0, 0
+    cdef uint8_t* V = &vessel[0, 0, 0]
+    cdef uint8_t* I = &inlet[0, 0, 0]
     cdef uint8_t* P = &perfused[0, 0, 0]
-    cdef uint16_t* C = &clock[0, 0, 0]
+    cdef uint16_t* C = &vclock[0, 0, 0]
+    cdef const uint8_t* T = &tissue[0, 0, 0]
+    cdef const float* VG = &vegf[0, 0, 0]
     with nogil:
         for k in range(n_ec):
             i = ec[k]
-            if P[i] & _defs.TC_PERFUSION_CONNECTED:
-                P[i] = 0 if (P[i] & _defs.TC_PERFUSION_REMOVED) else 1
-                if T[i] == _defs.TC_EC_STALK:
-                    C[i] = 0
+            x = i % nx
+            y = (i // nx) % ny
+            z = i // (nx * ny)
+            connected = (P[i] & _defs.TC_PERFUSION_CONNECTED) != 0
+            perf = connected and not (P[i] & _defs.TC_PERFUSION_REMOVED)
+            P[i] = 1 if perf else 0
+            v = V[i]
+            c = C[i]
+            if v == _defs.TC_VESSEL_TIP:
+                if not connected:
+                    v = _defs.TC_VESSEL_STALK
+                    c = 1
+            elif perf:
+                c = 0
             else:
+                c = c + 1
+            gone = False
+            owned = G.bz0 <= z < G.bz1 and G.by0 <= y < G.by1 and G.bx0 <= x < G.bx1
+            if v == _defs.TC_VESSEL_STALK and c >= R.regress_steps:
+                gone = True
+                if owned:
+                    n_flow += 1
+            elif v == _defs.TC_VESSEL_STALK and _tumour_tissue(T[i]) and R.p_coopt_regress > 0.0:
+                tc_draw(seed, step, gsite(&G, z, y, x), _defs.TC_PURPOSE_VESSEL, w)
+                vg = VG[i]
+                p = R.p_coopt_regress * (R.coopt_vegf_half / (R.coopt_vegf_half + vg))
+                if tc_u01(w[0]) < p:
+                    gone = True
+                    if owned:
+                        n_coopt += 1
+            if gone:
+                V[i] = _defs.TC_VESSEL_NONE
                 P[i] = 0
-                c = 1 if T[i] == _defs.TC_EC_TIP else C[i] + 1
-                T[i] = _defs.TC_EC_STALK
-                if c >= R.regress_steps:
-                    T[i] = _defs.TC_EMPTY
-                    c = 0
+                I[i] = 0
+                C[i] = 0
+            else:
+                V[i] = v
                 C[i] = _defs.clock_sat(c)
-    return None
+    return int(n_flow), int(n_coopt)
 
 
 cdef inline int64_t _tip_key(uint64_t seed, uint32_t step, uint64_t site) noexcept nogil:
@@ -262,11 +315,11 @@ cdef int64_t _tip_winner(const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t
     return winner
 
 
-def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] perfused,
-                       const float[:, :, ::1] vegf, const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop,
+def endothelium_update(uint8_t[:, :, ::1] vessel, uint16_t[:, :, ::1] vclock, const uint8_t[:, :, ::1] tissue,
+                       const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf, const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop,
                        uint8_t[::1] rowflags, uint64_t seed, uint32_t step, object rules, int num_threads,
                        object origin=None, object gshape=None, object box=None):
-    """One step of sprouting and tip migration, in place.
+    """One step of sprouting and tip migration, in place, on the vessel layer (``vessel``, ``vclock``).
 
     ``rules`` is a tumorca.rules.EndotheliumRules (the names below are its fields).
     Pass A (decide, every site reads the state at the start of the phase):
@@ -274,10 +327,12 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
         (w0 of its SPROUT draw) if no tip lies within ``exclusion_sites`` (Euclidean);
       * a tip moves with probability ``tip_move_min + (tip_move_max - tip_move_min)*M/(M + tip_mmp9_half)`` (w1
         of its TIP draw) to a Moore neighbour chosen with weights ``1 + tip_chemotaxis*max(0, V_j - V_i)`` (w2):
-        stroma or necrotic sites, and, once ``clock >= tip_fusion_min_age``, perfused endothelium or other tips
-        (choosing one of those is anastomosis: the tip becomes a stalk where it is).  A moving tip leaves a new
+        sites without a vessel (over stroma or necrotic tissue; over live tumour with the weight multiplied by
+        ``M_j/(M_j + tip_mmp9_half)``: a tip enters tumour tissue where MMP9 has degraded the matrix), and, once
+        ``vclock >= tip_fusion_min_age``, perfused stalks or other tips (choosing one of those is anastomosis: the
+        tip becomes a stalk where it is).  A moving tip leaves a new
         tip behind with probability ``branch_max*V/(V + branch_vegf_half)`` (w3), else a stalk.
-    Pass B (resolve): each stroma/necrotic site takes the tip move aimed at it with the largest key (w0 of the TIP
+    Pass B (resolve): each site without a vessel takes the tip move aimed at it with the largest key (w0 of the TIP
     draw); a winning tip's old site becomes stalk (or a new tip); a fusing tip becomes stalk; a candidate becomes
     a tip unless another candidate within the exclusion distance has a larger key (w1 of its SPROUT draw).
     Pass C: clocks of the tips that proposed a move (0 if they moved, else one step older).
@@ -289,7 +344,7 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
     """
     cdef EndotheliumRules R
     fill_endothelium(&R, rules)
-    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nz = vessel.shape[0], ny = vessel.shape[1], nx = vessel.shape[2]
     cdef Py_ssize_t nrows = nz * ny, r
     cdef Geom G
     make_geom(&G, nz, ny, nx, origin, gshape, box)
@@ -297,38 +352,38 @@ def endothelium_update(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, con
         raise ValueError("rowflags must hold one byte per row")
     with nogil:
         for r in prange(nrows, schedule="static", num_threads=num_threads):
-            rowflags[r] = _tip_decide_row(tissue, clock, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
+            rowflags[r] = _tip_decide_row(vessel, vclock, tissue, perfused, vegf, mmp9, prop, r // ny, r % ny, seed, step,
                                           &R, &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] or near_flag(rowflags, r // ny, r % ny, nz, ny, _defs.TC_ROW_PROPOSALS):
-                _tip_resolve_row(tissue, clock, prop, r // ny, r % ny, seed, step, &R,
+                _tip_resolve_row(vessel, vclock, prop, r // ny, r % ny, seed, step, &R,
                                  near_flag(rowflags, r // ny, r % ny, nz, ny, _defs.TC_ROW_PROPOSALS), &G)
         for r in prange(nrows, schedule="static", num_threads=num_threads):
             if rowflags[r] & _defs.TC_ROW_PROPOSALS:
-                _tip_clock_row(tissue, clock, prop, r // ny, r % ny, seed, step, &G)
+                _tip_clock_row(vessel, vclock, prop, r // ny, r % ny, seed, step, &G)
     return None
 
 
 # Row flags of the tip phase: TC_ROW_SITES = the row has a tip or a sprout candidate, TC_ROW_PROPOSALS = it has a
 # move proposal.
-cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, :, ::1] clock,
-                          const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf,
+cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] vessel, const uint16_t[:, :, ::1] clock,
+                          const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] perfused, const float[:, :, ::1] vegf,
                           const float[:, :, ::1] mmp9, uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y,
                           uint64_t seed, uint32_t step, const EndotheliumRules* R, const Geom* G) noexcept nogil:
-    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nz = vessel.shape[0], ny = vessel.shape[1], nx = vessel.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r
     cdef uint64_t site
     cdef uint32_t w[4]
-    cdef uint8_t s, t, out, flags = 0
+    cdef uint8_t s, t, tt, out, flags = 0
     cdef int d, pick
-    cdef double v, m, p, wgt, total
+    cdef double v, m, mj, p, wgt, total
     cdef double weights[26]
     cdef bint blocked, fusion_ok
     for x in range(nx):
-        s = tissue[z, y, x]
+        s = vessel[z, y, x]
         out = 0
         site = gsite(G, z, y, x)
-        if s == _defs.TC_EC_STALK and perfused[z, y, x]:
+        if s == _defs.TC_VESSEL_STALK and perfused[z, y, x]:
             tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
             v = vegf[z, y, x]
             p = R.p_sprout_max * (v / (v + R.sprout_vegf_half))
@@ -337,13 +392,13 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
                 for zz in range(z - e, z + e + 1):
                     for yy in range(y - e, y + e + 1):
                         for xx in range(x - e, x + e + 1):
-                            if (_inside(zz, yy, xx, nz, ny, nx) and tissue[zz, yy, xx] == _defs.TC_EC_TIP and
+                            if (_inside(zz, yy, xx, nz, ny, nx) and vessel[zz, yy, xx] == _defs.TC_VESSEL_TIP and
                                     (zz - z) * (zz - z) + (yy - y) * (yy - y) + (xx - x) * (xx - x) <= R.exclusion_r2):
                                 blocked = True
                 if not blocked:
                     out = _defs.TC_SPROUT_CANDIDATE
                     flags |= _defs.TC_ROW_SITES
-        elif s == _defs.TC_EC_TIP:
+        elif s == _defs.TC_VESSEL_TIP:
             flags |= _defs.TC_ROW_SITES
             tc_draw(seed, step, site, _defs.TC_PURPOSE_TIP, w)
             v = vegf[z, y, x]
@@ -359,18 +414,22 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
                     xx = x + TC_DX[d]
                     if not _inside(zz, yy, xx, nz, ny, nx):
                         continue
-                    t = tissue[zz, yy, xx]
-                    if (t == _defs.TC_EMPTY or t == _defs.TC_NECROTIC or
-                            (fusion_ok and (t == _defs.TC_EC_TIP or (t == _defs.TC_EC_STALK and perfused[zz, yy, xx])))):
+                    t = vessel[zz, yy, xx]
+                    if t == _defs.TC_VESSEL_NONE or (fusion_ok and (t == _defs.TC_VESSEL_TIP or
+                                                                   (t == _defs.TC_VESSEL_STALK and perfused[zz, yy, xx]))):
                         wgt = vegf[zz, yy, xx] - v
                         if wgt < 0.0:
                             wgt = 0.0
                         weights[d] = 1.0 + R.tip_chemotaxis * wgt
+                        tt = tissue[zz, yy, xx]
+                        if t == _defs.TC_VESSEL_NONE and (tt == _defs.TC_TUMOR_P or tt == _defs.TC_TUMOR_Q):
+                            mj = mmp9[zz, yy, xx]
+                            weights[d] = weights[d] * (mj / (mj + R.tip_mmp9_half))
                         total = total + weights[d]
                 if total > 0.0:
                     pick = weighted_pick(weights, tc_u01(w[2]) * total)
-                    t = tissue[z + TC_DZ[pick], y + TC_DY[pick], x + TC_DX[pick]]
-                    if t == _defs.TC_EC_TIP or t == _defs.TC_EC_STALK:
+                    t = vessel[z + TC_DZ[pick], y + TC_DY[pick], x + TC_DX[pick]]
+                    if t != _defs.TC_VESSEL_NONE:
                         out = _defs.TC_TIP_FUSE
                     else:
                         out = <uint8_t>(pick + 1)
@@ -381,10 +440,10 @@ cdef uint8_t _tip_decide_row(const uint8_t[:, :, ::1] tissue, const uint16_t[:, 
     return flags
 
 
-cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
+cdef void _tip_resolve_row(uint8_t[:, :, ::1] vessel, uint16_t[:, :, ::1] clock, const uint8_t[:, :, ::1] prop,
                            Py_ssize_t z, Py_ssize_t y, uint64_t seed, uint32_t step,
                            const EndotheliumRules* R, bint near_moves, const Geom* G) noexcept nogil:
-    cdef Py_ssize_t nz = tissue.shape[0], ny = tissue.shape[1], nx = tissue.shape[2]
+    cdef Py_ssize_t nz = vessel.shape[0], ny = vessel.shape[1], nx = vessel.shape[2]
     cdef Py_ssize_t x, zz, yy, xx, e = R.excl_r, wz, wy, wx
     cdef uint64_t site, other
     cdef uint32_t w[4]
@@ -393,30 +452,30 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
     cdef int64_t winner, mykey, key
     cdef bint wins
     for x in range(nx):
-        s = tissue[z, y, x]
+        s = vessel[z, y, x]
         pr = prop[z, y, x]
         site = gsite(G, z, y, x)
-        if s == _defs.TC_EMPTY or s == _defs.TC_NECROTIC:
+        if s == _defs.TC_VESSEL_NONE:
             if not near_moves:
                 continue
             winner = _tip_winner(prop, z, y, x, seed, step, G)
             if winner >= 0:
                 glocal(G, winner, &wz, &wy, &wx)
                 age = clock[wz, wy, wx] + 1
-                tissue[z, y, x] = _defs.TC_EC_TIP
+                vessel[z, y, x] = _defs.TC_VESSEL_TIP
                 clock[z, y, x] = _defs.clock_sat(age)
-        elif s == _defs.TC_EC_TIP:
+        elif s == _defs.TC_VESSEL_TIP:
             if pr & _defs.TC_TIP_FUSE:
-                tissue[z, y, x] = _defs.TC_EC_STALK
+                vessel[z, y, x] = _defs.TC_VESSEL_STALK
                 clock[z, y, x] = 0
             elif pr & _defs.TC_PROP_DIR_MASK:
                 d = (pr & _defs.TC_PROP_DIR_MASK) - 1
                 if _tip_winner(prop, z + TC_DZ[d], y + TC_DY[d], x + TC_DX[d], seed, step, G) == <int64_t>site:
-                    tissue[z, y, x] = _defs.TC_EC_TIP if (pr & _defs.TC_TIP_BRANCH) else _defs.TC_EC_STALK
+                    vessel[z, y, x] = _defs.TC_VESSEL_TIP if (pr & _defs.TC_TIP_BRANCH) else _defs.TC_VESSEL_STALK
             else:
                 age = clock[z, y, x] + 1
                 clock[z, y, x] = _defs.clock_sat(age)
-        elif s == _defs.TC_EC_STALK and (pr & _defs.TC_SPROUT_CANDIDATE):
+        elif s == _defs.TC_VESSEL_STALK and (pr & _defs.TC_SPROUT_CANDIDATE):
             tc_draw(seed, step, site, _defs.TC_PURPOSE_SPROUT, w)
             mykey = <int64_t>w[1]
             wins = True
@@ -433,14 +492,14 @@ cdef void _tip_resolve_row(uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
                         if key > mykey or (key == mykey and other < site):
                             wins = False
             if wins:
-                tissue[z, y, x] = _defs.TC_EC_TIP
+                vessel[z, y, x] = _defs.TC_VESSEL_TIP
                 clock[z, y, x] = 0
 
 
-cdef void _tip_clock_row(const uint8_t[:, :, ::1] tissue, uint16_t[:, :, ::1] clock,
+cdef void _tip_clock_row(const uint8_t[:, :, ::1] vessel, uint16_t[:, :, ::1] clock,
                          const uint8_t[:, :, ::1] prop, Py_ssize_t z, Py_ssize_t y, uint64_t seed,
                          uint32_t step, const Geom* G) noexcept nogil:
-    cdef Py_ssize_t ny = tissue.shape[1], nx = tissue.shape[2], x
+    cdef Py_ssize_t ny = vessel.shape[1], nx = vessel.shape[2], x
     cdef uint8_t pr
     cdef int d, age
     cdef uint64_t site

@@ -7,8 +7,14 @@
 
 /* Tissue layer states (tumorca.Cell). */
 enum {
-    TC_EMPTY = 0, TC_TUMOR_P = 1, TC_TUMOR_Q = 2, TC_NECROTIC = 3, TC_EC_STALK = 4, TC_EC_TIP = 5,
-    TC_N_STATES = 6
+    TC_EMPTY = 0, TC_TUMOR_P = 1, TC_TUMOR_Q = 2, TC_NECROTIC = 3,
+    TC_N_STATES = 4
+};
+
+/* Vessel layer states (tumorca.Vessel): a layer of its own beside the tissue, so a vessel and a tumour cell can
+ * share a site (co-option). */
+enum {
+    TC_VESSEL_NONE = 0, TC_VESSEL_STALK = 1, TC_VESSEL_TIP = 2
 };
 
 /* Random-draw purposes: the fourth counter word, one per independent decision. */
@@ -17,7 +23,8 @@ enum {
     TC_PURPOSE_TIP = 2,
     TC_PURPOSE_SPROUT = 3,
     TC_PURPOSE_NEUT = 4,
-    TC_PURPOSE_NEUT_MOVE = 5   /* | (substep << 8) */
+    TC_PURPOSE_NEUT_MOVE = 5,  /* | (substep << 8) */
+    TC_PURPOSE_VESSEL = 6      /* regression of a co-opted vessel */
 };
 
 /* Tip-phase proposal byte: low 5 bits = 1 + Moore direction of the move, then these flags. */
@@ -32,7 +39,7 @@ enum {
 #define TC_PROP_DIR_MASK 0x1F
 #define TC_PROP_STATE_SHIFT 5
 
-/* The uint16 clocks (quiescent steps, steps cut off, tip age, neutrophil age) saturate here. */
+/* The uint16 clocks (quiescent steps; a vessel's steps without flow, or a tip's age; neutrophil age) saturate here. */
 #define TC_CLOCK_MAX 65535
 
 /* Row flags (one byte per (z, y) row) that a kernel's first pass leaves for the next, so that it skips rows with

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tumorca
-from tumorca import Cell
+from tumorca import Cell, Vessel
 
 
 def assert_states_equal(a: dict, b: dict) -> None:
@@ -46,17 +46,21 @@ def randomize_fields(state: dict, seed: int) -> dict:
     return state
 
 
-def random_state(shape, params, seed, probs=(0.5, 0.12, 0.05, 0.05, 0.22, 0.06), inlet_fraction=0.1, clock_high=4):
-    """A state with every tissue type, clocks, neutrophils and fields scattered at random: every rule acts at
-    every block boundary in the first steps.  Clocks and neutrophil ages are below ``clock_high`` (4: tips of
-    every age the fusion rule tells apart; more, to reach quiescent death and regression in one step)."""
+def random_state(shape, params, seed, probs=(0.55, 0.2, 0.12, 0.13), vessel_probs=(0.72, 0.22, 0.06),
+                 inlet_fraction=0.1, clock_high=4):
+    """A state with every tissue type, vessels (over every tissue type), clocks, neutrophils and fields scattered
+    at random: every rule acts at every block boundary in the first steps.  Clocks and neutrophil ages are below
+    ``clock_high`` (4: tips of every age the fusion rule tells apart; more, to reach quiescent death and
+    regression in one step)."""
     st = tumorca.Simulation(shape, params, seed=seed, threads=1).get_state()
     rng = np.random.default_rng(seed)
     a = st["arrays"]
     sh = a["tissue"].shape
-    a["tissue"][...] = rng.choice(6, size=sh, p=list(probs)).astype(np.uint8)
+    a["tissue"][...] = rng.choice(len(probs), size=sh, p=list(probs)).astype(np.uint8)
     a["clock"][...] = rng.integers(0, clock_high, size=sh)
-    a["inlet"][...] = (a["tissue"] == Cell.EC_STALK) & (rng.random(sh) < inlet_fraction)
+    a["vessel"][...] = rng.choice(len(vessel_probs), size=sh, p=list(vessel_probs)).astype(np.uint8)
+    a["vclock"][...] = rng.integers(0, clock_high, size=sh)
+    a["inlet"][...] = (a["vessel"] == Vessel.STALK) & (rng.random(sh) < inlet_fraction)
     a["neut"][...] = rng.random(sh) < 0.15
     a["neut_p"][...] = np.where(a["neut"], rng.random(sh, dtype=np.float32), 0)
     a["neut_age"][...] = np.where(a["neut"], 3, 0)

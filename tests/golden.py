@@ -28,7 +28,8 @@ BUSY = dict(init_vessels="parallel", init_vessel_spacing=16, init_tumor_radius=7
             o2_uptake_stroma=0.3, quiescent_death_time=300.0, tumor_cycle_rate=0.004, vegf_tumor_max=0.5,
             sprout_rate=0.01, sprout_exclusion=60.0, tip_fusion_min_age=2, branch_max=0.3,
             vessel_regression_time=150.0, cxcl_tumor_live=0.05, neut_recruit_max=0.01, neut_recruit_min=0.002,
-            neut_kill_rate=0.05, neut_substeps=3, neut_mmp9_max=0.5, neut_lifespan_max=600.0)
+            neut_kill_rate=0.05, neut_substeps=3, neut_mmp9_max=0.5, neut_lifespan_max=600.0,
+            coopt_regression_rate=0.002)
 
 
 def cases() -> dict[str, tuple[tuple[int, ...], str, dict, int]]:

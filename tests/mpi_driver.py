@@ -21,7 +21,7 @@ from mpi4py import MPI  # noqa: E402
 
 import tumorca  # noqa: E402
 import tumorca.presets  # noqa: E402
-from tumorca import Cell  # noqa: E402
+from tumorca import Cell, Vessel  # noqa: E402
 from tumorca._lattice import available_memory, normalize_shape  # noqa: E402
 from tumorca.errors import LatticeError, ParameterError, ResourceError  # noqa: E402
 from tumorca.parallel import DistributedSimulation  # noqa: E402
@@ -50,28 +50,29 @@ def network_state(shape3, params):
     st = tumorca.Simulation(shape3[1:] if shape3[0] == 1 else shape3, params, seed=1, threads=1).get_state()
     a = st["arrays"]
     nz, ny, nx = shape3
-    t = a["tissue"].reshape(shape3)
+    t = a["vessel"].reshape(shape3)
     inlet = a["inlet"].reshape(shape3)
-    t[...] = Cell.EMPTY
+    t[...] = Vessel.NONE
+    a["tissue"][...] = Cell.EMPTY
     inlet[...] = 0
     z = nz // 2
     zs = slice(max(0, z - 3), min(nz, z + 4))     # 3D: vertical segments cross the z split
     y0, y1 = 3, ny - 8
-    t[z, y0, :] = Cell.EC_STALK
+    t[z, y0, :] = Vessel.STALK
     inlet[z, y0, :] = 1                            # the inlet vessel
     xa, xb = 5, nx - 6
-    t[z, y0:y1 + 1, xa] = Cell.EC_STALK            # loop: down, across the x split, up again
-    t[z, y1, xa:xb + 1] = Cell.EC_STALK
-    t[z, y0:y1 + 1, xb] = Cell.EC_STALK
+    t[z, y0:y1 + 1, xa] = Vessel.STALK            # loop: down, across the x split, up again
+    t[z, y1, xa:xb + 1] = Vessel.STALK
+    t[z, y0:y1 + 1, xb] = Vessel.STALK
     if nz > 1:
-        t[zs, y1, nx // 2] = Cell.EC_STALK         # a loop through z as well
-        t[zs.start, y1:y1 + 4, nx // 2] = Cell.EC_STALK
-        t[zs.stop - 1, y1:y1 + 4, nx // 2] = Cell.EC_STALK
-        t[zs, y1 + 3, nx // 2] = Cell.EC_STALK
+        t[zs, y1, nx // 2] = Vessel.STALK         # a loop through z as well
+        t[zs.start, y1:y1 + 4, nx // 2] = Vessel.STALK
+        t[zs.stop - 1, y1:y1 + 4, nx // 2] = Vessel.STALK
+        t[zs, y1 + 3, nx // 2] = Vessel.STALK
     ys = (y0 + y1) // 2                            # blind sprout from the loop, across the x split
-    t[z, ys, xa:nx // 2 + 4] = Cell.EC_STALK
-    t[z, ys + 1, nx // 2 + 4] = Cell.EC_TIP
-    t[z, ny - 3, 2:nx - 2] = Cell.EC_STALK         # cut off from every inlet, across the x split
+    t[z, ys, xa:nx // 2 + 4] = Vessel.STALK
+    t[z, ys + 1, nx // 2 + 4] = Vessel.TIP
+    t[z, ny - 3, 2:nx - 2] = Vessel.STALK         # cut off from every inlet, across the x split
     a["perfused"][...] = 0
     a["o2"][...] = np.float32(params.init_o2)
     return st, {"loop_row": (z, y1, xa, xb), "sprout_row": (z, ys, xa, nx // 2 + 4)}
@@ -179,10 +180,10 @@ def case_network(shape, grid):
         z, y, xa, xe = where["sprout_row"]
         if perf[z, y, xa + 2:xe + 1].any():
             raise CaseFailed("blind sprout across the split carries flow")
-        tis = got["arrays"]["tissue"].reshape(shape3)
-        if (tis[z, shape3[1] - 3, 2:shape3[2] - 2] != Cell.EC_STALK).any():
+        ves = got["arrays"]["vessel"].reshape(shape3)
+        if (ves[z, shape3[1] - 3, 2:shape3[2] - 2] != Vessel.STALK).any():
             raise CaseFailed("the cut-off vessel changed before regressing")
-        if got["arrays"]["clock"].reshape(shape3)[z, shape3[1] - 3, 4] != 3:
+        if got["arrays"]["vclock"].reshape(shape3)[z, shape3[1] - 3, 4] != 3:
             raise CaseFailed("the cut-off vessel's clock did not count 3 steps")
 
     return run_case(shape, grid, p, 3, start=st, check=check)
@@ -222,7 +223,8 @@ CASES = {
     "random_3d_1x2x2_poison_edge": lambda: run_case(
         (16, 18, 18), "1x2x2", busy(vessel_inlets="edge", o2_boundary="dirichlet"), 2,
         start=random_state((16, 18, 18), busy(vessel_inlets="edge", o2_boundary="dirichlet"), 5,
-                           probs=(0.5, 0.1, 0.0, 0.0, 0.395, 0.005), inlet_fraction=0.5), poison=True),
+                           probs=(0.9, 0.1, 0.0, 0.0), vessel_probs=(0.6, 0.395, 0.005),
+                           inlet_fraction=0.5), poison=True),
     "network_2d_2x2": lambda: case_network((32, 40), "2x2"),
     "preset_wildtype_2d_2x2": lambda: run_case((64, 64), "2x2", tumorca.Params(), 30),
     "noexcl_2d_4x1": lambda: run_case((40, 36), "4x1", busy(sprout_exclusion=0.0), 30, seed=10),

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from tumorca import Cell, Params
-from tumorca.io.layout import LIBVER, RunPlan, layer_meta
+from tumorca.io.layout import FORMAT_VERSION, LIBVER, RunPlan, layer_meta
 from tumorca.io.writer import _create_layout
 
 #: Per-step keys written when a test gives none (a subset of what Simulation.summary() returns).
@@ -60,7 +60,7 @@ def write_run(path: str | Path, frames: Iterable[Mapping[str, np.ndarray]], n_fr
     path = Path(path)
     with h5py.File(path, "w", libver=LIBVER) as f:
         attrs = plan.to_attrs()
-        attrs.update({"format": "tumorca-run", "format_version": format_version or "1.0",
+        attrs.update({"format": "tumorca-run", "format_version": format_version or FORMAT_VERSION,
                       "tumorca_version": "test", "command_line": "synthetic", "host": os.uname().nodename,
                       "writer_pid": writer_pid, "writer_start": 0, "run_id": "synthetic", "threads": 1})
         f.attrs.update(attrs)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tumorca import Cell
+from tumorca import Cell, Vessel
 from tumorca.analysis import (Run, compare, format_compare, measure_run, open_run, run_growth_rate, save_table,
                               summarize_run)
 from tumorca.io import RunFileError
@@ -30,7 +30,8 @@ def growing(n_frames: int, shape=(48, 48), r0=5.0, dr=2.0, core=0.0):
         t = disk(shape, r)
         if core:
             t[disk(shape, core * r) != 0] = Cell.NECROTIC
-        t[2, :] = Cell.EC_STALK
+        ves = np.zeros(shape, np.uint8)
+        ves[2, :] = Vessel.STALK
         perf = np.zeros(shape, np.uint8)
         perf[2, : shape[1] // 2] = 1
         neut = np.zeros(shape, np.uint8)
@@ -40,7 +41,7 @@ def growing(n_frames: int, shape=(48, 48), r0=5.0, dr=2.0, core=0.0):
             pol[40 - k, 5 + 3 * k] = 0.9 if 5 + 3 * k >= shape[1] // 2 else 0.1
         o2 = np.full(shape, 30.0, np.float32)
         o2[:, : shape[1] // 2] = 5.0
-        yield {"tissue": t, "perfused": perf, "neutrophils": neut, "neut_polarization": pol, "o2": o2}
+        yield {"tissue": t, "vessel": ves, "perfused": perf, "neutrophils": neut, "neut_polarization": pol, "o2": o2}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_run_metadata_and_lazy_access(synth):
         assert run.n_frames == len(run) == 6 and run.status.state == "complete"
         assert list(run.steps) == [0, 4, 8, 12, 16, 20]
         assert run.times_days == pytest.approx(np.arange(6) * 4 * DT / 1440)
-        assert run.layers[:5] == ["tissue", "perfused", "neutrophils", "neut_polarization", "neut_age"]
+        assert run.layers[:6] == ["tissue", "vessel", "perfused", "neutrophils", "neut_polarization", "neut_age"]
         # one frame, all layers or a subset
         fr = run.frame(-1)
         assert set(fr) == set(run.layers)
@@ -82,7 +83,7 @@ def test_run_metadata_and_lazy_access(synth):
             run.frame(6)
         with pytest.raises(IndexError):
             run.tissue[-7]
-        with pytest.raises(KeyError, match="layers present: tissue, perfused"):
+        with pytest.raises(KeyError, match="layers present: tissue, vessel, perfused"):
             run.frame(0, ["vegf_free"])
         with pytest.raises(AttributeError, match="layers: tissue"):
             run.vegf_free  # noqa: B018 - not stored in this run
@@ -112,9 +113,14 @@ def test_open_run_errors(tmp_path, synth):
         f["x"] = 1
     with pytest.raises(RunFileError, match="not a tumorca run file"):
         open_run(tmp_path / "other.h5")
-    p = write_run(tmp_path / "v2.h5", growing(2), 2, shape=(48, 48), format_version="2.0")
-    with pytest.raises(RunFileError, match="format version 2.0"):
+    p = write_run(tmp_path / "v3.h5", growing(2), 2, shape=(48, 48), format_version="3.0")
+    with pytest.raises(RunFileError, match="format version 3.0"):
         open_run(p)
+    # a 1.x file (vessels in the tissue layer) is refused in one line, not misread
+    p = write_run(tmp_path / "v1.h5", growing(2), 2, shape=(48, 48), format_version="1.0")
+    with pytest.raises(RunFileError, match="format version 1.0") as err:
+        open_run(p)
+    assert "\n" not in str(err.value)
     with pytest.raises(RunFileError, match="does not exist"):
         open_run(tmp_path / "missing.h5")
     p = write_run(tmp_path / "damaged.h5", growing(2), 2, shape=(48, 48), drop=("timeseries",))
@@ -239,8 +245,9 @@ def long_run(tmp_path_factory):
     def frames():
         for i in range(200):
             t = disk(shape, 10 + i * 0.5)
-            t[5, :] = Cell.EC_STALK
-            yield {"tissue": t, "o2": o2, "perfused": (t == Cell.EC_STALK).astype(np.uint8)}
+            ves = np.zeros(shape, np.uint8)
+            ves[5, :] = Vessel.STALK
+            yield {"tissue": t, "vessel": ves, "o2": o2, "perfused": ves.copy()}
 
     path = tmp_path_factory.mktemp("long") / "long.h5"
     return write_run(path, frames(), 200, shape=shape, every=1)
@@ -327,7 +334,11 @@ def test_plot_composite_tissue_and_field(synth, tmp_path):
     plots.plot_frame(synth, 0, "tissue", path=tmp_path / "t.png", dpi=80)
     img = _image(tmp_path / "t.png")
     _assert_picture(img, (round(4.8 * 80), round((4.2 + 2.6) * 80)))
-    assert _pixels_of(img, plots.TISSUE_STYLE[Cell.EC_STALK][0]) > 100  # stalk colour, perfused or not
+    assert _pixels_of(img, plots.TISSUE_STYLE[Cell.TUMOR_P][0]) > 2000  # the tissue layer alone
+    plots.plot_frame(synth, 0, "vessel", path=tmp_path / "v.png", dpi=80)
+    img = _image(tmp_path / "v.png")
+    assert _pixels_of(img, plots.VESSEL_STYLE[Vessel.STALK][0]) > 100  # the vessel layer: stalks, perfused or not
+    assert _pixels_of(img, plots.TISSUE_STYLE[Cell.TUMOR_P][0]) == 0
 
     fig = plots.plot_frame(synth, 2, "o2", path=tmp_path / "o2.png", dpi=80)
     img = _image(tmp_path / "o2.png")
@@ -335,7 +346,7 @@ def test_plot_composite_tissue_and_field(synth, tmp_path):
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert "oxygen partial pressure (mmHg)" in labels  # the colour bar
     assert "day 0.17" in fig._suptitle.get_text()  # frame 2 = step 8 = 240 min
-    with pytest.raises(KeyError, match="a layer present: tissue, perfused"):
+    with pytest.raises(KeyError, match="a layer present: tissue, vessel, perfused"):
         plots.plot_frame(synth, 0, "vegf_free")
     with pytest.raises(IndexError):
         plots.plot_frame(synth, 99)
@@ -348,8 +359,9 @@ def test_plot_3d_slices_and_projections(tmp_path):
     def frames():
         for i in range(2):
             t = disk((12, 16, 20), 4 + i)
-            t[:, 2, :] = Cell.EC_STALK
-            yield {"tissue": t, "o2": np.linspace(0, 30, 12 * 16 * 20, dtype=np.float32).reshape(12, 16, 20)}
+            ves = np.zeros(t.shape, np.uint8)
+            ves[:, 2, :] = Vessel.STALK
+            yield {"tissue": t, "vessel": ves, "o2": np.linspace(0, 30, 12 * 16 * 20, dtype=np.float32).reshape(12, 16, 20)}
 
     p = write_run(tmp_path / "b.h5", frames(), 2, shape=(12, 16, 20))
     fig = plots.plot_frame(p, -1, "composite", path=tmp_path / "ortho.png", dpi=60)

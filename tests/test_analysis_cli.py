@@ -100,13 +100,13 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path):
     (tmp_path / "notes.h5").write_text("hello")
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f["data"] = np.arange(3)
-    v2 = write_run(tmp_path / "v2.h5", iter([{}, {}]), 2, shape=(8, 8), format_version="2.0")
+    v2 = write_run(tmp_path / "v3.h5", iter([{}, {}]), 2, shape=(8, 8), format_version="3.0")
     png = tmp_path / "x.png"
     (tmp_path / "adir.png").mkdir()
     cases = [
         (("plot", tmp_path / "notes.h5", "-o", png), 2, ["is not an HDF5 file"]),
         (("plot", tmp_path / "foreign.h5", "-o", png), 2, ["not a tumorca run file"]),
-        (("summary", v2), 2, ["format version 2.0", "reads 1.x"]),
+        (("summary", v2), 2, ["format version 3.0", "reads 2.x"]),
         (("curves", runs[0], tmp_path / "missing.h5", "-o", png), 2, ["does not exist"]),
         (("plot", runs[0], "-o", png, "--layer", "vegf"), 2, ["no layer 'vegf'", "composite, tissue", "cxcl"]),
         (("plot", runs[0], "-o", png, "--frame", "4"), 2, ["frame 4 out of range: 4 frames"]),

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tumorca import Cell
+from tumorca import Cell, Vessel
 from tumorca.analysis import measures as M
 
 
@@ -45,15 +45,15 @@ def test_necrotic_and_hypoxic_fractions():
 def test_straight_vessel_length_and_branches():
     pytest.importorskip("skimage")
     t = np.zeros((64, 64), dtype=np.uint8)
-    t[30, 10:50] = Cell.EC_STALK
+    t[30, 10:50] = Vessel.STALK
     net = M.vessel_network(t, 20.0)
     assert net["vessel_length_um"] == pytest.approx(40 * 20.0, rel=0.03)
     assert net["branch_points"] == 0 and net["end_points"] == 2
-    t[31:50, 30] = Cell.EC_STALK  # a T junction
+    t[31:50, 30] = Vessel.STALK  # a T junction
     net = M.vessel_network(t, 20.0)
     assert net["branch_points"] == 1 and net["end_points"] == 3
     t3 = np.zeros((20, 20, 20), dtype=np.uint8)
-    t3[10, 10, 2:18] = Cell.EC_STALK
+    t3[10, 10, 2:18] = Vessel.STALK
     assert M.vessel_network(t3, 10.0)["vessel_length_um"] == pytest.approx(160.0, rel=0.07)
 
 
@@ -72,9 +72,10 @@ def test_ring_of_neutrophils_counts_profile_and_polarisation():
 
 def test_vessel_density_inside_and_around():
     t = disk(100, 20)
-    t[50, :] = Cell.EC_STALK  # a vessel straight through the tumour and beyond
-    perf = (t == Cell.EC_STALK).astype(np.uint8)
-    d = M.vessel_density(t, perf, 20.0, margin_um=200.0)
+    v = np.zeros_like(t)
+    v[50, :] = Vessel.STALK  # a vessel straight through the tumour (co-opted) and beyond
+    perf = (v == Vessel.STALK).astype(np.uint8)
+    d = M.vessel_density(t, v, perf, 20.0, margin_um=200.0)
     assert d["vessel_density_inside"] > 0 and d["perfused_fraction_inside"] == 1.0
     # inside: about 2R vessel sites over pi R^2 sites
     per_site = (20.0 / 1000) ** 2

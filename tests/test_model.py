@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tumorca
-from tumorca import Cell, presets
+from tumorca import Cell, Vessel, presets
 
 
 def build(shape, params, setup, seed=0):
@@ -17,15 +17,15 @@ def build(shape, params, setup, seed=0):
 def two_vessels_and_sprouts(a, gap_rows=(15,)):
     """Inlet vessels along rows 5 and 26 of a 32x40 lattice, and a sprout down column 20 from each, ending in
     tips that face each other across ``gap_rows``."""
-    t = a["tissue"]
+    t = a["vessel"]
     for row in (5, 26):
-        t[row, :] = Cell.EC_STALK
+        t[row, :] = Vessel.STALK
         a["inlet"][row, :] = 1
     top_tip, bottom_tip = min(gap_rows) - 1, max(gap_rows) + 1
-    t[6:top_tip, 20] = Cell.EC_STALK
-    t[bottom_tip + 1:26, 20] = Cell.EC_STALK
-    t[top_tip, 20] = t[bottom_tip, 20] = Cell.EC_TIP
-    a["clock"][top_tip, 20] = a["clock"][bottom_tip, 20] = 5
+    t[6:top_tip, 20] = Vessel.STALK
+    t[bottom_tip + 1:26, 20] = Vessel.STALK
+    t[top_tip, 20] = t[bottom_tip, 20] = Vessel.TIP
+    a["vclock"][top_tip, 20] = a["vclock"][bottom_tip, 20] = 5
     a["vegf_free"][gap_rows[0], 20] = 100.0  # the tips are drawn into the gap
 
 
@@ -40,25 +40,36 @@ def test_tips_meeting_fuse_and_the_sprout_becomes_perfused_and_an_o2_source(seed
     # during step 1 the sprouts were blind: not perfused, not O2 sources
     assert sim.perfused[10, 20] == 0 and sim.perfused[20, 20] == 0
     assert sim.field("o2")[10, 20] < 38.0
-    # one tip took the gap: the column is now endothelium from vessel to vessel
-    assert np.all(np.isin(sim.tissue[5:27, 20], (Cell.EC_STALK, Cell.EC_TIP)))
+    # one tip took the gap: the column is now vessel from vessel to vessel
+    assert np.all(np.isin(sim.vessel[5:27, 20], (Vessel.STALK, Vessel.TIP)))
     sim.step(1)
     assert np.all(sim.perfused[5:27, 20] == 1)
     np.testing.assert_array_equal(sim.field("o2")[5:27, 20], np.float32(38.0))
 
 
-def test_blind_sprout_is_connected_but_not_perfused_and_does_not_regress():
+def test_blind_sprout_is_connected_but_not_perfused_and_regresses_after_its_lifetime():
     def setup(a):
-        a["tissue"][5, :] = Cell.EC_STALK
+        a["vessel"][5, :] = Vessel.STALK
         a["inlet"][5, :] = 1
-        a["tissue"][6:14, 20] = Cell.EC_STALK
-        a["tissue"][14, 20] = Cell.EC_TIP
+        a["vessel"][6:14, 20] = Vessel.STALK
+        a["vessel"][14, 20] = Vessel.TIP
 
-    sim = build((32, 40), ANASTOMOSIS.replace(tip_move_min=0.0, tip_move_max=0.0, vessel_regression_time=60.0),
+    # 120 min = 4 steps without flow
+    sim = build((32, 40), ANASTOMOSIS.replace(tip_move_min=0.0, tip_move_max=0.0, vessel_regression_time=120.0),
                 setup)
-    sim.step(10)
-    assert np.all(sim.tissue[6:14, 20] == Cell.EC_STALK) and sim.tissue[14, 20] == Cell.EC_TIP
-    assert np.all(sim.perfused[8:15, 20] == 0) and np.all(sim.perfused[5, :] == 1)
+    sim.step(3)
+    # connected to the inlet vessel but a dead end: no flow, counting
+    assert np.all(sim.vessel[6:14, 20] == Vessel.STALK) and sim.vessel[14, 20] == Vessel.TIP
+    assert np.all(sim.perfused[6:15, 20] == 0) and np.all(sim.perfused[5, :] == 1)
+    np.testing.assert_array_equal(sim.get_state()["arrays"]["vclock"][6:14, 20], 3)
+    sim.step(1)
+    # the stalks reached their lifetime; the tip was still connected when they went
+    assert np.all(sim.vessel[6:14, 20] == Vessel.NONE) and sim.vessel[14, 20] == Vessel.TIP
+    sim.step(1)
+    assert sim.vessel[14, 20] == Vessel.STALK  # cut off: it stops and counts from 1
+    sim.step(3)
+    assert np.all(sim.vessel[6:15, 20] == Vessel.NONE)
+    assert np.all(sim.vessel[5, :] == Vessel.STALK) and np.all(sim.perfused[5, :] == 1)  # the fed vessel stays
 
 
 def test_blind_sprout_with_turns_and_diagonal_steps_carries_no_flow():
@@ -66,11 +77,11 @@ def test_blind_sprout_with_turns_and_diagonal_steps_carries_no_flow():
     path = [(6, 20), (7, 21), (8, 21), (8, 22), (8, 23), (9, 24), (10, 24), (11, 23), (12, 23), (12, 22)]
 
     def setup(a):
-        a["tissue"][5, :] = Cell.EC_STALK
+        a["vessel"][5, :] = Vessel.STALK
         a["inlet"][5, :] = 1
         for y, x in path:
-            a["tissue"][y, x] = Cell.EC_STALK
-        a["tissue"][13, 21] = Cell.EC_TIP
+            a["vessel"][y, x] = Vessel.STALK
+        a["vessel"][13, 21] = Vessel.TIP
 
     sim = build((32, 40), ANASTOMOSIS.replace(tip_move_min=0.0, tip_move_max=0.0), setup)
     sim.step(1)
@@ -80,23 +91,23 @@ def test_blind_sprout_with_turns_and_diagonal_steps_carries_no_flow():
 
 def test_cut_off_sprout_regresses_after_the_configured_time():
     def setup(a):
-        a["tissue"][5, :] = Cell.EC_STALK
+        a["vessel"][5, :] = Vessel.STALK
         a["inlet"][5, :] = 1
-        a["tissue"][12:20, 10] = Cell.EC_STALK   # not touching any inlet
-        a["tissue"][20, 10] = Cell.EC_TIP
+        a["vessel"][12:20, 10] = Vessel.STALK   # not touching any inlet
+        a["vessel"][20, 10] = Vessel.TIP
 
     params = ANASTOMOSIS.replace(tip_move_min=0.0, tip_move_max=0.0, vessel_regression_time=150.0)  # 5 steps
     sim = build((32, 40), params, setup)
     sim.step(4)
-    assert np.all(np.isin(sim.tissue[12:21, 10], (Cell.EC_STALK,)))  # the tip stopped, everything is counting
+    assert np.all(np.isin(sim.vessel[12:21, 10], (Vessel.STALK,)))  # the tip stopped, everything is counting
     sim.step(1)
-    assert np.all(sim.tissue[12:21, 10] == Cell.EMPTY)
-    assert np.all(sim.tissue[5, :] == Cell.EC_STALK)  # the fed vessel stays
+    assert np.all(sim.vessel[12:21, 10] == Vessel.NONE)
+    assert np.all(sim.vessel[5, :] == Vessel.STALK)  # the fed vessel stays
 
 
 def test_sprouting_needs_vegf_and_respects_the_exclusion_distance():
     def setup(a, vegf):
-        a["tissue"][16, :] = Cell.EC_STALK
+        a["vessel"][16, :] = Vessel.STALK
         a["inlet"][16, :] = 1
         a["vegf_free"][...] = vegf
 
@@ -104,10 +115,10 @@ def test_sprouting_needs_vegf_and_respects_the_exclusion_distance():
                             tip_move_max=0.0)
     none = build((32, 200), params, lambda a: setup(a, 0.0))
     none.step(5)
-    assert none.counts()[Cell.EC_TIP] == 0
+    assert np.count_nonzero(none.vessel == Vessel.TIP) == 0
     some = build((32, 200), params, lambda a: setup(a, 5.0))
     some.step(5)
-    tips = np.flatnonzero(some.tissue[16] == Cell.EC_TIP)
+    tips = np.flatnonzero(some.vessel[16] == Vessel.TIP)
     assert len(tips) >= 3
     assert np.all(np.diff(tips) > params.sprout_exclusion / params.dx_um)
 
@@ -172,3 +183,76 @@ def test_knockout_recruits_more_and_more_angiogenic_neutrophils_than_wild_type_a
     assert ko["present"] > wt["present"] > th["present"]
     assert ko["vegf_per_cell"] > wt["vegf_per_cell"]
     assert dep["present"] <= 0.2 * wt["present"], (dep, wt)
+
+
+# -- the vessel layer: co-option, remodelling under tumour, invasion ----------------------------------------------
+def test_tumour_grows_over_vessels_which_stay_o2_sources_inside_it():
+    """Tumour daughters ignore the vessel layer (co-option), and a perfused vessel under tumour is still an O2
+    source: the tumour sites on it are held at o2_vessel."""
+    def setup(a):
+        a["vessel"][16, :] = Vessel.STALK
+        a["inlet"][16, :] = 1
+        a["tissue"][14:19, 18:22] = Cell.TUMOR_P
+
+    p = tumorca.Params(tumor_cycle_rate=0.02, coopt_regression_rate=0.0, sprout_rate=0.0)
+    sim = build((32, 40), p, setup, seed=3)
+    sim.step(40)
+    on_vessel = (sim.vessel == Vessel.STALK) & np.isin(sim.tissue, (Cell.TUMOR_P, Cell.TUMOR_Q))
+    assert on_vessel.sum() > 6  # the tumour spread along the vessel row, over it
+    assert np.all(sim.perfused[on_vessel] == 1)
+    np.testing.assert_array_equal(sim.field("o2")[on_vessel], np.float32(p.o2_vessel))
+    s = sim.summary()
+    assert s["coopted_vessels"] == on_vessel.sum() + np.count_nonzero((sim.vessel != 0) & (sim.tissue == Cell.NECROTIC))
+    assert s["perfused_in_tumor"] >= on_vessel.sum()
+
+
+@pytest.mark.parametrize("vegf", [0.0, 1.5])
+def test_coopted_vessels_regress_at_the_rate_vegf_allows(vegf):
+    """Each co-opted stalk regresses with probability p*h/(h + V) per step: over n steps the survivors are
+    binomial with mean N(1 - q)^n.  Checked to 4 standard deviations, with VEGF clamped (no diffusion, no decay,
+    no secretion)."""
+    n_rows, nx, steps = 24, 60, 10
+
+    def setup(a):
+        a["tissue"][...] = Cell.TUMOR_Q
+        for k in range(n_rows):
+            a["vessel"][1 + 2 * k, :] = Vessel.STALK
+            a["inlet"][1 + 2 * k, :] = 1
+        a["vegf_free"][...] = vegf
+
+    p = tumorca.Params(coopt_regression_rate=0.002, coopt_vegf_half=0.5, vegf_diffusivity=0.0, vegf_decay=0.0,
+                       vegf_tumor_min=0.0, vegf_tumor_max=0.0, neut_recruit_max=0.0, neut_recruit_min=0.0,
+                       quiescent_death_time=1e5, necrosis_rate_max=0.0, sprout_rate=0.0, o2_uptake_tumor=0.0)
+    sim = build((2 * n_rows + 1, nx), p, setup, seed=11)
+    sim.step(steps)
+    per_step = -np.expm1(-p.coopt_regression_rate * p.dt_min) * (0.5 / (0.5 + np.float32(vegf)))
+    n0 = n_rows * nx
+    mean = n0 * (1 - per_step) ** steps
+    sd = np.sqrt(n0 * (1 - per_step) ** steps * (1 - (1 - per_step) ** steps))
+    left = np.count_nonzero(sim.vessel == Vessel.STALK)
+    assert abs(left - mean) < 4 * sd, (left, mean, sd)
+
+
+def test_tips_enter_tumour_tissue_only_where_mmp9_has_degraded_the_matrix():
+    """A tip facing a block of tumour: without MMP9 it cannot step into the tumour (weight M/(M + h) = 0),
+    with MMP9 it does."""
+    def setup(a, mmp9):
+        a["vessel"][2, :] = Vessel.STALK
+        a["inlet"][2, :] = 1
+        a["vessel"][3:10, 20] = Vessel.STALK
+        a["vessel"][10, 20] = Vessel.TIP
+        a["tissue"][11:, :] = Cell.TUMOR_Q
+        a["tissue"][:11, :] = Cell.EMPTY
+        a["vegf_free"][11:, :] = 5.0  # drawn toward the tumour
+        a["mmp9"][...] = mmp9
+
+    p = ANASTOMOSIS.replace(tip_move_min=1.0, tip_move_max=1.0, mmp9_diffusivity=0.0, mmp9_decay=0.0,
+                            tumor_cycle_rate=0.0, quiescent_death_time=1e5, necrosis_rate_max=0.0, coopt_regression_rate=0.0,
+                            neut_recruit_max=0.0, neut_recruit_min=0.0, vessel_regression_time=1e4)
+    shut = build((30, 40), p, lambda a: setup(a, 0.0), seed=5)
+    shut.step(6)
+    live = (Cell.TUMOR_P, Cell.TUMOR_Q)
+    assert not np.any((shut.vessel != Vessel.NONE) & np.isin(shut.tissue, live))
+    open_ = build((30, 40), p, lambda a: setup(a, 5.0), seed=5)
+    open_.step(6)
+    assert np.count_nonzero((open_.vessel != Vessel.NONE) & np.isin(open_.tissue, live)) >= 3

@@ -24,7 +24,6 @@ def lattice(shape, seed, vessel_fraction=0.03):
                         p=[0.4, 0.4, 0.1, 0.1]).astype(np.uint8)
     source = (rng.random(shape) < vessel_fraction).astype(np.uint8)
     source.flat[0] = 1
-    tissue[source != 0] = Cell.EC_STALK
     c = (rng.random(shape, dtype=np.float32) * np.float32(38.0)).astype(np.float32)
     return tissue, source, c
 
@@ -40,7 +39,6 @@ def disk(shape, vessel_rows=0):
     source = np.zeros(shape, dtype=np.uint8)
     if vessel_rows:
         source[:, ::vessel_rows, :] = 1
-        tissue[source != 0] = Cell.EC_STALK
     return tissue, source, np.zeros(shape, dtype=np.float32)
 
 

@@ -135,11 +135,11 @@ def test_node_memory_counts_rank0s_gathered_solve():
     from tumorca.parallel.simulation import block_bytes_per_site, node_memory_error
 
     gib = 1 << 30
-    assert block_bytes_per_site() == 45
+    assert block_bytes_per_site() == 48
     assert node_memory_error(2, 3 * gib, 4 * gib, None) is None                 # unknown: no check
     assert node_memory_error(2, 3 * gib, 4 * gib, 7 * gib) is None              # exactly fits
     msg = node_memory_error(4, 9 * gib, 0, 8 * gib)                              # blocks alone (SOR, or not rank 0's node)
-    assert msg == ("the blocks of the 4 ranks on this node need 9.0 GiB of memory (45 B/site with halo) but only "
+    assert msg == ("the blocks of the 4 ranks on this node need 9.0 GiB of memory (48 B/site with halo) but only "
                    "8.0 GiB is available; use more nodes")
     msg = node_memory_error(2, 3 * gib, 4 * gib, 6 * gib)                        # the blocks fit, not with rank 0's solve
     assert "\n" not in msg and msg.startswith("the blocks of the 2 ranks on this node need 3.0 GiB")

@@ -3,14 +3,16 @@ import numpy as np
 import pytest
 
 import tumorca
-from tumorca import Cell
+from tumorca import Cell, Vessel
 
 
 def custom(shape, tissue_fn, params, seed=0):
     """A Simulation whose tissue (and perfused vessels) is set by ``tissue_fn(tissue, perfused)``."""
     state = tumorca.Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0), seed).get_state()
     tissue_fn(state["arrays"]["tissue"], state["arrays"]["perfused"])
-    state["arrays"]["inlet"][...] = state["arrays"]["perfused"]  # the vessels set here feed themselves
+    a = state["arrays"]
+    a["inlet"][...] = a["perfused"]  # the vessels set here feed themselves
+    a["vessel"][...] = np.where(a["perfused"] != 0, Vessel.STALK, Vessel.NONE)
     return tumorca.Simulation.from_state(state)
 
 
@@ -21,7 +23,7 @@ def test_o2_slab_between_two_vessels_matches_cosh():
 
     def setup(t, perf):
         t[...] = Cell.TUMOR_P
-        t[..., [0, L]] = Cell.EC_STALK
+        t[..., [0, L]] = Cell.EMPTY  # vessels over stroma: not co-opted, so they stay
         perf[..., [0, L]] = 1
 
     sim = custom((1, L + 1), setup, p)
@@ -41,7 +43,6 @@ def test_o2_around_one_vessel_matches_bessel_k0():
     p = tumorca.Params(o2_uptake_stroma=2.5, o2_tol=1e-5, o2_omega=1.8)
 
     def setup(t, perf):
-        t[n // 2, n // 2] = Cell.EC_STALK
         perf[n // 2, n // 2] = 1
 
     sim = custom((n, n), setup, p)

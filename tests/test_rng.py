@@ -103,14 +103,16 @@ def header_constants(path: Path = DEFS_H) -> dict[str, int]:
 
 
 def python_twin(c_name: str):
-    """The value tumorca._constants gives the C constant ``TC_X``: ``_constants.X``, a member ``Cell.X``, or for
-    ``TC_N_STATES`` the number of cell states."""
+    """The value tumorca._constants gives the C constant ``TC_X``: ``_constants.X``, a member ``Cell.X`` or
+    ``Vessel.Y`` (for ``TC_VESSEL_Y``), or for ``TC_N_STATES`` the number of cell states."""
     assert c_name.startswith("TC_"), f"{c_name}: constants in {DEFS_H.name} are named TC_*"
     name = c_name[3:]
     if name == "N_STATES":
         return len(_constants.Cell)
     if name in _constants.Cell.__members__:
         return int(_constants.Cell[name])
+    if name.startswith("VESSEL_") and name[7:] in _constants.Vessel.__members__:
+        return int(_constants.Vessel[name[7:]])
     if hasattr(_constants, name):
         return getattr(_constants, name)
     raise AssertionError(f"ext/defs.h defines {c_name} but src/tumorca/_constants.py has no {name} (nor Cell.{name}):"
@@ -120,7 +122,7 @@ def python_twin(c_name: str):
 def test_header_parser_sees_the_header():
     """The parser is not vacuous: it finds enumerators, implicit values and defines, and reads hex and suffixes."""
     c = header_constants()
-    assert c["TC_EMPTY"] == 0 and c["TC_EC_TIP"] == 5 and c["TC_TIP_FUSE"] == 0x20 and c["TC_PROP_STATE_SHIFT"] == 5
+    assert c["TC_EMPTY"] == 0 and c["TC_VESSEL_TIP"] == 2 and c["TC_N_STATES"] == 4 and c["TC_TIP_FUSE"] == 0x20 and c["TC_PROP_STATE_SHIFT"] == 5
     assert "TUMORCA_DEFS_H" not in c  # the include guard has no value
     assert _c_int("(1u << 3) | 0x10UL", {}) == 24 and _c_int("A + 1", {"A": 4}) == 5
 

@@ -130,7 +130,7 @@ def test_3d_fields_choice_and_compression(tmp_path):
         assert f["tissue"].shape == (3, 8, 8, 8) and f["o2"].shape == (3, 8, 8, 8)
         assert "vegf_free" not in f and f["o2"].compression == "lzf"
     with RunReader(tmp_path / "c.h5") as r:
-        assert r.layers == ["tissue", "perfused", "neutrophils", "neut_polarization", "neut_age", "o2"]
+        assert r.layers == ["tissue", "vessel", "perfused", "neutrophils", "neut_polarization", "neut_age", "o2"]
         assert r.frame("tissue", -1).shape == (8, 8, 8)
         assert np.count_nonzero(r.frame("tissue", 0) == Cell.TUMOR_P) > 0
     plan = RunPlan(shape=(6, 6), params=Params(), seed=2, steps=2, every=1, fields=(), compression="none")

@@ -1,7 +1,7 @@
 """tumorca: a lattice cellular automaton of tumour growth, angiogenesis and the IFN-beta/neutrophil axis.
 
 The public face is :class:`Simulation` (the engine), :class:`Params` (every model parameter with its default),
-:class:`Cell` (tissue states) and :mod:`tumorca.reference` (the same model in plain NumPy, the executable
+:class:`Cell` (tissue states), :class:`Vessel` (vessel-layer states) and :mod:`tumorca.reference` (the same model in plain NumPy, the executable
 specification the compiled kernels are tested against).
 """
 import os as _os
@@ -18,7 +18,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
     __version__ = "0+unknown"
 
-from ._constants import FIELD_NAMES, Cell  # noqa: E402
+from ._constants import FIELD_NAMES, Cell, Vessel  # noqa: E402
 from .errors import LatticeError, ParameterError, ResourceError, TumorcaError  # noqa: E402
 from .params import PARAMETERS, Params  # noqa: E402
 
@@ -32,5 +32,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Simulation", "Params", "PARAMETERS", "Cell", "FIELD_NAMES", "TumorcaError", "ParameterError",
+__all__ = ["Simulation", "Params", "PARAMETERS", "Cell", "Vessel", "FIELD_NAMES", "TumorcaError", "ParameterError",
            "LatticeError", "ResourceError", "__version__"]

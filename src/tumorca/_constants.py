@@ -13,8 +13,15 @@ class Cell(IntEnum):
     TUMOR_P = 1    #: cycling (proliferative) tumour cell
     TUMOR_Q = 2    #: quiescent tumour cell
     NECROTIC = 3   #: dead tumour cell
-    EC_STALK = 4   #: endothelial stalk (vessel) cell
-    EC_TIP = 5     #: endothelial tip cell of a sprout
+
+
+class Vessel(IntEnum):
+    """States of the vessel layer, one byte per site, beside the tissue: a vessel and a tumour cell can share a
+    site (a tumour co-opts the vessels it grows over)."""
+
+    NONE = 0       #: no vessel
+    STALK = 1      #: endothelial stalk (vessel) cell
+    TIP = 2        #: endothelial tip cell of a sprout
 
 
 #: Fourth counter word of each random draw, one per independent decision.
@@ -23,6 +30,7 @@ PURPOSE_TIP = 2
 PURPOSE_SPROUT = 3
 PURPOSE_NEUT = 4
 PURPOSE_NEUT_MOVE = 5  #: ``| (substep << 8)`` for each neutrophil sub-move
+PURPOSE_VESSEL = 6  #: regression of a co-opted vessel
 
 #: Tip-phase proposal byte: low 5 bits = 1 + Moore direction of the move, then these flags.
 TIP_FUSE = 0x20
@@ -35,7 +43,7 @@ KILL_OWN_SITE = 27
 PROP_DIR_MASK = 0x1F
 PROP_STATE_SHIFT = 5
 
-#: The uint16 clocks (quiescent steps, steps cut off, tip age, neutrophil age) saturate here.
+#: The uint16 clocks (quiescent steps; a vessel's steps without flow, or a tip's age; neutrophil age) saturate here.
 CLOCK_MAX = 65535
 
 #: Row flags a kernel's first pass leaves for the next: the row holds sites to visit; it holds proposals aimed at

@@ -38,6 +38,7 @@ RATE_DEFINITIONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("vegf_dt_free", "vegf_dt_bound"), "Δt·(1 − f_b), Δt·f_b"),
     (("krel_dt",), "`vegf_release_rate`·Δt"),
     (("regress_steps",), "max(1, ⌈`vessel_regression_time`/Δt⌉)"),
+    (("p_coopt_regress",), "1 − exp(−`coopt_regression_rate`·Δt)"),
     (("p_sprout_max",), "1 − exp(−`sprout_rate`·Δt)"),
     (("exclusion_sites",), "`sprout_exclusion`/Δx"),
     (("p_kill_max",), "1 − exp(−`neut_kill_rate`·Δt)"),

@@ -108,12 +108,12 @@ def phase_bytes_per_site(ndim: int, sweeps: float, substeps: int, o2_solver: str
     r.z (16 B) and p = z + beta p (24 B); the coarse levels and the transfers are counted in ``sweeps`` at 50 B.
     Slow fields:
     secretion reads 26 B; each implicit axis reads and writes 8 B for three fields, plus bound-VEGF decay.
-    Tumour: 5 B; endothelium: 3 B; neutrophils: 4 B plus 3 B per sub-move.  Perfusion: 3 B.
+    Tumour: 5 B; endothelium: 4 B (vessel, tissue, perfused, flags); neutrophils: 4 B plus 3 B per sub-move.  Perfusion: 3 B.
     """
     axes = 2 if ndim == 2 else 3
     o2 = 20.0 * sweeps if o2_solver != "mgcg" else 50.0 * max(sweeps - o2_iterations, 0.0) + 106.0 * o2_iterations
     return {"perfusion": 3.0, "o2": o2, "slow_fields": 26.0 + 3 * axes * 8.0 + 8.0,
-            "endothelium": 3.0, "tumour": 5.0, "neutrophils": 4.0 + 3.0 * substeps}
+            "endothelium": 4.0, "tumour": 5.0, "neutrophils": 4.0 + 3.0 * substeps}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import _fields, _neutrophils, _tissue, _vessels
-from ._constants import FIELD_NAMES, Cell
+from ._constants import FIELD_NAMES, Cell, Vessel
 from ._lattice import check_threads
 from ._numerics import tridiagonal_factors
 from .errors import LatticeError
@@ -35,9 +35,12 @@ from .params import Params
 from .rules import PerfusionRules, StepRules
 
 #: Arrays that make up the state, with their dtypes (fields are float32, one value per site).
-#: ``clock`` counts steps in the current condition: quiescent (tumour), cut off from inlets (stalk), age (tip).
+#: ``tissue``/``clock``: the tissue layer (:class:`Cell`) and a tumour cell's steps quiescent.
+#: ``vessel``/``vclock``: the vessel layer beside it (:class:`Vessel`) and a vessel's steps without flow (stalk)
+#: or age (tip); ``perfused`` (1 where a vessel carries flow: an O2 source) and ``inlet`` (fixed inlets).
 #: ``neut``/``neut_p``/``neut_age``: the neutrophil layer (presence, polarisation 0 = N1 .. 1 = N2, age in steps).
 STATE_ARRAYS: dict[str, np.dtype] = {"tissue": np.dtype(np.uint8), "clock": np.dtype(np.uint16),
+                                     "vessel": np.dtype(np.uint8), "vclock": np.dtype(np.uint16),
                                      "perfused": np.dtype(np.uint8), "inlet": np.dtype(np.uint8),
                                      "neut": np.dtype(np.uint8), "neut_p": np.dtype(np.float32),
                                      "neut_age": np.dtype(np.uint16),
@@ -149,9 +152,9 @@ class WholeLattice:
     def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
                          rules: PerfusionRules) -> np.ndarray:
         """Connectivity by one search from the inlets, then synchronous pruning rounds until one prunes nothing;
-        returns the endothelial sites (flat indices) for ``perfusion_finish``."""
-        t, inlet, perf = arrays["tissue"], arrays["inlet"], arrays["perfused"]
-        ec = np.flatnonzero((t == Cell.EC_STALK) | (t == Cell.EC_TIP))
+        returns the vessel sites (flat indices) for ``perfusion_finish``."""
+        t, inlet, perf = arrays["vessel"], arrays["inlet"], arrays["perfused"]
+        ec = np.flatnonzero(t != Vessel.NONE)
         perf.fill(0)
         scratch.fill(0)
         _vessels.perfusion_connect(t, inlet, perf, ec, rules)
@@ -242,7 +245,8 @@ class Engine:
         self._identity = tridiagonal_factors(self._shape3[2], 0.0, False)
         self._last_o2 = (0, 0.0, 0.0)
         self._produced = (0.0, 0.0)
-        self._events = np.zeros(4, dtype=np.int64)  # tumour born, neutrophils recruited, died, tumour killed
+        # tumour born, neutrophils recruited, died, tumour killed, vessels regressed without flow, co-opted
+        self._events = np.zeros(6, dtype=np.int64)
         self._phase_time = dict.fromkeys(PHASES, 0.0)
         self._warned_o2 = False
         self._last_ifn = self.ifn_level()
@@ -273,9 +277,10 @@ class Engine:
             rules = self._rules[ifn] = StepRules.from_params(p, ifn)
         seed, step = self._seed, self._step
         t0 = perf_counter()
-        # 1. perfusion and regression
+        # 1. perfusion and vessel remodelling
         ec = d.perfusion_rounds(a, self._prop, rules.perfusion)
-        _vessels.perfusion_finish(a["tissue"], a["perfused"], a["clock"], ec, rules.perfusion)
+        regressed = _vessels.perfusion_finish(a["vessel"], a["vclock"], a["inlet"], a["perfused"], a["tissue"],
+                                              a["vegf_free"], ec, seed, step, rules.perfusion, *geom)
         t1 = perf_counter()
         # 2a. O2, sources and sinks frozen at the state of this step
         sweeps, res, work = d.o2_solve(a)
@@ -307,9 +312,10 @@ class Engine:
         d.implicit(a["vegf_bound"], 2, self._identity, 0.0, r["vegf_bound_gain"])
         t3 = perf_counter()
         # 3. endothelium: sprouting, tip moves, anastomosis (tips resolve before divisions)
-        d.exchange([a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"]], W["endothelium"])
-        _vessels.endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], self._prop,
-                                    self._rowflags, seed, step, rules.endothelium, nt, *geom)
+        d.exchange([a["vessel"], a["vclock"], a["tissue"], a["perfused"], a["vegf_free"], a["mmp9"]],
+                   W["endothelium"])
+        _vessels.endothelium_update(a["vessel"], a["vclock"], a["tissue"], a["perfused"], a["vegf_free"], a["mmp9"],
+                                    self._prop, self._rowflags, seed, step, rules.endothelium, nt, *geom)
         t4 = perf_counter()
         # 4. tumour cells
         d.exchange([a["tissue"], a["clock"], a["o2"]], W["tumour"])
@@ -337,7 +343,7 @@ class Engine:
         if substeps > 0:
             _neutrophils.neutrophil_clear(a["neut"], a["neut_p"], a["neut_age"], self._prop, nt)
         # the step's event counts: one reduction (integer sums are exact in any order)
-        self._events = d.sum_ints(np.array([born, *events], dtype=np.int64))
+        self._events = d.sum_ints(np.array([born, *events, *regressed], dtype=np.int64))
         t6 = perf_counter()
         for name, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
             self._phase_time[name] += dt
@@ -360,39 +366,53 @@ class Engine:
         the same bits on every domain (collective under MPI).
 
         Keys: ``step``, ``time_min``, ``ifn_level`` (the level the last step used); tumour sites ``tumor_p``,
-        ``tumor_q``, ``necrotic``, ``tumor_live`` and ``hypoxic_fraction`` (live tumour below ``hypoxia_o2``);
-        vessels ``vessel_sites`` (stalk + tip), ``tips``, ``perfused_sites``, ``perfused_fraction``; neutrophils
-        ``neutrophils``, ``neutrophils_n1`` (p < 0.5), ``neutrophils_n2``, ``mean_polarization``;
-        ``neut_vegf_produced`` and ``neut_mmp9_produced`` (nM summed over sites, secreted by neutrophils during
-        the last step), ``tumor_born``, ``neut_recruited``, ``neut_died`` and ``tumor_killed`` (events of the last
-        step); O2 solver ``o2_sweeps`` (SOR sweeps, or multigrid V-cycles) and ``o2_residual`` of the last step.
+        ``tumor_q``, ``necrotic``, ``tumor_live`` and ``hypoxic_fraction`` (live tumour below ``hypoxia_o2``),
+        ``tumor_volume_mm3`` (live and necrotic sites times the site volume ``dx_um**3``; a 2D lattice is a slab
+        one site deep); vessels ``vessel_sites`` (stalk + tip), ``tips``, ``perfused_sites``,
+        ``perfused_fraction``, ``coopted_vessels`` (vessel sites under tumour tissue, live or necrotic),
+        ``perfused_in_tumor`` (perfused ones among them); neutrophils ``neutrophils``, ``neutrophils_n1``
+        (p < 0.5), ``neutrophils_n2``, ``mean_polarization``; ``neut_vegf_produced`` and ``neut_mmp9_produced``
+        (nM summed over sites, secreted by neutrophils during the last step), ``tumor_born``, ``neut_recruited``,
+        ``neut_died``, ``tumor_killed``, ``vessels_regressed`` (without flow) and ``coopted_regressed`` (events
+        of the last step); O2 solver ``o2_sweeps`` (SOR sweeps, or multigrid V-cycles) and ``o2_residual`` of
+        the last step.
         """
         a = self._arrays
         own = self._domain.owned
         tis = a["tissue"][own]
+        ves = a["vessel"][own]
+        perf = a["perfused"][own] != 0
         bc = np.bincount(tis.ravel(), minlength=len(Cell))[:len(Cell)].astype(np.int64)
+        vc = np.bincount(ves.ravel(), minlength=len(Vessel))[:len(Vessel)].astype(np.int64)
         live_mask = (tis == Cell.TUMOR_P) | (tis == Cell.TUMOR_Q)
+        tumour_mask = live_mask | (tis == Cell.NECROTIC)
         hypoxic = np.count_nonzero(a["o2"][own][live_mask] < np.float32(self._params.hypoxia_o2))
-        perfused = np.count_nonzero(a["perfused"][own])
-        tot = self._domain.sum_ints(np.concatenate([bc, [hypoxic, perfused]]).astype(np.int64))
-        bc, hypoxic, perfused = tot[:len(Cell)], int(tot[len(Cell)]), int(tot[len(Cell) + 1])
+        coopt = tumour_mask & (ves != Vessel.NONE)
+        extra = [hypoxic, np.count_nonzero(perf), np.count_nonzero(coopt), np.count_nonzero(coopt & perf)]
+        tot = self._domain.sum_ints(np.concatenate([bc, vc, extra]).astype(np.int64))
+        nb, nv = len(Cell), len(Vessel)
+        bc, vc = tot[:nb], tot[nb:nb + nv]
+        hypoxic, perfused, coopted, perf_tumour = (int(v) for v in tot[nb + nv:])
         live = int(bc[Cell.TUMOR_P] + bc[Cell.TUMOR_Q])
-        vessels = int(bc[Cell.EC_STALK] + bc[Cell.EC_TIP])
+        vessels = int(vc[Vessel.STALK] + vc[Vessel.TIP])
         pol = self._polarizations()
         n_neut = int(pol.size)
         n1 = int(np.count_nonzero(pol < 0.5))
         ev = self._events
+        site_mm3 = (self._params.dx_um / 1000.0) ** 3
         return {
             "step": self._step, "time_min": self.time_min, "ifn_level": self._last_ifn,
             "tumor_p": int(bc[Cell.TUMOR_P]), "tumor_q": int(bc[Cell.TUMOR_Q]), "necrotic": int(bc[Cell.NECROTIC]),
             "tumor_live": live, "hypoxic_fraction": hypoxic / live if live else 0.0,
-            "vessel_sites": vessels, "tips": int(bc[Cell.EC_TIP]), "perfused_sites": perfused,
+            "tumor_volume_mm3": (live + int(bc[Cell.NECROTIC])) * site_mm3,
+            "vessel_sites": vessels, "tips": int(vc[Vessel.TIP]), "perfused_sites": perfused,
             "perfused_fraction": perfused / vessels if vessels else 0.0,
+            "coopted_vessels": coopted, "perfused_in_tumor": perf_tumour,
             "neutrophils": n_neut, "neutrophils_n1": n1, "neutrophils_n2": n_neut - n1,
             "mean_polarization": float(pol.astype(np.float64).mean()) if n_neut else 0.0,
             "neut_vegf_produced": self._produced[0], "neut_mmp9_produced": self._produced[1],
             "tumor_born": int(ev[0]), "neut_recruited": int(ev[1]), "neut_died": int(ev[2]),
-            "tumor_killed": int(ev[3]),
+            "tumor_killed": int(ev[3]), "vessels_regressed": int(ev[4]), "coopted_regressed": int(ev[5]),
             "o2_sweeps": self._last_o2[0], "o2_residual": self._last_o2[1],
         }
 

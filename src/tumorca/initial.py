@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._constants import FIELD_NAMES, Cell
+from ._constants import FIELD_NAMES, Cell, Vessel
 from ._numerics import float32_exact
 from .params import Params
 
@@ -59,16 +59,18 @@ def tumor_mask(shape: tuple[int, int, int], params: Params, region: Region | Non
 
 
 def initial_state(shape: tuple[int, int, int], params: Params, region: Region | None = None) -> dict[str, np.ndarray]:
-    """Arrays of the initial lattice: tissue, clock, perfused, inlet, the neutrophil layer and every field (see
+    """Arrays of the initial lattice: tissue, clock, vessel, vclock, perfused, inlet, the neutrophil layer and every field (see
     Simulation.get_state).  With ``region`` (global slices), only that block, computed without building the whole
     lattice (a rank of a distributed run builds its own block this way)."""
     vessels = vessel_mask(shape, params, region)
     tissue = np.zeros(vessels.shape, dtype=np.uint8)
-    tissue[vessels] = Cell.EC_STALK
-    tissue[tumor_mask(shape, params, region) & ~vessels] = Cell.TUMOR_P
+    # the tumour is placed over the vessel layer: vessels inside it start co-opted
+    tissue[tumor_mask(shape, params, region)] = Cell.TUMOR_P
     arrays = {
         "tissue": tissue,
         "clock": np.zeros(tissue.shape, dtype=np.uint16),
+        "vessel": np.where(vessels, np.uint8(Vessel.STALK), np.uint8(Vessel.NONE)),
+        "vclock": np.zeros(tissue.shape, dtype=np.uint16),
         "perfused": vessels.astype(np.uint8),
         "inlet": vessels.astype(np.uint8),
         "neut": np.zeros(tissue.shape, dtype=np.uint8),

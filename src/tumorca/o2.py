@@ -35,12 +35,12 @@ def workspace_bytes_per_site(solver: str) -> int:
 
 
 def uptake_table(params: Params) -> np.ndarray:
-    """O2 uptake (1/min) indexed by tissue state, as the O2 kernels read it."""
+    """O2 uptake (1/min) indexed by tissue state, as the O2 kernels read it (a vessel site takes up what the
+    tissue on it takes up; a perfused one is a source instead)."""
     table = np.zeros(8, dtype=np.float64)
     table[Cell.EMPTY] = params.o2_uptake_stroma
     table[Cell.TUMOR_P] = table[Cell.TUMOR_Q] = params.o2_uptake_tumor
     table[Cell.NECROTIC] = params.o2_uptake_necrotic
-    table[Cell.EC_STALK] = table[Cell.EC_TIP] = params.o2_uptake_endothelium
     return table
 
 

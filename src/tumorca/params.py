@@ -69,9 +69,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="assumption (docs/o2-solver.md's prototype study measured 0.1 and 0.01)", group="oxygen"),
     _p("o2_uptake_necrotic", 0.0, "1/min", float, 0.0, 1.0e4, doc="O2 uptake of necrotic sites",
        source="dead cells consume nothing", group="oxygen"),
-    _p("o2_uptake_endothelium", 0.1, "1/min", float, 0.0, 1.0e4,
-       doc="O2 uptake of endothelium that is not an O2 source (unperfused)", source="as stroma",
-       group="oxygen"),
     _p("o2_vessel", 38.0, "mmHg", float, 0.0, 760.0, doc="pO2 held at perfused vessel sites",
        source="PhysiCell", group="oxygen"),
     _p("o2_boundary", "no-flux", "", str, choices=("no-flux", "dirichlet"),
@@ -163,10 +160,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "tumour cell (same Hill law as VEGF)", source="assumption; calibrated, docs/validation.md", group="secretion"),
     # vessels
     _p("vessel_inlets", "initial", "", str, choices=("initial", "edge"),
-       doc="what feeds perfusion: the initial vessels ('initial'), or those plus any endothelium on a lattice "
+       doc="what feeds perfusion: the initial vessels ('initial'), or those plus any vessel on a lattice "
        "face ('edge')", group="vessels"),
-    _p("vessel_regression_time", MINUTES_PER_DAY, "min", float, 0.0, 1.0e7, doc="endothelium cut off from every inlet "
-       "this long regresses to stroma", source="proxy for Owen 2011's low-shear pruning", group="vessels"),
+    _p("vessel_regression_time", 2 * MINUTES_PER_DAY, "min", float, 0.0, 1.0e7, doc="a vessel site without flow "
+       "this long regresses (a blind sprout that has not connected)", source="Welter et al. 2010 protect blind sprouts "
+       "~50 h; Owen et al. 2011 prune after ~4000 min at low shear", group="vessels"),
+    _p("coopt_regression_rate", 1.0 / (7 * MINUTES_PER_DAY), "1/min", float, 0.0, 1.0, doc="regression hazard of a "
+       "vessel under tumour tissue (co-opted) without VEGF", source="assumption; co-opted vessels regress over "
+       "1-4 weeks (Holash et al. 1999, Science 284:1994)", group="vessels"),
+    _p("coopt_vegf_half", 0.5, "nM", float, 1e-6, 1.0e4, doc="VEGF that halves the co-opted regression hazard",
+       source="assumption; VEGF keeps immature vessels alive (Benjamin et al. 1999, JCI 103:159)", group="vessels"),
     _p("sprout_rate", 2.5e-4, "1/min", float, 0.0, 1.0, doc="sprouting hazard of a perfused stalk cell at "
        "saturating VEGF", source="Owen 2011", group="vessels"),
     _p("sprout_vegf_half", 0.5, "nM", float, 1e-6, 1.0e4, doc="VEGF of half-maximal sprouting",
@@ -177,8 +180,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="assumption, to calibrate", group="vessels"),
     _p("tip_move_max", 1.0, "1/step", float, 0.0, 1.0, doc="tip move probability per step in MMP9-degraded matrix",
        source="assumption, to calibrate", group="vessels"),
-    _p("tip_mmp9_half", 0.5, "nM", float, 1e-6, 1.0e4, doc="MMP9 at which the tip move probability is halfway",
-       source="assumption", group="vessels"),
+    _p("tip_mmp9_half", 0.5, "nM", float, 1e-6, 1.0e4, doc="MMP9 at which the tip move probability is halfway; "
+       "a move into live tumour tissue is weighted by M/(M + tip_mmp9_half)", source="assumption; without matrix "
+       "degradation vessels encapsulate a tumour rather than enter it (Macklin et al. 2009)", group="vessels"),
     _p("tip_chemotaxis", 20.0, "1/nM", float, 0.0, 1.0e6, doc="tip move weight 1 + chi*max(0, dVEGF) toward a "
        "neighbour", source="Anderson & Chaplain 1998 (biased random walk)", group="vessels"),
     _p("branch_max", 0.05, "1/move", float, 0.0, 1.0, doc="probability that a moving tip leaves a new tip behind, "
@@ -485,6 +489,7 @@ class Params(Mapping[str, Any]):
             "vegf_dt_free": dt * (1.0 - self.vegf_bound_fraction), "vegf_dt_bound": dt * self.vegf_bound_fraction,
             "krel_dt": self.vegf_release_rate * dt,
             "regress_steps": max(1, math.ceil(self.vessel_regression_time / dt - 1e-9)),
+            "p_coopt_regress": -math.expm1(-self.coopt_regression_rate * dt),
             "p_sprout_max": -math.expm1(-self.sprout_rate * dt),
             "exclusion_sites": self.sprout_exclusion / self.dx_um,
             "p_kill_max": -math.expm1(-self.neut_kill_rate * dt),

@@ -21,23 +21,31 @@ from .params import Params
 
 @dataclass(frozen=True)
 class PerfusionRules:
-    """Perfusion and regression (``_vessels.perfusion_connect``, ``_prune_round``, ``_finish``).
+    """Perfusion and vessel remodelling (``_vessels.perfusion_connect``, ``_prune_round``, ``_finish``).
 
     Attributes
     ----------
     edge_inlets : bool
-        Endothelium on a face of the lattice counts as an inlet (``vessel_inlets = "edge"``).
+        A vessel on a face of the lattice counts as an inlet (``vessel_inlets = "edge"``).
     regress_steps : int
-        Steps (of ``dt_min``) a stalk cut off from every inlet survives before it becomes stroma.
+        Steps (of ``dt_min``) a stalk without flow survives before it regresses (the lifetime of a blind sprout).
+    p_coopt_regress : float
+        Per-step regression probability of a stalk under tumour tissue (co-opted) without VEGF.
+    coopt_vegf_half : float
+        VEGF that halves the co-opted regression probability (nM): ``p = p_coopt_regress*h/(h + V)``.
     """
 
     edge_inlets: bool
     regress_steps: int
+    p_coopt_regress: float
+    coopt_vegf_half: float
 
     @classmethod
     def from_params(cls, params: Params) -> PerfusionRules:
         """The perfusion rules of ``params``."""
-        return cls(edge_inlets=params.vessel_inlets == "edge", regress_steps=int(params.rates()["regress_steps"]))
+        r = params.rates()
+        return cls(edge_inlets=params.vessel_inlets == "edge", regress_steps=int(r["regress_steps"]),
+                   p_coopt_regress=r["p_coopt_regress"], coopt_vegf_half=params.coopt_vegf_half)
 
 
 @dataclass(frozen=True)

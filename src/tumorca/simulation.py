@@ -155,8 +155,13 @@ class Simulation(Engine):
         return self._view(self._arrays["tissue"])
 
     @property
+    def vessel(self) -> np.ndarray:
+        """Read-only view of the vessel layer (uint8 values of :class:`tumorca.Vessel`), beside the tissue."""
+        return self._view(self._arrays["vessel"])
+
+    @property
     def perfused(self) -> np.ndarray:
-        """Read-only view of the O2-source flag of each site (1 where perfused endothelium)."""
+        """Read-only view of the O2-source flag of each site (1 where a vessel carries flow)."""
         return self._view(self._arrays["perfused"])
 
     def field(self, name: str) -> np.ndarray:

@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from .._constants import MINUTES_PER_DAY, Cell
+from .._constants import MINUTES_PER_DAY, Cell, Vessel
 
 _TUMOUR = (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC)
 _LIVE = (Cell.TUMOR_P, Cell.TUMOR_Q)
-_ENDOTHELIUM = (Cell.EC_STALK, Cell.EC_TIP)
 
 
 def tumour_mask(tissue: np.ndarray, include_necrotic: bool = True) -> np.ndarray:
@@ -69,12 +68,13 @@ def _distance(shape: tuple[int, ...], center: tuple[float, ...]) -> np.ndarray:
     return np.sqrt(sum((g - c) ** 2 for g, c in zip(grids, center)))
 
 
-def vessel_density(tissue: np.ndarray, perfused: np.ndarray | None, dx_um: float,
+def vessel_density(tissue: np.ndarray, vessel: np.ndarray, perfused: np.ndarray | None, dx_um: float,
                    margin_um: float = 200.0) -> dict[str, float]:
-    """Vessel sites per mm² (2D) or mm³ (3D) inside the tumour and in a shell ``margin_um`` thick around it
-    (sites within the tumour's equivalent radius + margin of its centroid), and the perfused fraction of each.
+    """Vessel sites (of the ``vessel`` layer) per mm² (2D) or mm³ (3D) inside the tumour and in a shell
+    ``margin_um`` thick around it (sites within the tumour's equivalent radius + margin of its centroid), and the
+    perfused fraction of each.
     """
-    ves = np.isin(tissue, _ENDOTHELIUM)
+    ves = vessel != Vessel.NONE
     size = tumour_size(tissue, dx_um)
     d = _distance(tissue.shape, centroid(tissue)) * dx_um
     inside = d <= size["equivalent_radius_um"]
@@ -91,8 +91,8 @@ def vessel_density(tissue: np.ndarray, perfused: np.ndarray | None, dx_um: float
     return out
 
 
-def vessel_network(tissue: np.ndarray, dx_um: float) -> dict[str, float]:
-    """Vessel length and branch points from the skeleton of the endothelium (scikit-image, 2D and 3D).
+def vessel_network(vessel: np.ndarray, dx_um: float) -> dict[str, float]:
+    """Vessel length and branch points from the skeleton of the vessel layer (scikit-image, 2D and 3D).
 
     Length is the number of skeleton sites times ``dx_um``; a branch point is a connected cluster of skeleton
     sites with three or more skeleton neighbours (Moore), an end point a skeleton site with exactly one.
@@ -102,8 +102,8 @@ def vessel_network(tissue: np.ndarray, dx_um: float) -> dict[str, float]:
         from skimage.morphology import skeletonize
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("vessel_network needs scikit-image: pip install 'tumorca[analysis]'") from exc
-    ves = np.isin(tissue, _ENDOTHELIUM)
-    squeeze = tissue.ndim == 3 and tissue.shape[0] == 1
+    ves = vessel != Vessel.NONE
+    squeeze = vessel.ndim == 3 and vessel.shape[0] == 1
     mask = ves[0] if squeeze else ves
     skel = skeletonize(mask) if mask.any() else mask.copy()
     padded = np.pad(skel, 1).astype(np.int16)
@@ -178,8 +178,8 @@ def growth_rate(times_min: np.ndarray, radii_um: np.ndarray) -> dict[str, float]
 
 
 def frame_measures(frame: dict[str, Any], dx_um: float, hypoxia_mmhg: float = 10.0) -> dict[str, float]:
-    """Every scalar measure of one frame given as a dict of layers (``tissue`` required; ``o2``, ``perfused``,
-    ``neutrophils`` and ``neut_polarization`` used when present)."""
+    """Every scalar measure of one frame given as a dict of layers (``tissue`` and ``vessel`` required; ``o2``,
+    ``perfused``, ``neutrophils`` and ``neut_polarization`` used when present)."""
     t = frame["tissue"]
     out: dict[str, float] = {}
     size = tumour_size(t, dx_um)
@@ -188,8 +188,14 @@ def frame_measures(frame: dict[str, Any], dx_um: float, hypoxia_mmhg: float = 10
                 "front_roughness_um": front_roughness(t, dx_um)})
     if "o2" in frame:
         out["hypoxic_fraction"] = hypoxic_fraction(t, frame["o2"], hypoxia_mmhg)
-    out.update(vessel_density(t, frame.get("perfused"), dx_um))
-    out["vessel_sites"] = int(np.count_nonzero(np.isin(t, _ENDOTHELIUM)))
+    v = frame["vessel"]
+    out.update(vessel_density(t, v, frame.get("perfused"), dx_um))
+    ves = v != Vessel.NONE
+    coopt = ves & tumour_mask(t)
+    out["vessel_sites"] = int(np.count_nonzero(ves))
+    out["coopted_vessels"] = int(np.count_nonzero(coopt))
+    if "perfused" in frame:
+        out["perfused_in_tumour"] = int(np.count_nonzero(coopt & (frame["perfused"] != 0)))
     if "neutrophils" in frame:
         pol = frame.get("neut_polarization", np.zeros(t.shape, dtype=np.float32))
         out.update(neutrophil_stats(frame["neutrophils"], pol))

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .._constants import Cell
+from .._constants import Cell, Vessel
 from . import measures as M
 from .._constants import MINUTES_PER_DAY
 from .run import Run, as_run
@@ -46,10 +46,14 @@ TISSUE_STYLE: dict[int, tuple[str, str]] = {
     Cell.TUMOR_P: ("#D55E00", "tumour, cycling"),
     Cell.TUMOR_Q: ("#E69F00", "tumour, quiescent"),
     Cell.NECROTIC: ("#3B3B3B", "necrotic"),
-    Cell.EC_STALK: ("#0072B2", "vessel (stalk)"),
-    Cell.EC_TIP: ("#CC79A7", "vessel tip"),
 }
-#: Composite view: vessels split by perfusion, neutrophils by polarisation.
+#: Vessel-layer state -> (colour, label).
+VESSEL_STYLE: dict[int, tuple[str, str]] = {
+    Vessel.NONE: ("#EEEEEE", "no vessel"),
+    Vessel.STALK: ("#0072B2", "vessel (stalk)"),
+    Vessel.TIP: ("#CC79A7", "vessel tip"),
+}
+#: Composite view: the vessel layer drawn over the tissue, split by perfusion; neutrophils by polarisation.
 UNPERFUSED = ("#56B4E9", "vessel, not perfused")
 PERFUSED = ("#0072B2", "vessel, perfused")
 NEUTROPHIL_N1 = ("#009E73", "neutrophil N1 (p < 0.5)")
@@ -60,7 +64,7 @@ GROUP_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"
 FIELD_CMAPS = {"o2": "viridis", "vegf_free": "magma", "vegf_bound": "magma", "mmp9": "cividis", "cxcl": "plasma",
                "neut_polarization": "cividis", "neut_age": "cividis"}
 #: Layers drawn as two-state maps with a legend.
-BINARY_STYLE = {"perfused": (("#EEEEEE", "not perfused"), ("#0072B2", "perfused endothelium")),
+BINARY_STYLE = {"perfused": (("#EEEEEE", "not perfused"), ("#0072B2", "perfused vessel")),
                 "neutrophils": (("#EEEEEE", "no neutrophil"), ("#009E73", "neutrophil"))}
 #: Views besides the layers.
 COMPOSITE = "composite"
@@ -71,10 +75,11 @@ def _rgb(hexcolor: str) -> tuple[float, float, float]:
     return tuple(int(h[k:k + 2], 16) / 255.0 for k in (0, 2, 4))
 
 
-def tissue_rgb(tissue: np.ndarray) -> np.ndarray:
-    """RGB image (float, ``tissue.shape + (3,)``) of a tissue array in the :data:`TISSUE_STYLE` colours."""
+def tissue_rgb(tissue: np.ndarray, style: dict[int, tuple[str, str]] = TISSUE_STYLE) -> np.ndarray:
+    """RGB image (float, ``tissue.shape + (3,)``) of a tissue (or, with ``style=VESSEL_STYLE``, vessel) array in
+    the colours of ``style``."""
     lut = np.ones((256, 3))
-    for v, (c, _) in TISSUE_STYLE.items():
+    for v, (c, _) in style.items():
         lut[int(v)] = _rgb(c)
     return lut[tissue.astype(np.uint8)]
 
@@ -187,7 +192,7 @@ def _scale_bar(ax: Any, width_um: float) -> None:
 def _read(run: Run, i: int, layer: str) -> dict[str, np.ndarray]:
     """The layers a view of ``layer`` needs, of frame ``i``, as 3-D arrays (nz, ny, nx)."""
     if layer == COMPOSITE:
-        names = [n for n in ("tissue", "perfused", "neutrophils", "neut_polarization") if n in run.layers]
+        names = [n for n in ("tissue", "vessel", "perfused", "neutrophils", "neut_polarization") if n in run.layers]
         if "tissue" not in names:
             raise KeyError(f"no layer 'tissue' in {str(run.path)!r}; layers present: {', '.join(run.layers)}")
     else:
@@ -234,11 +239,16 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
         if layer == COMPOSITE:
             tissue = p.take(data["tissue"])
             rgb = tissue_rgb(tissue)
-            ves = (tissue == Cell.EC_STALK)
-            if "perfused" in data:
-                perf = p.take(data["perfused"]) != 0
-                rgb[ves & ~perf] = _rgb(UNPERFUSED[0])
-                rgb[ves & perf] = _rgb(PERFUSED[0])
+            if "vessel" in data:
+                # the vessel layer over the tissue (a vessel over tumour is co-opted)
+                vessel = p.take(data["vessel"])
+                ves = vessel == Vessel.STALK
+                rgb[ves] = _rgb(VESSEL_STYLE[Vessel.STALK][0])
+                if "perfused" in data:
+                    perf = p.take(data["perfused"]) != 0
+                    rgb[ves & ~perf] = _rgb(UNPERFUSED[0])
+                    rgb[ves & perf] = _rgb(PERFUSED[0])
+                rgb[vessel == Vessel.TIP] = _rgb(VESSEL_STYLE[Vessel.TIP][0])
             ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
             if "neutrophils" in data:
                 pres = data["neutrophils"] != 0
@@ -251,10 +261,10 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
                 for sel, (c, _) in ((n1, NEUTROPHIL_N1), (~n1, NEUTROPHIL_N2)):
                     ax.scatter((xx[sel] + 0.5) * dx, (yy[sel] + 0.5) * dx, s=size, c=c, edgecolors="black",
                                linewidths=0.4, marker="o", zorder=3)
-        elif layer in BINARY_STYLE or layer == "tissue":
+        elif layer in BINARY_STYLE or layer in ("tissue", "vessel"):
             a = p.take(data[layer])
-            if layer == "tissue":
-                rgb = tissue_rgb(a)
+            if layer in ("tissue", "vessel"):
+                rgb = tissue_rgb(a, TISSUE_STYLE if layer == "tissue" else VESSEL_STYLE)
             else:
                 (c0, _), (c1, _) = BINARY_STYLE[layer]
                 rgb = np.where((a != 0)[..., None], np.array(_rgb(c1)), np.array(_rgb(c0)))
@@ -288,14 +298,15 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
             handles += [Patch(facecolor=PERFUSED[0], label=PERFUSED[1]),
                         Patch(facecolor=UNPERFUSED[0], label=UNPERFUSED[1])]
         else:
-            handles.append(Patch(facecolor=TISSUE_STYLE[Cell.EC_STALK][0], label=TISSUE_STYLE[Cell.EC_STALK][1]))
-        handles.append(Patch(facecolor=TISSUE_STYLE[Cell.EC_TIP][0], label=TISSUE_STYLE[Cell.EC_TIP][1]))
+            handles.append(Patch(facecolor=VESSEL_STYLE[Vessel.STALK][0], label=VESSEL_STYLE[Vessel.STALK][1]))
+        handles.append(Patch(facecolor=VESSEL_STYLE[Vessel.TIP][0], label=VESSEL_STYLE[Vessel.TIP][1]))
         if "neutrophils" in data:
             from matplotlib.lines import Line2D
             handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor=c, markeredgecolor="black",
                                label=lab) for c, lab in (NEUTROPHIL_N1, NEUTROPHIL_N2)]
-    elif layer == "tissue":
-        handles = [Patch(facecolor=c, edgecolor="0.5", label=lab) for c, lab in TISSUE_STYLE.values()]
+    elif layer in ("tissue", "vessel"):
+        style = TISSUE_STYLE if layer == "tissue" else VESSEL_STYLE
+        handles = [Patch(facecolor=c, edgecolor="0.5", label=lab) for c, lab in style.values()]
     elif layer in BINARY_STYLE:
         handles = [Patch(facecolor=c, edgecolor="0.5", label=lab) for c, lab in BINARY_STYLE[layer]]
     if handles:
@@ -543,5 +554,5 @@ def plot_curves(runs: Iterable[Run | str | Path], by: str = "preset", path: str 
 
 
 __all__ = ["plot_frame", "draw_frame", "write_movie", "plot_curves", "curve_groups", "parse_view", "Panel",
-           "tissue_rgb", "ffmpeg_available", "available_views", "PlotDependencyError", "TISSUE_STYLE", "CURVES",
+           "tissue_rgb", "ffmpeg_available", "available_views", "PlotDependencyError", "TISSUE_STYLE", "VESSEL_STYLE", "CURVES",
            "DEFAULT_CURVES", "COMPOSITE"]

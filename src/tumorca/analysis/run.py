@@ -20,7 +20,7 @@ from . import measures as M
 
 
 #: Layers :meth:`Run.measures` reads when present (``tissue`` is required).
-MEASURE_LAYERS = ("tissue", "perfused", "neutrophils", "neut_polarization", "o2")
+MEASURE_LAYERS = ("tissue", "vessel", "perfused", "neutrophils", "neut_polarization", "o2")
 
 
 class LayerView:
@@ -143,6 +143,8 @@ class Run:
     def __init__(self, path: str | Path) -> None:
         try:
             self.reader = RunReader(path)
+        except RunFileError:  # already says what is wrong with the file
+            raise
         except (KeyError, ValueError, TypeError) as exc:  # a required dataset or attribute is missing
             msg = exc.args[0] if exc.args else exc
             raise RunFileError(f"{str(path)!r} is damaged or incomplete: {msg}") from None
@@ -360,9 +362,9 @@ class Run:
             fr = self.frame(k, names)
             m = M.frame_measures(fr, self.dx, hypoxia_mmhg)
             if margin_um != 200.0:
-                m.update(M.vessel_density(fr["tissue"], fr.get("perfused"), self.dx, margin_um))
+                m.update(M.vessel_density(fr["tissue"], fr["vessel"], fr.get("perfused"), self.dx, margin_um))
             if network:
-                m.update(M.vessel_network(fr["tissue"], self.dx))
+                m.update(M.vessel_network(fr["vessel"], self.dx))
             del fr
             m = {"frame": k, "step": int(steps[k]), "time_min": float(times[k]),
                  "time_days": float(times[k]) / MINUTES_PER_DAY, **m}

@@ -46,7 +46,7 @@ from .writer import QUEUE_DEPTH, FileLayout, RunWriter, describe_os_error
 #: Value of the root attribute ``format`` of a rank file.
 RANK_FORMAT_NAME = "tumorca-rank-block"
 #: Engine state array behind each frame dataset (``Simulation.get_state()["arrays"]`` names).
-LAYER_SOURCES: dict[str, str] = {"tissue": "tissue", "perfused": "perfused", "neutrophils": "neut",
+LAYER_SOURCES: dict[str, str] = {"tissue": "tissue", "vessel": "vessel", "perfused": "perfused", "neutrophils": "neut",
                                  "neut_polarization": "neut_p", "neut_age": "neut_age",
                                  **{name: name for name in FIELD_NAMES}}
 #: Fill value of the virtual frame datasets: what a reader sees of a block whose rank file is missing.

@@ -27,7 +27,9 @@ class RunFileError(TumorcaError):
 FORMAT_NAME = "tumorca-run"
 CHECKPOINT_FORMAT_NAME = "tumorca-checkpoint"
 #: ``major.minor``: readers accept files of their own major version; a minor bump only adds things.
-FORMAT_VERSION = "1.0"
+#: 2.0: vessels moved from the tissue layer into a layer of their own (``vessel``); the tissue no longer holds
+#: endothelial states.  A 1.x file is refused with a one-line error.
+FORMAT_VERSION = "2.0"
 
 #: HDF5 format bounds of a run file.  SWMR needs at least the 1.10 format; capping it at 1.10 keeps files
 #: readable by HDF5 1.10-1.14 readers (ParaView 5.x bundles 1.14, which cannot decode the dataset-layout message
@@ -47,7 +49,8 @@ TIMESERIES_CHUNK = 512
 #: The engine source is ``tissue``, ``perfused`` or ``neutrophils:<key>``.
 BASE_LAYERS: dict[str, tuple[str, np.dtype, str, str]] = {
     "tissue": ("tissue", np.dtype(np.uint8), "1", "tissue state of each site (see flag_meanings)"),
-    "perfused": ("perfused", np.dtype(np.uint8), "1", "1 where the site is perfused endothelium (an O2 source)"),
+    "vessel": ("vessel", np.dtype(np.uint8), "1", "vessel layer of each site (see flag_meanings)"),
+    "perfused": ("perfused", np.dtype(np.uint8), "1", "1 where a vessel at the site carries flow (an O2 source)"),
     "neutrophils": ("neutrophils:present", np.dtype(np.uint8), "1", "1 where a neutrophil occupies the site"),
     "neut_polarization": ("neutrophils:polarization", np.dtype(np.float32), "1",
                           "neutrophil polarisation, 0 = N1 .. 1 = N2 (meaningful where neutrophils = 1)"),
@@ -64,8 +67,9 @@ FIELD_META: dict[str, tuple[str, str]] = {
 #: Units of the per-step quantities of ``Simulation.summary()``; keys not listed here get ``""``.
 SUMMARY_UNITS: dict[str, str] = {
     "step": "1", "time_min": "min", "ifn_level": "1", "tumor_p": "sites", "tumor_q": "sites",
-    "necrotic": "sites", "tumor_live": "sites", "hypoxic_fraction": "1", "vessel_sites": "sites", "tips": "sites",
-    "perfused_sites": "sites", "perfused_fraction": "1", "neutrophils": "cells", "neutrophils_n1": "cells",
+    "necrotic": "sites", "tumor_live": "sites", "hypoxic_fraction": "1", "tumor_volume_mm3": "mm3",
+    "vessel_sites": "sites", "tips": "sites", "perfused_sites": "sites", "perfused_fraction": "1",
+    "coopted_vessels": "sites", "perfused_in_tumor": "sites", "neutrophils": "cells", "neutrophils_n1": "cells",
     "neutrophils_n2": "cells", "mean_polarization": "1", "neut_vegf_produced": "nM", "neut_mmp9_produced": "nM",
     "o2_sweeps": "1", "o2_residual": "mmHg",
 }
@@ -92,11 +96,12 @@ def layer_meta(name: str) -> tuple[np.dtype, str, str]:
     return np.dtype(np.float32), units, long_name
 
 
-def cell_state_attrs() -> dict[str, Any]:
-    """Attributes that describe the tissue enum (CF ``flag_values``/``flag_meanings`` plus a JSON mapping)."""
-    return {"flag_values": np.array([c.value for c in Cell], dtype=np.uint8),
-            "flag_meanings": " ".join(c.name for c in Cell),
-            "cell_states": json.dumps({c.name: int(c.value) for c in Cell})}
+def cell_state_attrs(enum: type = Cell) -> dict[str, Any]:
+    """Attributes that describe the tissue enum, or the vessel enum (CF ``flag_values``/``flag_meanings`` plus a
+    JSON mapping)."""
+    return {"flag_values": np.array([c.value for c in enum], dtype=np.uint8),
+            "flag_meanings": " ".join(c.name for c in enum),
+            "cell_states": json.dumps({c.name: int(c.value) for c in enum})}
 
 
 def shape3_of(shape: Any) -> tuple[int, int, int]:

@@ -127,8 +127,10 @@ class RunReader:
                                    "attribute)")
             version = str(_decode(self.file.attrs.get("format_version", "")))
             if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+                old = " (1.x files hold vessels in the tissue layer; rerun them with this tumorca)" \
+                    if version.split(".")[0] == "1" else ""
                 raise RunFileError(f"{str(self.path)!r} has format version {version}; this tumorca reads "
-                                   f"{FORMAT_VERSION.split('.')[0]}.x")
+                                   f"{FORMAT_VERSION.split('.')[0]}.x{old}")
         except BaseException:
             self.file.close()
             raise

@@ -44,6 +44,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
+from .._constants import Cell, Vessel
 from .checkpoint import create_state_group, fill_state_group, save_checkpoint_file
 from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, SUMMARY_UNITS, TIMESERIES_CHUNK, RunFileError, RunPlan,
                      cell_state_attrs, compression_kwargs, coordinates, fmt_bytes, frame_chunks, layer_meta,
@@ -779,8 +780,8 @@ def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np
         dtype, units, long_name = layer_meta(name)
         ds = layout.frame_dataset(f, name, plan, dtype)
         ds.attrs.update({"units": units, "long_name": long_name})
-        if name == "tissue":
-            ds.attrs.update(cell_state_attrs())
+        if name in ("tissue", "vessel"):
+            ds.attrs.update(cell_state_attrs(Cell if name == "tissue" else Vessel))
         for axis, scale in enumerate(("time", "z", "y", "x")):
             ds.dims[axis].attach_scale(f[scale])
     run = f.create_group("run")

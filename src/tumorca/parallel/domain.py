@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _fields, _vessels
-from .._constants import Cell
+from .._constants import Vessel
 from ..params import Params
 from ..rules import PerfusionRules
 from .decomposition import Decomposition
@@ -92,23 +92,24 @@ class BlockDomain:
     # -- the distributed pieces -----------------------------------------------------------------------------
     def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
                          rules: PerfusionRules) -> np.ndarray:
-        """Connectivity and pruning as fixed-point iterations over the ranks; returns the endothelial sites
+        """Connectivity and pruning as fixed-point iterations over the ranks; returns the vessel sites
         (local flat indices) for ``perfusion_finish``.
 
-        Tissue is refreshed over the whole halo (width H) once; the searches stay inside that region (tissue
+        The vessel layer is refreshed over the whole halo (width H) once; the searches stay inside that region (vessels
         farther out is not exact, and a path through it could connect what is not connected), and pruning runs
         in batches of H rounds per exchange of the flags: round j of a batch is exact up to H - j layers out, so
         the block's own sites are exact for the whole batch (communication-avoiding; the result is the same).
         """
         a, H = arrays, self.halo
         origin, gshape, box = self.geom
-        t, inlet, perf = a["tissue"], a["inlet"], a["perfused"]
-        self.exchange([t], H)
+        t, inlet, perf = a["vessel"], a["inlet"], a["perfused"]
+        # everything perfusion_finish reads at a site, so that it remodels the halo's vessels as their owners do
+        self.exchange([t, a["vclock"], inlet, a["tissue"], a["vegf_free"]], H)
         perf.fill(0)
         scratch.fill(0)
         search = self.region(H)
         sub = t[tuple(slice(lo, hi) for lo, hi in search)]
-        zz, yy, xx = np.nonzero((sub == Cell.EC_STALK) | (sub == Cell.EC_TIP))
+        zz, yy, xx = np.nonzero(sub != Vessel.NONE)
         _, ly, lx = t.shape
         ec = (((zz + search[0][0]) * ly + (yy + search[1][0])) * lx + (xx + search[2][0])).astype(np.int64)
         # connectivity: search, exchange the marks, search again from the neighbours' marks, until no new owned

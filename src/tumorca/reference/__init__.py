@@ -42,7 +42,6 @@ def uptake_table(params: Params) -> np.ndarray:
     u[Cell.EMPTY] = params.o2_uptake_stroma
     u[Cell.TUMOR_P] = u[Cell.TUMOR_Q] = params.o2_uptake_tumor
     u[Cell.NECROTIC] = params.o2_uptake_necrotic
-    u[Cell.EC_STALK] = u[Cell.EC_TIP] = params.o2_uptake_endothelium
     return u
 
 
@@ -57,7 +56,7 @@ def step(state: dict[str, Any]) -> dict[str, Any]:
     """Advance a state (as from ``Simulation.get_state()``, 3D arrays) by one step, in place; returns it.
 
     Order (docs/model.md §2), as ``tumorca.engine.Engine._step_once`` with the same rules objects: perfusion and
-    regression; O2 to quasi-steady state; secretion, release and one implicit step of the slow fields; tips;
+    vessel remodelling; O2 to quasi-steady state; secretion, release and one implicit step of the slow fields; tips;
     tumour cells; neutrophils (life and killing, the sub-moves, the clearing).
     """
     p = state["params"] if isinstance(state["params"], Params) else Params.from_dict(state["params"])
@@ -66,7 +65,8 @@ def step(state: dict[str, Any]) -> dict[str, Any]:
     n = state["step_index"]
     seed = state["seed"]
     rules = StepRules.from_params(p, ifn_level(p, n * p.dt_min))
-    perfusion(a["tissue"], a["inlet"], a["perfused"], a["clock"], rules.perfusion)
+    perfusion(a["vessel"], a["vclock"], a["inlet"], a["perfused"], a["tissue"], a["vegf_free"], seed, n,
+              rules.perfusion)
     o2_args = (a["o2"], a["tissue"], a["perfused"], uptake_table(p), r["o2_k"], float32_exact(p.o2_vessel),
                p.o2_boundary == "dirichlet", float32_exact(p.o2_boundary_value))
     if p.o2_solver == "mgcg":
@@ -84,8 +84,8 @@ def step(state: dict[str, Any]) -> dict[str, Any]:
     implicit_axis(a["vegf_bound"], 2, *tridiagonal_factors(a["vegf_bound"].shape[2], 0.0, False), 0.0,
                   r["vegf_bound_gain"], 0.0, 1)
     # the scratch arguments of the kernels (prop, rowflags) are not used by the twins
-    endothelium_update(a["tissue"], a["clock"], a["perfused"], a["vegf_free"], a["mmp9"], None, None, seed, n,
-                       rules.endothelium, 1)
+    endothelium_update(a["vessel"], a["vclock"], a["tissue"], a["perfused"], a["vegf_free"], a["mmp9"], None, None,
+                       seed, n, rules.endothelium, 1)
     tumor_update(a["tissue"], a["clock"], a["o2"], None, None, seed, n, rules.tumour, 1)
     nr = rules.neutrophils
     neutrophil_life_kill(a["tissue"], a["clock"], a["perfused"], a["cxcl"], a["neut"], a["neut_p"], a["neut_age"],

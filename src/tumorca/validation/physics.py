@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._constants import MINUTES_PER_DAY, Cell
+from .._constants import MINUTES_PER_DAY, Cell, Vessel
 from ..params import Params
 from ..simulation import Simulation
 
@@ -20,17 +20,19 @@ from ..simulation import Simulation
 def _custom(shape: tuple[int, ...], params: Params, setup: Callable[[np.ndarray, np.ndarray], None],
             seed: int = 0) -> Simulation:
     """A Simulation whose tissue and vessels are set by ``setup(tissue, perfused)`` (arrays of the lattice's
-    shape); the vessels set are inlets."""
+    shape); the perfused sites set are vessel stalks and inlets."""
     state = Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0), seed).get_state()
-    setup(state["arrays"]["tissue"], state["arrays"]["perfused"])
-    state["arrays"]["inlet"][...] = state["arrays"]["perfused"]
+    a = state["arrays"]
+    setup(a["tissue"], a["perfused"])
+    a["inlet"][...] = a["perfused"]
+    a["vessel"][...] = np.where(a["perfused"] != 0, Vessel.STALK, Vessel.NONE)
     return Simulation.from_state(state, threads=1)
 
 
 def _unlimited(params: Params | None = None) -> Params:
     """Nutrient-unlimited growth: no O2 uptake anywhere, so every site stays at init_o2 = cycle_o2_high."""
     p = params or Params()
-    return p.replace(o2_uptake_tumor=0.0, o2_uptake_stroma=0.0, o2_uptake_endothelium=0.0,
+    return p.replace(o2_uptake_tumor=0.0, o2_uptake_stroma=0.0,
                      init_o2=p.cycle_o2_high, init_vessels="none")
 
 
@@ -49,7 +51,7 @@ def decay_length(params: Params | None = None, half_width: int = 60) -> dict[str
     def setup(t: np.ndarray, perf: np.ndarray) -> None:
         t[...] = Cell.TUMOR_Q
         for y in (0, ny - 1):
-            t[y, :] = Cell.EC_STALK
+            t[y, :] = Cell.EMPTY  # vessels over stroma (not co-opted, so they cannot regress)
             perf[y, :] = 1
 
     sim = _custom((ny, 4), p, setup)
