@@ -24,6 +24,7 @@ cdef extern from "defs.h" nogil:
         TC_CLOCK_MAX
         TC_ROW_SITES
         TC_ROW_PROPOSALS
+        TC_ROW_PUSH
         TC_PERFUSION_CONNECTED
         TC_PERFUSION_REMOVED
 

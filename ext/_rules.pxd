@@ -51,6 +51,7 @@ cdef struct TumourRules:
     double necrosis_o2_onset
     double necrosis_o2_full
     int q_death_steps
+    int push_range
 
 
 cdef struct NeutrophilRules:
@@ -113,6 +114,7 @@ cdef inline int fill_tumour(TumourRules* R, object rules) except -1:
     R.necrosis_o2_onset = rules.necrosis_o2_onset
     R.necrosis_o2_full = rules.necrosis_o2_full
     R.q_death_steps = rules.q_death_steps
+    R.push_range = rules.push_range
     return 0
 
 

@@ -47,6 +47,8 @@ enum {
  * row holds proposals aimed at a neighbour (divisions, tip moves, kills, neutrophil moves): rows next to it gather. */
 #define TC_ROW_SITES 0x1
 #define TC_ROW_PROPOSALS 0x2
+/* Tumour pass 1: the row holds a dividing cell that pushes (no empty Moore neighbour, docs/model.md). */
+#define TC_ROW_PUSH 0x4
 
 /* Flags held in ``perfused`` while the perfusion search runs (perfusion_connect / _prune_round / _finish). */
 #define TC_PERFUSION_CONNECTED 0x2

@@ -165,6 +165,26 @@ def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=Fals
 
 
 # -- cases ------------------------------------------------------------------------------------------------------
+def case_push(shape, grid, steps, seed):
+    """Pushing (push_range 3, halo 12) from a densely packed random state, halo poisoned; the serial run with
+    pushing must also differ from one without (pushes happened)."""
+    probs = (0.08, 0.55, 0.12, 0.12, 0.1, 0.03)
+    p = busy(push_range=3)
+    st = random_state(shape, p, seed, probs=probs)
+    fired = run_case(shape, grid, p, steps, start=st, poison=True)
+    if fired["halo"] < 12:
+        raise CaseFailed(f"halo {fired['halo']} < 4 * push_range")
+    if COMM.rank == 0:
+        with_push = tumorca.Simulation.from_state(st, threads=1)
+        without = tumorca.Simulation.from_state(random_state(shape, busy(), seed, probs=probs), threads=1)
+        with_push.step(steps)
+        without.step(steps)
+        a, b = with_push.get_state()["arrays"]["tissue"], without.get_state()["arrays"]["tissue"]
+        if np.array_equal(a, b) or (a != Cell.EMPTY).sum() <= (b != Cell.EMPTY).sum():
+            raise CaseFailed("push_range 3 grew no more tumour than push_range 0: no push happened")
+    return fired
+
+
 def case_network(shape, grid):
     shape3 = normalize_shape(shape)
     p = busy(init_vessels="none", init_tumor_radius=0, sprout_rate=0.0, neut_recruit_max=0.0,
@@ -205,6 +225,7 @@ CASES = {
     "random_2d_1x2_poison": lambda: run_case((40, 48), "1x2", busy(), 3, start=random_state((40, 48), busy(), 7),
                                              poison=True),
     "network_2d_1x2": lambda: case_network((32, 40), "1x2"),
+    "random_push_2d_1x2_poison": lambda: case_push((40, 48), "1x2", 4, 11),
     "network_3d_2x1x1": lambda: case_network((18, 28, 24), "2x1x1"),
     "preset_knockout_3d_2x1x1": lambda: run_case((20, 16, 16), "2x1x1", tumorca.presets.get("ifnb-knockout"), 15),
     "capped_o2_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_solver="sor", o2_max_sweeps=3), 6, seed=9),
@@ -226,6 +247,8 @@ CASES = {
                            probs=(0.9, 0.1, 0.0, 0.0), vessel_probs=(0.6, 0.395, 0.005),
                            inlet_fraction=0.5), poison=True),
     "network_2d_2x2": lambda: case_network((32, 40), "2x2"),
+    "random_push_2d_2x2_poison": lambda: case_push((48, 50), "2x2", 4, 13),
+    "random_push_3d_1x2x2_poison": lambda: case_push((14, 28, 26), "1x2x2", 3, 14),
     "preset_wildtype_2d_2x2": lambda: run_case((64, 64), "2x2", tumorca.Params(), 30),
     "noexcl_2d_4x1": lambda: run_case((40, 36), "4x1", busy(sprout_exclusion=0.0), 30, seed=10),
     "resume_2_to_4": lambda: run_case((48, 48), "2x2", busy(), 24, resume=(9, 2, "1x2"), seed=12),

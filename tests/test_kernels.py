@@ -9,6 +9,7 @@ only say that a step differs.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Callable
@@ -291,5 +292,134 @@ def test_kernel_rejects_a_misspelt_rule() -> None:
 
 
 def test_new_constants_agree_with_kernels() -> None:
-    for name in ("CLOCK_MAX", "ROW_SITES", "ROW_PROPOSALS", "PERFUSION_CONNECTED", "PERFUSION_REMOVED"):
+    for name in ("CLOCK_MAX", "ROW_SITES", "ROW_PROPOSALS", "ROW_PUSH", "PERFUSION_CONNECTED", "PERFUSION_REMOVED"):
         assert _rng.CONSTANTS[name] == getattr(_constants, name), name
+
+
+# -- pushing (push_range >= 2) ----------------------------------------------------------------------------------
+def _push_case(ndim: int, seed: int, where: str, push_range: int = 3) -> Case:
+    """The kernel case on a densely packed tissue (few empty sites, some endothelium that blocks a ray), with
+    pushing on: most dividing cells have no empty neighbour."""
+    c = _case(ndim, seed, where)
+    t = c.a["tissue"]
+    rng = np.random.default_rng(seed + 7)
+    empty = 0.06 if ndim == 2 else 0.015      # 26 neighbours in 3D: fewer empty sites for as many pushes
+    t[...] = rng.choice(6, size=t.shape, p=[empty, 0.68 - empty, 0.12, 0.12, 0.05, 0.03]).astype(np.uint8)
+    c.rules = dataclasses.replace(c.rules, tumour=dataclasses.replace(c.rules.tumour, push_range=push_range))
+    return c
+
+
+def _pushed(before: np.ndarray, after: np.ndarray) -> bool:
+    """Evidence of a push: an empty site holds a quiescent or necrotic cell, or a site that held a tumour or
+    necrotic cell holds another kind of cell afterwards (a cell moved in); without pushing an empty site only
+    receives a cycling daughter and a cell only changes P -> Q/N, Q -> P/N."""
+    if np.any((before == Cell.EMPTY) & ((after == Cell.TUMOR_Q) | (after == Cell.NECROTIC))):
+        return True
+    allowed = {(Cell.TUMOR_P, Cell.TUMOR_Q), (Cell.TUMOR_P, Cell.NECROTIC), (Cell.TUMOR_Q, Cell.TUMOR_P),
+               (Cell.TUMOR_Q, Cell.NECROTIC)}
+    for s in (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC):
+        for e in (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC):
+            if s != e and (s, e) not in allowed and np.any((before == s) & (after == e)):
+                return True
+    return False
+
+
+PUSH_CASES = [(ndim, seed, where, r) for ndim in (2, 3) for seed in (1, 2) for where in ("whole", "block")
+              for r in (2, 3)]
+
+
+@pytest.mark.parametrize("ndim,seed,where,push_range", PUSH_CASES,
+                         ids=[f"{n}d-seed{s}-{w}-R{r}" for n, s, w, r in PUSH_CASES])
+def test_tumour_push_matches_twin(ndim: int, seed: int, where: str, push_range: int) -> None:
+    base = _push_case(ndim, seed, where, push_range)
+    mine, twin = _copy(base), _copy(base)
+    got, want = _tumor(_tissue, mine), _tumor(ref_tissue, twin)
+    assert got == want
+    for arr in ("tissue", "clock"):
+        diff = np.flatnonzero(mine.a[arr].ravel() != twin.a[arr].ravel())
+        assert diff.size == 0, f"{arr!r} differs from the twin at {diff.size} sites, first {diff[:5]}"
+    assert _pushed(base.a["tissue"], mine.a["tissue"]), "no push happened on the packed state"
+    # and pushing changed the outcome: more births than without
+    off = _copy(base)
+    off.rules = dataclasses.replace(off.rules, tumour=dataclasses.replace(off.rules.tumour, push_range=0))
+    assert got > _tumor(_tissue, off)
+
+
+@pytest.mark.parametrize("ndim", (2, 3))
+def test_push_conserves_cells(ndim: int) -> None:
+    """Pushing moves cells, never loses or duplicates one: after the step, tumour + necrotic = before + born,
+    every quiescent clock > 0 before is found again (a moved quiescent cell keeps its clock + 1), and cycling
+    cells have clock 0."""
+    c = _push_case(ndim, 1, "whole")
+    before = c.a["tissue"].copy()
+    clock0 = c.a["clock"].copy()
+    c.rules = dataclasses.replace(c.rules, tumour=dataclasses.replace(c.rules.tumour, p_nec_max=0.0,
+                                                                       q_death_steps=10 ** 4))
+    o2 = c.a["o2"]
+    o2[...] = np.where(before == Cell.TUMOR_Q, 0.0, 60.0)   # quiescent cells stay, cycling cells divide
+    born = _tumor(_tissue, c)
+    after, clock1 = c.a["tissue"], c.a["clock"]
+    cells = (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC)
+    assert born > 0 and _pushed(before, after)
+    assert np.isin(after, cells).sum() == np.isin(before, cells).sum() + born
+    assert (after == Cell.NECROTIC).sum() == (before == Cell.NECROTIC).sum()
+    assert (after == Cell.TUMOR_Q).sum() == (before == Cell.TUMOR_Q).sum()
+    assert sorted(clock1[after == Cell.TUMOR_Q]) == sorted(clock0[before == Cell.TUMOR_Q] + 1)
+    assert not clock1[after == Cell.TUMOR_P].any()
+    # nothing else moved: endothelium stays where it was
+    for s in (Cell.EC_STALK, Cell.EC_TIP):
+        assert np.array_equal(after == s, before == s)
+
+
+@pytest.mark.parametrize("ndim", (2, 3))
+def test_push_is_the_same_on_any_thread_count(ndim: int) -> None:
+    base = _push_case(ndim, 2, "whole")
+    runs = []
+    for threads in (1, 2):
+        c = _copy(base)
+        prop, rows = c.scratch()
+        n = _tissue.tumor_update(c.a["tissue"], c.a["clock"], c.a["o2"], prop, rows, c.seed, c.step,
+                                 c.rules.tumour, threads)
+        runs.append((n, c.a["tissue"], c.a["clock"]))
+    assert runs[0][0] == runs[1][0] > 0
+    assert np.array_equal(runs[0][1], runs[1][1]) and np.array_equal(runs[0][2], runs[1][2])
+
+
+def test_push_range_below_two_is_off() -> None:
+    """push_range 0 and 1 give the same step as before pushing existed (the goldens), on the packed state."""
+    results = []
+    for r in (0, 1):
+        c = _push_case(3, 1, "whole", r)
+        results.append((_tumor(_tissue, c), c.a["tissue"].copy(), c.a["clock"].copy()))
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1], results[1][1]) and np.array_equal(results[0][2], results[1][2])
+    assert not _pushed(_push_case(3, 1, "whole", 0).a["tissue"], results[0][1])
+
+
+def test_packed_ball_grows_inside_only_with_pushing() -> None:
+    """A fully packed disk of cycling cells at full O2: without pushing only the rim divides; with push_range 3
+    cells up to 3 sites inside the rim divide too, so more cells are born and the disk grows faster."""
+    n = 41
+    yy, xx = np.mgrid[:n, :n]
+    ball = (yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= 12 ** 2
+    born = {}
+    for r in (0, 3):
+        c = _case(2, 1, "whole")
+        t = np.zeros((1, n, n), dtype=np.uint8)
+        t[0] = np.where(ball, Cell.TUMOR_P, Cell.EMPTY)
+        clock = np.zeros_like(t, dtype=np.uint16)
+        o2 = np.full(t.shape, 60.0, dtype=np.float32)
+        tumour = dataclasses.replace(c.rules.tumour, push_range=r, p_div_max=0.5, p_nec_max=0.0)
+        total = 0
+        inner = 0
+        for step in range(3):
+            prop, rows = np.zeros(t.shape, dtype=np.uint8), np.zeros(n, dtype=np.uint8)
+            t0 = t.copy()
+            total += _tissue.tumor_update(t, clock, o2, prop, rows, 5, step, tumour, 1)
+            # daughters placed on a site that held a cell: births inside the tumour (pushes)
+            inner += int(((t0 != Cell.EMPTY) & (t != t0)).sum())
+        born[r] = total
+        assert (t != Cell.EMPTY).sum() == ball.sum() + total
+        if r == 0:
+            assert inner == 0
+    assert born[3] > 1.3 * born[0], born

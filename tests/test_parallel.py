@@ -103,6 +103,12 @@ def test_halo_widths_follow_the_exclusion_radius():
     assert halo_widths(tumorca.Params(sprout_exclusion=60.0))["endothelium"] == 6
 
 
+def test_halo_widths_grow_with_push_range():
+    assert halo_widths(tumorca.Params(push_range=1))["tumour"] == 2     # 1: no pushing
+    w = halo_widths(tumorca.Params(push_range=3))
+    assert w["tumour"] == 12 and w["halo"] == 12
+
+
 @pytest.mark.parametrize("shape,region", [((40, 44), (slice(0, 1), slice(5, 30), slice(17, 44))),
                                           ((16, 18, 20), (slice(3, 11), slice(0, 9), slice(12, 20)))])
 def test_initial_block_is_the_initial_state_restricted(shape, region):
@@ -163,10 +169,10 @@ def _mpi_missing() -> str | None:
 GROUPS = {
     1: ["one_2d", "one_3d"],
     2: ["errors", "wt_2d_1x2", "ko_2d_2x1_dirichlet", "ko_3d_2x1x1", "wt_3d_1x1x2_edge", "random_2d_1x2_poison",
-        "network_2d_1x2", "network_3d_2x1x1", "preset_knockout_3d_2x1x1", "capped_o2_2d_1x2",
+        "random_push_2d_1x2_poison", "network_2d_1x2", "network_3d_2x1x1", "preset_knockout_3d_2x1x1", "capped_o2_2d_1x2",
         "capped_mgcg_2d_1x2", "sor_2d_2x1_dirichlet", "resume_1_to_2"],
     4: ["ko_2d_2x2", "wt_2d_4x1_edge", "wt_3d_1x2x2", "ko_3d_2x2x1_dirichlet", "random_2d_2x2_poison",
-        "random_3d_1x2x2_poison_edge", "network_2d_2x2", "preset_wildtype_2d_2x2", "noexcl_2d_4x1",
+        "random_push_2d_2x2_poison", "random_push_3d_1x2x2_poison", "random_3d_1x2x2_poison_edge", "network_2d_2x2", "preset_wildtype_2d_2x2", "noexcl_2d_4x1",
         "resume_2_to_4"],
 }
 

@@ -50,6 +50,8 @@ CLOCK_MAX = 65535
 #: a neighbour (rows next to it gather).
 ROW_SITES = 0x1
 ROW_PROPOSALS = 0x2
+#: Tumour pass 1: the row holds a dividing cell that pushes.
+ROW_PUSH = 0x4
 
 #: Flags held in ``perfused`` while the perfusion search runs: connected to an inlet; pruned (a dead end).
 PERFUSION_CONNECTED = 0x2

@@ -84,7 +84,10 @@ def halo_widths(params: Params) -> dict[str, int]:
       needs the proposals within D (a tip's move wins or loses at a target next to it by the proposals next to
       that target: 2; a sprout candidate is ranked against candidates within e), and a proposal needs the
       tissue within e (exclusion) or 1 (a tip's move);
-    * ``tumour``: 2 (a stroma site gathers its neighbours' division proposals, made from their neighbours);
+    * ``tumour``: 2 (a stroma site gathers its neighbours' division proposals, made from their neighbours); with
+      pushing (R = push_range >= 2) 4R: a site's result needs the pushes whose rays reach it (sources within R),
+      a push wins or loses against the events claiming a site of its ray (sources within 2R of it), and an event
+      is chosen from the tissue along its rays (within R of its source);
     * ``neutrophil_move``: 3 per sub-move (a neutrophil leaves its site if it wins at its target, decided by the
       target's neighbours' proposals, made from their neighbours); one exchange serves floor(halo/3) sub-moves;
     * ``neutrophils``: 2 for the kill pass (a tumour cell gathers its neighbours' kill targets);
@@ -92,7 +95,9 @@ def halo_widths(params: Params) -> dict[str, int]:
     """
     e = int(params.rates()["exclusion_sites"])
     d = max(2, e)
-    w = {"perfusion": 1, "o2": 1, "endothelium": d + max(1, e), "tumour": 2, "neutrophils": 2,
+    push = int(params.push_range)
+    w = {"perfusion": 1, "o2": 1, "endothelium": d + max(1, e), "tumour": 4 * push if push >= 2 else 2,
+         "neutrophils": 2,
          "neutrophil_move": 3}
     w["halo"] = max(w.values())
     return w

@@ -141,6 +141,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "necrosis_o2_full (1/(6 h))", source="PhysiCell", group="tumour"),
     _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
        source="design, docs/model.md §2.6", group="tumour"),
+    _p("push_range", 0, "sites", int, 0, 8, doc="a dividing cell with no empty Moore neighbour pushes the "
+       "chain of cells along a Moore ray toward an empty site at most this many sites away (0 or 1: off)",
+       source="Drasdo & Hoehme 2005; Waclaw et al. 2015; Nan et al. 2018 (shoving); ray and conflict rule: "
+       "assumption, docs/model.md §2.6", group="tumour"),
     # growth-factor sources
     _p("vegf_tumor_min", 0.005, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
        source="design, docs/model.md §2.3 (s_min); calibrated, docs/validation.md", group="secretion"),

@@ -166,6 +166,9 @@ class TumourRules:
         pO2 above which necrosis has probability 0, and below which it is maximal (mmHg).
     q_death_steps : int
         Steps quiescent after which a quiescent cell dies.
+    push_range : int
+        How far (sites along a Moore ray) a dividing cell with no empty neighbour looks for an empty site to push
+        its neighbours toward; 0 or 1: no pushing (docs/model.md §2.6).
     """
 
     p_div_max: float
@@ -177,6 +180,7 @@ class TumourRules:
     necrosis_o2_onset: float
     necrosis_o2_full: float
     q_death_steps: int
+    push_range: int = 0
 
     @classmethod
     def from_params(cls, params: Params) -> TumourRules:
@@ -185,7 +189,8 @@ class TumourRules:
         return cls(p_div_max=r["p_div_max"], cycle_o2_low=p.cycle_o2_low, cycle_o2_high=p.cycle_o2_high,
                    quiescence_o2_enter=p.quiescence_o2_enter, quiescence_o2_exit=p.quiescence_o2_exit,
                    p_nec_max=r["p_nec_max"], necrosis_o2_onset=p.necrosis_o2_onset,
-                   necrosis_o2_full=p.necrosis_o2_full, q_death_steps=int(r["q_death_steps"]))
+                   necrosis_o2_full=p.necrosis_o2_full, q_death_steps=int(r["q_death_steps"]),
+                   push_range=int(p.push_range))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,13 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, prop: np
     Pass 2: each empty site takes the proposal aimed at it with the largest key w3 (first in MOORE order on a
     tie) and becomes a cycling cell; every live cell takes its decided state.  Returns the number of births in
     ``box`` (``origin``, ``gshape`` and ``box`` place a block of a decomposed lattice, as for the kernel).
+
+    Pushing (``push_range`` R >= 2): a dividing cell with no empty neighbour takes, among the Moore rays whose
+    first empty site lies within R steps behind only tumour or necrotic cells, those of least L**2 * (nonzero
+    components) and picks the ``below(w2, count)``-th in MOORE order.  Every event (a division: source and
+    target; a push: its ray from source to the empty end) executes only if its key (w3, then the larger global
+    site) is the largest of every event claiming one of its sites; a winning push moves the cells of its ray one
+    site outward with their clocks and puts the daughter on the first site.
     """
     shape = tissue.shape
     t = tissue.copy()
@@ -53,6 +60,23 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, prop: np
         pick = divides & e & (seen == j) & (direction == 0)
         direction[pick] = d + 1
         seen += e
+    R = int(r.push_range)
+    pushing = np.zeros(shape, dtype=bool)
+    if R >= 2:
+        lens = [_ray_lengths(t, off, R) for off in MOORE]
+        pushing = divides & (k == 0)
+        metric = [np.where(ln > 0, ln * ln * sum(abs(c) for c in off), np.iinfo(np.int64).max)
+                  for ln, off in zip(lens, MOORE)]
+        best = np.minimum.reduce(metric)
+        ties = [(m == best) & (ln > 0) for m, ln in zip(metric, lens)]
+        count = np.sum(ties, axis=0)
+        pushing &= count > 0
+        jp = below(w[..., 2], count).astype(np.int64)
+        seen = np.zeros(shape, dtype=np.int64)
+        for d, tie in enumerate(ties):
+            pick = pushing & tie & (seen == jp) & (direction == 0)
+            direction[pick] = d + 1
+            seen += tie
 
     quiescent = (t == Cell.TUMOR_Q) & ~necrotic
     qt = clock.astype(np.int64) + 1
@@ -69,6 +93,9 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, prop: np
     clock[keep] = np.minimum(qt[keep], CLOCK_MAX).astype(np.uint16)
     proposal = np.where(live, direction | (new.astype(np.int64) << PROP_STATE_SHIFT), 0)
 
+    if pushing.any():
+        return _with_pushes(tissue, clock, t, new, live, direction, w[..., 3], sites, R, box)
+
     # pass 2: gather
     best = np.full(shape, -1, dtype=np.int64)
     key = w[..., 3].astype(np.int64)
@@ -82,3 +109,69 @@ def tumor_update(tissue: np.ndarray, clock: np.ndarray, o2: np.ndarray, prop: np
     tissue[born] = Cell.TUMOR_P
     clock[born] = 0
     return int((born & owned_mask(shape, box)).sum())
+
+
+_PUSHABLE = (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC)
+
+
+def _ray_lengths(t: np.ndarray, off: tuple[int, int, int], R: int) -> np.ndarray:
+    """Steps along ``off`` to the first empty site if within ``R`` steps behind only pushable cells, else 0."""
+    length = np.zeros(t.shape, dtype=np.int64)
+    going = np.ones(t.shape, dtype=bool)
+    for step in range(1, R + 1):
+        s = shifted(t, tuple(step * o for o in off), 255)
+        hit = going & (s == Cell.EMPTY)
+        length[hit] = step
+        going &= np.isin(s, _PUSHABLE)
+    return length
+
+
+def _with_pushes(tissue, clock, t, new, live, direction, w3, sites, R, box) -> int:
+    """Resolve the events (divisions and pushes) by the largest key over the sites they claim, then apply."""
+    shape = t.shape
+    if int(sites.max(initial=0)) >= 2 ** 32:
+        raise ValueError("the reference keys need global site indices below 2**32")
+    src = np.flatnonzero(direction)
+    dirs = direction.ravel()[src] - 1
+    zyx = np.stack(np.unravel_index(src, shape), axis=1)
+    off = np.array(MOORE, dtype=np.int64)[dirs]
+    lengths = np.array([_ray_length_at(t, p, o, R) for p, o in zip(zyx, off)], dtype=np.int64)
+    key = (w3.ravel()[src].astype(np.uint64) << np.uint64(32)) | sites.ravel()[src].astype(np.uint64)
+    # every claimed site, per event
+    ev = np.repeat(np.arange(src.size), lengths + 1)
+    kk = np.concatenate([np.arange(n + 1) for n in lengths]) if src.size else np.zeros(0, dtype=np.int64)
+    claim = zyx[ev] + kk[:, None] * off[ev]
+    cflat = np.ravel_multi_index(tuple(claim.T), shape)
+    top = np.zeros(t.size, dtype=np.uint64)
+    np.maximum.at(top, cflat, key[ev])
+    wins = np.ones(src.size, dtype=bool)
+    np.logical_and.at(wins, ev, top[cflat] == key[ev])
+
+    owned = owned_mask(shape, box)
+    tissue[live] = new[live]
+    snap_t, snap_c = tissue.copy(), clock.copy()
+    born = 0
+    for i in np.flatnonzero(wins):
+        p, o, n = zyx[i], off[i], int(lengths[i])
+        for step in range(n, 1, -1):
+            a, b = tuple(p + step * o), tuple(p + (step - 1) * o)
+            tissue[a] = snap_t[b]
+            clock[a] = 0 if snap_t[b] == Cell.TUMOR_P else snap_c[b]
+        first = tuple(p + o)
+        tissue[first] = Cell.TUMOR_P
+        clock[first] = 0
+        born += int(owned[first])
+    return born
+
+
+def _ray_length_at(t: np.ndarray, p: np.ndarray, o: np.ndarray, R: int) -> int:
+    """The ray length of one event (1 for a division into an empty neighbour)."""
+    for step in range(1, max(R, 1) + 1):
+        q = p + step * o
+        if np.any(q < 0) or np.any(q >= t.shape):
+            return 0
+        if t[tuple(q)] == Cell.EMPTY:
+            return step
+        if t[tuple(q)] not in _PUSHABLE:
+            return 0
+    return 0
