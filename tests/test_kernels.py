@@ -298,13 +298,13 @@ def test_new_constants_agree_with_kernels() -> None:
 
 # -- pushing (push_range >= 2) ----------------------------------------------------------------------------------
 def _push_case(ndim: int, seed: int, where: str, push_range: int = 3) -> Case:
-    """The kernel case on a densely packed tissue (few empty sites, some endothelium that blocks a ray), with
-    pushing on: most dividing cells have no empty neighbour."""
+    """The kernel case on a densely packed tissue (few empty sites), with pushing on: most dividing cells have no
+    empty neighbour."""
     c = _case(ndim, seed, where)
     t = c.a["tissue"]
     rng = np.random.default_rng(seed + 7)
     empty = 0.06 if ndim == 2 else 0.015      # 26 neighbours in 3D: fewer empty sites for as many pushes
-    t[...] = rng.choice(6, size=t.shape, p=[empty, 0.68 - empty, 0.12, 0.12, 0.05, 0.03]).astype(np.uint8)
+    t[...] = rng.choice(4, size=t.shape, p=[empty, 0.76 - empty, 0.12, 0.12]).astype(np.uint8)
     c.rules = dataclasses.replace(c.rules, tumour=dataclasses.replace(c.rules.tumour, push_range=push_range))
     return c
 
@@ -352,6 +352,7 @@ def test_push_conserves_cells(ndim: int) -> None:
     cells have clock 0."""
     c = _push_case(ndim, 1, "whole")
     before = c.a["tissue"].copy()
+    vessel0 = c.a["vessel"].copy()
     clock0 = c.a["clock"].copy()
     c.rules = dataclasses.replace(c.rules, tumour=dataclasses.replace(c.rules.tumour, p_nec_max=0.0,
                                                                        q_death_steps=10 ** 4))
@@ -366,9 +367,8 @@ def test_push_conserves_cells(ndim: int) -> None:
     assert (after == Cell.TUMOR_Q).sum() == (before == Cell.TUMOR_Q).sum()
     assert sorted(clock1[after == Cell.TUMOR_Q]) == sorted(clock0[before == Cell.TUMOR_Q] + 1)
     assert not clock1[after == Cell.TUMOR_P].any()
-    # nothing else moved: endothelium stays where it was
-    for s in (Cell.EC_STALK, Cell.EC_TIP):
-        assert np.array_equal(after == s, before == s)
+    # the vessel layer does not move with the tissue (pushed cells slide over it: co-option)
+    assert np.array_equal(c.a["vessel"], vessel0)
 
 
 @pytest.mark.parametrize("ndim", (2, 3))
