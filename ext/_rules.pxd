@@ -10,6 +10,14 @@ cdef struct PerfusionRules:
     int regress_steps
 
 
+cdef struct FlowRules:
+    double p_arterial
+    double p_venous
+    double tol
+    long long max_iter
+    double threshold
+
+
 cdef struct SecretionRules:
     double vegf_tumor_min
     double vegf_tumor_max
@@ -64,6 +72,15 @@ cdef struct NeutrophilRules:
 cdef inline int fill_perfusion(PerfusionRules* R, object rules) except -1:
     R.edge_inlets = rules.edge_inlets
     R.regress_steps = rules.regress_steps
+    return 0
+
+
+cdef inline int fill_flow(FlowRules* R, object rules) except -1:
+    R.p_arterial = rules.p_arterial
+    R.p_venous = rules.p_venous
+    R.tol = rules.tol
+    R.max_iter = rules.max_iter
+    R.threshold = rules.threshold
     return 0
 
 
