@@ -46,59 +46,104 @@ cdef inline Py_ssize_t _lower_bound(const int64_t* a, Py_ssize_t lo, Py_ssize_t 
     return lo
 
 
-cdef inline int _neighbours(const int64_t* nodes, Py_ssize_t n, Py_ssize_t i, Py_ssize_t nz, Py_ssize_t ny,
-                            Py_ssize_t nx, int64_t* cols, int64_t* cls) noexcept nogil:
-    """The neighbours of node i in Moore order (ascending index): positions in ``cols``, length classes in
-    ``cls`` (both skipped if NULL); returns their number."""
-    cdef int64_t v = nodes[i], t, base
-    cdef Py_ssize_t x = v % nx, y = (v // nx) % ny, z = v // (nx * ny), zz, yy, xx, k
-    cdef int dz, dy, dx, cnt = 0
-    for dz in range(-1, 2):
-        zz = z + dz
-        if zz < 0 or zz >= nz:
-            continue
-        for dy in range(-1, 2):
-            yy = y + dy
-            if yy < 0 or yy >= ny:
-                continue
-            base = (zz * ny + yy) * nx
-            xx = x - 1 if x > 0 else 0
-            k = _lower_bound(nodes, 0, n, base + xx)
-            while k < n and nodes[k] <= base + x + 1 and nodes[k] < base + nx:
-                t = nodes[k] - base
-                if not (dz == 0 and dy == 0 and t == x):
-                    if cols != NULL:
-                        cols[cnt] = k
-                        cls[cnt] = (dz != 0) + (dy != 0) + (t != x)
-                    cnt += 1
-                k += 1
-    return cnt
+cdef inline Py_ssize_t _gallop(const int64_t* a, Py_ssize_t lo, Py_ssize_t n, int64_t t) noexcept nogil:
+    """First position >= lo whose value is >= t (every value before lo is < t)."""
+    cdef Py_ssize_t hi, step = 1
+    if lo >= n or a[lo] >= t:
+        return lo
+    while True:
+        hi = lo + step
+        if hi >= n:
+            hi = n
+            break
+        if a[hi] >= t:
+            break
+        lo = hi
+        step *= 2
+    return _lower_bound(a, lo + 1, hi, t)
+
+
+cdef int _adj_chunk(const int64_t* nodes, Py_ssize_t n, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nz,
+                    Py_ssize_t ny, Py_ssize_t nx, int64_t* ptr, int64_t* nbr, int64_t* lc) noexcept nogil:
+    """Neighbours of nodes i0..i1-1 in Moore order (ascending index).  Without ``nbr``: their number into
+    ptr[i + 1]; with it: positions into nbr[ptr[i]:] and length classes into lc.  The search for each of the 9
+    neighbouring rows gallops on from the previous node's hit (targets grow with the node index)."""
+    cdef Py_ssize_t hint[9]
+    cdef Py_ssize_t i, x, y, z, zz, yy, k, xx
+    cdef int64_t v, t, base, o
+    cdef int dz, dy, r9, cnt
+    for r9 in range(9):
+        hint[r9] = -1
+    for i in range(i0, i1):
+        v = nodes[i]
+        x = v % nx
+        y = (v // nx) % ny
+        z = v // (nx * ny)
+        cnt = 0
+        o = ptr[i] if nbr != NULL else 0
+        r9 = -1
+        for dz in range(-1, 2):
+            zz = z + dz
+            for dy in range(-1, 2):
+                yy = y + dy
+                r9 += 1
+                if zz < 0 or zz >= nz or yy < 0 or yy >= ny:
+                    continue
+                base = (zz * ny + yy) * nx
+                xx = x - 1 if x > 0 else 0
+                if hint[r9] < 0:
+                    k = _lower_bound(nodes, 0, n, base + xx)
+                else:
+                    k = _gallop(nodes, hint[r9], n, base + xx)
+                hint[r9] = k
+                while k < n and nodes[k] <= base + x + 1 and nodes[k] < base + nx:
+                    t = nodes[k] - base
+                    if not (dz == 0 and dy == 0 and t == x):
+                        if nbr != NULL:
+                            nbr[o + cnt] = k
+                            lc[o + cnt] = (dz != 0) + (dy != 0) + (t != x)
+                        cnt += 1
+                    k += 1
+        if nbr == NULL:
+            ptr[i + 1] = cnt
+    return 0
+
+
+cdef enum:
+    ADJ_CHUNK = 4096
 
 
 def adjacency(const int64_t[::1] nodes, object gshape, int num_threads=1):
     """CSR adjacency of the sorted global flat indices ``nodes`` of a lattice of shape ``gshape``: (ptr, nbr,
     lcls) as in tumorca.reference.flow.adjacency."""
-    cdef Py_ssize_t nz, ny, nx, n = nodes.shape[0], i, k
+    cdef Py_ssize_t nz, ny, nx, n = nodes.shape[0], i, c, nchunk, i1
     nz, ny, nx = (int(v) for v in gshape)
     ptr_a = np.zeros(n + 1, dtype=np.int64)
     cdef int64_t[::1] ptr = ptr_a
     if n == 0:
         return ptr_a, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cdef const int64_t* N = &nodes[0]
+    nchunk = (n + ADJ_CHUNK - 1) // ADJ_CHUNK
     with nogil:
-        for i in prange(n, schedule="static", num_threads=num_threads):
-            ptr[i + 1] = _neighbours(N, n, i, nz, ny, nx, NULL, NULL)
+        for c in prange(nchunk, schedule="static", num_threads=num_threads):
+            i1 = (c + 1) * ADJ_CHUNK
+            if i1 > n:
+                i1 = n
+            _adj_chunk(N, n, c * ADJ_CHUNK, i1, nz, ny, nx, &ptr[0], NULL, NULL)
         for i in range(n):
             ptr[i + 1] += ptr[i]
-    nbr_a = np.empty(ptr[n], dtype=np.int64)
-    cls_a = np.empty(ptr[n], dtype=np.int64)
+    nbr_a = np.empty(max(ptr[n], 1), dtype=np.int64)
+    cls_a = np.empty(max(ptr[n], 1), dtype=np.int64)
     cdef int64_t[::1] nbr = nbr_a
     cdef int64_t[::1] lc = cls_a
     if ptr[n] > 0:
         with nogil:
-            for i in prange(n, schedule="static", num_threads=num_threads):
-                _neighbours(N, n, i, nz, ny, nx, &nbr[ptr[i]], &lc[ptr[i]])
-    return ptr_a, nbr_a, cls_a
+            for c in prange(nchunk, schedule="static", num_threads=num_threads):
+                i1 = (c + 1) * ADJ_CHUNK
+                if i1 > n:
+                    i1 = n
+                _adj_chunk(N, n, c * ADJ_CHUNK, i1, nz, ny, nx, &ptr[0], &nbr[0], &lc[0])
+    return ptr_a, nbr_a[:ptr[n]], cls_a[:ptr[n]]
 
 
 cdef double _dot(const double* a, const double* b, Py_ssize_t m, double* part, int nt) noexcept nogil:

@@ -237,6 +237,8 @@ def flow_solve_nodes(nodes, inlet, gshape, rules, x0=None, num_threads=1):
     imb = float(np.abs(r).max())
     converged = imb <= thresh
     restart = True
+    rz = 0.0
+    d = r
     while not converged and its < max_iter:
         z = np.where(free, r / dsafe, 0.0)
         rz_new = dot(r, z)
