@@ -234,6 +234,19 @@ def test_kernel_twin_bit_identical_and_thread_independent(seed):
         assert np.array_equal(u, v)
 
 
+def test_kernel_twin_bit_identical_beyond_one_dot_block():
+    # more junctions than one block of a dot product (1024): the block order matters
+    rng = np.random.default_rng(5)
+    vessel, inlet = random_network(rng, (1, 90, 100), 0.42, n_inlets=10)
+    nodes = np.flatnonzero(vessel.ravel()).astype(np.int64)
+    codes = inlet.ravel()[nodes]
+    rules = FlowRules(PA, PV, 1e-10, 100000, 1e-4)
+    a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
+    b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, 2)
+    assert a[2]["unknowns"] > 2 * ref.BLOCK and a[2]["iterations"] > 10
+    assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+
+
 def test_iteration_cap_is_honoured_and_warns():
     rng = np.random.default_rng(7)
     vessel, inlet = random_network(rng, (1, 40, 40), 0.5)
