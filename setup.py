@@ -20,7 +20,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent.resolve()
-MODULES = ["_rng", "_o2", "_fields", "_tissue", "_vessels", "_neutrophils", "_stream"]
+MODULES = ["_rng", "_o2", "_fields", "_tissue", "_vessels", "_neutrophils", "_stream", "_flow"]
 
 
 def _env_flag(name: str) -> bool:

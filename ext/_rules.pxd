@@ -12,6 +12,14 @@ cdef struct PerfusionRules:
     double coopt_vegf_half
 
 
+cdef struct FlowRules:
+    double p_arterial
+    double p_venous
+    double tol
+    long long max_iter
+    double threshold
+
+
 cdef struct SecretionRules:
     double vegf_tumor_min
     double vegf_tumor_max
@@ -69,6 +77,15 @@ cdef inline int fill_perfusion(PerfusionRules* R, object rules) except -1:
     R.regress_steps = rules.regress_steps
     R.p_coopt_regress = rules.p_coopt_regress
     R.coopt_vegf_half = rules.coopt_vegf_half
+    return 0
+
+
+cdef inline int fill_flow(FlowRules* R, object rules) except -1:
+    R.p_arterial = rules.p_arterial
+    R.p_venous = rules.p_venous
+    R.tol = rules.tol
+    R.max_iter = rules.max_iter
+    R.threshold = rules.threshold
     return 0
 
 

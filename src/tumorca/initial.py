@@ -46,6 +46,48 @@ def vessel_mask(shape: tuple[int, int, int], params: Params, region: Region | No
     return np.broadcast_to(mask, out).copy()
 
 
+def capillary_bed(shape: tuple[int, int, int], params: Params, region: Region | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A host capillary bed for the blood-flow solve (tumorca.flow): (vessel mask, inlet codes) of ``region``
+    (global slices; the whole lattice if None), computed from global coordinates without building the whole lattice.
+
+    Capillaries run along x on the rows of the ``parallel`` layout (every ``init_vessel_spacing`` = s sites in y,
+    and in z for 3D, half a spacing off the centre); each has an arterial inlet (code 1) at x = 0 and a venous
+    inlet (code 2) at x = nx - 1.  Neighbouring capillaries are joined by oblique cross-links that leave capillary
+    k at x0 (every ``init_bed_crosslink_spacing`` sites, x0 + s <= nx - 1) and reach capillary k + 1 (in y, and in
+    3D also in z) at x0 + s, one diagonal step per site.  An oblique link joins an upstream point to a downstream
+    one, so every link carries flow; links straight across would join points of equal pressure and carry none
+    (an idealised bed, an assumption: real beds join arterioles and venules through a mesh of capillaries).
+    """
+    nz, ny, nx = shape
+    z, y, x = _coords(shape, region)
+    out = (z.shape[0], y.shape[1], x.shape[2])
+    s = params.init_vessel_spacing
+    k = params.init_bed_crosslink_spacing
+    y0 = (ny // 2 + s // 2) % s
+    z0 = (nz // 2 + s // 2) % s
+    on_y = (y - y0) % s == 0
+    on_z = np.ones_like(z, dtype=bool) if nz == 1 else (z - z0) % s == 0
+
+    def links(c, c0, n):
+        t = (c - c0) % s
+        base = c - t
+        ok = (t >= 1) & (base >= 0) & (base + s < n)
+        x0 = x - t
+        return ok & (x0 >= 0) & (x0 % k == 0) & (x0 + s <= nx - 1)
+
+    capillary = on_y & on_z & np.ones_like(x, dtype=bool)
+    mask = capillary | (on_z & links(y, y0, ny))
+    if nz > 1:
+        mask = mask | (on_y & links(z, z0, nz))
+    mask = np.broadcast_to(mask, out).copy()
+    inlet = np.zeros(out, dtype=np.uint8)
+    cap = np.broadcast_to(capillary, out)
+    inlet[cap & np.broadcast_to(x == 0, out)] = 1
+    inlet[cap & np.broadcast_to(x == nx - 1, out)] = 2
+    return mask, inlet
+
+
 def tumor_mask(shape: tuple[int, int, int], params: Params, region: Region | None = None) -> np.ndarray:
     """Boolean mask of the sites within ``init_tumor_radius`` of the lattice centre (Euclidean, in sites); empty
     for radius 0.  Of ``region`` (global slices) if given."""

@@ -195,6 +195,20 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="assumption", group="vessels"),
     _p("tip_fusion_min_age", 3, "steps", int, 1, CLOCK_MAX, doc="a tip can anastomose only after this many steps",
        source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
+    # blood flow (src/tumorca/flow.py; not yet part of the step)
+    _p("flow_p_arterial", 35.0, "mmHg", float, 0.0, 300.0, doc="blood pressure held at arterial inlet sites "
+       "(inlet code 1)", source="Landis 1930 (human nailfold capillaries, about 32 mmHg at the arteriolar end); "
+       "35 mmHg is the textbook arteriolar-end capillary pressure", group="flow"),
+    _p("flow_p_venous", 15.0, "mmHg", float, 0.0, 300.0, doc="blood pressure held at venous inlet sites (inlet "
+       "code 2)", source="Landis 1930 (about 12-15 mmHg at the venular end)", group="flow"),
+    _p("flow_tol", 1.0e-9, "", float, 1.0e-15, 1.0e-2, doc="the flow solve stops when the largest Kirchhoff "
+       "imbalance at a junction is at most flow_tol*|flow_p_arterial - flow_p_venous| (in units of the flow "
+       "through one site of vessel under that pressure drop)", source="assumption", group="flow"),
+    _p("flow_max_iter", 100000, "", int, 1, 10**8, doc="cap on conjugate-gradient iterations of one flow solve "
+       "(reaching it warns)", source="assumption", group="flow"),
+    _p("perfusion_flow_threshold", 1.0e-4, "mmHg", float, 0.0, 1.0e3, doc="a vessel site counts as perfused "
+       "where its flow q is at least this (q in mmHg times the conductance of one site of vessel: a straight "
+       "vessel of L sites between the two inlet pressures carries (35-15)/L)", source="assumption", group="flow"),
     # neutrophils and IFN-beta
     _p("ifn_level", 1.0, "", float, 0.0, 1.0e3, doc="IFN-beta level I before any therapy (1: wild-type "
        "constitutive endogenous level; 0: Ifnb1-/-)", source="design, docs/model.md §4", group="ifn"),
@@ -254,6 +268,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        group="initial"),
     _p("init_vessel_spacing", 40, "sites", int, 2, 10**6, doc="distance between initial parallel vessels",
        group="initial"),
+    _p("init_bed_crosslink_spacing", 40, "sites", int, 1, 10**6, doc="distance along x between the cross-links "
+       "of the capillary bed (tumorca.initial.capillary_bed)", source="assumption", group="initial"),
 )
 
 _SPECS: dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}

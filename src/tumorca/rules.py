@@ -49,6 +49,36 @@ class PerfusionRules:
 
 
 @dataclass(frozen=True)
+class FlowRules:
+    """Blood flow on the vessel network (``_flow.flow_solve_nodes``; docs/model.md, "Blood flow").
+
+    Attributes
+    ----------
+    p_arterial, p_venous : float
+        Pressures held at arterial (inlet code 1) and venous (code 2) inlet nodes (mmHg).
+    tol : float
+        Stop when the largest Kirchhoff imbalance at a junction is at most ``tol*|p_arterial - p_venous|``.
+    max_iter : int
+        Cap on conjugate-gradient iterations (reaching it warns).
+    threshold : float
+        Flow at or above which a vessel site counts as perfused (for the caller; mmHg times unit conductance).
+    """
+
+    p_arterial: float
+    p_venous: float
+    tol: float
+    max_iter: int
+    threshold: float
+
+    @classmethod
+    def from_params(cls, params: Params) -> FlowRules:
+        """The flow rules of ``params``."""
+        return cls(p_arterial=float(params.flow_p_arterial), p_venous=float(params.flow_p_venous),
+                   tol=float(params.flow_tol), max_iter=int(params.flow_max_iter),
+                   threshold=float(params.perfusion_flow_threshold))
+
+
+@dataclass(frozen=True)
 class SecretionRules:
     """Secretion into the slow fields and MMP9-driven release of bound VEGF (``_fields.secrete``); depends on the
     IFN-beta level through the neutrophils' secretion.
