@@ -249,6 +249,13 @@ CASES = {
     "network_2d_2x2": lambda: case_network((32, 40), "2x2"),
     "random_push_2d_2x2_poison": lambda: case_push((48, 50), "2x2", 4, 13),
     "random_push_3d_1x2x2_poison": lambda: case_push((14, 28, 26), "1x2x2", 3, 14),
+    # perfusion from the flow solve: the vessel network gathered on rank 0, the verdict broadcast
+    "flow_bed_2d_2x2": lambda: run_case((48, 56), "2x2", busy(perfusion="flow", init_vessels="bed",
+                                                              init_vessel_spacing=8, init_bed_crosslink_spacing=12),
+                                        40, seed=21),
+    "flow_bed_3d_1x2x2_edge": lambda: run_case(
+        (14, 20, 22), "1x2x2", busy(perfusion="flow", init_vessels="bed", init_vessel_spacing=6,
+                                    init_bed_crosslink_spacing=8, vessel_inlets="edge"), 12, seed=22),
     "preset_wildtype_2d_2x2": lambda: run_case((64, 64), "2x2", tumorca.Params(), 30),
     "noexcl_2d_4x1": lambda: run_case((40, 36), "4x1", busy(sprout_exclusion=0.0), 30, seed=10),
     "resume_2_to_4": lambda: run_case((48, 48), "2x2", busy(), 24, resume=(9, 2, "1x2"), seed=12),

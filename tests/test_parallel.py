@@ -172,8 +172,8 @@ GROUPS = {
         "random_push_2d_1x2_poison", "network_2d_1x2", "network_3d_2x1x1", "preset_knockout_3d_2x1x1", "capped_o2_2d_1x2",
         "capped_mgcg_2d_1x2", "sor_2d_2x1_dirichlet", "resume_1_to_2"],
     4: ["ko_2d_2x2", "wt_2d_4x1_edge", "wt_3d_1x2x2", "ko_3d_2x2x1_dirichlet", "random_2d_2x2_poison",
-        "random_push_2d_2x2_poison", "random_push_3d_1x2x2_poison", "random_3d_1x2x2_poison_edge", "network_2d_2x2", "preset_wildtype_2d_2x2", "noexcl_2d_4x1",
-        "resume_2_to_4"],
+        "random_push_2d_2x2_poison", "random_push_3d_1x2x2_poison", "random_3d_1x2x2_poison_edge", "network_2d_2x2",
+        "preset_wildtype_2d_2x2", "noexcl_2d_4x1", "resume_2_to_4", "flow_bed_2d_2x2", "flow_bed_3d_1x2x2_edge"],
 }
 
 

@@ -26,6 +26,19 @@ def test_kernels_match_reference(shape, kw, seed):
     _compare_with_reference(shape, kw, seed)
 
 
+FLOW = {"perfusion": "flow", "init_vessels": "bed", "init_vessel_spacing": 20, "init_bed_crosslink_spacing": 60}
+
+
+@pytest.mark.parametrize("shape,kw", [((64, 64), {**FLOW, "o2_uptake_tumor": 60.0}),
+                                      pytest.param((16, 16, 16), {**FLOW, "init_vessel_spacing": 12,
+                                                                  "o2_uptake_tumor": 60.0, "init_tumor_radius": 5,
+                                                                  "vessel_inlets": "edge"},
+                                                   marks=pytest.mark.slow)])
+def test_flow_perfusion_matches_reference(shape, kw):
+    """perfusion = "flow": the engine's flow solve and remodelling agree with the reference's, step after step."""
+    _compare_with_reference(shape, kw, 5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(64, 64), (16, 16, 16)])
 @pytest.mark.parametrize("solver", ["sor", "multigrid"])

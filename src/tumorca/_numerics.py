@@ -301,3 +301,28 @@ class MgcgWorkspace:
         for lv in self.levels[1:]:
             total += sum(lv[k].nbytes for k in ("e", "f", "m", "b")) + sum(w.nbytes for w in lv["w"] if w is not None)
         return total
+
+
+def flow_inlet_codes(nodes: np.ndarray, inlet: np.ndarray, gshape: tuple[int, int, int],
+                     edge_inlets: bool) -> np.ndarray:
+    """Inlet codes of the flow solve (0 none, 1 arterial, 2 venous) of vessel nodes (sorted global flat indices)
+    whose ``inlet`` values are given: the values themselves, and with ``edge_inlets`` a vessel on a lattice face
+    that is not flagged is arterial on a low face (index 0 of an axis longer than one site) and venous on a high
+    face (low wins at a corner).  Pure NumPy: the engine, every MPI rank and the reference use this one rule."""
+    codes = np.asarray(inlet, dtype=np.uint8).copy()
+    if not edge_inlets or nodes.size == 0:
+        return codes
+    nz, ny, nx = gshape
+    x = nodes % nx
+    y = (nodes // nx) % ny
+    z = nodes // (nx * ny)
+    low = np.zeros(nodes.shape, dtype=bool)
+    high = np.zeros(nodes.shape, dtype=bool)
+    for c, n in ((z, nz), (y, ny), (x, nx)):
+        if n > 1:
+            low |= c == 0
+            high |= c == n - 1
+    free = codes == 0
+    codes[free & high] = 2
+    codes[free & low] = 1
+    return codes

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import _fields, _neutrophils, _tissue, _vessels
-from ._constants import FIELD_NAMES, Cell, Vessel
+from . import _fields, _neutrophils, _tissue, _vessels, flow
+from ._constants import FIELD_NAMES, PERFUSION_REMOVED, Cell, Vessel
 from ._lattice import check_threads
 from ._numerics import tridiagonal_factors
 from .errors import LatticeError
@@ -144,6 +144,8 @@ class WholeLattice:
         self.owned = (slice(None),) * 3
         self.threads = threads
         self.o2 = O2Solver(shape3, params, rates)
+        #: the last flow solve: CG iterations and total arterial inflow (0 with perfusion = "loops")
+        self.last_flow = {"iterations": 0, "inflow": 0.0}
 
     def exchange(self, arrays: list[np.ndarray], width: int) -> None:
         return None
@@ -156,15 +158,21 @@ class WholeLattice:
 
     def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
                          rules: PerfusionRules) -> np.ndarray:
-        """Connectivity by one search from the inlets, then synchronous pruning rounds until one prunes nothing;
-        returns the vessel sites (flat indices) for ``perfusion_finish``."""
+        """Connectivity by one search from the inlets, then what carries flow: the flow solve (``rules.flow``) or
+        synchronous pruning rounds until one prunes nothing; returns the vessel sites (flat indices) for
+        ``perfusion_finish``."""
         t, inlet, perf = arrays["vessel"], arrays["inlet"], arrays["perfused"]
         ec = np.flatnonzero(t != Vessel.NONE)
         perf.fill(0)
         scratch.fill(0)
         _vessels.perfusion_connect(t, inlet, perf, ec, rules)
-        while _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, rules):
-            pass
+        if rules.flow is not None:
+            ok, self.last_flow = flow.flowing(ec, inlet.ravel()[ec], self.shape3, rules.flow, rules.edge_inlets,
+                                              self.threads)
+            perf.ravel()[ec[~ok]] |= PERFUSION_REMOVED
+        else:
+            while _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, rules):
+                pass
         return ec
 
     def o2_solve(self, arrays: dict[str, np.ndarray]) -> tuple[int, float, float]:
@@ -380,7 +388,8 @@ class Engine:
         (nM summed over sites, secreted by neutrophils during the last step), ``tumor_born``, ``neut_recruited``,
         ``neut_died``, ``tumor_killed``, ``vessels_regressed`` (without flow) and ``coopted_regressed`` (events
         of the last step); O2 solver ``o2_sweeps`` (SOR sweeps, or multigrid V-cycles) and ``o2_residual`` of
-        the last step.
+        the last step; flow solve (``perfusion = "flow"``; 0 otherwise) ``flow_iterations`` and ``flow_inflow``
+        (total flow into the network through its arterial inlets, mmHg times the conductance of one vessel site).
         """
         a = self._arrays
         own = self._domain.owned
@@ -419,6 +428,8 @@ class Engine:
             "tumor_born": int(ev[0]), "neut_recruited": int(ev[1]), "neut_died": int(ev[2]),
             "tumor_killed": int(ev[3]), "vessels_regressed": int(ev[4]), "coopted_regressed": int(ev[5]),
             "o2_sweeps": self._last_o2[0], "o2_residual": self._last_o2[1],
+            "flow_iterations": int(self._domain.last_flow["iterations"]),
+            "flow_inflow": float(self._domain.last_flow["inflow"]),
         }
 
     @property

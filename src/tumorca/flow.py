@@ -21,9 +21,10 @@ import warnings
 import numpy as np
 
 from . import _flow
+from ._numerics import flow_inlet_codes
 from .rules import FlowRules
 
-__all__ = ["solve_nodes", "solve", "perfused_mask", "FlowRules"]
+__all__ = ["solve_nodes", "solve", "perfused_mask", "flowing", "FlowRules"]
 
 
 def solve_nodes(nodes: np.ndarray, inlet: np.ndarray, gshape: tuple[int, int, int], rules: FlowRules,
@@ -68,3 +69,15 @@ def solve(vessel: np.ndarray, inlet: np.ndarray, rules: FlowRules, x0: np.ndarra
 def perfused_mask(flow: np.ndarray, rules: FlowRules) -> np.ndarray:
     """Where the flow reaches ``rules.threshold`` (a vessel site counts as perfused)."""
     return np.asarray(flow) >= rules.threshold
+
+
+def flowing(nodes: np.ndarray, inlet: np.ndarray, gshape: tuple[int, int, int], rules: FlowRules,
+            edge_inlets: bool, threads: int = 1) -> tuple[np.ndarray, dict[str, float]]:
+    """Which vessel nodes carry flow (the perfusion phase with ``perfusion = "flow"``): a cold solve (no warm
+    start, so that a resumed run equals the uninterrupted one) on the nodes (sorted global flat indices) with
+    their ``inlet`` values, edge inlets coded by :func:`tumorca._numerics.flow_inlet_codes`.  Returns a bool per
+    node (flow >= ``rules.threshold``) and ``{"iterations", "inflow"}`` (CG iterations; total flow into the
+    network through its arterial inlets)."""
+    codes = flow_inlet_codes(nodes, inlet, gshape, edge_inlets)
+    _, q, info = solve_nodes(nodes, codes, gshape, rules, None, threads)
+    return q >= rules.threshold, {"iterations": int(info["iterations"]), "inflow": float(q[codes == 1].sum())}

@@ -88,6 +88,31 @@ def capillary_bed(shape: tuple[int, int, int], params: Params, region: Region | 
     return mask, inlet
 
 
+def initial_vessels(shape: tuple[int, int, int], params: Params, region: Region | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The initial vessel mask and ``inlet`` array (of ``region``, global slices, if given).
+
+    ``bed``: :func:`capillary_bed` (codes 1 arterial, 2 venous).  Otherwise :func:`vessel_mask`, and with
+    ``perfusion = "loops"`` every initial vessel site is an inlet (1); with ``perfusion = "flow"`` the straight
+    vessels are fed from their ends: arterial (1) where they meet the low face of their axis (x for
+    ``parallel``, z for ``grid``) and venous (2) at the high face (the isolated cross-sections of ``grid`` in
+    2D carry no flow).
+    """
+    if params.init_vessels == "bed":
+        return capillary_bed(shape, params, region)
+    mask = vessel_mask(shape, params, region)
+    if params.perfusion != "flow":
+        return mask, mask.astype(np.uint8)
+    z, y, x = _coords(shape, region)
+    axis, c = (2, x) if params.init_vessels == "parallel" else (0, z)
+    n = shape[axis]
+    inlet = np.zeros(mask.shape, dtype=np.uint8)
+    if n > 1:
+        inlet[mask & np.broadcast_to(c == 0, mask.shape)] = 1
+        inlet[mask & np.broadcast_to(c == n - 1, mask.shape)] = 2
+    return mask, inlet
+
+
 def tumor_mask(shape: tuple[int, int, int], params: Params, region: Region | None = None) -> np.ndarray:
     """Boolean mask of the sites within ``init_tumor_radius`` of the lattice centre (Euclidean, in sites); empty
     for radius 0.  Of ``region`` (global slices) if given."""
@@ -104,7 +129,7 @@ def initial_state(shape: tuple[int, int, int], params: Params, region: Region | 
     """Arrays of the initial lattice: tissue, clock, vessel, vclock, perfused, inlet, the neutrophil layer and every field (see
     Simulation.get_state).  With ``region`` (global slices), only that block, computed without building the whole
     lattice (a rank of a distributed run builds its own block this way)."""
-    vessels = vessel_mask(shape, params, region)
+    vessels, inlet = initial_vessels(shape, params, region)
     tissue = np.zeros(vessels.shape, dtype=np.uint8)
     # the tumour is placed over the vessel layer: vessels inside it start co-opted
     tissue[tumor_mask(shape, params, region)] = Cell.TUMOR_P
@@ -114,7 +139,7 @@ def initial_state(shape: tuple[int, int, int], params: Params, region: Region | 
         "vessel": np.where(vessels, np.uint8(Vessel.STALK), np.uint8(Vessel.NONE)),
         "vclock": np.zeros(tissue.shape, dtype=np.uint16),
         "perfused": vessels.astype(np.uint8),
-        "inlet": vessels.astype(np.uint8),
+        "inlet": inlet,
         "neut": np.zeros(tissue.shape, dtype=np.uint8),
         "neut_p": np.zeros(tissue.shape, dtype=np.float32),
         "neut_age": np.zeros(tissue.shape, dtype=np.uint16),

@@ -195,7 +195,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="assumption", group="vessels"),
     _p("tip_fusion_min_age", 3, "steps", int, 1, CLOCK_MAX, doc="a tip can anastomose only after this many steps",
        source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
-    # blood flow (src/tumorca/flow.py; not yet part of the step)
+    # blood flow (src/tumorca/flow.py): perfusion = "flow"
+    _p("perfusion", "loops", "", str, choices=("flow", "loops"), doc="what makes a vessel site perfused: blood "
+       "flow above perfusion_flow_threshold in a pressure solve between arterial and venous inlets (flow), or "
+       "lying on a loop or path between inlets (loops: topological, no pressure)", source="flow: Owen et al. "
+       "2009, Welter & Rieger 2010 (Poiseuille flow on the vessel graph); loops: assumption", group="flow"),
     _p("flow_p_arterial", 35.0, "mmHg", float, 0.0, 300.0, doc="blood pressure held at arterial inlet sites "
        "(inlet code 1)", source="Landis 1930 (human nailfold capillaries, about 32 mmHg at the arteriolar end); "
        "35 mmHg is the textbook arteriolar-end capillary pressure", group="flow"),
@@ -262,9 +266,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # initial condition
     _p("init_tumor_radius", 10.0, "sites", float, 0.0, 1.0e6, doc="radius of the initial tumour disk/ball at "
        "the lattice centre", group="initial"),
-    _p("init_vessels", "grid", "", str, choices=("parallel", "grid", "none"),
-       doc="initial vessels: straight perfused vessels along x at a regular spacing in y (and z) (parallel), "
-       "along z through a square grid of (y, x) sites (grid: isolated vessel cross-sections in 2D), or none",
+    _p("init_vessels", "grid", "", str, choices=("bed", "parallel", "grid", "none"),
+       doc="initial vessels: a capillary bed of parallel capillaries along x joined by oblique cross-links, "
+       "arterial inlets at x = 0 and venous at x = nx - 1 (bed), straight perfused vessels along x at a regular "
+       "spacing in y (and z) (parallel), along z through a square grid of (y, x) sites (grid: isolated vessel "
+       "cross-sections in 2D), or none",
        group="initial"),
     _p("init_vessel_spacing", 40, "sites", int, 2, 10**6, doc="distance between initial parallel vessels",
        group="initial"),

@@ -33,19 +33,24 @@ class PerfusionRules:
         Per-step regression probability of a stalk under tumour tissue (co-opted) without VEGF.
     coopt_vegf_half : float
         VEGF that halves the co-opted regression probability (nM): ``p = p_coopt_regress*h/(h + V)``.
+    flow : FlowRules or None
+        With ``perfusion = "flow"``, the flow solve that decides which connected sites are perfused; None for
+        the topological pruning rounds (``perfusion = "loops"``).  Python-side only (no kernel reads it).
     """
 
     edge_inlets: bool
     regress_steps: int
     p_coopt_regress: float
     coopt_vegf_half: float
+    flow: FlowRules | None = None
 
     @classmethod
     def from_params(cls, params: Params) -> PerfusionRules:
         """The perfusion rules of ``params``."""
         r = params.rates()
         return cls(edge_inlets=params.vessel_inlets == "edge", regress_steps=int(r["regress_steps"]),
-                   p_coopt_regress=r["p_coopt_regress"], coopt_vegf_half=params.coopt_vegf_half)
+                   p_coopt_regress=r["p_coopt_regress"], coopt_vegf_half=params.coopt_vegf_half,
+                   flow=FlowRules.from_params(params) if params.perfusion == "flow" else None)
 
 
 @dataclass(frozen=True)

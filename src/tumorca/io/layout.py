@@ -71,7 +71,8 @@ SUMMARY_UNITS: dict[str, str] = {
     "vessel_sites": "sites", "tips": "sites", "perfused_sites": "sites", "perfused_fraction": "1",
     "coopted_vessels": "sites", "perfused_in_tumor": "sites", "neutrophils": "cells", "neutrophils_n1": "cells",
     "neutrophils_n2": "cells", "mean_polarization": "1", "neut_vegf_produced": "nM", "neut_mmp9_produced": "nM",
-    "o2_sweeps": "1", "o2_residual": "mmHg",
+    "o2_sweeps": "1", "o2_residual": "mmHg", "flow_iterations": "1", "flow_inflow": "mmHg",
+    "vessels_regressed": "sites", "coopted_regressed": "sites",
 }
 #: Root attributes that record where, when and how a file was written rather than what was simulated: two runs of
 #: the same plan differ only in these (and in ``resume_history``).

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _fields, _vessels
-from .._constants import Vessel
+from .. import _fields, _vessels, flow
+from .._constants import PERFUSION_REMOVED, Vessel
 from ..params import Params
 from ..rules import PerfusionRules
 from .decomposition import Decomposition
@@ -59,6 +59,8 @@ class BlockDomain:
         self.exchanger = HaloExchanger(cart, dec)
         self._axis_nb = tuple(cart.Shift(a, 1) for a in range(3))
         self.o2 = BlockO2Solver(self, params, rates)
+        #: the last flow solve (as :class:`tumorca.engine.WholeLattice`)
+        self.last_flow = {"iterations": 0, "inflow": 0.0}
 
     # -- communication --------------------------------------------------------------------------------------
     def exchange(self, arrays: list[np.ndarray], width: int) -> None:
@@ -123,6 +125,9 @@ class BlockDomain:
                 break
             last = n
             self.exchange([perf], H)
+        if rules.flow is not None:
+            self._flow(ec, inlet, perf, rules)
+            return ec
         # pruning: synchronous rounds, each judged on the state the last one left everywhere.  The first batch
         # needs no exchange: nothing is removed yet, and removal flags are all a round reads besides tissue.
         counts = np.zeros(H, dtype=np.int64)
@@ -135,6 +140,34 @@ class BlockDomain:
                 break
             self.exchange([perf], H)
         return ec
+
+    def _flow(self, ec: np.ndarray, inlet: np.ndarray, perf: np.ndarray, rules: PerfusionRules) -> None:
+        """The flow solve on rank 0 over the gathered vessel network (global sorted nodes: the serial solve's
+        input, so the same bits), its verdict broadcast; every rank marks the sites of ``ec`` (its block and
+        halo) that carry no flow.  Gathers O(vessel sites) onto rank 0 and back to every rank: simple, not
+        scalable to very many ranks."""
+        _, ly, lx = perf.shape
+        origin = self.dec.origin
+        _, gny, gnx = self.shape3
+        z, y, x = ec // (ly * lx), (ec // lx) % ly, ec % lx
+        gidx = ((z + origin[0]) * gny + (y + origin[1])) * gnx + (x + origin[2])
+        (bz0, bz1), (by0, by1), (bx0, bx1) = self.dec.box
+        mine = (bz0 <= z) & (z < bz1) & (by0 <= y) & (y < by1) & (bx0 <= x) & (x < bx1)
+        parts = self.cart.gather((gidx[mine], inlet.ravel()[ec[mine]]), root=0)
+        verdict = None
+        if self.is_root:
+            nodes = np.concatenate([q[0] for q in parts])
+            values = np.concatenate([q[1] for q in parts])
+            order = np.argsort(nodes, kind="stable")
+            nodes, values = nodes[order], values[order]
+            ok, stats = flow.flowing(nodes, values, self.shape3, rules.flow, rules.edge_inlets, self.threads)
+            verdict = (nodes, ok, stats)
+        nodes, ok, self.last_flow = self.cart.bcast(verdict, root=0)
+        pos = np.minimum(np.searchsorted(nodes, gidx), max(nodes.size - 1, 0))
+        flowing = np.zeros(ec.shape, dtype=bool)
+        if nodes.size:
+            flowing = (nodes[pos] == gidx) & ok[pos]
+        perf.ravel()[ec[~flowing]] |= PERFUSION_REMOVED
 
     def o2_solve(self, arrays: dict[str, np.ndarray]) -> tuple[int, float, float]:
         return self.o2.solve(arrays, self.threads)

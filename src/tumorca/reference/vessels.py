@@ -7,7 +7,9 @@ import numpy as np
 
 from .._constants import (CLOCK_MAX, MOORE, NEIGHBOUR_ADJACENCY, PERFUSION_CONNECTED, PERFUSION_REMOVED,
                           PURPOSE_SPROUT, PURPOSE_TIP, PURPOSE_VESSEL, Cell, Vessel)
+from .._numerics import flow_inlet_codes
 from ..rules import EndotheliumRules, PerfusionRules
+from .flow import flow_solve_nodes
 from ._lattice import (Box, Origin, choose, gather_winner, global_face_mask, global_sites, owned_mask, proposal_won,
                        shifted)
 from ._rng import draw, u01
@@ -134,14 +136,20 @@ def perfusion(vessel: np.ndarray, vclock: np.ndarray, inlet: np.ndarray, perfuse
               vegf: np.ndarray, seed: int, step: int, rules: PerfusionRules) -> tuple[int, int]:
     """Perfusion and remodelling of the whole lattice, in place, composed from the three phases as
     ``tumorca.engine.WholeLattice.perfusion_rounds`` composes the kernels: connectivity, pruning rounds until one
-    prunes nothing (what survives lies on a loop or between inlets: blind sprouts carry no flow), then
-    ``perfusion_finish``."""
+    prunes nothing (what survives lies on a loop or between inlets: blind sprouts carry no flow) or, with
+    ``rules.flow``, the flow solve (:func:`tumorca.reference.flow.flow_solve_nodes`), then ``perfusion_finish``."""
     ec = np.flatnonzero(vessel != Vessel.NONE)
     scratch = np.zeros(vessel.shape, dtype=np.uint8)
     perfused.fill(0)
     perfusion_connect(vessel, inlet, perfused, ec, rules)
-    while perfusion_prune_round(vessel, inlet, perfused, scratch, ec, rules):
-        pass
+    if rules.flow is not None:
+        # what carries flow in the pressure solve (cold start), as tumorca.flow.flowing
+        codes = flow_inlet_codes(ec, inlet.ravel()[ec], vessel.shape, rules.edge_inlets)
+        _, q, _ = flow_solve_nodes(ec, codes, vessel.shape, rules.flow)
+        perfused.ravel()[ec[q < rules.flow.threshold]] |= PERFUSION_REMOVED
+    else:
+        while perfusion_prune_round(vessel, inlet, perfused, scratch, ec, rules):
+            pass
     return perfusion_finish(vessel, vclock, inlet, perfused, tissue, vegf, ec, seed, step, rules)
 
 
