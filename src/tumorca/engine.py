@@ -122,7 +122,7 @@ class Domain(Protocol):
     def gather_sorted(self, mask: np.ndarray, values: np.ndarray) -> np.ndarray: ...
 
     def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
-                         rules: PerfusionRules) -> np.ndarray:
+                         rules: PerfusionRules, step: int) -> np.ndarray:
         ...
 
     def o2_solve(self, arrays: dict[str, np.ndarray]) -> tuple[int, float, float]: ...
@@ -157,19 +157,24 @@ class WholeLattice:
         return values[mask]
 
     def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
-                         rules: PerfusionRules) -> np.ndarray:
-        """Connectivity by one search from the inlets, then what carries flow: the flow solve (``rules.flow``) or
-        synchronous pruning rounds until one prunes nothing; returns the vessel sites (flat indices) for
-        ``perfusion_finish``."""
+                         rules: PerfusionRules, step: int) -> np.ndarray:
+        """Connectivity by one search from the inlets, then what carries flow: the flow solve (``rules.flow``; on
+        steps that are multiples of its interval, in between the sites that carried flow and are still
+        connected) or synchronous pruning rounds until one prunes nothing; returns the vessel sites (flat
+        indices) for ``perfusion_finish``."""
         t, inlet, perf = arrays["vessel"], arrays["inlet"], arrays["perfused"]
         ec = np.flatnonzero(t != Vessel.NONE)
+        kept = perf.ravel()[ec] != 0  # the last step's flow, kept between flow solves
         perf.fill(0)
         scratch.fill(0)
         _vessels.perfusion_connect(t, inlet, perf, ec, rules)
         if rules.flow is not None:
-            ok, self.last_flow = flow.flowing(ec, inlet.ravel()[ec], self.shape3, rules.flow, rules.edge_inlets,
-                                              self.threads)
-            perf.ravel()[ec[~ok]] |= PERFUSION_REMOVED
+            if step % rules.flow.interval == 0:
+                kept, self.last_flow = flow.flowing(ec, inlet.ravel()[ec], self.shape3, rules.flow,
+                                                    rules.edge_inlets, self.threads)
+            else:
+                self.last_flow = {**self.last_flow, "iterations": 0}
+            perf.ravel()[ec[~kept]] |= PERFUSION_REMOVED
         else:
             while _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, rules):
                 pass
@@ -291,7 +296,7 @@ class Engine:
         seed, step = self._seed, self._step
         t0 = perf_counter()
         # 1. perfusion and vessel remodelling
-        ec = d.perfusion_rounds(a, self._prop, rules.perfusion)
+        ec = d.perfusion_rounds(a, self._prop, rules.perfusion, step)
         regressed = _vessels.perfusion_finish(a["vessel"], a["vclock"], a["inlet"], a["perfused"], a["tissue"],
                                               a["vegf_free"], ec, seed, step, rules.perfusion, *geom)
         t1 = perf_counter()

@@ -205,9 +205,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "35 mmHg is the textbook arteriolar-end capillary pressure", group="flow"),
     _p("flow_p_venous", 15.0, "mmHg", float, 0.0, 300.0, doc="blood pressure held at venous inlet sites (inlet "
        "code 2)", source="Landis 1930 (about 12-15 mmHg at the venular end)", group="flow"),
-    _p("flow_tol", 1.0e-9, "", float, 1.0e-15, 1.0e-2, doc="the flow solve stops when the largest Kirchhoff "
+    _p("flow_tol", 1.0e-6, "", float, 1.0e-15, 1.0e-2, doc="the flow solve stops when the largest Kirchhoff "
        "imbalance at a junction is at most flow_tol*|flow_p_arterial - flow_p_venous| (in units of the flow "
        "through one site of vessel under that pressure drop)", source="assumption", group="flow"),
+    _p("flow_interval", 6, "steps", int, 1, 10**6, doc="steps between flow solves; in between, a vessel site keeps "
+       "its flow while it stays connected to an inlet, and new vessel sites wait for the next solve", source="assumption "
+       "(flow re-routes over hours, as the network remodels)", group="flow"),
     _p("flow_max_iter", 100000, "", int, 1, 10**8, doc="cap on conjugate-gradient iterations of one flow solve "
        "(reaching it warns)", source="assumption", group="flow"),
     _p("perfusion_flow_threshold", 1.0e-4, "mmHg", float, 0.0, 1.0e3, doc="a vessel site counts as perfused "

@@ -67,6 +67,9 @@ class FlowRules:
         Cap on conjugate-gradient iterations (reaching it warns).
     threshold : float
         Flow at or above which a vessel site counts as perfused (for the caller; mmHg times unit conductance).
+    interval : int
+        Steps between solves: the perfusion phase solves on steps that are multiples of it; in between a site
+        stays perfused while it was perfused and is still connected.
     """
 
     p_arterial: float
@@ -74,13 +77,14 @@ class FlowRules:
     tol: float
     max_iter: int
     threshold: float
+    interval: int = 1
 
     @classmethod
     def from_params(cls, params: Params) -> FlowRules:
         """The flow rules of ``params``."""
         return cls(p_arterial=float(params.flow_p_arterial), p_venous=float(params.flow_p_venous),
                    tol=float(params.flow_tol), max_iter=int(params.flow_max_iter),
-                   threshold=float(params.perfusion_flow_threshold))
+                   threshold=float(params.perfusion_flow_threshold), interval=int(params.flow_interval))
 
 
 @dataclass(frozen=True)

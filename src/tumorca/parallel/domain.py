@@ -93,7 +93,7 @@ class BlockDomain:
 
     # -- the distributed pieces -----------------------------------------------------------------------------
     def perfusion_rounds(self, arrays: dict[str, np.ndarray], scratch: np.ndarray,
-                         rules: PerfusionRules) -> np.ndarray:
+                         rules: PerfusionRules, step: int) -> np.ndarray:
         """Connectivity and pruning as fixed-point iterations over the ranks; returns the vessel sites
         (local flat indices) for ``perfusion_finish``.
 
@@ -105,15 +105,17 @@ class BlockDomain:
         a, H = arrays, self.halo
         origin, gshape, box = self.geom
         t, inlet, perf = a["vessel"], a["inlet"], a["perfused"]
-        # everything perfusion_finish reads at a site, so that it remodels the halo's vessels as their owners do
-        self.exchange([t, a["vclock"], inlet, a["tissue"], a["vegf_free"]], H)
-        perf.fill(0)
+        # everything perfusion_finish reads at a site, so that it remodels the halo's vessels as their owners do,
+        # and the last step's flow (kept between flow solves)
+        self.exchange([t, a["vclock"], inlet, a["tissue"], a["vegf_free"], perf], H)
         scratch.fill(0)
         search = self.region(H)
         sub = t[tuple(slice(lo, hi) for lo, hi in search)]
         zz, yy, xx = np.nonzero(sub != Vessel.NONE)
         _, ly, lx = t.shape
         ec = (((zz + search[0][0]) * ly + (yy + search[1][0])) * lx + (xx + search[2][0])).astype(np.int64)
+        kept = perf.ravel()[ec] != 0  # the last step's flow, kept between flow solves
+        perf.fill(0)
         # connectivity: search, exchange the marks, search again from the neighbours' marks, until no new owned
         # site is marked anywhere (marks only grow, so an unchanged global count means nothing changed)
         last = -1
@@ -126,7 +128,11 @@ class BlockDomain:
             last = n
             self.exchange([perf], H)
         if rules.flow is not None:
-            self._flow(ec, inlet, perf, rules)
+            if step % rules.flow.interval == 0:
+                self._flow(ec, inlet, perf, rules)
+            else:
+                self.last_flow = {**self.last_flow, "iterations": 0}
+                perf.ravel()[ec[~kept]] |= PERFUSION_REMOVED
             return ec
         # pruning: synchronous rounds, each judged on the state the last one left everywhere.  The first batch
         # needs no exchange: nothing is removed yet, and removal flags are all a round reads besides tissue.

@@ -137,16 +137,20 @@ def perfusion(vessel: np.ndarray, vclock: np.ndarray, inlet: np.ndarray, perfuse
     """Perfusion and remodelling of the whole lattice, in place, composed from the three phases as
     ``tumorca.engine.WholeLattice.perfusion_rounds`` composes the kernels: connectivity, pruning rounds until one
     prunes nothing (what survives lies on a loop or between inlets: blind sprouts carry no flow) or, with
-    ``rules.flow``, the flow solve (:func:`tumorca.reference.flow.flow_solve_nodes`), then ``perfusion_finish``."""
+    ``rules.flow``, the flow solve (:func:`tumorca.reference.flow.flow_solve_nodes`; on steps that are multiples of
+    its interval, in between the sites that carried flow and are still connected), then ``perfusion_finish``."""
     ec = np.flatnonzero(vessel != Vessel.NONE)
     scratch = np.zeros(vessel.shape, dtype=np.uint8)
+    kept = perfused.ravel()[ec] != 0
     perfused.fill(0)
     perfusion_connect(vessel, inlet, perfused, ec, rules)
     if rules.flow is not None:
-        # what carries flow in the pressure solve (cold start), as tumorca.flow.flowing
-        codes = flow_inlet_codes(ec, inlet.ravel()[ec], vessel.shape, rules.edge_inlets)
-        _, q, _ = flow_solve_nodes(ec, codes, vessel.shape, rules.flow)
-        perfused.ravel()[ec[q < rules.flow.threshold]] |= PERFUSION_REMOVED
+        if step % rules.flow.interval == 0:
+            # what carries flow in the pressure solve (cold start), as tumorca.flow.flowing
+            codes = flow_inlet_codes(ec, inlet.ravel()[ec], vessel.shape, rules.edge_inlets)
+            _, q, _ = flow_solve_nodes(ec, codes, vessel.shape, rules.flow)
+            kept = q >= rules.flow.threshold
+        perfused.ravel()[ec[~kept]] |= PERFUSION_REMOVED
     else:
         while perfusion_prune_round(vessel, inlet, perfused, scratch, ec, rules):
             pass
