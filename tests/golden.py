@@ -36,12 +36,15 @@ def cases() -> dict[str, tuple[tuple[int, ...], str, dict, int]]:
     """name -> (shape, preset, extra parameters, steps)."""
     import tumorca.presets as presets
 
+    # push_range 2 (halo 8) instead of the default 5 (halo 20), so that these small lattices split across 2 and
+    # 3 ranks; pushing still acts
+    push = {"push_range": 2}
     out = {}
     for name in presets.names():
-        out[f"2d-{name}"] = ((48, 62), name, {"init_vessel_spacing": 20, "init_tumor_radius": 8}, 120)
-        out[f"3d-{name}"] = ((14, 18, 26), name, {"init_vessel_spacing": 10, "init_tumor_radius": 4}, 48)
-    out["2d-busy"] = ((45, 53), "wild-type", BUSY, 80)
-    out["3d-busy"] = ((15, 19, 23), "ifnb-knockout", BUSY, 40)
+        out[f"2d-{name}"] = ((48, 62), name, {"init_vessel_spacing": 20, "init_tumor_radius": 8, **push}, 120)
+        out[f"3d-{name}"] = ((14, 18, 26), name, {"init_vessel_spacing": 10, "init_tumor_radius": 4, **push}, 48)
+    out["2d-busy"] = ((45, 53), "wild-type", {**BUSY, **push}, 80)
+    out["3d-busy"] = ((15, 19, 24), "ifnb-knockout", {**BUSY, **push}, 40)
     return out
 
 

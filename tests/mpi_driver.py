@@ -38,8 +38,10 @@ class CaseFailed(Exception):
 
 def busy(**kw) -> tumorca.Params:
     """Every rule fires within a few tens of steps on a small lattice (tests/conftest.py), with the default
-    80 um sprouting exclusion (halo 8) unless overridden."""
-    base = dict(sprout_exclusion=80.0, init_vessel_spacing=16, init_tumor_radius=7)
+    80 um sprouting exclusion (halo 8) unless overridden, and no pushing (push_range 0: its halo, 4 per site of
+    range, would not fit these small blocks; the push and default cases below run it), and the topological
+    perfusion rule (random inlets feed themselves; the flow cases below set perfusion = "flow")."""
+    base = dict(sprout_exclusion=80.0, init_vessel_spacing=16, init_tumor_radius=7, push_range=0, perfusion="loops")
     base.update(kw)
     return hypoxic_params(**base)
 
@@ -187,7 +189,7 @@ def case_push(shape, grid, steps, seed):
 
 def case_network(shape, grid):
     shape3 = normalize_shape(shape)
-    p = busy(init_vessels="none", init_tumor_radius=0, sprout_rate=0.0, neut_recruit_max=0.0,
+    p = busy(perfusion="loops", init_vessels="none", init_tumor_radius=0, sprout_rate=0.0, neut_recruit_max=0.0,
              neut_recruit_min=0.0, tip_move_min=0.0, tip_move_max=0.0, vessel_regression_time=600.0)
     st, where = network_state(shape3, p)
 
@@ -227,7 +229,7 @@ CASES = {
     "network_2d_1x2": lambda: case_network((32, 40), "1x2"),
     "random_push_2d_1x2_poison": lambda: case_push((40, 48), "1x2", 4, 11),
     "network_3d_2x1x1": lambda: case_network((18, 28, 24), "2x1x1"),
-    "preset_knockout_3d_2x1x1": lambda: run_case((20, 16, 16), "2x1x1", tumorca.presets.get("ifnb-knockout"), 15),
+    "preset_knockout_3d_2x1x1": lambda: run_case((44, 16, 16), "2x1x1", tumorca.presets.get("ifnb-knockout"), 15),
     "capped_o2_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_solver="sor", o2_max_sweeps=3), 6, seed=9),
     "capped_mgcg_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_max_iter=1), 6, seed=9),
     "sor_2d_2x1_dirichlet": lambda: run_case((45, 47), "2x1", busy(o2_solver="sor", o2_boundary="dirichlet"), 20),

@@ -54,7 +54,7 @@ def _interrupted_run(path, steps: int = 40, stop_after: int = 25, shape=(24, 24)
     from tumorca import Params, runner
     from tumorca.io.layout import RunPlan
 
-    plan = RunPlan(shape=shape, params=Params(init_tumor_radius=3.0, init_vessel_spacing=8), seed=3, steps=steps,
+    plan = RunPlan(shape=shape, params=Params(init_tumor_radius=3.0, init_vessel_spacing=8, push_range=0), seed=3, steps=steps,
                    every=10, fields=("o2",), compression="gzip", checkpoint_every=10, preset="")
     polls = iter(range(10 ** 9))
     out = runner.run(plan, path, provenance={"command_line": "test"}, threads=1,
@@ -618,7 +618,8 @@ def test_mpi_failed_overwrite_keeps_the_old_checkpoint(interrupted, tmp_path):
     (tmp_path / "r.h5.ranks").write_text("in the way")  # the rank directory cannot be made
     before = _digest(run, sidecar_paths(run)[1])
     res = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "tumorca.cli", "run", "-o", str(run),
-                          "--overwrite", "--shape", "24x24", "--steps", "20", "--threads", "1", "-q"],
+                          "--overwrite", "--shape", "24x24", "--set", "push_range=0", "--steps", "20", "--threads",
+                          "1", "-q"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -193,7 +193,7 @@ def test_kill_9_of_a_sweep_at_20_random_moments_then_resume_is_bit_identical(tmp
 
 # -- MPI runs ---------------------------------------------------------------------------------------------------------
 #: Small and short: a few seconds under mpiexec -n 2 on a loaded machine, checkpoints every 20 of 120 steps.
-MPI_ARGS = ["--shape", "32x32", "--set", "init_vessel_spacing=16", "--steps", "120", "--every", "20",
+MPI_ARGS = ["--shape", "32x32", "--set", "push_range=0", "--set", "init_vessel_spacing=16", "--steps", "120", "--every", "20",
             "--checkpoint-every", "20", "--seed", "11", "--threads", "1", "-q"]
 
 
@@ -348,7 +348,7 @@ def _fill(path: Path) -> int:
     return n
 
 
-DISK_ARGS = ["--shape", "32x32", "--set", "init_vessel_spacing=16", "--steps", "400", "--every", "20",
+DISK_ARGS = ["--shape", "32x32", "--set", "push_range=0", "--set", "init_vessel_spacing=16", "--steps", "400", "--every", "20",
              "--checkpoint-every", "40", "--seed", "12", "--threads", "1", "-q"]
 
 

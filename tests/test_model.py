@@ -29,7 +29,8 @@ def two_vessels_and_sprouts(a, gap_rows=(15,)):
     a["vegf_free"][gap_rows[0], 20] = 100.0  # the tips are drawn into the gap
 
 
-ANASTOMOSIS = tumorca.Params(sprout_rate=0.0, tip_move_min=1.0, tip_move_max=1.0, tip_chemotaxis=1e4,
+# the topological perfusion rule (loops between inlets): the flow solve has its own tests (tests/test_flow.py)
+ANASTOMOSIS = tumorca.Params(perfusion="loops", sprout_rate=0.0, tip_move_min=1.0, tip_move_max=1.0, tip_chemotaxis=1e4,
                              vegf_diffusivity=0.0, vegf_decay=0.0, branch_max=0.0, o2_uptake_stroma=0.5)
 
 
@@ -111,8 +112,8 @@ def test_sprouting_needs_vegf_and_respects_the_exclusion_distance():
         a["inlet"][16, :] = 1
         a["vegf_free"][...] = vegf
 
-    params = tumorca.Params(sprout_rate=0.05, vegf_diffusivity=0.0, vegf_decay=0.0, tip_move_min=0.0,
-                            tip_move_max=0.0)
+    params = tumorca.Params(perfusion="loops", sprout_rate=0.05, vegf_diffusivity=0.0, vegf_decay=0.0,
+                            tip_move_min=0.0, tip_move_max=0.0)
     none = build((32, 200), params, lambda a: setup(a, 0.0))
     none.step(5)
     assert np.count_nonzero(none.vessel == Vessel.TIP) == 0
@@ -191,7 +192,7 @@ def test_tumour_grows_over_vessels_which_stay_o2_sources_inside_it():
     source: the tumour sites on it are held at o2_vessel."""
     def setup(a):
         a["vessel"][16, :] = Vessel.STALK
-        a["inlet"][16, :] = 1
+        a["inlet"][16, 0], a["inlet"][16, -1] = 1, 2  # fed from an arterial to a venous end
         a["tissue"][14:19, 18:22] = Cell.TUMOR_P
 
     p = tumorca.Params(tumor_cycle_rate=0.02, coopt_regression_rate=0.0, sprout_rate=0.0)

@@ -97,10 +97,12 @@ def test_auto_dims_cuts_few_sites():
 
 
 def test_halo_widths_follow_the_exclusion_radius():
-    w = halo_widths(tumorca.Params())                      # 80 um / 20 um: e = 4, endothelium 4 + 4
+    p = tumorca.Params(push_range=0)
+    w = halo_widths(p)                                     # 80 um / 20 um: e = 4, endothelium 4 + 4
     assert w["endothelium"] == 8 and w["halo"] == 8 and w["tumour"] == 2 and w["neutrophil_move"] == 3
-    assert halo_widths(tumorca.Params(sprout_exclusion=0.0))["halo"] == 3   # 2 + 1, and 3 per sub-move
-    assert halo_widths(tumorca.Params(sprout_exclusion=60.0))["endothelium"] == 6
+    assert halo_widths(p.replace(sprout_exclusion=0.0))["halo"] == 3   # 2 + 1, and 3 per sub-move
+    assert halo_widths(p.replace(sprout_exclusion=60.0))["endothelium"] == 6
+    assert halo_widths(tumorca.Params())["halo"] == 20   # the default push_range 5: 4 * 5 for the tumour
 
 
 def test_halo_widths_grow_with_push_range():

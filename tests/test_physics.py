@@ -8,7 +8,9 @@ from tumorca import Cell, Vessel
 
 def custom(shape, tissue_fn, params, seed=0):
     """A Simulation whose tissue (and perfused vessels) is set by ``tissue_fn(tissue, perfused)``."""
-    state = tumorca.Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0), seed).get_state()
+    # fixed sources: every vessel set here is an inlet that feeds itself (the topological rule)
+    state = tumorca.Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0, perfusion="loops"),
+                               seed).get_state()
     tissue_fn(state["arrays"]["tissue"], state["arrays"]["perfused"])
     a = state["arrays"]
     a["inlet"][...] = a["perfused"]  # the vessels set here feed themselves

@@ -156,7 +156,7 @@ def test_write_failing_inside_hdf5_exits_cleanly_then_resume(tmp_path, reference
             "from tumorca.cli import main\n"
             "main()\n")
     res = subprocess.run([sys.executable, "-c", code, "run", "-o", str(out), *LONG_ARGS, "-q"],
-                         capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(200_000))
+                         capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(600_000))
     assert res.returncode == 1, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr

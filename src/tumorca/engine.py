@@ -173,7 +173,7 @@ class WholeLattice:
                 kept, self.last_flow = flow.flowing(ec, inlet.ravel()[ec], self.shape3, rules.flow,
                                                     rules.edge_inlets, self.threads)
             else:
-                self.last_flow = {**self.last_flow, "iterations": 0}
+                self.last_flow = {"iterations": 0, "inflow": 0.0}  # reported on solve steps only
             perf.ravel()[ec[~kept]] |= PERFUSION_REMOVED
         else:
             while _vessels.perfusion_prune_round(t, inlet, perf, scratch, ec, rules):
@@ -393,8 +393,9 @@ class Engine:
         (nM summed over sites, secreted by neutrophils during the last step), ``tumor_born``, ``neut_recruited``,
         ``neut_died``, ``tumor_killed``, ``vessels_regressed`` (without flow) and ``coopted_regressed`` (events
         of the last step); O2 solver ``o2_sweeps`` (SOR sweeps, or multigrid V-cycles) and ``o2_residual`` of
-        the last step; flow solve (``perfusion = "flow"``; 0 otherwise) ``flow_iterations`` and ``flow_inflow``
-        (total flow into the network through its arterial inlets, mmHg times the conductance of one vessel site).
+        the last step; flow solve (``perfusion = "flow"``, on the steps that solve, every ``flow_interval``; 0 on
+        the steps between and with ``perfusion = "loops"``) ``flow_iterations`` and ``flow_inflow`` (total flow
+        into the network through its arterial inlets, mmHg times the conductance of one vessel site).
         """
         a = self._arrays
         own = self._domain.owned

@@ -65,8 +65,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("o2_uptake_tumor", 3.1, "1/min", float, 0.0, 1.0e4,
        doc="first-order O2 uptake of a site holding a live tumour cell (10/min x V_cell/V_voxel, "
            "2494/8000 um^3)", source="PhysiCell cancer_immune sample", group="oxygen"),
-    _p("o2_uptake_stroma", 0.1, "1/min", float, 0.0, 1.0e4, doc="background O2 uptake of stroma",
-       source="assumption (docs/o2-solver.md's prototype study measured 0.1 and 0.01)", group="oxygen"),
+    _p("o2_uptake_stroma", 2.5, "1/min", float, 0.0, 1.0e4, doc="O2 uptake of host tissue (stroma)",
+       source="chosen so that the O2 diffusion length sqrt(D/lambda) in host tissue is 200 um, within the "
+       "100-200 um of Thomlinson & Gray 1955 / Vaupel 1989; assumption", group="oxygen"),
     _p("o2_uptake_necrotic", 0.0, "1/min", float, 0.0, 1.0e4, doc="O2 uptake of necrotic sites",
        source="dead cells consume nothing", group="oxygen"),
     _p("o2_vessel", 38.0, "mmHg", float, 0.0, 760.0, doc="pO2 held at perfused vessel sites",
@@ -141,10 +142,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        "necrosis_o2_full (1/(6 h))", source="PhysiCell", group="tumour"),
     _p("quiescent_death_time", 4000.0, "min", float, 0.0, 1.0e7, doc="a cell quiescent this long dies",
        source="design, docs/model.md §2.6", group="tumour"),
-    _p("push_range", 0, "sites", int, 0, 8, doc="a dividing cell with no empty Moore neighbour pushes the "
+    _p("push_range", 5, "sites", int, 0, 8, doc="a dividing cell with no empty Moore neighbour pushes the "
        "chain of cells along a Moore ray toward an empty site at most this many sites away (0 or 1: off)",
        source="Drasdo & Hoehme 2005; Waclaw et al. 2015; Nan et al. 2018 (shoving); ray and conflict rule: "
-       "assumption, docs/model.md §2.6", group="tumour"),
+       "assumption, docs/model.md §2.6; 5 sites = 100 um, the proliferating rim of spheroids is 100-200 um "
+       "(Sutherland 1988)", group="tumour"),
     # growth-factor sources
     _p("vegf_tumor_min", 0.005, "nM/min", float, 0.0, 100.0, doc="VEGF secretion of a well-oxygenated tumour cell",
        source="design, docs/model.md §2.3 (s_min); calibrated, docs/validation.md", group="secretion"),
@@ -196,7 +198,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("tip_fusion_min_age", 3, "steps", int, 1, CLOCK_MAX, doc="a tip can anastomose only after this many steps",
        source="assumption (stops a sprout fusing with its own parent at once)", group="vessels"),
     # blood flow (src/tumorca/flow.py): perfusion = "flow"
-    _p("perfusion", "loops", "", str, choices=("flow", "loops"), doc="what makes a vessel site perfused: blood "
+    _p("perfusion", "flow", "", str, choices=("flow", "loops"), doc="what makes a vessel site perfused: blood "
        "flow above perfusion_flow_threshold in a pressure solve between arterial and venous inlets (flow), or "
        "lying on a loop or path between inlets (loops: topological, no pressure)", source="flow: Owen et al. "
        "2009, Welter & Rieger 2010 (Poiseuille flow on the vessel graph); loops: assumption", group="flow"),
@@ -226,10 +228,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
        source="design 0.5, docs/model.md §4; calibrated, docs/validation.md", group="ifn"),
     _p("ifn_hill", 2.0, "", float, 0.1, 10.0, doc="Hill exponent h of S(I)", source="design, docs/model.md §4",
        group="ifn"),
-    _p("neut_recruit_min", 5.0e-4, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
-       "IFN suppression (X_min)", source="assumption; calibrated, docs/validation.md", group="neutrophils"),
-    _p("neut_recruit_max", 5.0e-3, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
-       "IFN-beta (X_max)", source="Jablonska 2010 (more TANs in Ifnb1-/-); calibrated, docs/validation.md", group="neutrophils"),
+    _p("neut_recruit_min", 5.0e-6, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site at full "
+       "IFN suppression (X_min)", source="assumption; calibrated, docs/validation.md (about 1 neutrophil per 100 "
+       "tumour cells in the wild-type)", group="neutrophils"),
+    _p("neut_recruit_max", 5.0e-5, "1/min", float, 0.0, 1.0, doc="recruitment rate per perfused site without "
+       "IFN-beta (X_max)", source="Jablonska 2010 (more TANs in Ifnb1-/-); calibrated, docs/validation.md (the "
+       "capillary bed holds about 100 times the perfused sites of the vessel grid the earlier value was set "
+       "for)", group="neutrophils"),
     _p("neut_cxcl_half", 0.1, "nM", float, 1e-6, 1.0e4, doc="CXCL of half-maximal recruitment (K_C)",
        source="assumption", group="neutrophils"),
     _p("neut_depletion", 0.0, "", float, 0.0, 1.0, doc="fraction epsilon of recruitment removed by antibody "
@@ -269,14 +274,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # initial condition
     _p("init_tumor_radius", 10.0, "sites", float, 0.0, 1.0e6, doc="radius of the initial tumour disk/ball at "
        "the lattice centre", group="initial"),
-    _p("init_vessels", "grid", "", str, choices=("bed", "parallel", "grid", "none"),
+    _p("init_vessels", "bed", "", str, choices=("bed", "parallel", "grid", "none"),
        doc="initial vessels: a capillary bed of parallel capillaries along x joined by oblique cross-links, "
        "arterial inlets at x = 0 and venous at x = nx - 1 (bed), straight perfused vessels along x at a regular "
        "spacing in y (and z) (parallel), along z through a square grid of (y, x) sites (grid: isolated vessel "
        "cross-sections in 2D), or none",
        group="initial"),
-    _p("init_vessel_spacing", 40, "sites", int, 2, 10**6, doc="distance between initial parallel vessels",
-       group="initial"),
+    _p("init_vessel_spacing", 10, "sites", int, 2, 10**6, doc="distance between initial parallel vessels "
+       "(capillaries of the bed)", source="200 um: with the host O2 uptake, host-tissue pO2 between capillaries "
+       "stays above 30 mmHg, within the 25-50 mmHg of normal tissue (McKeown 2014); assumption", group="initial"),
     _p("init_bed_crosslink_spacing", 40, "sites", int, 1, 10**6, doc="distance along x between the cross-links "
        "of the capillary bed (tumorca.initial.capillary_bed)", source="assumption", group="initial"),
 )

@@ -131,7 +131,7 @@ class BlockDomain:
             if step % rules.flow.interval == 0:
                 self._flow(ec, inlet, perf, rules)
             else:
-                self.last_flow = {**self.last_flow, "iterations": 0}
+                self.last_flow = {"iterations": 0, "inflow": 0.0}  # reported on solve steps only
                 perf.ravel()[ec[~kept]] |= PERFUSION_REMOVED
             return ec
         # pruning: synchronous rounds, each judged on the state the last one left everywhere.  The first batch

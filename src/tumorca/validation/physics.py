@@ -21,7 +21,9 @@ def _custom(shape: tuple[int, ...], params: Params, setup: Callable[[np.ndarray,
             seed: int = 0) -> Simulation:
     """A Simulation whose tissue and vessels are set by ``setup(tissue, perfused)`` (arrays of the lattice's
     shape); the perfused sites set are vessel stalks and inlets."""
-    state = Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0), seed).get_state()
+    # fixed sources: every vessel set here is an inlet that feeds itself (the topological rule)
+    state = Simulation(shape, params.replace(init_vessels="none", init_tumor_radius=0, perfusion="loops"),
+                       seed).get_state()
     a = state["arrays"]
     setup(a["tissue"], a["perfused"])
     a["inlet"][...] = a["perfused"]
