@@ -16,17 +16,14 @@ from __future__ import annotations
 from ..errors import TumorcaError
 from .biology import ARMS, COMPARISONS, MEASURES, Arm, BiologySuite, Comparison, SensitivitySuite
 
-#: The full suite, in the order it runs: every arm on 256^2 and on 512^2 for 21 days, and knockout against
-#: wild-type in 3D, 10 replicates per arm.  The O2 solve uses multigrid on these lattices (their lengths are
-#: powers of two times small factors; 2.4x faster than SOR on 512^2 here), and the report compares the largest
-#: O2 correction of every step of every run with the tolerance.  It was chosen for speed, before mgcg became the
-#: default; it stays until docs/validation.md is regenerated, because every figure there was produced with it and
-#: another solver changes each run's trajectory (a different field within the tolerance changes the random
-#: outcomes).  Moving to mgcg also means reading its error estimate, not a correction, in the report.
+#: The full suite, in the order it runs.  Issue 14 asks for every arm on 512^2 for 21 days and on a 3D lattice of at
+#: least 96^3, 10 replicates per arm; on the 2-core machine of its session that was out of reach (about 30 h of
+#: runs), so the suite runs every arm on 256^2 for 14 days and the main arms on 48^3 for 14 days, 10 replicates
+#: each (docs/validation.md says so).  The O2 solve is the default mgcg.
 FULL_SUITES = (
-    BiologySuite("bio-2d-256", (256, 256), 21.0, 10, tuple(ARMS)),
-    BiologySuite("bio-3d-48", (48, 48, 48), 14.0, 10, ("wild-type", "ifnb-knockout")),
-    BiologySuite("bio-2d-512", (512, 512), 21.0, 10, tuple(ARMS)),
+    BiologySuite("bio-2d-256", (256, 256), 14.0, 10, tuple(ARMS)),
+    BiologySuite("bio-3d-48", (48, 48, 48), 14.0, 10, ("wild-type", "ifnb-knockout", "ifnb-therapy",
+                                                        "neutrophil-depleted", "knockout-depleted")),
 )
 #: The quick suite (``--quick``, and the test suite): small lattice, few replicates.
 QUICK_SUITES = (
@@ -102,6 +99,7 @@ def run_physics(quick: bool = False, progress=None) -> dict:
     from . import physics
 
     checks = {
+        "host_tissue": lambda: physics.host_tissue(),
         "decay_length": lambda: physics.decay_length(),
         "critical_radius": lambda: physics.critical_radius(),
         "necrosis_onset_in_growing_disk": lambda: physics.necrosis_onset_in_growing_disk(),

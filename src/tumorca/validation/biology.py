@@ -50,6 +50,13 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("tgfb-block", "tgfb-block", description="wild-type, N1-biased neutrophils"),
     Arm("tgfb-block-depleted", "tgfb-block", dict(presets.changes("neutrophil-depleted")),
         description="N1-biased neutrophils, anti-Ly6G"),
+    # the mechanism, falsifiable: the knockout / wild-type burden ratio with angiogenesis off (only the initial
+    # vessels can carry flow) and with neutrophil MMP9 removed (the depleted pair is above)
+    Arm("wild-type-no-angiogenesis", "wild-type", {"sprout_rate": 0.0}, description="I = 1, no sprouting"),
+    Arm("knockout-no-angiogenesis", "ifnb-knockout", {"sprout_rate": 0.0}, description="I = 0, no sprouting"),
+    Arm("mmp9-knockout", "mmp9-knockout", description="I = 1, no neutrophil MMP9"),
+    Arm("knockout-mmp9-knockout", "ifnb-knockout", dict(presets.changes("mmp9-knockout")),
+        description="I = 0, no neutrophil MMP9"),
 )}
 
 
@@ -65,9 +72,12 @@ class Comparison:
 
 #: Measures (per run) that the comparisons use; see :func:`run_measures`.
 MEASURES: dict[str, str] = {
-    "tumour_sites": "tumour burden: live + necrotic tumour sites at the end",
-    "vessel_sites": "vessel density: endothelial (stalk + tip) sites at the end",
+    "tumour_volume_mm3": "tumour burden as the paper measures it: tumour volume (live + necrotic sites times "
+                         "dx_um**3; a 2D lattice is a slab one site deep) at the end, mm³",
+    "tumour_sites": "live + necrotic tumour sites at the end",
+    "vessel_sites": "vessel density: vessel-layer (stalk + tip) sites at the end",
     "perfused_sites": "perfused vessel sites at the end",
+    "perfused_in_tumour": "perfused vessel sites under tumour tissue at the end (perfused coverage of the tumour)",
     "neutrophils": "neutrophils present, mean over the second half of the run",
     "vegf_per_neutrophil": "VEGF secreted per neutrophil, nM/min, over the second half",
     "mmp9_per_neutrophil": "MMP9 secreted per neutrophil, nM/min, over the second half",
@@ -78,8 +88,8 @@ MEASURES: dict[str, str] = {
 }
 
 COMPARISONS: tuple[Comparison, ...] = (
-    Comparison("tumour burden: knockout > wild-type", "tumour_sites", "ifnb-knockout", "wild-type"),
-    Comparison("tumour burden: wild-type > therapy", "tumour_sites", "wild-type", "ifnb-therapy"),
+    Comparison("tumour burden: knockout > wild-type", "tumour_volume_mm3", "ifnb-knockout", "wild-type"),
+    Comparison("tumour burden: wild-type > therapy", "tumour_volume_mm3", "wild-type", "ifnb-therapy"),
     Comparison("vessel density: knockout > wild-type", "vessel_sites", "ifnb-knockout", "wild-type"),
     Comparison("vessel density: wild-type > therapy", "vessel_sites", "wild-type", "ifnb-therapy"),
     Comparison("neutrophils: knockout > wild-type", "neutrophils", "ifnb-knockout", "wild-type"),
@@ -87,11 +97,23 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("VEGF per neutrophil: knockout > wild-type", "vegf_per_neutrophil", "ifnb-knockout", "wild-type"),
     Comparison("neutrophil lifespan: knockout > wild-type", "neutrophil_lifespan_h", "ifnb-knockout",
                "wild-type"),
-    Comparison("depletion slows growth (wild-type)", "tumour_sites", "wild-type", "neutrophil-depleted"),
-    Comparison("depletion slows growth (knockout)", "tumour_sites", "ifnb-knockout", "knockout-depleted"),
-    Comparison("N1-biased (TGF-β block): depletion speeds growth", "tumour_sites", "tgfb-block-depleted",
+    Comparison("depletion slows growth (wild-type)", "tumour_volume_mm3", "wild-type", "neutrophil-depleted"),
+    Comparison("depletion slows growth (knockout)", "tumour_volume_mm3", "ifnb-knockout", "knockout-depleted"),
+    Comparison("N1-biased (TGF-β block): depletion speeds growth", "tumour_volume_mm3", "tgfb-block-depleted",
                "tgfb-block"),
 )
+
+#: The mechanism, falsifiable (issue 14): the knockout / wild-type burden ratio with the whole chain, and with one
+#: link cut.  With a link cut the ratio should fall to 0.95-1.05; it is reported with the ratio of perfused
+#: vessel coverage of the tumour, which it should track.  (label, knockout arm, wild-type arm)
+FALSIFICATION: tuple[tuple[str, str, str], ...] = (
+    ("whole chain", "ifnb-knockout", "wild-type"),
+    ("only the initial vessels (no sprouting)", "knockout-no-angiogenesis", "wild-type-no-angiogenesis"),
+    ("both arms depleted of neutrophils", "knockout-depleted", "neutrophil-depleted"),
+    ("neutrophil MMP9 removed", "knockout-mmp9-knockout", "mmp9-knockout"),
+)
+#: The band the ratio must fall into when a link is cut.
+FALSIFICATION_BAND = (0.95, 1.05)
 
 
 #: Not claims of the paper: how the mechanism between neutrophils and tumour burden behaves (more vessels must
@@ -114,7 +136,7 @@ class BiologySuite:
     arms: tuple[str, ...]
     seed: int = 20101101
     every_days: float = 3.0
-    o2_solver: str = "multigrid"
+    o2_solver: str = "mgcg"
 
     def sweep_text(self, arm: str) -> str:
         """The sweep file (TOML) of one arm."""
@@ -144,6 +166,8 @@ def run_measures(path: str | Path) -> dict[str, float]:
     with RunReader(path) as r:
         ts = r.timeseries()
         dt = float(r.plan.params.dt_min)
+        # vessel_density_* are per mm² (2D) or mm³ (3D): times the site's area or volume, a fraction of sites
+        site_units = (float(r.plan.params.dx_um) / 1000.0) ** (2 if len(r.shape) == 2 else 3)
     n = len(ts["step"])
     first = max(1, int(n * SETTLED_FRACTION))
     late = slice(first, n)
@@ -153,9 +177,11 @@ def run_measures(path: str | Path) -> dict[str, float]:
     at_risk = float(ts["neutrophils"][first - 1:n - 1].astype(np.float64).sum())
     died = float(ts["neut_died"][late].sum())
     out = {
+        "tumour_volume_mm3": float(ts["tumor_volume_mm3"][-1]),
         "tumour_sites": float(fin["tumour_sites"]),
         "vessel_sites": float(fin["vessel_sites"]),
         "perfused_sites": float(ts["perfused_sites"][-1]),
+        "perfused_in_tumour": float(ts["perfused_in_tumor"][-1]),
         "neutrophils": float(neut.mean()) if len(neut) else 0.0,
         # neut_*_produced is nM summed over sites during one step: per neutrophil-minute below.
         "vegf_per_neutrophil": float(ts["neut_vegf_produced"][late].sum()) / (total * dt) if total else math.nan,
@@ -165,8 +191,27 @@ def run_measures(path: str | Path) -> dict[str, float]:
         "neutrophil_lifespan_h": (-dt / math.log1p(-died / at_risk)) / 60.0 if 0 < died < at_risk else math.nan,
         "necrotic_fraction": float(fin["necrotic_fraction"]),
         "growth_um_per_day": float(fin.get("growth_um_per_day", math.nan)),
+        # realism (issue 14): hypoxic share of live tumour, vessel share of tumour and of the host tissue around
+        # it, perfused share of all vessels, tumour volume doubling time over the second half of the run
+        "hypoxic_fraction": float(ts["hypoxic_fraction"][-1]),
+        "vessel_fraction_tumour": (float(ts["coopted_vessels"][-1]) / float(fin["tumour_sites"])
+                                   if fin["tumour_sites"] else math.nan),
+        "vessel_fraction_host": float(fin.get("vessel_density_around", math.nan)) * site_units,
+        "perfused_fraction": float(ts["perfused_fraction"][-1]),
+        "doubling_time_days": doubling_time(ts["time_min"][late], ts["tumor_volume_mm3"][late]),
     }
     return out
+
+
+def doubling_time(time_min: np.ndarray, volume: np.ndarray) -> float:
+    """Volume doubling time in days: ln 2 over the least-squares slope of ln(volume) against time (NaN if the
+    volume does not grow or is ever 0)."""
+    v = np.asarray(volume, dtype=np.float64)
+    t = np.asarray(time_min, dtype=np.float64) / MINUTES_PER_DAY
+    if len(v) < 2 or np.any(v <= 0):
+        return math.nan
+    slope = float(np.polyfit(t, np.log(v), 1)[0])
+    return math.log(2.0) / slope if slope > 0 else math.nan
 
 
 def complete_rows(outdir: Path) -> list[dict[str, Any]]:
@@ -203,7 +248,7 @@ class SensitivitySuite:
     variants: tuple[tuple[str, Mapping[str, Any]], ...]
     arms: tuple[str, ...] = ("wild-type", "ifnb-knockout")
     seed: int = 20101102
-    o2_solver: str = "multigrid"
+    o2_solver: str = "mgcg"
 
     def labels(self) -> list[str]:
         return ["baseline"] + [label for label, _ in self.variants]

@@ -32,9 +32,10 @@ def _custom(shape: tuple[int, ...], params: Params, setup: Callable[[np.ndarray,
 
 
 def _unlimited(params: Params | None = None) -> Params:
-    """Nutrient-unlimited growth: no O2 uptake anywhere, so every site stays at init_o2 = cycle_o2_high."""
+    """Nutrient-unlimited growth: no O2 uptake anywhere, so every site stays at init_o2 = cycle_o2_high; no
+    pushing (push_range 0), so cells divide only into stroma at the rim, the growth the front theories describe."""
     p = params or Params()
-    return p.replace(o2_uptake_tumor=0.0, o2_uptake_stroma=0.0,
+    return p.replace(o2_uptake_tumor=0.0, o2_uptake_stroma=0.0, push_range=0,
                      init_o2=p.cycle_o2_high, init_vessels="none")
 
 
@@ -278,3 +279,17 @@ def front_roughness(params: Params | None = None, width: int = 512, height: int 
             "days": t_arr, "width_sites": w_arr, "mean_height_sites": np.array(mean_h[:n]),
             "fit_days": t_arr[late], "fit_width": np.exp(icpt) * t_arr[late] ** beta,
             "lattice": f"{height}x{width}", "seeds": len(seeds), "skip_days": skip_days}
+
+
+def host_tissue(params: Params | None = None, shape: tuple[int, int] = (60, 120)) -> dict[str, Any]:
+    """Host tissue without a tumour: the pO2 the capillary bed holds (mean, 10th percentile and minimum over the
+    sites without a vessel, after the first solve), and the O2 decay length in host tissue, measured as
+    :func:`decay_length` measures the tumour's, with the slab's uptake set to ``o2_uptake_stroma``."""
+    p = (params or Params()).replace(init_tumor_radius=0)
+    sim = Simulation(shape, p, seed=1, threads=1)
+    sim.step(1)
+    o2 = sim.field("o2").astype(np.float64)[sim.vessel == 0]
+    d = decay_length(p.replace(o2_uptake_tumor=p.o2_uptake_stroma))
+    return {"lattice": "x".join(map(str, shape)), "mean_o2": float(o2.mean()),
+            "p10_o2": float(np.percentile(o2, 10)), "min_o2": float(o2.min()),
+            "decay_measured_um": d["measured_um"], "decay_expected_um": d["expected_um"]}
