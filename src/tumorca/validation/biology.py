@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import presets
-from .._constants import MINUTES_PER_DAY
+from .._constants import MINUTES_PER_DAY, Cell
 from ..analysis.sweep import open_sweep
 from ..io.reader import RunReader
 from ..sweep import SweepSpec, parse_sweep
@@ -85,6 +85,7 @@ MEASURES: dict[str, str] = {
                              "neutrophils present at its start (the per-step death probability)",
     "necrotic_fraction": "necrotic share of the tumour at the end",
     "growth_um_per_day": "slope of the tumour's equivalent radius over the run, um/day",
+    "at_edge": "1 if the tumour touched a lattice face at the end (the lattice was too small for the run), else 0",
 }
 
 COMPARISONS: tuple[Comparison, ...] = (
@@ -168,6 +169,11 @@ def run_measures(path: str | Path) -> dict[str, float]:
         dt = float(r.plan.params.dt_min)
         # vessel_density_* are per mm² (2D) or mm³ (3D): times the site's area or volume, a fraction of sites
         site_units = (float(r.plan.params.dx_um) / 1000.0) ** (2 if len(r.shape) == 2 else 3)
+        # a tumour that reached the lattice faces has outgrown its lattice: its burden is capped by the box
+        tis = np.asarray(r.frame("tissue", -1))
+        tumour = (tis == Cell.TUMOR_P) | (tis == Cell.TUMOR_Q) | (tis == Cell.NECROTIC)
+        faces = [tumour.take(i, axis=a) for a in range(tumour.ndim) if tumour.shape[a] > 1 for i in (0, -1)]
+        at_edge = float(any(f.any() for f in faces))
     n = len(ts["step"])
     first = max(1, int(n * SETTLED_FRACTION))
     late = slice(first, n)
@@ -199,6 +205,7 @@ def run_measures(path: str | Path) -> dict[str, float]:
         "vessel_fraction_host": float(fin.get("vessel_density_around", math.nan)) * site_units,
         "perfused_fraction": float(ts["perfused_fraction"][-1]),
         "doubling_time_days": doubling_time(ts["time_min"][late], ts["tumor_volume_mm3"][late]),
+        "at_edge": at_edge,
     }
     return out
 

@@ -203,7 +203,7 @@ def _comparison_table(rows: list[tuple[Any, Effect]]) -> list[str]:
 def _arm_table(data: Mapping[str, list[dict[str, float]]]) -> list[str]:
     keys = ["tumour_volume_mm3", "tumour_sites", "necrotic_fraction", "vessel_sites", "perfused_sites",
             "perfused_in_tumour", "neutrophils",
-            "vegf_per_neutrophil", "mmp9_per_neutrophil", "neutrophil_lifespan_h"]
+            "vegf_per_neutrophil", "mmp9_per_neutrophil", "neutrophil_lifespan_h", "at_edge"]
     out = ["| arm | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for arm, runs in data.items():
         cells = []
@@ -485,8 +485,13 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
         n_text = (f"{counts[0]} replicates per arm" if len(set(counts)) == 1 else
                   f"{min(counts)}–{max(counts)} complete replicates per arm of {suite.replicates}")
         ok = worst <= tol * (1 + 1e-6)
+        edge = sum(int(r.get("at_edge", 0.0)) for runs in data.values() for r in runs)
+        overrun = ([f"**Lattice overrun:** in {edge} of {sum(counts)} runs the tumour reached the lattice faces by "
+                    "the end, so its burden, vessels and O2 are set by the box, not by the model: the comparisons "
+                    "below are not informative where that happened (per-arm counts in the `at_edge` column).", ""]
+                   if edge else [])
         lines += [f"## Biology: {suite.name} ({shape}, {suite.days:g} days, {n_text})",
-                  "", *_comparison_table(rows), "", *_reading(rows, data), "",
+                  "", *overrun, *_comparison_table(rows), "", *_reading(rows, data), "",
                   "Mechanism checks (not claims of the paper; they show where the chain from neutrophils to burden "
                   "holds or breaks):", "", *_comparison_table(comparison_rows(data, DIAGNOSTICS)), "",
                   "Per arm (mean ± sd over replicates):", "", *_arm_table(data),
@@ -548,8 +553,14 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
     if sensitivity is not None:
         sens = collect_sensitivity(sensitivity, root)
         if any(sens.values()):
+            runs = [r for arms in sens.values() for rs in arms.values() for r in rs]
+            edge = sum(int(r.get("at_edge", 0.0)) for r in runs)
+            overrun = ([f"**Lattice overrun:** in {edge} of {len(runs)} runs the tumour reached the lattice faces by "
+                        "the end; where it did, the ratios below are set by the box, not by the parameter.", ""]
+                       if edge else [])
             lines += [f"## Sensitivity of the knockout / wild-type contrast ({'x'.join(map(str, sensitivity.shape))}, "
                       f"{sensitivity.days:g} days, {sensitivity.replicates} replicates per variant and arm)", "",
+                      *overrun,
                       "One parameter (or one pair) changed at a time from the calibrated defaults; each cell is the "
                       "ratio of knockout to wild-type means and the one-sided Mann–Whitney p-value (unadjusted). "
                       "With 3 replicates the smallest attainable p is 0.05, so this table shows how effect sizes "
