@@ -156,7 +156,7 @@ def test_ifn_suppression_curve_and_preset_levels():
         presets.get("wildtype")
 
 
-def _neutrophil_run(name, seed, days=8, shape=(96, 96)):
+def _neutrophil_run(name, seed, days=7, shape=(64, 64)):
     sim = tumorca.Simulation(shape, presets.get(name, init_vessel_spacing=30), seed=seed)
     recruited, present, vegf_per_cell, lifetimes = 0, [], [], []
     for _ in range(days * 48):
