@@ -158,6 +158,9 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
     done, failed = counts.get("complete", 0), counts.get("failed", 0)
     again = f"tumorca sweep {shlex.quote(str(sweep_file))} -o {shlex.quote(str(output))} --resume"
     if interrupted:
+        # a worker may publish a finished run into runs/ after the driver stopped listening (the manifest learns of
+        # it on --resume): count what is complete on disk, where a file appears only once complete
+        done = max(done, sum(1 for r in runs if (output / sw.RUNS_DIR / f"{r.name}.h5").exists()))
         click.echo(f"tumorca: interrupted: {done} of {len(runs)} runs complete; continue with: {again}", err=True)
         sys.exit(130)
     if failed:
