@@ -7,7 +7,9 @@ tifffile (the ``images`` extra) are imported only when an image is read, so the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -234,8 +236,8 @@ def _read_hdf5(p: Path, fail) -> tuple[dict[str, np.ndarray], Any]:
 
 
 def _read_npz(p: Path, fail) -> tuple[dict[str, np.ndarray], Any]:
-    import zipfile
-
+    if not zipfile.is_zipfile(p):  # np.load would take it for a pickle and say so, which misleads
+        raise fail("cannot read it as .npz (not a zip archive)")
     try:
         with np.load(p, allow_pickle=False) as npz:
             names = list(npz.files)
@@ -260,12 +262,21 @@ def _read_image(p: Path, tiff: bool, fail) -> dict[str, np.ndarray]:
             import tifffile
         except ImportError:
             raise fail(f"reading TIFF needs tifffile: {INSTALL_HINT}") from None
+        quiet = logging.getLogger("tifffile")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # tifffile logs what it skips in a damaged file; the error below says it
         try:
             with tifffile.TiffFile(p) as tf:
+                if not tf.series:
+                    raise fail("cannot read it as TIFF (no image in it)")
                 series = tf.series[0]
                 img, axes = series.asarray(), series.axes
+        except InitialDataError:
+            raise
         except Exception as e:  # tifffile raises many types for a bad file; the user needs one line
             raise fail(f"cannot read it as TIFF ({_first_line(e)})") from None
+        finally:
+            quiet.setLevel(level)
         if "S" in axes:  # colour samples (also stored planar) go last
             img = np.moveaxis(img, axes.index("S"), -1)
             colour = True
@@ -280,7 +291,7 @@ def _read_image(p: Path, tiff: bool, fail) -> dict[str, np.ndarray]:
         except ImportError:
             raise fail(f"reading PNG needs imageio: {INSTALL_HINT}") from None
         try:
-            img = iio.imread(p)
+            img = iio.imread(p, plugin="pillow")  # PNG only: do not let imageio try every other format
         except Exception as e:  # imageio raises many types for a bad file; the user needs one line
             raise fail(f"cannot read it as PNG ({_first_line(e)})") from None
         colour = img.ndim == 3
@@ -289,6 +300,11 @@ def _read_image(p: Path, tiff: bool, fail) -> dict[str, np.ndarray]:
     if colour:
         return _decode_colours(img, fail)
     return _decode_labels(img, fail)
+
+
+def _count(mask: np.ndarray) -> str:
+    n = int(np.count_nonzero(mask))
+    return f"{n} pixel{'s' if n != 1 else ''}"
 
 
 def _first(bad: np.ndarray) -> tuple[int, ...]:
@@ -302,7 +318,7 @@ def _decode_labels(img: np.ndarray, fail) -> dict[str, np.ndarray]:
     if bad.any():
         value = img.ravel()[int(np.flatnonzero(bad.ravel())[0])]
         raise fail(f"label {value} is not a code 0..{len(IMAGE_CLASSES) - 1} "
-                   f"({int(np.count_nonzero(bad))} pixels, first at {_first(bad)})")
+                   f"({_count(bad)}, first at {_first(bad)})")
     lab = img.astype(np.int64)
     tissue = np.array([c.tissue for c in IMAGE_CLASSES], dtype=np.uint8)[lab]
     vessel = np.array([c.vessel for c in IMAGE_CLASSES], dtype=np.uint8)[lab]
@@ -318,8 +334,7 @@ def _decode_colours(img: np.ndarray, fail) -> dict[str, np.ndarray]:
     if channels == 4:
         bad = img[..., 3] != 255
         if bad.any():
-            raise fail(f"{int(np.count_nonzero(bad))} pixels are not opaque (alpha < 255), first at {_first(bad)}; "
-                       "a drawing must be opaque")
+            raise fail(f"{_count(bad)} not opaque (alpha < 255), first at {_first(bad)}; a drawing must be opaque")
     rgb = img[..., :3].astype(np.int32)
     key = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     table = {(r << 16) | (g << 8) | b: c for c in IMAGE_CLASSES if c.rgb is not None for r, g, b in [c.rgb]}
@@ -331,7 +346,7 @@ def _decode_colours(img: np.ndarray, fail) -> dict[str, np.ndarray]:
         if c is None:
             r, g, b = (int(k) >> 16) & 255, (int(k) >> 8) & 255, int(k) & 255
             raise fail(f"colour #{r:02x}{g:02x}{b:02x} (rgb {r}, {g}, {b}) is not in the colour map "
-                       f"({int(np.count_nonzero(here))} pixels, first at {_first(here)}); see docs/initial-conditions.md")
+                       f"({_count(here)}, first at {_first(here)}); see docs/initial-conditions.md")
         tissue[here] = c.tissue
         vessel[here] = c.vessel
     return {"tissue": tissue, "vessel": vessel}
