@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tumorca import FIELD_NAMES, Cell, Params, Simulation, Vessel
+from tumorca import Cell, Params, Simulation, Vessel
 from tumorca.errors import InitialDataError, LatticeError, ParameterError
 from tumorca.initial import initial_state, state_from_arrays
 from tumorca.io.initial import IMAGE_CLASSES, load_initial, resample
