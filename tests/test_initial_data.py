@@ -433,3 +433,21 @@ def test_resampling_three_dimensional_and_odd_sizes():
         t3, _, _, _ = resample(t, v, None, {}, ratio)
         assert t3.shape == tuple(max(1, round(n * ratio)) for n in t.shape)
 
+
+
+def test_the_documented_map_is_the_map_in_code():
+    """docs/initial-conditions.md prints IMAGE_CLASSES: every row's label, codes and colour match."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "initial-conditions.md").read_text(encoding="utf-8")
+    for c in IMAGE_CLASSES:
+        rows = [ln for ln in doc.splitlines() if ln.startswith(f"| {c.label} | ")]
+        assert len(rows) == 1, c
+        cells = [x.strip() for x in rows[0].strip("|").split("|")]
+        assert ("stalk" if c.vessel == Vessel.STALK else "tip" if c.vessel == Vessel.TIP else "none") == cells[2]
+        assert (c.tissue == Cell.EMPTY) == cells[1].startswith("host") and (c.tissue == Cell.EMPTY or
+                                                                           c.tissue.name in cells[1])
+        if c.rgb is None:
+            assert cells[3] == "–"
+        else:
+            assert "#%02x%02x%02x" % c.rgb in cells[3] and "(%d, %d, %d)" % c.rgb in cells[3]
