@@ -149,6 +149,7 @@ def test_vessels_without_an_arterial_venous_path_cannot_carry_flow():
     (dict(inlet=np.ones((4, 4), np.uint8)), LatticeError, r"inlet is set where there is no vessel .*first at \(0, 0\)"),
     (dict(vessel=np.ones((4, 4), np.uint8), inlet=np.full((4, 4), 3, np.uint8)), LatticeError, "inlet holds 3"),
     (dict(fields={"oxygen": np.zeros((4, 4))}), ParameterError, "unknown field 'oxygen'"),
+    (dict(fields=[np.zeros((4, 4))]), ParameterError, "fields must be a dict"),
     (dict(fields={"o2": np.zeros((3, 4))}), LatticeError, "field 'o2' has shape"),
     (dict(fields={"o2": np.where(np.eye(4), np.nan, 1.0)}), LatticeError, r"field 'o2' is not finite .*first at "
                                                                           r"\(0, 0\)"),

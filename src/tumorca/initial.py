@@ -6,6 +6,8 @@ same state.  No file formats here: tumorca.io.initial reads files into arrays.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ._constants import FIELD_NAMES, Cell, Vessel
@@ -212,6 +214,8 @@ def check_arrays(tissue, vessel=None, inlet=None, fields=None
         if off.any():
             raise LatticeError(f"inlet is set where there is no vessel ({_where(off)})")
     out_fields: dict[str, np.ndarray] = {}
+    if fields is not None and not isinstance(fields, Mapping):
+        raise ParameterError(f"fields must be a dict of field name to array, got {type(fields).__name__}")
     for name, value in (fields or {}).items():
         if name not in FIELD_NAMES:
             raise ParameterError(f"unknown field {name!r}; fields are {', '.join(FIELD_NAMES)}")
