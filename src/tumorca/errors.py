@@ -20,3 +20,8 @@ class ResourceError(TumorcaError):
 class SweepError(TumorcaError):
     """A sweep file or output directory cannot be used.  One line, naming the file and, where known, the line and
     key."""
+
+
+class InitialDataError(TumorcaError):
+    """A file of initial conditions (tumorca.io.initial) cannot be used.  One line, naming the file and the
+    problem (and, for a bad value, where it first occurs)."""

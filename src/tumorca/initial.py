@@ -1,14 +1,19 @@
-"""Initial conditions: a tumour disk/ball at the lattice centre and an initial vessel layout.
+"""Initial conditions: a tumour disk/ball at the lattice centre and an initial vessel layout, or a state built
+from arrays a user gives (:func:`state_from_arrays`, behind ``Simulation.from_arrays``; docs/initial-conditions.md).
 
 Pure NumPy and deterministic (no random draws), shared by the engine and the reference so both start from the
-same state.
+same state.  No file formats here: tumorca.io.initial reads files into arrays.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from ._constants import FIELD_NAMES, Cell, Vessel
-from ._numerics import float32_exact
+from ._lattice import normalize_shape
+from ._numerics import float32_exact, flow_inlet_codes
+from .errors import LatticeError, ParameterError
 from .params import Params
 
 
@@ -147,4 +152,188 @@ def initial_state(shape: tuple[int, int, int], params: Params, region: Region | 
     for name in FIELD_NAMES:
         arrays[name] = np.zeros(tissue.shape, dtype=np.float32)
     arrays["o2"][:] = float32_exact(params.init_o2)
+    return arrays
+
+
+# -- initial conditions from data -------------------------------------------------------------------------------
+# Checks and state building for arrays a user gives (Simulation.from_arrays, tumorca.io.initial.load_initial).
+# Pure NumPy and format-free: files are read by tumorca.io.initial.
+
+def _where(bad: np.ndarray) -> str:
+    """``"at (i, j, ...)"``: the first True index of ``bad`` in C order, and how many there are."""
+    n = int(np.count_nonzero(bad))
+    first = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), bad.shape))
+    return f"{n} site{'s' if n != 1 else ''}, first at {first}"
+
+
+def _labels(name: str, a, codes: tuple[int, ...], shape: tuple[int, ...] | None) -> np.ndarray:
+    """``a`` as a uint8 array of ``codes``; LatticeError naming the problem and the first bad site otherwise."""
+    a = np.asarray(a)
+    if shape is not None and a.shape != shape:
+        raise LatticeError(f"{name} has shape {a.shape}, tissue has {shape}")
+    if a.dtype.kind not in "iub":
+        raise LatticeError(f"{name} must hold integer codes, got dtype {a.dtype}")
+    bad = ~np.isin(a, codes)
+    if bad.any():
+        value = a.ravel()[int(np.flatnonzero(bad.ravel())[0])]
+        raise LatticeError(f"{name} holds {value}, not one of {', '.join(map(str, codes))} "
+                           f"({_where(bad)})")
+    return a.astype(np.uint8)
+
+
+def check_arrays(tissue, vessel=None, inlet=None, fields=None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+    """Check arrays of an initial condition that do not depend on the parameters; return them as
+    (tissue uint8, vessel uint8, inlet uint8 or None, fields float32), in the shape given.
+
+    ``tissue``: 2D ``(ny, nx)`` or 3D ``(nz, ny, nx)`` integer :class:`Cell` codes.  ``vessel`` (default all
+    ``Vessel.NONE``): :class:`Vessel` codes of that shape.  ``inlet``: 0 none, 1 arterial, 2 venous, nonzero only on
+    vessel sites.  ``fields``: ``{name: array}`` of :data:`FIELD_NAMES` fields, finite and >= 0.
+
+    Raises
+    ------
+    LatticeError
+        For a bad shape, dtype or label (the message names the array, the value and the first bad index).
+    ParameterError
+        For an unknown field name.
+    """
+    tissue_a = np.asarray(tissue)
+    if tissue_a.ndim not in (2, 3):
+        raise LatticeError(f"tissue must be a 2D (ny, nx) or 3D (nz, ny, nx) array, got {tissue_a.ndim} dimensions")
+    normalize_shape(tissue_a.shape)  # every axis at least one site
+    shape = tissue_a.shape
+    tissue_a = _labels("tissue", tissue_a, tuple(int(c) for c in Cell), None)
+    if vessel is None:
+        vessel_a = np.zeros(shape, dtype=np.uint8)
+    else:
+        vessel_a = _labels("vessel", vessel, tuple(int(v) for v in Vessel), shape)
+    inlet_a = None
+    if inlet is not None:
+        inlet_a = _labels("inlet", inlet, (0, 1, 2), shape)
+        off = (inlet_a != 0) & (vessel_a == Vessel.NONE)
+        if off.any():
+            raise LatticeError(f"inlet is set where there is no vessel ({_where(off)})")
+    out_fields: dict[str, np.ndarray] = {}
+    if fields is not None and not isinstance(fields, Mapping):
+        raise ParameterError(f"fields must be a dict of field name to array, got {type(fields).__name__}")
+    for name, value in (fields or {}).items():
+        if name not in FIELD_NAMES:
+            raise ParameterError(f"unknown field {name!r}; fields are {', '.join(FIELD_NAMES)}")
+        f = np.asarray(value)
+        if f.shape != shape:
+            raise LatticeError(f"field {name!r} has shape {f.shape}, tissue has {shape}")
+        if f.dtype.kind not in "iuf":
+            raise LatticeError(f"field {name!r} must hold numbers, got dtype {f.dtype}")
+        f = f.astype(np.float32)  # the state's dtype; the check below sees what the run will hold
+        bad = ~np.isfinite(f)
+        if bad.any():
+            raise LatticeError(f"field {name!r} is not finite ({_where(bad)})")
+        bad = f < 0
+        if bad.any():
+            raise LatticeError(f"field {name!r} is negative ({_where(bad)})")
+        out_fields[name] = f
+    return tissue_a, vessel_a, inlet_a, out_fields
+
+
+def _moore_components(nodes: np.ndarray, shape3: tuple[int, int, int]) -> np.ndarray:
+    """A component label per node (sorted flat indices of a ``shape3`` lattice): nodes joined by a path of Moore
+    neighbours share a label.  The flow solve joins Moore neighbours (tumorca.flow), so these are the pieces of
+    network blood can cross.  Union by hooking roots and pointer jumping, vectorised: memory O(nodes), not
+    O(sites), and a few rounds for a long vessel (a BFS in Python would take seconds on a large network)."""
+    nz, ny, nx = shape3
+    z, y, x = nodes // (nx * ny), (nodes // nx) % ny, nodes % nx
+    us, vs = [], []
+    for dz, dy, dx in ((dz, dy, dx) for dz in (0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                       if (dz, dy, dx) > (0, 0, 0)):  # 13 forward offsets: each neighbour pair once
+        zz, yy, xx = z + dz, y + dy, x + dx
+        ok = (zz < nz) & (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+        target = (zz * ny + yy) * nx + xx
+        pos = np.searchsorted(nodes, target)
+        pos = np.minimum(pos, nodes.size - 1)
+        ok &= nodes[pos] == target
+        us.append(np.flatnonzero(ok))
+        vs.append(pos[ok])
+    u = np.concatenate(us) if us else np.zeros(0, np.int64)
+    v = np.concatenate(vs) if vs else np.zeros(0, np.int64)
+    parent = np.arange(nodes.size)
+    while True:
+        pu, pv = parent[u], parent[v]
+        differ = pu != pv
+        if not differ.any():
+            return parent
+        # hook the larger root under the smaller one, then compress every path to its root
+        np.minimum.at(parent, np.maximum(pu, pv)[differ], np.minimum(pu, pv)[differ])
+        while True:
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                break
+            parent = up
+
+
+def derive_inlets(vessel: np.ndarray, params: Params) -> np.ndarray:
+    """Inlet codes for vessels given without them, by the rule of the built-in vessels
+    (:func:`initial_vessels`): with ``perfusion = "loops"`` every stalk site is an inlet (1); with ``"flow"`` a
+    stalk site on a low face of an axis longer than one site is arterial (1) and on a high face venous (2), low
+    winning at a corner (:func:`tumorca._numerics.flow_inlet_codes`, the engine's rule for ``vessel_inlets =
+    "edge"``).  Tips are sprout ends, never inlets.  ``vessel`` is (nz, ny, nx)."""
+    stalk = vessel == Vessel.STALK
+    if params.perfusion != "flow":
+        return stalk.astype(np.uint8)
+    nodes = np.flatnonzero(stalk.ravel()).astype(np.int64)
+    inlet = np.zeros(vessel.shape, dtype=np.uint8)
+    inlet.ravel()[nodes] = flow_inlet_codes(nodes, np.zeros(nodes.size, np.uint8), vessel.shape, True)
+    return inlet
+
+
+def check_flow(vessel: np.ndarray, inlet: np.ndarray, params: Params) -> None:
+    """With ``perfusion = "flow"``, LatticeError unless some piece of the vessel network (Moore-connected) holds an
+    arterial and a venous inlet (the inlets the engine's flow solve sees: ``inlet``, plus the lattice faces with
+    ``vessel_inlets = "edge"``).  A lattice without vessels passes (an avascular start); so do pieces without a
+    path, beside one that has it (they regress as the model says).  Arrays are (nz, ny, nx)."""
+    if params.perfusion != "flow":
+        return
+    nodes = np.flatnonzero(vessel.ravel() != Vessel.NONE).astype(np.int64)
+    if nodes.size == 0:
+        return
+    codes = flow_inlet_codes(nodes, inlet.ravel()[nodes], vessel.shape, params.vessel_inlets == "edge")
+    comp = _moore_components(nodes, vessel.shape)
+    arterial = np.zeros(nodes.size, dtype=bool)
+    venous = np.zeros(nodes.size, dtype=bool)
+    arterial[comp[codes == 1]] = True
+    venous[comp[codes == 2]] = True
+    if not (arterial & venous).any():
+        raise LatticeError("no vessel path joins an arterial inlet to a venous inlet: the vessels cannot carry flow "
+                           f"({int((codes == 1).sum())} arterial, {int((codes == 2).sum())} venous inlet sites; "
+                           "vessels must reach the lattice faces, or give inlets)")
+
+
+def state_from_arrays(shape3: tuple[int, int, int], params: Params, tissue, vessel=None, inlet=None,
+                      fields=None) -> dict[str, np.ndarray]:
+    """The full initial state (the arrays of :func:`initial_state`) from given tissue and vessel layers.
+
+    What is not given starts as in :func:`initial_state`: clocks 0, every vessel site perfused (the first step's
+    perfusion phase decides which carry flow), no neutrophils, ``o2`` at ``init_o2`` and the other fields 0.
+    ``inlet`` None derives inlets (:func:`derive_inlets`); ``fields`` may set any of :data:`FIELD_NAMES`.  Arrays
+    are ``shape3`` = (nz, ny, nx), or (ny, nx) for nz = 1.  Checks as :func:`check_arrays` and :func:`check_flow`.
+
+    Raises
+    ------
+    LatticeError, ParameterError
+        One line naming the problem and the first bad index.
+    """
+    shape3 = normalize_shape(shape3)
+    tissue, vessel, inlet, fields = check_arrays(tissue, vessel, inlet, fields)
+    if tissue.shape not in (shape3, shape3[1:] if shape3[0] == 1 else shape3):
+        raise LatticeError(f"tissue has shape {tissue.shape}, the lattice is {shape3}")
+    tissue, vessel = tissue.reshape(shape3), vessel.reshape(shape3)
+    inlet = derive_inlets(vessel, params) if inlet is None else inlet.reshape(shape3)
+    check_flow(vessel, inlet, params)
+    # everything else exactly as the built-in start (one source of truth for clocks, neutrophils and fields)
+    arrays = initial_state(shape3, params.replace(init_vessels="none", init_tumor_radius=0.0))
+    arrays["tissue"] = tissue
+    arrays["vessel"] = vessel
+    arrays["perfused"] = (vessel != Vessel.NONE).astype(np.uint8)
+    arrays["inlet"] = inlet
+    for name, f in fields.items():
+        arrays[name] = f.reshape(shape3)
     return arrays

@@ -11,7 +11,7 @@ from ._constants import FIELD_NAMES, Cell
 from .engine import STATE_ARRAYS, Engine, WholeLattice
 from .errors import LatticeError, ParameterError, ResourceError
 from ._lattice import available_memory, check_seed, check_threads, fmt_bytes, normalize_shape  # noqa: F401
-from .initial import initial_state
+from .initial import initial_state, state_from_arrays
 from .params import Params
 
 #: Scratch bytes per site used during a step: the proposal byte every phase reuses.  (Perfusion also holds an
@@ -130,6 +130,58 @@ class Simulation(Engine):
         empty = sim._arrays["neut"] == 0
         sim._arrays["neut_p"][empty] = 0
         sim._arrays["neut_age"][empty] = 0
+        return sim
+
+    @classmethod
+    def from_arrays(cls, tissue: np.ndarray, vessel: np.ndarray | None = None, *, inlet: np.ndarray | None = None,
+                    fields: dict[str, np.ndarray] | None = None, params: Params | None = None, seed: int = 0,
+                    threads: int | None = None) -> "Simulation":
+        """A simulation at step 0 that starts from given tissue and vessel layers instead of the built-in disk and
+        vessels (docs/initial-conditions.md; files are read by :func:`tumorca.io.initial.load_initial`).
+
+        Parameters
+        ----------
+        tissue : array of int
+            :class:`Cell` codes, ``(ny, nx)`` (a 2D lattice) or ``(nz, ny, nx)``; its shape is the lattice's.
+        vessel : array of int, optional
+            :class:`Vessel` codes of the same shape (default: no vessels, an avascular start).  A vessel may lie
+            under tumour tissue (co-opted).
+        inlet : array of int, optional
+            Inlet codes: 0 none, 1 arterial, 2 venous, only on vessel sites.  Default: derived as for the built-in
+            vessels, arterial where a stalk meets a low lattice face and venous at a high face (``perfusion =
+            "flow"``), every stalk site (``"loops"``).
+        fields : dict of str to array, optional
+            Starting values of any of :data:`tumorca.FIELD_NAMES` (finite, >= 0); the others start as in the
+            built-in state (``o2`` at ``init_o2``, the rest 0).
+        params, seed, threads
+            As for :class:`Simulation`.
+
+        Everything not given starts as in the built-in state: clocks 0, every vessel site perfused until the
+        first step's perfusion phase, no neutrophils.  Given the built-in initial arrays, the run equals the
+        built-in one bit for bit.
+
+        Raises
+        ------
+        tumorca.errors.LatticeError
+            Bad shape, dtype, label, inlet or field value (naming the first bad index), or, with ``perfusion =
+            "flow"``, vessels of which no piece joins an arterial inlet to a venous one.
+        tumorca.errors.ParameterError
+            Bad params or an unknown field name.
+        """
+        if params is None:
+            params = Params()
+        elif not isinstance(params, Params):
+            raise ParameterError(f"params must be a tumorca.Params, got {type(params).__name__}")
+        t = np.asarray(tissue)
+        if t.ndim not in (2, 3):
+            raise LatticeError(f"tissue must be a 2D (ny, nx) or 3D (nz, ny, nx) array, got {t.ndim} dimensions")
+        shape3 = normalize_shape(t.shape)
+        seed = check_seed(seed)
+        threads = check_threads(threads)
+        check_memory(shape3, params)
+        arrays = state_from_arrays(shape3, params, t, vessel, inlet, fields)
+        sim = cls.__new__(cls)
+        sim._setup(shape3, t.ndim, params, seed, threads, 0, arrays)
         return sim
 
     def get_state(self) -> dict[str, Any]:
