@@ -82,6 +82,14 @@ def estimate_resources(plan: RunPlan, path: str | Path) -> ResourceEstimate:
         state_bytes_per_site=bytes_per_site()), disk)
 
 
+def state_bytes(plan: RunPlan) -> int:
+    """Uncompressed bytes of one full engine state of ``plan``'s lattice (a kept state, the final state)."""
+    from .engine import STATE_ARRAYS
+
+    nz, ny, nx = plan.shape3
+    return nz * ny * nx * sum(dt.itemsize for dt in STATE_ARRAYS.values())
+
+
 def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0, copy_bytes: int = 0
                     ) -> ResourceEstimate:
     """:func:`estimate_resources`, raising ResourceError (naming both figures) if memory or disk is short.
