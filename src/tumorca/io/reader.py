@@ -541,7 +541,8 @@ class RunReader:
                 return RunStatus("damaged", f"damaged: {damage}", False)
         if state == "complete":
             if self._n_frames == planned and self._n_rows == steps - self.first_step + 1:
-                return RunStatus("complete", f"complete: {steps} steps, {planned} frames", False)
+                span = f"steps {self.first_step + 1}..{steps}" if self.first_step else f"{steps} steps"
+                return RunStatus("complete", f"complete: {span}, {planned} frames", False)
             return RunStatus("failed", f"marked complete but holds {self._n_frames} of {planned} frames", True)
         last = f"step {self.last_step}" if self._n_rows else "no step yet"
         if state == "interrupted":

@@ -49,9 +49,9 @@ import numpy as np
 from .. import __version__
 from .._constants import Cell, Vessel
 from .checkpoint import create_state_group, fill_state_group, read_state, save_checkpoint_file, write_state
-from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, LINEAGE_PREFIXES, SUMMARY_UNITS, TIMESERIES_CHUNK, RunFileError, RunPlan,
-                     cell_state_attrs, compression_kwargs, coordinates, fmt_bytes, frame_chunks, layer_meta,
-                     sidecar_paths, summary_dtype, temporary_path, temporary_prefix)
+from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, LINEAGE_PREFIXES, SUMMARY_UNITS, TIMESERIES_CHUNK,
+                     RunFileError, RunPlan, cell_state_attrs, compression_kwargs, coordinates, fmt_bytes,
+                     frame_chunks, layer_meta, sidecar_paths, summary_dtype, temporary_path, temporary_prefix)
 from .xdmf import write_xdmf, xdmf_document, xdmf_frame
 
 #: Bytes kept for the error message in /run/error.
@@ -861,7 +861,8 @@ def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np
         run.create_dataset(name, data=value)
     run["status"][()] = b"running"
     g = f.create_group("timeseries")
-    g.attrs["long_name"] = "Simulation.summary() after every step (row i: after step i; row 0: initial state)"
+    g.attrs["long_name"] = ("Simulation.summary() after every step (row i: after step start_step + i; row 0: the "
+                            "start state)")
     st = g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=np.int64)
     st.attrs.update({"units": "1", "long_name": "step index"})
     st.make_scale("step")
