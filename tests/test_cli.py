@@ -171,7 +171,7 @@ def test_inspect_finished(finished):
     assert "status:      complete: 8 steps, 3 frames" in out
     assert "shape:       24x24 (2D)" in out and "frames:      3 of 3" in out
     assert "time 0-240 min" in out and "seed:        3" in out and "preset:      none" in out
-    assert f"tumorca {tumorca.__version__}, format 2.0" in out and "parameters:  all defaults" in out
+    assert f"tumorca {tumorca.__version__}, format 2.1" in out and "parameters:  all defaults" in out
     info = json.loads(invoke("inspect", "--json", str(finished)).stdout)
     assert info["status"] == "complete" and info["frames"] == 3 and info["steps_on_disk"] == 8
 

@@ -3,11 +3,16 @@
 
 The CLI parses and reports; this module does the work, and is usable from Python::
 
-    plan = RunPlan(shape=(256, 256), params=Params(), seed=1, steps=480, every=48)
+    plan = RunPlan(shape=(256, 256), params=Params(), seed=1, steps=480, every=48, keep_states=(240,))
     outcome = run(plan, "out.h5", provenance={"command_line": "", "threads": 2})
+
+A run may start from any given state instead of the built-in initial condition -- a state kept by another run (a
+branch), or one built from data -- with ``run(plan, path, start_state=state, lineage={...})``, where
+``plan.start_step`` is the state's step.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -77,6 +82,14 @@ def estimate_resources(plan: RunPlan, path: str | Path) -> ResourceEstimate:
         state_bytes_per_site=bytes_per_site()), disk)
 
 
+def state_bytes(plan: RunPlan) -> int:
+    """Uncompressed bytes of one full engine state of ``plan``'s lattice (a kept state, the final state)."""
+    from .engine import STATE_ARRAYS
+
+    nz, ny, nx = plan.shape3
+    return nz * ny * nx * sum(dt.itemsize for dt in STATE_ARRAYS.values())
+
+
 def check_resources(plan: RunPlan, path: str | Path, existing_bytes: int = 0, copy_bytes: int = 0
                     ) -> ResourceEstimate:
     """:func:`estimate_resources`, raising ResourceError (naming both figures) if memory or disk is short.
@@ -122,9 +135,35 @@ def snapshot_layers(sim: Any, plan: RunPlan) -> dict[str, np.ndarray]:
     return out
 
 
+def initial_state(plan: RunPlan) -> dict[str, Any]:
+    """The built-in initial state of ``plan`` (its shape, parameters and seed at step 0), as
+    ``Simulation.get_state()`` gives it."""
+    from .simulation import Simulation
+
+    return Simulation(plan.shape, plan.params, seed=plan.seed, threads=1).get_state()
+
+
+def prepare_start_state(plan: RunPlan, state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` made the start of ``plan``: it must hold the plan's lattice at ``plan.start_step``; it takes the
+    plan's parameters and seed (a branch changes them from its parent's).  RunFileError if it does not fit."""
+    try:
+        shape = tuple(int(d) for d in state["shape"])
+        step = int(state["step_index"])
+        arrays = state["arrays"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunFileError(f"the start state is incomplete: {exc}") from None
+    if shape != tuple(plan.shape):
+        raise RunFileError(f"the start state holds a {fmt_shape(shape)} lattice, the run {fmt_shape(plan.shape)}")
+    if step != plan.start_step:
+        raise RunFileError(f"the start state is at step {step}, the run starts at step {plan.start_step}")
+    return {**state, "params": plan.params.to_dict(), "seed": plan.seed, "arrays": arrays}
+
+
 def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
-        overwrite: bool = False, progress: ProgressFn | None = None, stop: StopFn | None = None) -> RunOutcome:
-    """Run ``plan`` from the initial state into a new run file.
+        overwrite: bool = False, progress: ProgressFn | None = None, stop: StopFn | None = None,
+        start_state: Mapping[str, Any] | None = None, start_summary: Mapping[str, Any] | None = None,
+        lineage: Mapping[str, Any] | None = None) -> RunOutcome:
+    """Run ``plan`` from the built-in initial state, or from ``start_state``, into a new run file.
 
     Parameters
     ----------
@@ -140,6 +179,18 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
         Replace an existing file, once the new one is set up.
     progress, stop : callable, optional
         See :data:`ProgressFn` and :data:`StopFn`.
+    start_state : dict, optional
+        The state to start from, as ``Simulation.get_state()`` gives it, at step ``plan.start_step`` on the plan's
+        lattice; it runs with the plan's parameters and seed (see :func:`prepare_start_state`) and is stored in
+        the file (``/start``).  Default: the built-in initial condition (``plan.start_step`` must then be 0).
+    start_summary : mapping, optional
+        Row 0 of the time series, when the start state comes from a run that recorded it (a branch copies its
+        parent's row of that step): the per-step quantities of the step that led to the state (O2 sweeps,
+        neutrophil secretion...), which the state itself does not hold.  Default: ``Simulation.summary()`` of
+        the start state (those quantities then read 0).
+    lineage : mapping, optional
+        Root attributes recording where ``start_state`` came from (names beginning ``parent_`` or
+        ``initial_``; see docs/FORMAT.md).
 
     Returns
     -------
@@ -148,18 +199,36 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     Raises
     ------
     tumorca.errors.TumorcaError
-        RunFileError if the file cannot be written, ResourceError/LatticeError/ParameterError from the engine.
+        RunFileError if the file cannot be written or the start state does not fit the plan,
+        ResourceError/LatticeError/ParameterError from the engine.
     """
     from .simulation import Simulation
 
     path = Path(os.path.realpath(path)) if overwrite else Path(path)
+    if start_state is None and plan.start_step:
+        raise RunFileError(f"the plan starts at step {plan.start_step}: give the state of that step")
     with OutputLock(path):  # a second process writing the same file is refused, not raced
-        sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
+        if start_state is None:
+            sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
+            stored = None
+        else:
+            sim = Simulation.from_state(prepare_start_state(plan, start_state), threads=threads)
+            stored = sim.get_state()  # as the engine holds it (from_state normalises empty neutrophil sites)
         first = sim.summary()
+        if start_summary is not None:
+            if int(start_summary.get("step", -1)) != plan.start_step:
+                raise RunFileError(f"the start row is of step {start_summary.get('step')}, the run starts at "
+                                   f"step {plan.start_step}")
+            first = {k: _plain(start_summary.get(k, v)) for k, v in first.items()}
         writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, start_state=stored, lineage=lineage)
         _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
         return _drive(sim, writer, plan, progress, stop, first_summary=first)
+
+
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as the Python number it holds (a row read from a file)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _drop_rank_files(path: str | Path) -> None:
@@ -231,18 +300,28 @@ def _resume_locked(path: Path, provenance: Mapping[str, Any], threads: int | Non
     try:
         check_resume(reader, given or {})
         plan = reader.plan
+        # the latest checkpoint, else the stored start state, else the built-in initial condition
         state = reader.checkpoint()
+        if state is None:
+            state = reader.start_state()
         if state is not None:
             sim = Simulation.from_state(state, threads=threads)
+        elif plan.start_step:
+            raise RunFileError(f"{str(path)!r} starts at step {plan.start_step} but stores no start state")
         else:
             sim = Simulation(plan.shape, plan.params, seed=plan.seed, threads=threads)
         c = sim.step_index
         if c > plan.steps:
             raise RunFileError(f"checkpoint of {str(path)!r} is at step {c}, past the run's {plan.steps} steps")
+        start_row = None
+        if reader.has_start_state() and reader.n_rows == 0:
+            start_row = json.loads(str(reader.file["start"].attrs.get("summary", "{}"))) or None
         writer = RunWriter.resume(path, reader, c, sim.get_state(), {**provenance, "threads": sim.threads})
     finally:
         reader.close()
-    outcome = _drive(sim, writer, plan, progress, stop)
+    if c in plan.keep_states and not writer.is_kept(c):
+        writer.add_state(sim.get_state())  # cut off between the kept state's step and its write
+    outcome = _drive(sim, writer, plan, progress, stop, first_summary=start_row)
     if outcome.status == "complete":
         _drop_rank_files(path)  # a run begun under MPI, finished serially: its rank files are no longer used
     return outcome
@@ -254,12 +333,12 @@ def _drive(sim: Any, writer: RunWriter, plan: RunPlan, progress: ProgressFn | No
     first = sim.step_index
     status = "complete"
     try:
-        if first == 0:
-            # A fresh run, or a resume with nothing usable on disk: record the initial state.
+        if first == plan.start_step:
+            # A fresh run, or a resume with nothing usable on disk: record the start state.
             if writer.rows_written == 0:
                 writer.add_row(first_summary or sim.summary())
             if writer.frames_written == 0:
-                writer.add_frame(0, sim.time_min, snapshot_layers(sim, plan))
+                writer.add_frame(first, sim.time_min, snapshot_layers(sim, plan))
         while sim.step_index < plan.steps:
             if stop is not None and stop():
                 status = "interrupted"
@@ -269,6 +348,8 @@ def _drive(sim: Any, writer: RunWriter, plan: RunPlan, progress: ProgressFn | No
             writer.add_row(sim.summary())
             if plan.is_frame(s):
                 writer.add_frame(s, sim.time_min, snapshot_layers(sim, plan))
+            if s in plan.keep_states:
+                writer.add_state(sim.get_state())
             if plan.is_checkpoint(s) and s < plan.steps:
                 writer.add_checkpoint(sim.get_state())
             if progress is not None:

@@ -496,9 +496,12 @@ def curve_groups(runs: Iterable[Run | str | Path], by: str = "preset",
                 r.close()
     out: dict[Any, dict[str, Any]] = {}
     for g, reps in raw.items():
+        # The span every replicate covers: a branch starts where its parent's state was taken, not at day 0, and
+        # np.interp would extend its first value back to day 0.
         t_end = min(t[-1] if t.size else 0.0 for t, _ in reps)
+        t_start = max(t[0] if t.size else 0.0 for t, _ in reps)
         longest = max(reps, key=lambda tv: tv[0].size)[0]
-        grid = longest[longest <= t_end + 1e-12] if longest.size else longest
+        grid = longest[(longest >= t_start - 1e-12) & (longest <= t_end + 1e-12)] if longest.size else longest
         rec: dict[str, Any] = {"n": len(reps), "time_days": grid, "ndim": sorted(ndims[g])}
         for q in quantities:
             rows = [np.interp(grid, t, v) for t, vs in reps if (v := vs[q]) is not None and t.size]

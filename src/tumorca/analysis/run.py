@@ -312,7 +312,8 @@ class Run:
         return list(self.reader.file["timeseries"])
 
     def timeseries(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Per-step quantities (row i: after step i) as arrays, plus ``time_days``; ``keys``: a subset."""
+        """Per-step quantities (row i: after step ``first_step + i``; 0 unless the run is a branch) as arrays, plus
+        ``time_days``; ``keys``: a subset."""
         file_ts = self.reader.file["timeseries"]
         n = self.reader.n_rows
         if keys is None:
@@ -324,7 +325,7 @@ class Run:
         if "time_min" in file_ts:
             t = out["time_min"] if "time_min" in out else file_ts["time_min"][:n]
         else:  # pragma: no cover - every version so far writes time_min
-            t = np.arange(n) * self.dt
+            t = (self.reader.first_step + np.arange(n)) * self.dt
         out["time_days"] = np.asarray(t, dtype=np.float64) / MINUTES_PER_DAY
         return out
 

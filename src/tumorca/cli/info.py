@@ -89,7 +89,8 @@ def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], li
         "file": str(path), "status": st.state, "detail": st.detail, "format_version": a.get("format_version"),
         "tumorca_version": a.get("tumorca_version"), "shape": list(reader.shape),
         "dx_um": a.get("dx_um"), "dt_min": a.get("dt_min"), "steps_planned": int(a["steps"]),
-        "steps_on_disk": reader.n_rows - 1, "frames": reader.n_frames, "frames_planned": int(a["frames_planned"]),
+        "start_step": reader.first_step, "steps_on_disk": reader.last_step, "frames": reader.n_frames,
+        "frames_planned": int(a["frames_planned"]),
         "every": int(a["every"]), "time_min": [float(times[0]), float(times[-1])] if len(times) else [],
         "layers": reader.layers, "compression": a.get("compression"), "preset": a.get("preset"),
         "seed": int(a["seed"]), "threads": a.get("threads"), "host": a.get("host"),
@@ -107,7 +108,8 @@ def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], li
                                        if st.resumable and st.state != "running" else ""),
         f"shape:       {fmt_shape(reader.shape)} ({len(reader.shape)}D), dx {info['dx_um']:g} um, "
         f"dt {info['dt_min']:g} min",
-        f"steps:       {max(info['steps_on_disk'], 0)} of {info['steps_planned']} on disk",
+        f"steps:       {max(info['steps_on_disk'], 0)} of {info['steps_planned']} on disk"
+        + (f" (from step {info['start_step']})" if info["start_step"] else ""),
         f"frames:      {info['frames']} of {info['frames_planned']} (every {info['every']} steps), time {span}",
         f"layers:      {', '.join(info['layers'])} ({info['compression']})",
         f"preset:      {info['preset'] or 'none (defaults)'}",
@@ -124,6 +126,7 @@ def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], li
                          f"{ranks_dir(path).name}/ (virtual datasets)")
     if ck is not None:
         lines.append(f"checkpoint:  step {ck} ({reader.checkpoint_path.name})")
+    lines += _states_and_lineage(reader, path, info)
     if changed:
         lines.append("parameters that differ from the defaults:")
         for k, (v, d) in changed.items():
@@ -131,4 +134,37 @@ def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], li
     else:
         lines.append("parameters:  all defaults")
     return info, lines, damage
+
+
+def _states_and_lineage(reader: Any, path: Path, info: dict[str, Any]) -> list[str]:
+    """The kept states with their cost, the stored start state and the lineage (parent, grandparent...): lines,
+    and the same facts added to ``info``."""
+    from ..io.lineage import walk_lineage
+
+    lines = []
+    dt = float(info["dt_min"])
+    kept = reader.kept_states()
+    info["kept_states"] = kept
+    if kept:
+        on = [k for k in kept if k["on_disk"]]
+        each = kept[0]["bytes"]
+        stored = sum(k["stored_bytes"] for k in on)
+        shown = ", ".join(str(k["step"]) for k in kept[:8]) + (", ..." if len(kept) > 8 else "")
+        lines.append(f"kept states: steps {shown} ({len(on)} of {len(kept)} on disk); {fmt_bytes(each)} each "
+                     f"uncompressed, {fmt_bytes(len(kept) * each)} in all; stored: {fmt_bytes(stored)}")
+    info["start_stored"] = reader.has_start_state()
+    if info["start_stored"]:
+        lines.append(f"start:       a given state at step {reader.first_step} (day "
+                     f"{reader.first_step * dt / MINUTES_PER_DAY:g}), stored in /start")
+    ancestry = walk_lineage(path, reader.attrs)
+    info["lineage"] = ancestry
+    for depth, rec in enumerate(ancestry):
+        label = "branch of:  " if depth == 0 else "  which is a branch of:"
+        where = {"present": "", "missing": " [missing]", "replaced": " [replaced by another file]"}[rec["state"]]
+        changes = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in rec["changes"].items()) or "none"
+        lines.append(f"{label} {rec['path']}{where} (run {rec['run_id'][:12]}) at step {rec['step']} (day "
+                     f"{rec['step'] * dt / MINUTES_PER_DAY:g}); changed: {changes}")
+        if depth == 0:
+            lines.append(f"             parent sha256 {rec['sha256']}")
+    return lines
 

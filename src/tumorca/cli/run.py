@@ -1,4 +1,5 @@
-"""``tumorca run``: a new run, ``--resume``, and the same under MPI (``mpiexec -n P tumorca run ...``).
+"""``tumorca run``: a new run, a branch of another run (``--from``), ``--resume``, and the same under MPI
+(``mpiexec -n P tumorca run ...``; no branches or kept states there yet).
 
 This module only parses, validates and reports; :mod:`tumorca.runner` (serial) and :mod:`tumorca.parallel.run`
 (MPI) run, and :mod:`tumorca.io` writes and reads.
@@ -53,6 +54,15 @@ from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, Us
 @click.option("--checkpoint-every", type=int,
               help=f"A checkpoint every this many steps (0: only at the end)  [default: {CHECKPOINT_FRAMES} "
                    "frames' worth].")
+@click.option("--keep-states", "keep_steps", metavar="STEPS",
+              help="Keep the full engine state at these steps (comma list) in the file, to branch from later.")
+@click.option("--keep-states-days", "keep_days", metavar="DAYS",
+              help="Keep the full engine state at these simulated days (comma list; each a whole step).")
+@click.option("--from", "parent", type=click.Path(path_type=Path), metavar="RUN.h5",
+              help="Branch: continue RUN.h5 from its state at --at-step/--at-day, with the parameters changed by "
+                   "--preset/--config/--set (its seed unless --seed).")
+@click.option("--at-step", type=int, help="With --from: the step to branch at (a state RUN.h5 keeps).")
+@click.option("--at-day", type=float, help="With --from: the simulated day to branch at, instead of --at-step.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--resume", is_flag=True, help="Continue the cut-off or interrupted run in OUTPUT.")
 @click.option("--ranks-shape", metavar="PzxPyxPx|PyxPx|auto",
@@ -60,8 +70,9 @@ from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, Us
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, ...], shape: str | None,
         steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
-        seed: int | None, threads: int | None, checkpoint_every: int | None, overwrite: bool, resume: bool,
-        ranks_shape: str | None, quiet: bool) -> None:
+        seed: int | None, threads: int | None, checkpoint_every: int | None, keep_steps: str | None,
+        keep_days: str | None, parent: Path | None, at_step: int | None, at_day: float | None, overwrite: bool,
+        resume: bool, ranks_shape: str | None, quiet: bool) -> None:
     """Run a simulation into an HDF5 run file (plus OUT.h5.xdmf for ParaView).
 
     \b
@@ -69,6 +80,8 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
       tumorca run -o wt.h5 --preset wild-type --days 14
       tumorca run -o ko.h5 --preset ifnb-knockout --shape 512x512 --seed 7 --fields o2,vegf_free
       tumorca run -o t.h5 --config my.toml --set neut_kill_rate=0.002 --steps 200 --every 10
+      tumorca run -o wt.h5 --days 14 --keep-states-days 7
+      tumorca run -o therapy.h5 --from wt.h5 --at-day 7 --preset ifnb-therapy
       tumorca run --resume -o ko.h5
       mpiexec -n 4 tumorca run -o big.h5 --shape 256x256x256 --ranks-shape 1x2x2 --threads 8
     """
@@ -87,6 +100,21 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     if seed is not None and not 0 <= seed < 2 ** 64:
         raise UsageProblem(f"--seed must be in [0, 2**64), got {seed}")
     check_threads(threads)
+    if parent is None and (at_step is not None or at_day is not None):
+        raise UsageProblem("--at-step and --at-day go with --from RUN.h5")
+    if parent is not None:
+        if resume:
+            raise UsageProblem("--from makes a new run; --resume continues one (resume a branch with --resume -o "
+                               "BRANCH.h5 alone)")
+        if shape is not None:
+            raise UsageProblem("--from: a branch has its parent's lattice; drop --shape")
+        if (at_step is None) == (at_day is None):
+            raise UsageProblem("--from needs the state to branch at: give --at-step N or --at-day D (one of them)")
+        if at_step is not None and at_step < 0:
+            raise UsageProblem(f"--at-step must be 0 or a positive integer, got {at_step}")
+        if at_day is not None and not (at_day >= 0 and math.isfinite(at_day)):
+            raise UsageProblem(f"--at-day must be 0 or positive, got {at_day:g}")
+    keep_list = _parse_keep(keep_steps, keep_days)
     for name, value in (("--steps", steps), ("--every", every), ("--checkpoint-every", checkpoint_every)):
         if value is not None and value > MAX_COUNT:
             raise UsageProblem(f"{name} must be at most {MAX_COUNT} (2**63 - 1), got {value}")
@@ -100,7 +128,23 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     if ranks_shape is not None:
         ranks_shape = parse_ranks_shape(ranks_shape)
     params_given = preset is not None or config is not None or bool(sets)
-    params = build_params(preset, config, sets)
+    if parent is None:
+        params = build_params(preset, config, sets)
+    if parent is not None or keep_list != ((), ()):
+        if ranks_shape is not None or launcher_size() > 1:
+            what = "--from" if parent is not None else "--keep-states"
+            raise UsageProblem(f"{what} is not supported under MPI yet; run it without mpiexec")
+        if resume:
+            raise UsageProblem("--keep-states is part of a run's plan: it cannot change on --resume")
+    if parent is not None:
+        check_output_path(output, overwrite=overwrite, resume=False)
+        from .. import runner
+
+        _branch(runner, parent, output, at_step=at_step, at_day=at_day, preset=preset, config=config, sets=sets,
+                steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
+                threads=threads, checkpoint_every=checkpoint_every, keep=keep_list, overwrite=overwrite,
+                quiet=quiet)
+        return
     if output.is_symlink() and (resume or overwrite):
         # The run file is the link's target: its checkpoint is beside it, and a rename must replace it, not the
         # link (which would leave the target cut off and the link a copy).
@@ -125,21 +169,22 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
         return
 
     plan = make_plan(params, preset, shape_t, steps, days, every, fields_t, compression,
-                     seed if seed is not None else secrets.randbits(63), checkpoint_every)
+                     seed if seed is not None else secrets.randbits(63), checkpoint_every,
+                     keep_states=_keep_steps(keep_list, params.dt_min))
     dt = params.dt_min
     _refuse_live_target(output, overwrite)
     est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
     echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
                  f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
-                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}; {est.describe()} "
-                 f"-> {output}")
+                 f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}"
+                 f"{_kept_text(runner, plan)}; {est.describe()} -> {output}")
     _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
                                            overwrite=overwrite, progress=prog, stop=stop), output, quiet)
 
 
 def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None, steps: int | None,
               days: float | None, every: int | None, fields: tuple[str, ...] | None, compression: str | None,
-              seed: int, checkpoint_every: int | None) -> RunPlan:
+              seed: int, checkpoint_every: int | None, keep_states: tuple[int, ...] = ()) -> RunPlan:
     """The plan of a new run from the options given (defaults for the rest); UsageProblem if it is invalid."""
     dt = params.dt_min
     if steps is None:
@@ -152,12 +197,168 @@ def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None,
         raise UsageProblem(f"--every {every} is larger than the run ({steps} steps)")
     if checkpoint_every is None:
         checkpoint_every = CHECKPOINT_FRAMES * every
+    _check_keep(keep_states, 0, steps)
     try:
         return RunPlan(shape=shape or DEFAULT_SHAPE, params=params, seed=seed, steps=steps, every=every,
                        fields=FIELD_NAMES if fields is None else fields, compression=compression or "gzip",
-                       checkpoint_every=checkpoint_every, preset=preset or "")
+                       checkpoint_every=checkpoint_every, preset=preset or "", keep_states=keep_states)
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
+
+
+# -- kept states and branches ------------------------------------------------------------------------------------
+def _parse_keep(keep_steps: str | None, keep_days: str | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """``--keep-states`` and ``--keep-states-days`` as (steps, days), unconverted (days need the time step)."""
+    steps: list[int] = []
+    days: list[float] = []
+    for opt, text, kind in (("--keep-states", keep_steps, int), ("--keep-states-days", keep_days, float)):
+        if text is None:
+            continue
+        for item in (t.strip() for t in text.split(",")):
+            try:
+                v = kind(item)
+            except ValueError:
+                raise UsageProblem(f"{opt}: {item!r} is not a {'step' if kind is int else 'number of days'}; "
+                                   f"give a comma list such as {'96,192' if kind is int else '2,4.5'}") from None
+            if not (v > 0 and math.isfinite(v)):
+                raise UsageProblem(f"{opt}: {item} is not positive")
+            (steps if kind is int else days).append(v)
+    return tuple(steps), tuple(days)
+
+
+def _keep_steps(keep: tuple[tuple[int, ...], tuple[float, ...]], dt: float) -> tuple[int, ...]:
+    """The kept steps: those given, and the days given converted with the time step ``dt`` (whole steps only)."""
+    steps = list(keep[0])
+    for d in keep[1]:
+        x = d * MINUTES_PER_DAY / dt
+        if abs(x - round(x)) > 1e-6:
+            raise UsageProblem(f"--keep-states-days: day {d:g} is not a whole step (dt = {dt:g} min); give steps "
+                               "with --keep-states")
+        steps.append(round(x))
+    return tuple(sorted(set(steps)))
+
+
+def _check_keep(keep: tuple[int, ...], start: int, end: int) -> None:
+    bad = [k for k in keep if not start < k <= end]
+    if bad:
+        raise UsageProblem(f"--keep-states: step {bad[0]} is outside the steps this run computes "
+                           f"({start + 1}..{end})")
+
+
+def _kept_text(runner: Any, plan: RunPlan) -> str:
+    """What the kept states cost, for the start message ("" if none)."""
+    if not plan.keep_states:
+        return ""
+    each = runner.state_bytes(plan)
+    n = len(plan.keep_states)
+    shown = ",".join(map(str, plan.keep_states[:6])) + (",..." if n > 6 else "")
+    return (f", {n} kept state{'s' if n > 1 else ''} (steps {shown}; {fmt_bytes(each)} each, "
+            f"{fmt_bytes(n * each)} in all, uncompressed)")
+
+
+def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_day: float | None,
+            preset: str | None, config: Path | None, sets: tuple[str, ...], steps: int | None, days: float | None,
+            every: int | None, fields: tuple[str, ...] | None, compression: str | None, seed: int | None,
+            threads: int | None, checkpoint_every: int | None, keep: tuple[tuple[int, ...], tuple[float, ...]],
+            overwrite: bool, quiet: bool) -> None:
+    """``tumorca run --from PARENT --at-step N -o OUTPUT``: a new run from PARENT's state at step N."""
+    from ..io.lineage import parent_attrs
+    from ..io.reader import RunReader
+
+    if parent.exists() and output.exists() and os.path.samefile(parent, output) \
+            or os.path.realpath(parent) == os.path.realpath(output):
+        raise UsageProblem(f"-o {str(output)!r} is the parent run itself; write the branch to another file")
+    try:
+        reader = RunReader(parent)
+    except TumorcaError as exc:
+        raise UsageProblem(f"--from: {exc}") from None
+    with reader:
+        try:
+            pplan = reader.plan
+        except TumorcaError as exc:
+            raise UsageProblem(f"--from: {exc}") from None
+        st = reader.status
+        if st.state == "damaged":
+            raise UsageProblem(f"--from: {str(parent)!r} is {st.detail}")
+        dt = pplan.params.dt_min
+        if at_day is not None:
+            x = at_day * MINUTES_PER_DAY / dt
+            at_step = round(x)
+            if abs(x - at_step) > 1e-6:
+                raise UsageProblem(f"--at-day {at_day:g} is not a whole step of {str(parent)!r} (dt = {dt:g} min); "
+                                   f"states available at steps: {_available(reader, dt)}")
+        n = int(at_step)
+        try:
+            state = reader.state_at(n)
+        except TumorcaError as exc:
+            raise UsageProblem(f"--from: {exc}") from None
+        i = n - reader.first_step
+        row = ({k: ds[i] for k, ds in reader.file["timeseries"].items()} if 0 <= i < reader.n_rows else None)
+        run_id = str(reader.attrs.get("run_id", ""))
+        # the new arm: the parent's parameters, then the preset's changes, then --config, then --set
+        try:
+            params = pplan.params
+            if preset is not None:
+                params = params.replace(**presets.changes(preset))
+            if config is not None:
+                params = Params.from_toml(config, base=params)
+            if sets:
+                from ._common import parse_set
+
+                params = params.replace(**dict(parse_set(s) for s in sets))
+        except TumorcaError as exc:
+            raise UsageProblem(str(exc)) from None
+    old, new = pplan.params.to_dict(), params.to_dict()
+    changes: dict[str, tuple[Any, Any]] = {k: (old[k], new[k]) for k in new if new[k] != old.get(k)}
+    fixed = [k for k in ("dt_min", "dx_um") if k in changes]
+    if fixed:
+        raise UsageProblem(f"--from: a branch keeps its parent's {fixed[0]} ({old[fixed[0]]!r}): the step count and "
+                           "the lattice are shared with the parent")
+    if seed is not None and seed != pplan.seed:
+        changes["seed"] = (pplan.seed, seed)
+    if steps is None and days is not None:
+        steps = max(1, round(days * MINUTES_PER_DAY / dt))
+    if steps is None:
+        steps = pplan.steps - n
+        if steps <= 0:
+            raise UsageProblem(f"--from: step {n} is where {str(parent)!r} ends; give --steps or --days for the "
+                               "branch")
+    if every is not None and every > steps:
+        raise UsageProblem(f"--every {every} is larger than the branch ({steps} steps)")
+    every = every if every is not None else pplan.every
+    keep_states = _keep_steps(keep, dt)
+    _check_keep(keep_states, n, n + steps)
+    try:
+        plan = RunPlan(shape=pplan.shape, params=params, seed=seed if seed is not None else pplan.seed,
+                       steps=n + steps, every=every, fields=pplan.fields if fields is None else fields,
+                       compression=compression or pplan.compression,
+                       checkpoint_every=(checkpoint_every if checkpoint_every is not None
+                                         else CHECKPOINT_FRAMES * every),
+                       preset=preset if preset is not None else pplan.preset, start_step=n, keep_states=keep_states)
+    except TumorcaError as exc:
+        raise UsageProblem(str(exc)) from None
+    if state is None:  # the parent's built-in initial condition, with its own parameters and seed
+        state = runner.initial_state(pplan)
+    try:
+        lineage = parent_attrs(parent, run_id, n, changes)
+    except OSError as exc:
+        raise UsageProblem(f"--from: cannot read {str(parent)!r}: {exc.strerror or exc}") from None
+    _refuse_live_target(output, overwrite)
+    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+    changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or \
+        "none (continues the parent bit for bit)"
+    echo(quiet, f"tumorca: branch of {parent} at step {n} (day {n * dt / MINUTES_PER_DAY:g}): steps {n + 1}.."
+                 f"{plan.steps} ({steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
+                 f"{plan.every} steps, seed {plan.seed}; changed: {changed}{_kept_text(runner, plan)}; "
+                 f"{est.describe()} -> {output}")
+    provenance = {"command_line": command_line()}
+    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
+                                           overwrite=overwrite, progress=prog, stop=stop, start_state=state,
+                                           start_summary=row, lineage=lineage), output, quiet)
+
+
+def _available(reader: Any, dt: float) -> str:
+    return ", ".join(f"{s} (day {s * dt / MINUTES_PER_DAY:g})" for s in reader.state_steps())
 
 
 def _refuse_live_target(output: Path, overwrite: bool) -> None:
@@ -204,10 +405,12 @@ def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, qu
         except TumorcaError as exc:
             raise UsageProblem(f"--resume: {exc}") from None
         ck = reader.checkpoint_step()
-        on_disk = reader.n_rows - 1
+        on_disk = reader.last_step
+        start_text = (f"the stored start state at step {plan.start_step}" if reader.has_start_state()
+                      else "the initial state")
     size = output.stat().st_size
     est = _check_resources(runner, plan, output, size, copy=size)
-    start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
+    start = f"checkpoint at step {ck}" if ck is not None else f"{start_text} (no checkpoint yet)"
     echo(quiet, f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
                  f"{est.describe()}")
     _execute(lambda stop, prog: runner.resume(output, provenance=provenance, threads=threads, given=given,

@@ -29,7 +29,10 @@ CHECKPOINT_FORMAT_NAME = "tumorca-checkpoint"
 #: ``major.minor``: readers accept files of their own major version; a minor bump only adds things.
 #: 2.0: vessels moved from the tissue layer into a layer of their own (``vessel``); the tissue no longer holds
 #: endothelial states.  A 1.x file is refused with a one-line error.
-FORMAT_VERSION = "2.0"
+#: 2.1: runs that start from a given state (a branch of another run): ``start_step``, the stored start state
+#: ``/start`` and the lineage attributes ``parent_*``; full engine states kept at chosen steps (``keep_states``,
+#: ``/states``).  A 2.0 file reads as a run from step 0 that keeps no state.
+FORMAT_VERSION = "2.1"
 
 #: HDF5 format bounds of a run file.  SWMR needs at least the 1.10 format; capping it at 1.10 keeps files
 #: readable by HDF5 1.10-1.14 readers (ParaView 5.x bundles 1.14, which cannot decode the dataset-layout message
@@ -79,6 +82,10 @@ SUMMARY_UNITS: dict[str, str] = {
 PROVENANCE_ATTRS = ("command_line", "start_time", "host", "threads", "writer_pid", "writer_start",
                     "python_version", "numpy_version", "h5py_version", "hdf5_version", "resume_history", "run_id",
                     "ranks", "ranks_shape")
+#: Root attributes whose names begin so record where a run's start state came from (the parent of a branch:
+#: ``parent_path``, ``parent_run_id``...; the source of an initial state read from data: ``initial_*``).  They are
+#: written once at creation and carried over unchanged when the run is resumed.
+LINEAGE_PREFIXES = ("parent_", "initial_")
 #: Datasets that record when the run ended and how long it took (provenance too: they differ between runs).
 PROVENANCE_DATASETS = ("run/end_time", "run/wall_seconds")
 
@@ -207,6 +214,13 @@ class RunPlan:
         A checkpoint every this many steps (0: only at the end and on interruption).
     preset : str
         Name of the preset the parameters started from (``""`` for none); recorded, never interpreted.
+    start_step : int
+        Step of the state the run starts from (0: the built-in initial condition or a state at step 0; > 0: a
+        given state, e.g. a branch of another run).  Steps, frames and time-series rows keep the global step
+        count: the run computes steps ``start_step + 1 .. steps``.
+    keep_states : tuple of int
+        Steps, within ``start_step + 1 .. steps``, at which the full engine state is kept in the file
+        (``/states/step_<N>``), so that other runs can branch from them.
     """
 
     shape: tuple[int, ...]
@@ -218,15 +232,29 @@ class RunPlan:
     compression: str = "gzip"
     checkpoint_every: int = 0
     preset: str = ""
+    start_step: int = 0
+    keep_states: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         shape3_of(self.shape)
         for name, v, lo in (("steps", self.steps, 1), ("every", self.every, 1),
-                            ("checkpoint_every", self.checkpoint_every, 0)):
+                            ("checkpoint_every", self.checkpoint_every, 0), ("start_step", self.start_step, 0)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
                 raise LatticeError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if self.start_step >= self.steps:
+            raise LatticeError(f"the run starts at step {self.start_step} but ends at step {self.steps}")
         if self.every > self.steps:
             raise LatticeError(f"every ({self.every}) is larger than the run ({self.steps} steps)")
+        keep = []
+        for v in self.keep_states:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise LatticeError(f"kept-state steps must be integers, got {v!r}")
+            if not self.start_step < v <= self.steps:
+                raise LatticeError(f"cannot keep the state at step {v}: the run computes steps "
+                                   f"{self.start_step + 1}..{self.steps}")
+            keep.append(int(v))
+        object.__setattr__(self, "keep_states", tuple(sorted(set(keep))))
+        object.__setattr__(self, "start_step", int(self.start_step))
         bad = [f for f in self.fields if f not in FIELD_NAMES]
         if bad:
             raise ParameterError(f"unknown field {bad[0]!r}; fields are {', '.join(FIELD_NAMES)}")
@@ -240,12 +268,19 @@ class RunPlan:
 
     @property
     def frame_steps(self) -> tuple[int, ...]:
-        """Steps at which a frame is written: 0, every, 2 every, ... and the last step (the end state is always
-        on disk)."""
-        frames = list(range(0, self.steps + 1, self.every))
+        """Steps at which a frame is written: the start step, every multiple of ``every`` after it, and the last
+        step (the end state is always on disk).  Multiples of the global step, so a branch's frames fall on its
+        parent's frame steps."""
+        s0 = self.start_step
+        frames = [s0] + list(range((s0 // self.every + 1) * self.every, self.steps + 1, self.every))
         if frames[-1] != self.steps:
             frames.append(self.steps)
         return tuple(frames)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the finished run's time series: the start state and one per step computed."""
+        return self.steps - self.start_step + 1
 
     @property
     def n_frames(self) -> int:
@@ -253,19 +288,21 @@ class RunPlan:
         return self.frames_until(self.steps)
 
     def frames_until(self, step: int) -> int:
-        """Number of frames at steps <= ``step``."""
-        return step // self.every + 1 + (1 if step == self.steps and step % self.every else 0)
+        """Number of frames at steps <= ``step`` (``step`` >= ``start_step``)."""
+        return (step // self.every - self.start_step // self.every + 1
+                + (1 if step == self.steps and step % self.every else 0))
 
     @property
     def layers(self) -> list[str]:
         return layer_names(self.fields)
 
     def is_frame(self, step: int) -> bool:
-        return step % self.every == 0 or step == self.steps
+        return step == self.start_step or step % self.every == 0 or step == self.steps
 
     def is_checkpoint(self, step: int) -> bool:
-        """A periodic checkpoint falls on this step (never step 0: the initial state follows from the plan)."""
-        return self.checkpoint_every > 0 and step > 0 and step % self.checkpoint_every == 0
+        """A periodic checkpoint falls on this step (never the start step: the start state follows from the plan
+        or is stored in the file)."""
+        return (self.checkpoint_every > 0 and step > self.start_step and step % self.checkpoint_every == 0)
 
     # -- attributes ------------------------------------------------------------------------------------------
     def to_attrs(self) -> dict[str, Any]:
@@ -280,6 +317,7 @@ class RunPlan:
             "fields": ",".join(self.fields), "compression": self.compression,
             "parameters": json.dumps(p.to_dict()),
             "parameter_units": json.dumps({s.name: s.unit for s in PARAMETERS}),
+            "start_step": self.start_step, "keep_states": np.array(self.keep_states, dtype=np.int64),
         }
         for name, value in p.to_dict().items():
             # One typed attribute per parameter for browsing (h5dump, ncdump, xarray attrs); the JSON above is the
@@ -295,7 +333,10 @@ class RunPlan:
                    params=Params.from_dict(json.loads(str(attrs["parameters"]))), seed=int(attrs["seed"]),
                    steps=int(attrs["steps"]), every=int(attrs["every"]),
                    fields=tuple(f for f in fields.split(",") if f), compression=str(attrs["compression"]),
-                   checkpoint_every=int(attrs["checkpoint_every"]), preset=str(attrs["preset"]))
+                   checkpoint_every=int(attrs["checkpoint_every"]), preset=str(attrs["preset"]),
+                   # absent from format 2.0 files: a run from step 0 that keeps no state
+                   start_step=int(attrs.get("start_step", 0)),
+                   keep_states=tuple(int(v) for v in np.asarray(attrs.get("keep_states", ()), dtype=np.int64).ravel()))
 
     # -- sizes -----------------------------------------------------------------------------------------------
     def frame_bytes(self) -> int:
@@ -303,12 +344,17 @@ class RunPlan:
         nz, ny, nx = self.shape3
         return nz * ny * nx * sum(layer_meta(n)[0].itemsize for n in self.layers)
 
+    def n_states(self) -> int:
+        """Full engine states the finished file holds: the final one, the kept ones and, for a run that starts
+        past step 0, the start state."""
+        return 1 + len(self.keep_states) + (1 if self.start_step else 0)
+
     def projected_file_bytes(self, n_summary: int = 24, state_bytes_per_site: int = 33) -> int:
-        """Uncompressed size of the finished file: frames, time series, final checkpoint.  An upper bound: gzip
-        typically shrinks lattices that are mostly stroma to a few percent of this."""
+        """Uncompressed size of the finished file: frames, time series, final checkpoint, kept and start states.
+        An upper bound: gzip typically shrinks lattices that are mostly stroma to a few percent of this."""
         nz, ny, nx = self.shape3
-        return (self.n_frames * (self.frame_bytes() + 16) + (self.steps + 1) * n_summary * 8
-                + nz * ny * nx * state_bytes_per_site + 64 * 1024)
+        return (self.n_frames * (self.frame_bytes() + 16) + self.n_rows * n_summary * 8
+                + self.n_states() * nz * ny * nx * state_bytes_per_site + 64 * 1024)
 
 
 def fmt_bytes(n: float) -> str:

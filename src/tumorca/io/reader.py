@@ -17,11 +17,11 @@ import numpy as np
 from ..params import PARAMETERS, Params
 from .checkpoint import load_checkpoint_file, read_state
 from .hdf5 import end_of_file_address, open_file
-from .._constants import FIELD_NAMES
+from .._constants import FIELD_NAMES, MINUTES_PER_DAY
 from .. import __version__
 from ..errors import TumorcaError
-from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_NAME, FORMAT_VERSION, RunFileError, RunPlan, layer_names,
-                     legacy_checkpoint_path, sidecar_paths)
+from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_NAME, FORMAT_VERSION, LINEAGE_PREFIXES, RunFileError, RunPlan,
+                     layer_names, legacy_checkpoint_path, sidecar_paths)
 
 _DEFAULTS = {s.name: s.default for s in PARAMETERS}
 
@@ -277,7 +277,8 @@ class RunReader:
 
         Without ``full``: the truncation check, the time series, the last frame of every layer and, for a
         complete run, its final state -- a cut or damaged end shows there, in about the time of one frame.  With
-        ``full``: every frame too (every chunk's Fletcher32 checksum is checked as it is read)."""
+        ``full``: every frame and every kept state too (every chunk's Fletcher32 checksum is checked as it is
+        read)."""
         damage = self.truncation() or self.layout_problem()
         if damage:
             return damage
@@ -291,6 +292,11 @@ class RunReader:
             self.times, self.steps  # noqa: B018 - read for their checksums
             if self.run_info().get("status") == "complete" and "checkpoint" in self.file:
                 read_state(self.file["checkpoint"])
+            if "start" in self.file:
+                read_state(self.file["start"])
+            for k in self.kept_states() if full else ():
+                if k["on_disk"]:
+                    read_state(self.file[f"states/step_{k['step']}"])
         except (OSError, KeyError, ValueError, TypeError, AttributeError, RunFileError) as exc:
             return f"cannot read it: {_damage(exc)}"
         return ""
@@ -308,8 +314,79 @@ class RunReader:
 
     @property
     def n_rows(self) -> int:
-        """Rows of the per-step time series on disk (step 0 .. n_rows - 1)."""
+        """Rows of the per-step time series on disk (steps ``first_step .. first_step + n_rows - 1``)."""
         return self._n_rows
+
+    @property
+    def first_step(self) -> int:
+        """Step the run starts from: 0, or the step of its given start state (a branch); row 0 of the time series
+        and the first frame hold this step."""
+        return int(self.attrs.get("start_step", 0))
+
+    @property
+    def last_step(self) -> int:
+        """Step of the last time-series row on disk (``first_step - 1`` if there is none yet)."""
+        return self.first_step + self._n_rows - 1
+
+    # -- stored states ---------------------------------------------------------------------------------------
+    def kept_states(self) -> list[dict[str, Any]]:
+        """The kept states (``tumorca run --keep-states``): for each, ``step``, ``on_disk`` (filled), ``bytes``
+        (uncompressed) and ``stored_bytes`` (as stored, compressed; 0 until filled)."""
+        g = self.file.get("states")
+        if g is None:
+            return []
+        if self.file.swmr_mode:
+            g["filled"].refresh()
+        out = []
+        for k, filled in zip(g["steps"][()], g["filled"][()]):
+            arrays = g[f"step_{int(k)}/arrays"]
+            out.append({"step": int(k), "on_disk": bool(filled),
+                        "bytes": sum(ds.size * ds.dtype.itemsize for ds in arrays.values()),
+                        "stored_bytes": sum(ds.id.get_storage_size() for ds in arrays.values()) if filled else 0})
+        return out
+
+    def has_start_state(self) -> bool:
+        """Whether the file stores the state it started from (``/start``): a run that did not start from the
+        built-in initial condition of its plan."""
+        return "start" in self.file
+
+    def start_state(self) -> dict[str, Any] | None:
+        """The stored start state (``/start``), or None for a run from the built-in initial condition."""
+        return read_state(self.file["start"]) if "start" in self.file else None
+
+    def state_steps(self) -> list[int]:
+        """Steps whose full state this file can give (see :meth:`state_at`), in order."""
+        steps = {self.first_step} | {k["step"] for k in self.kept_states() if k["on_disk"]}
+        if self.run_info().get("status") == "complete":
+            steps.add(int(self.attrs["steps"]))
+        return sorted(steps)
+
+    def state_at(self, step: int) -> dict[str, Any] | None:
+        """The full engine state at ``step``: a kept state, the final state (``/checkpoint``) of a complete run at
+        its last step, or the start state at the first step -- None when that is the built-in initial
+        condition of the plan (the caller builds it).  RunFileError (one line, listing the steps available)
+        otherwise."""
+        if step == self.first_step:
+            return self.start_state()
+        for k in self.kept_states():
+            if k["step"] == step and k["on_disk"]:
+                return read_state(self.file[f"states/step_{step}"])
+        if step == int(self.attrs["steps"]) and self.run_info().get("status") == "complete":
+            return self.final_state()
+        name = str(self.path)
+        if any(k["step"] == step for k in self.kept_states()):
+            why = f"{name!r} has not reached step {step} yet ({self.status.detail})"
+        else:
+            why = f"{name!r} keeps no state at step {step}"
+        dt = float(self.attrs.get("dt_min", 0) or 0)
+        shown = ", ".join(f"{s} (day {s * dt / MINUTES_PER_DAY:g})" if dt else str(s) for s in self.state_steps())
+        raise RunFileError(f"{why}; states available at steps: {shown} (keep more with tumorca run --keep-states)")
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        """The root attributes that record where the start state came from (``parent_*``, ``initial_*``); empty
+        for a run from the built-in initial condition."""
+        return {k: v for k, v in self.attrs.items() if k.startswith(LINEAGE_PREFIXES)}
 
     @property
     def times(self) -> np.ndarray:
@@ -409,8 +486,9 @@ class RunReader:
         if meta["version"] not in versions:
             raise RunFileError(f"{ck} was written by tumorca {meta['version'] or '(unknown)'}, which did not write "
                                f"this run (tumorca {self.attrs.get('tumorca_version')})")
-        if not 0 <= meta["step_index"] <= plan.steps:
-            raise RunFileError(f"{ck} is at step {meta['step_index']}, outside the run's 0..{plan.steps}")
+        if not plan.start_step <= meta["step_index"] <= plan.steps:
+            raise RunFileError(f"{ck} is at step {meta['step_index']}, outside the run's "
+                               f"{plan.start_step}..{plan.steps}")
         expect = self.file.get("checkpoint/arrays")
         if expect is not None:
             want = {k: (ds.shape, ds.dtype) for k, ds in expect.items()}
@@ -462,10 +540,11 @@ class RunReader:
             if damage:
                 return RunStatus("damaged", f"damaged: {damage}", False)
         if state == "complete":
-            if self._n_frames == planned and self._n_rows == steps + 1:
-                return RunStatus("complete", f"complete: {steps} steps, {planned} frames", False)
+            if self._n_frames == planned and self._n_rows == steps - self.first_step + 1:
+                span = f"steps {self.first_step + 1}..{steps}" if self.first_step else f"{steps} steps"
+                return RunStatus("complete", f"complete: {span}, {planned} frames", False)
             return RunStatus("failed", f"marked complete but holds {self._n_frames} of {planned} frames", True)
-        last = f"step {self._n_rows - 1}" if self._n_rows else "no step yet"
+        last = f"step {self.last_step}" if self._n_rows else "no step yet"
         if state == "interrupted":
             return RunStatus("interrupted", f"interrupted at step {run.get('steps_done', '?')} of {steps}", True)
         if state == "failed":

@@ -17,6 +17,9 @@ Design, and why:
   engine does not wait on gzip unless the writer falls a whole queue behind.
 * Periodic checkpoints go to a sibling file ``OUT.ckpt.h5`` replaced atomically, after the frames and time-series
   rows up to that step have been flushed: a checkpoint on disk always has its frames on disk.
+* Kept states (``/states/step_<N>``) are laid out at creation like the final state and filled when their step is
+  reached; their flag in ``/states/filled`` is set only after the arrays are flushed, so a set flag always vouches
+  for a whole state.  A run's given start state (``/start``) is written whole before the file gets its name.
 """
 from __future__ import annotations
 
@@ -45,10 +48,10 @@ import numpy as np
 
 from .. import __version__
 from .._constants import Cell, Vessel
-from .checkpoint import create_state_group, fill_state_group, save_checkpoint_file
-from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, SUMMARY_UNITS, TIMESERIES_CHUNK, RunFileError, RunPlan,
-                     cell_state_attrs, compression_kwargs, coordinates, fmt_bytes, frame_chunks, layer_meta,
-                     sidecar_paths, summary_dtype, temporary_path, temporary_prefix)
+from .checkpoint import create_state_group, fill_state_group, read_state, save_checkpoint_file, write_state
+from .layout import (FORMAT_NAME, LIBVER, FORMAT_VERSION, LINEAGE_PREFIXES, SUMMARY_UNITS, TIMESERIES_CHUNK,
+                     RunFileError, RunPlan, cell_state_attrs, compression_kwargs, coordinates, fmt_bytes,
+                     frame_chunks, layer_meta, sidecar_paths, summary_dtype, temporary_path, temporary_prefix)
 from .xdmf import write_xdmf, xdmf_document, xdmf_frame
 
 #: Bytes kept for the error message in /run/error.
@@ -236,7 +239,8 @@ class RunWriter:
     PUBLISHED_AT_CREATE = True
 
     def __init__(self, path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], run_id: str,
-                 f: h5py.File, n_frames: int, n_rows: int, last_step: int) -> None:
+                 f: h5py.File, n_frames: int, n_rows: int, last_step: int,
+                 kept: frozenset[int] = frozenset()) -> None:
         self.path = path
         self.plan = plan
         self.run_id = run_id
@@ -249,6 +253,8 @@ class RunWriter:
         self._ds = {name: f[name] for name in ["time", "step"] + plan.layers}
         self._ts = {name: f["timeseries"][name] for name in ["step"] + keys}
         self._run = {name: f["run"][name] for name in f["run"]}
+        self._states = ({name: f["states"][name] for name in f["states"]} if plan.keep_states else {})
+        self._kept = set(kept)  # kept states handed over (filled, or queued to be)
         self._times: list[float] = [float(t) for t in self._ds["time"][:n_frames]]
         self._n_frames = n_frames    # frames on disk (length of /time)
         self._n_rows = n_rows        # time-series rows on disk
@@ -274,7 +280,9 @@ class RunWriter:
     @classmethod
     def create(cls, path: str | Path, plan: RunPlan, summary: Mapping[str, Any], state: dict[str, Any],
                provenance: Mapping[str, Any], overwrite: bool = False,
-               layout: "FileLayout | None" = None, run_id: str | None = None) -> "RunWriter":
+               layout: "FileLayout | None" = None, run_id: str | None = None,
+               start_state: dict[str, Any] | None = None,
+               lineage: Mapping[str, Any] | None = None) -> "RunWriter":
         """Create a new run file at ``path`` and return its writer.
 
         Parameters
@@ -298,6 +306,12 @@ class RunWriter:
             under MPI passes virtual datasets over the rank files, :mod:`tumorca.io.distributed`).
         run_id : str, optional
             Identifier of the run (default: a fresh random one).
+        start_state : dict, optional
+            The state the run starts from, when it is not the built-in initial condition of the plan (a branch):
+            stored whole in ``/start``, so that a resume before the first checkpoint starts from it.
+        lineage : mapping, optional
+            Root attributes recording where the start state came from; every name begins with one of
+            :data:`~tumorca.io.layout.LINEAGE_PREFIXES` (kept as they are when the run is resumed).
 
         Raises
         ------
@@ -309,8 +323,13 @@ class RunWriter:
         keys = [k for k in summary if k != "step"]
         dtypes = [summary_dtype(summary[k]) for k in keys]
         run_id = run_id or uuid.uuid4().hex
-        attrs = {"start_time": utc_now(), "run_id": run_id, "resume_history": "[]", **provenance}
-        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, run_id, layout=layout)
+        lineage = dict(lineage or {})
+        bad = [k for k in lineage if not k.startswith(LINEAGE_PREFIXES)]
+        if bad:
+            raise RunFileError(f"lineage attribute {bad[0]!r} does not begin with {' or '.join(LINEAGE_PREFIXES)}")
+        attrs = {"start_time": utc_now(), "run_id": run_id, "resume_history": "[]", **provenance, **lineage}
+        tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, run_id, layout=layout, start_state=start_state,
+                            start_summary=summary)
         try:
             cls._publish(tmp, path, replace=overwrite)
         except BaseException:
@@ -322,7 +341,7 @@ class RunWriter:
             # A stale checkpoint of an earlier run must never meet this file.  (A writer that publishes later
             # leaves this to its caller: until then the earlier run, checkpoint included, is intact.)
             ckpt.unlink(missing_ok=True)
-        w = cls(path, plan, keys, dtypes, run_id, f, 0, 0, -1)
+        w = cls(path, plan, keys, dtypes, run_id, f, 0, 0, plan.start_step - 1)
         w._write_xdmf_now()
         return w
 
@@ -358,22 +377,32 @@ class RunWriter:
         ts = old["timeseries"]
         keys = [k for k in ts if k != "step"]
         dtypes = [ts[k].dtype for k in keys]
-        keep_rows = min(reader.n_rows, checkpoint_step + 1)
-        if keep_rows < checkpoint_step + 1 and checkpoint_step > 0:
-            raise RunFileError(f"{str(path)!r} holds rows up to step {reader.n_rows - 1} only, but its checkpoint "
-                               f"is at step {checkpoint_step}")
+        s0 = plan.start_step  # row i holds step s0 + i
+        keep_rows = min(reader.n_rows, checkpoint_step - s0 + 1)
+        if keep_rows < checkpoint_step - s0 + 1 and checkpoint_step > s0:
+            raise RunFileError(f"{str(path)!r} holds rows up to step {s0 + reader.n_rows - 1} only, but its "
+                               f"checkpoint is at step {checkpoint_step}")
+        # The given start state, and the kept states up to the checkpoint (later ones are computed again).
+        start_state = read_state(old["start"]) if "start" in old else None
+        start_summary = json.loads(str(old["start"].attrs.get("summary", "{}"))) if "start" in old else None
+        kept = [(i, k) for i, k in enumerate(plan.keep_states) if k <= checkpoint_step
+                and "states" in old and bool(old["states"]["filled"][i])]
         steps_on_disk = reader.steps
         keep_frames = int(np.count_nonzero(steps_on_disk <= checkpoint_step))
         history = json.loads(str(reader.attrs.get("resume_history", "[]")))
         history.append({"time": utc_now(), "from_step": checkpoint_step, "tumorca_version": __version__,
                         "command_line": str(provenance.get("command_line", "")), "host": socket.gethostname()})
-        attrs = {k: reader.attrs[k] for k in ("start_time", "run_id", "command_line") if k in reader.attrs}
+        attrs = {k: v for k, v in reader.attrs.items()
+                 if k in ("start_time", "run_id", "command_line") or k.startswith(LINEAGE_PREFIXES)}
         attrs.update({k: v for k, v in provenance.items() if k != "command_line"})
         attrs["resume_history"] = json.dumps(history)
         layout = layout or FileLayout()
         tmp, f = cls._build(path, plan, keys, dtypes, attrs, state, str(attrs["run_id"]), swmr=False,
-                            layout=layout)
+                            layout=layout, start_state=start_state, start_summary=start_summary)
         try:
+            for i, k in kept:
+                fill_state_group(f[f"states/step_{k}"], read_state(old[f"states/step_{k}"]))
+                f["states/filled"][i] = 1
             for name in plan.layers if layout.stores_frames else ():
                 _copy_frames(old[name], f[name], keep_frames)
             for name in ("time", "step"):
@@ -393,7 +422,8 @@ class RunWriter:
                 raise RunFileError(f"cannot rewrite {str(path)!r} for resuming: {describe_os_error(exc)}") \
                     from None
             raise
-        w = cls(path, plan, keys, dtypes, str(attrs["run_id"]), f, keep_frames, keep_rows, keep_rows - 1)
+        w = cls(path, plan, keys, dtypes, str(attrs["run_id"]), f, keep_frames, keep_rows, s0 + keep_rows - 1,
+                kept=frozenset(k for _, k in kept))
         w._frame_step = int(steps_on_disk[keep_frames - 1]) if keep_frames else -1
         w._write_xdmf_now()
         return w
@@ -401,7 +431,9 @@ class RunWriter:
     @staticmethod
     def _build(path: Path, plan: RunPlan, keys: list[str], dtypes: list[np.dtype], extra_attrs: Mapping[str, Any],
                state: dict[str, Any], run_id: str, swmr: bool = True,
-               layout: "FileLayout | None" = None) -> tuple[Path, h5py.File]:
+               layout: "FileLayout | None" = None,
+               start_state: dict[str, Any] | None = None,
+               start_summary: Mapping[str, Any] | None = None) -> tuple[Path, h5py.File]:
         """Create the file layout under a temporary name beside ``path``; returns (temporary path, open file)."""
         layout = layout or FileLayout()
         tmp = temporary_path(path, unique=True)
@@ -412,6 +444,14 @@ class RunWriter:
         try:
             _create_layout(f, plan, keys, dtypes, layout)
             layout.state_group(f.create_group("checkpoint"), state, run_id, plan.steps)
+            if start_state is not None:
+                g = f.create_group("start")
+                write_state(g, start_state, run_id)
+                g.attrs["long_name"] = "the state the run started from (not the built-in initial condition)"
+                # its time-series row (row 0), which a resume that finds no row on disk writes again
+                g.attrs["summary"] = json.dumps({k: _plain(v) for k, v in (start_summary or {}).items()})
+            if plan.keep_states:
+                _create_kept_states(f, plan, state, run_id)
             attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
                      **plan.to_attrs(),
                      "host": socket.gethostname(), "writer_pid": np.int64(os.getpid()),
@@ -478,6 +518,20 @@ class RunWriter:
         arrays are kept until written: pass copies, not views of engine state."""
         self._send_rows()
         self._put(("frame", int(step), float(time_min), dict(layers)))
+
+    def is_kept(self, step: int) -> bool:
+        """Whether the state of ``step`` is kept and already on disk (or queued to be)."""
+        return step in self._kept
+
+    def add_state(self, state: dict[str, Any]) -> None:
+        """Queue a kept state (``Simulation.get_state()`` at one of ``plan.keep_states``): it fills
+        ``/states/step_<N>``, then its flag in ``/states/filled``."""
+        step = int(state["step_index"])
+        if step not in self.plan.keep_states:
+            raise RunFileError(f"step {step} is not one of the kept states of {str(self.path)!r}")
+        self._send_rows()
+        self._put(("state", state))
+        self._kept.add(step)
 
     def add_checkpoint(self, state: dict[str, Any]) -> None:
         """Queue a checkpoint (``Simulation.get_state()``); it replaces ``OUT.ckpt.h5`` once the frames and rows
@@ -645,6 +699,15 @@ class RunWriter:
         self._frame_step = step
         self._write_xdmf_now(force=False)
 
+    def _do_state(self, state: dict[str, Any]) -> None:
+        step = int(state["step_index"])
+        self._check_space(f"the kept state of step {step}", _state_bytes(state))
+        fill_state_group(self._f[f"states/step_{step}"], state)
+        self._do_flush()
+        # Second phase, as for frames: the flag is set only once the state it vouches for is on disk.
+        self._states["filled"][self.plan.keep_states.index(step)] = 1
+        self._f.flush()
+
     def _do_flush(self) -> None:
         self._f.flush()
         self._flushed_step = self._last_step
@@ -736,6 +799,11 @@ class _CleanStop(Exception):
         self.message = message
 
 
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as the Python number JSON takes."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _state_bytes(state: dict[str, Any]) -> int:
     return sum(np.asarray(a).nbytes for a in state["arrays"].values())
 
@@ -793,7 +861,8 @@ def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np
         run.create_dataset(name, data=value)
     run["status"][()] = b"running"
     g = f.create_group("timeseries")
-    g.attrs["long_name"] = "Simulation.summary() after every step (row i: after step i; row 0: initial state)"
+    g.attrs["long_name"] = ("Simulation.summary() after every step (row i: after step start_step + i; row 0: the "
+                            "start state)")
     st = g.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=np.int64)
     st.attrs.update({"units": "1", "long_name": "step index"})
     st.make_scale("step")
@@ -801,6 +870,19 @@ def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np
         ds = g.create_dataset(key, shape=(0,), maxshape=(None,), chunks=(TIMESERIES_CHUNK,), dtype=dtype)
         ds.attrs["units"] = SUMMARY_UNITS.get(key, "")
         ds.dims[0].attach_scale(st)
+
+
+def _create_kept_states(f: h5py.File, plan: RunPlan, state: dict[str, Any], run_id: str) -> None:
+    """``/states``: the kept steps, a fill flag per state and one empty state group per step (SWMR allows nothing
+    new later)."""
+    g = f.create_group("states")
+    g.attrs["long_name"] = "full engine states kept at chosen steps (tumorca run --keep-states), to branch from"
+    steps = g.create_dataset("steps", data=np.array(plan.keep_states, dtype=np.int64))
+    steps.attrs.update({"units": "1", "long_name": "step of each kept state"})
+    filled = g.create_dataset("filled", data=np.zeros(len(plan.keep_states), dtype=np.uint8))
+    filled.attrs.update({"units": "1", "long_name": "1 once the kept state of that step is on disk"})
+    for k in plan.keep_states:
+        create_state_group(g.create_group(f"step_{k}"), state, run_id, step_index=k)
 
 
 def _copy_frames(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:

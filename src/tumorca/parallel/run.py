@@ -304,6 +304,9 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     files are set up."""
     comm = mpi_comm(comm)
     path = Path(path)
+    if plan.start_step or plan.keep_states:  # the same plan on every rank: every rank refuses alike
+        raise RunFileError("runs under MPI start from the built-in initial state and keep no states yet; run "
+                           "without mpiexec")
     from .simulation import DistributedSimulation
 
     sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed, threads=threads,
@@ -349,6 +352,10 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
         reader = RunReader(path)
         holder["reader"] = reader
         check_resume(reader, given or {})
+        if reader.plan.start_step or reader.plan.keep_states:
+            # the distributed writer lays out neither /start nor /states (format 2.1)
+            raise RunFileError(f"{str(path)!r} starts from a stored state or keeps states, which runs under MPI "
+                               "do not support yet; resume it without mpiexec")
         ck = reader.checkpoint_path
         has = ck.exists()
         if has:
