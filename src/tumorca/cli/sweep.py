@@ -123,7 +123,7 @@ def sweep(sweep_file: Path, output: Path, workers: int | None, threads_per_run: 
     except ImportError:
         raise RunProblem("tumorca sweep needs Dask distributed, an optional extra: pip install 'tumorca[sweep]' "
                          "(or pip install 'dask[distributed]')") from None
-    est = sw.estimate_sweep(runs, output)
+    est = sw.estimate_sweep(runs + spec.parents(), output)
     try:
         sw.check_sweep_resources(est, output, n_workers if scheduler is None else None, len(todo))
     except TumorcaError as exc:
@@ -185,7 +185,7 @@ def _sweep_dry_run(sw: Any, spec: Any, driver: Any, todo: list[int], output: Pat
     click.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
     for row in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
-    est = sw.estimate_sweep(runs, output)
+    est = sw.estimate_sweep(runs + spec.parents(), output)
     todo_runs = [runs[i] for i in todo]
     left = sw.estimate_sweep(todo_runs, output).total_files if todo_runs else 0
     p = runs[0].plan

@@ -25,17 +25,20 @@ MANIFEST_VERSION = "1.0"
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
 RUNS_DIR = "runs"
+#: The shared parents of a branched sweep (``[branch]``), complete ones only, like ``runs/``.
+PARENTS_DIR = "parents"
 PARTIAL_DIR = ".partial"
 LOCK_NAME = ".sweep.lock"
 
 
-def run_paths(outdir: str | Path, name: str) -> tuple[Path, Path]:
-    """``(final, partial)`` paths of run ``name``: ``OUTDIR/runs/NAME.h5`` and ``OUTDIR/.partial/NAME/NAME.h5``.
+def run_paths(outdir: str | Path, name: str, folder: str = RUNS_DIR) -> tuple[Path, Path]:
+    """``(final, partial)`` paths of run ``name``: ``OUTDIR/runs/NAME.h5`` and ``OUTDIR/.partial/NAME/NAME.h5``
+    (``folder`` = ``PARENTS_DIR`` for a branched sweep's parents: ``OUTDIR/parents/NAME.h5``).
 
     The partial file has the final file's name so that its XDMF sidecar, which names the HDF5 file, stays valid
     when both are moved into ``runs/``."""
     out = Path(outdir)
-    return out / RUNS_DIR / f"{name}.h5", out / PARTIAL_DIR / name / f"{name}.h5"
+    return out / folder / f"{name}.h5", out / PARTIAL_DIR / name / f"{name}.h5"
 
 
 def utc_now() -> str:
@@ -116,6 +119,6 @@ def write_manifest(outdir: str | Path, doc: Mapping[str, Any]) -> None:
     atomic_write(out / MANIFEST_CSV, manifest_csv(list(doc["runs"]), list(doc["varied"])))
 
 
-__all__ = ["MANIFEST_FORMAT", "MANIFEST_VERSION", "MANIFEST_JSON", "MANIFEST_CSV", "RUNS_DIR", "PARTIAL_DIR",
+__all__ = ["MANIFEST_FORMAT", "MANIFEST_VERSION", "MANIFEST_JSON", "MANIFEST_CSV", "RUNS_DIR", "PARENTS_DIR", "PARTIAL_DIR",
            "LOCK_NAME", "run_paths", "read_manifest", "write_manifest", "manifest_csv", "manifest_columns",
            "json_value", "utc_now", "atomic_write"]

@@ -25,7 +25,7 @@ from .. import __version__
 from ..errors import ResourceError, SweepError, TumorcaError
 from ..io.layout import fmt_bytes
 from ..io.writer import describe_os_error
-from ..io.manifest import (LOCK_NAME, MANIFEST_FORMAT, MANIFEST_JSON, MANIFEST_VERSION, PARTIAL_DIR, RUNS_DIR,
+from ..io.manifest import (LOCK_NAME, MANIFEST_FORMAT, MANIFEST_JSON, MANIFEST_VERSION, PARENTS_DIR, PARTIAL_DIR, RUNS_DIR,
                            json_value, read_manifest, run_paths, utc_now, write_manifest)
 from .spec import SEED_RULE, SweepRun, SweepSpec, load_sweep
 from .task import final_measures, is_complete_run, run_task
@@ -91,6 +91,8 @@ class SweepDriver:
         row: dict[str, Any] = {"run": run.name, "file": f"{RUNS_DIR}/{run.name}.h5", "status": "pending",
                                "condition": run.condition, "replicate": run.replicate, "preset": run.plan.preset}
         row.update({k: v for k, v in run.varied.items() if k != "preset"})
+        if run.parent is not None:
+            row.update({"parent": f"{PARENTS_DIR}/{run.parent.name}.h5", "start_step": run.plan.start_step})
         row.update({"seed": run.seed, "attempts": 0, "wall_seconds": None, "started": "", "host": "",
                     "measures": {}, "error": "", "errors": []})
         return row
@@ -233,6 +235,9 @@ class SweepDriver:
                      "every": b.get("every"), "fields": list(b["fields"]), "compression": b["compression"],
                      "checkpoint_every": b.get("checkpoint_every"), "preset": b["preset"],
                      "params": spec.base_params},
+            "branch": ({**spec.branch, "at_step": self.runs[0].plan.start_step,
+                        "parents": [f"{PARENTS_DIR}/{q.name}.h5" for q in spec.parents()]}
+                       if spec.branch is not None else None),
             "sweep_file": spec.source, "sweep_file_text": spec.text, "command_line": self.command_line,
             "runs": [{k: (json_value(v) if not isinstance(v, (dict, list)) else v) for k, v in r.items()}
                      for r in self.rows],
@@ -263,8 +268,11 @@ class SweepDriver:
                 "sweep_run": run.name, "sweep_index": run.index, "sweep_condition": run.condition,
                 "sweep_replicate": run.replicate, "sweep_root_seed": str(self.spec.seed),
                 "sweep_varied": json.dumps(run.varied)}
-        return {"index": i, "name": run.name, "plan": run.plan, "outdir": str(self.outdir.resolve()),
+        task = {"index": i, "name": run.name, "plan": run.plan, "outdir": str(self.outdir.resolve()),
                 "threads": self.threads, "attempt": self.rows[i]["attempts"], "provenance": prov}
+        if run.parent is not None:
+            task["parent"] = {"name": run.parent.name, "plan": run.parent.plan}
+        return task
 
     def execute(self, client: Any, todo: list[int],
                 progress: Callable[[SweepProgressEvent], None] | None = None) -> list[dict[str, Any]]:
@@ -380,7 +388,8 @@ class SweepEstimate:
 
 
 def estimate_sweep(runs: list[SweepRun], outdir: str | Path) -> SweepEstimate:
-    """Resource projection from :func:`tumorca.runner.estimate_resources` for every distinct plan shape."""
+    """Resource projection from :func:`tumorca.runner.estimate_resources` for every distinct plan shape (``runs``:
+    anything with a ``plan``, a branched sweep's parents too)."""
     from ..runner import estimate_resources
 
     probe = _existing_ancestor(Path(outdir))
@@ -389,7 +398,7 @@ def estimate_sweep(runs: list[SweepRun], outdir: str | Path) -> SweepEstimate:
     est = None
     for r in runs:
         p = r.plan
-        key = (p.shape, p.steps, p.every, p.fields)
+        key = (p.shape, p.start_step, p.steps, p.every, p.fields)
         if key not in cache:
             cache[key] = estimate_resources(p, probe / "x.h5")
         est = cache[key]

@@ -30,20 +30,38 @@ from ..runner import CHECKPOINT_FRAMES, DEFAULT_DAYS, DEFAULT_SHAPE  # the defau
 MAX_RUNS = 100_000
 
 #: How a run's seed follows from the root seed (recorded in the manifest).
-#: The most runs one sweep may expand to (each is a task, a manifest row and a file): a bigger grid is refused before
-#: it is expanded, instead of filling the memory.
-MAX_RUNS = 100_000
-
-#: How a run's seed follows from the root seed (recorded in the manifest).
 SEED_RULE = ("seed of run i = int(numpy.random.SeedSequence(root).spawn(n)[i].generate_state(1, numpy.uint64)[0]), "
              "i.e. SeedSequence(root, spawn_key=(i,)); runs are numbered conditions-major, replicates innermost")
 
 _TOP_KEYS = ("name", "description", "seed", "replicates", "preset", "shape", "steps", "days", "every", "fields",
-             "compression", "checkpoint_every", "params", "grid", "zip")
+             "compression", "checkpoint_every", "params", "grid", "zip", "branch")
+_BRANCH_KEYS = ("at_step", "at_day", "preset", "params")
+#: Where a branched sweep's parents go, beside ``runs/`` (``OUTDIR/parents/parent_0000.h5``...).
+PARENT_PREFIX = "parent_"
 _PARAM_NAMES = [s.name for s in PARAMETERS]
 
 
 # -- the sweep file ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepParent:
+    """The shared parent of one replicate of a branched sweep (``[branch]``): a run from step 0 to the branch step,
+    whose final state every condition of the replicate continues from."""
+
+    replicate: int
+    name: str
+    plan: RunPlan
+
+    @property
+    def seed(self) -> int:
+        return self.plan.seed
+
+    def identity(self) -> dict[str, Any]:
+        p = self.plan
+        return {"name": self.name, "shape": list(p.shape), "params": p.params.to_dict(), "seed": p.seed,
+                "steps": p.steps, "every": p.every, "fields": list(p.fields), "compression": p.compression,
+                "checkpoint_every": p.checkpoint_every, "preset": p.preset}
+
+
 @dataclass(frozen=True)
 class SweepRun:
     """One run of a sweep: its index and name, the condition (combination of varied values) and replicate, the
@@ -55,6 +73,7 @@ class SweepRun:
     replicate: int
     varied: dict[str, Any]
     plan: RunPlan
+    parent: SweepParent | None = None
 
     @property
     def seed(self) -> int:
@@ -69,7 +88,9 @@ class SweepRun:
         p = self.plan
         return {"name": self.name, "shape": list(p.shape), "params": p.params.to_dict(), "seed": p.seed,
                 "steps": p.steps, "every": p.every, "fields": list(p.fields), "compression": p.compression,
-                "checkpoint_every": p.checkpoint_every, "preset": p.preset}
+                "checkpoint_every": p.checkpoint_every, "preset": p.preset,
+                # only in branched sweeps, so the ids of all other sweeps stay what they were
+                **({"start_step": p.start_step, "parent": self.parent.identity()} if self.parent else {})}
 
 
 @dataclass
@@ -85,7 +106,9 @@ class SweepSpec:
     base_params: dict[str, Any]
     axes: list[list[dict[str, Any]]]
     varied: list[str]
+    branch: dict[str, Any] | None = None
     _runs: list[SweepRun] = field(default_factory=list, repr=False)
+    _parents: list[SweepParent] = field(default_factory=list, repr=False)
 
     @property
     def n_conditions(self) -> int:
@@ -100,6 +123,10 @@ class SweepSpec:
         innermost."""
         return list(self._runs)
 
+    def parents(self) -> list[SweepParent]:
+        """The shared parents of a branched sweep, one per replicate (none without ``[branch]``)."""
+        return list(self._parents)
+
     @property
     def sweep_id(self) -> str:
         """A digest of every run's plan: two sweep files with the same runs have the same id."""
@@ -111,8 +138,12 @@ class SweepSpec:
         p = self._runs[0].plan
         steps = sorted({r.plan.steps for r in self._runs})
         steps_s = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
-        return (f"sweep {self.name!r}: {self.n_runs} runs = {self.n_conditions} conditions ({dims}) x "
+        text = (f"sweep {self.name!r}: {self.n_runs} runs = {self.n_conditions} conditions ({dims}) x "
                 f"{self.replicates} replicates, root seed {self.seed}, {fmt_shape(p.shape)} lattice, {steps_s} steps")
+        if self._parents:
+            text += (f"; paired: {len(self._parents)} parents grown to step {p.start_step}, each branched into "
+                     f"every condition")
+        return text
 
 
 def derive_seeds(root: int, n: int) -> list[int]:
@@ -351,16 +382,81 @@ def parse_sweep(text: str, source: str = "sweep.toml") -> SweepSpec:
                 raise w.error(f"[zip] lists the same combination twice: {', '.join(cols)}", next(iter(cols)), "zip")
             axes.append([{k: cols[k][i] for k in cols} for i in range(n)])
 
+    branch = _branch(w, doc["branch"]) if "branch" in doc else None
     spec = SweepSpec(source=source, text=text, name=name, seed=seed, replicates=replicates, base=base,
-                     base_params=dict(base_params), axes=axes, varied=varied)
+                     base_params=dict(base_params), axes=axes, varied=varied, branch=branch)
     if spec.n_runs > MAX_RUNS:  # counted before anything is expanded: a huge grid costs nothing to refuse
         raise SweepError(f"{w.source}: {spec.n_runs} runs ({spec.n_conditions} conditions x {replicates} "
                          f"replicates) are more than a sweep may hold ({MAX_RUNS}); split it into several sweeps")
-    spec._runs = _expand(spec, w)
+    spec._runs, spec._parents = _expand(spec, w)
     return spec
 
 
-def _expand(spec: SweepSpec, w: _Where) -> list[SweepRun]:
+def _branch(w: _Where, table: Any) -> dict[str, Any]:
+    """The ``[branch]`` table: where the parents end (``at_step`` or ``at_day``) and their preset and parameters."""
+    if not isinstance(table, dict):
+        raise w.error("branch must be a table ([branch] with at_day = D or at_step = N)", "branch")
+    for key in table:
+        if key not in _BRANCH_KEYS:
+            raise w.error(f"[branch] unknown setting {key!r}{_suggest(key, _BRANCH_KEYS)}; settings are "
+                          f"{', '.join(_BRANCH_KEYS)}", key, "branch")
+    if ("at_step" in table) == ("at_day" in table):
+        raise w.error("[branch] needs at_step or at_day (not both): the step where every condition starts from "
+                      "its replicate's parent", "branch")
+    out: dict[str, Any] = {}
+    if "at_step" in table:
+        out["at_step"] = _positive_int(w, "at_step", table["at_step"])
+    else:
+        d = table["at_day"]
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not (d > 0 and math.isfinite(d)):
+            raise w.error(f"[branch] at_day must be a positive number, got {d!r}", "at_day", "branch")
+        out["at_day"] = float(d)
+    if "preset" in table:
+        out["preset"] = _check_preset(w, table["preset"], "preset", "branch")
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise w.error("[branch] params must be a table ([branch.params] with key = value lines)", "params", "branch")
+    for k, v in params.items():
+        if k == "preset":
+            raise w.error("[branch.params] preset: the parent's preset goes in [branch]", k, "branch.params")
+        _check_key(w, "branch.params", k)
+        params[k] = _check_value(w, "branch.params", k, v)
+    out["params"] = dict(params)
+    return out
+
+
+def _parents(spec: SweepSpec, w: _Where, every: int, ck: int, steps: int, dt: float) -> list[SweepParent]:
+    """The parents of a branched sweep: replicate r's parent runs from step 0 to the branch step with seed r of the
+    root seed's spawn.  Its parameters, by precedence: ``[branch.params]`` > ``[params]`` > ``[branch]``'s preset
+    (default: the top-level preset) > the built-in defaults."""
+    br, b = spec.branch, spec.base
+    preset = br.get("preset", b["preset"])
+    values = {**(presets.changes(preset) if preset else {}), **spec.base_params, **br["params"]}
+    try:
+        params = Params(**values)
+    except TumorcaError as exc:
+        raise w.error(f"[branch] the parent's parameters: {exc}", "branch") from None
+    if params.dt_min != dt:
+        raise w.error(f"[branch] the parent's dt_min ({params.dt_min:g}) differs from the conditions' ({dt:g}): "
+                      "a branch continues its parent's steps", "branch")
+    at = br.get("at_step") or max(1, round(br["at_day"] * MINUTES_PER_DAY / dt))
+    if at >= steps:
+        raise w.error(f"[branch] the branch step {at} is not before the end of the runs (step {steps})",
+                      "at_step" if "at_step" in br else "at_day", "branch")
+    seeds = derive_seeds(spec.seed, spec.replicates)
+    width = max(4, len(str(spec.replicates - 1)))
+    out = []
+    for r in range(spec.replicates):
+        try:
+            plan = RunPlan(shape=b["shape"], params=params, seed=seeds[r], steps=at, every=min(every, at),
+                           fields=b["fields"], compression=b["compression"], checkpoint_every=ck, preset=preset)
+        except TumorcaError as exc:
+            raise SweepError(f"{w.source}: [branch] the parent: {exc}") from None
+        out.append(SweepParent(r, f"{PARENT_PREFIX}{r:0{width}d}", plan))
+    return out
+
+
+def _expand(spec: SweepSpec, w: _Where) -> tuple[list[SweepRun], list[SweepParent]]:
     combos = [dict(kv for part in combo for kv in part.items()) for combo in itertools.product(*spec.axes)] \
         if spec.axes else [{}]
     n = len(combos) * spec.replicates
@@ -368,6 +464,7 @@ def _expand(spec: SweepSpec, w: _Where) -> list[SweepRun]:
     width = max(4, len(str(n - 1)))
     b = spec.base
     runs: list[SweepRun] = []
+    parents: list[SweepParent] = []
     for c, combo in enumerate(combos):
         preset = combo.get("preset", b["preset"])
         values = {**(presets.changes(preset) if preset else {}), **spec.base_params,
@@ -384,16 +481,26 @@ def _expand(spec: SweepSpec, w: _Where) -> list[SweepRun]:
             raise w.error(f"every ({every}) is larger than the run ({steps} steps) in condition {c} ({label})",
                           "every")
         ck = b["checkpoint_every"] if "checkpoint_every" in b else CHECKPOINT_FRAMES * every
+        if spec.branch is not None and not parents:
+            parents = _parents(spec, w, every, ck, steps, dt)
+        if parents and (parents[0].plan.params.dt_min != dt or steps <= parents[0].plan.steps):
+            raise w.error(f"condition {c} ({label}) must share the parent's dt_min and end after the branch step "
+                          f"{parents[0].plan.steps}", "branch")
         for r in range(spec.replicates):
             i = c * spec.replicates + r
+            parent = parents[r] if parents else None
             try:
-                plan = RunPlan(shape=b["shape"], params=params, seed=seeds[i], steps=steps, every=every,
-                               fields=b["fields"], compression=b["compression"], checkpoint_every=ck, preset=preset)
+                # A branch keeps its parent's seed: from the branch on, every condition of a replicate draws the
+                # same random numbers (common random numbers), and an unchanged condition continues the parent
+                # bit for bit.
+                plan = RunPlan(shape=b["shape"], params=params, seed=parent.seed if parent else seeds[i],
+                               steps=steps, every=every, fields=b["fields"], compression=b["compression"],
+                               checkpoint_every=ck, preset=preset, start_step=parent.plan.steps if parent else 0)
             except TumorcaError as exc:
                 raise SweepError(f"{w.source}: condition {c} ({label}): {exc}") from None
             varied = {k: combo[k] for k in spec.varied}
-            runs.append(SweepRun(i, f"run_{i:0{width}d}", c, r, varied, plan))
-    return runs
+            runs.append(SweepRun(i, f"run_{i:0{width}d}", c, r, varied, plan, parent))
+    return runs, parents
 
 
-__all__ = ["SweepSpec", "SweepRun", "SweepError", "load_sweep", "parse_sweep", "derive_seeds", "SEED_RULE"]
+__all__ = ["SweepSpec", "SweepRun", "SweepParent", "SweepError", "load_sweep", "parse_sweep", "derive_seeds", "SEED_RULE"]

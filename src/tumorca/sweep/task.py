@@ -11,14 +11,14 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .._constants import MINUTES_PER_DAY
 from ..errors import TumorcaError
 from ..io.layout import RunFileError, RunPlan, sidecar_paths
-from ..io.manifest import json_value, run_paths
+from ..io.manifest import PARENTS_DIR, PARTIAL_DIR, json_value, run_paths
 
 
 def _plan_given(plan: RunPlan) -> dict[str, Any]:
@@ -100,73 +100,31 @@ def final_measures(path: str | Path) -> dict[str, Any]:
 def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
     """Run one sweep run on a worker and return its summary.
 
-    ``task`` holds ``index``, ``name``, ``plan`` (a RunPlan), ``outdir``, ``threads``, ``attempt`` and
-    ``provenance`` (root attributes for the run file).  The run is written under ``.partial/NAME/``; an earlier
-    attempt's cut-off or interrupted file there is resumed from its checkpoint (the finished file equals an
+    ``task`` holds ``index``, ``name``, ``plan`` (a RunPlan), ``outdir``, ``threads``, ``attempt``,
+    ``provenance`` (root attributes for the run file) and, in a branched sweep, ``parent``: the ``name`` and
+    ``plan`` of the run whose final state this one continues.  The run is written under ``.partial/NAME/``; an
+    earlier attempt's cut-off or interrupted file there is resumed from its checkpoint (the finished file equals an
     uninterrupted run's), anything else there is replaced.  A complete file is moved into ``runs/``; if one is
-    already there (the task ran before but its result was lost) it is kept and only summarised.
+    already there (the task ran before but its result was lost) it is kept and only summarised.  A parent is grown
+    into ``parents/`` by the first task that needs it (the others wait for it) and reused by the rest.
 
     Returns a dict: ``name``, ``status`` (``complete``), ``file`` (relative to ``outdir``), ``wall_seconds`` (of
     this task), ``started`` (``new``, ``resumed from step K`` or ``already complete``), ``host``, ``pid`` and
     ``measures`` (:func:`final_measures`).  Raises on failure; the driver records the error and retries.
     """
     t0 = time.perf_counter()
-    from .. import runner
-    from ..io.reader import RunReader
-
     plan: RunPlan = task["plan"]
     name = task["name"]
     outdir = Path(task["outdir"])
     final, partial = run_paths(outdir, name)
-    how = "new"
-    if is_complete_run(final, plan):
-        how = "already complete"
-    else:
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        prov = dict(task.get("provenance", {}))
-        threads = task.get("threads") or 1
-        outcome = None
-        if partial.exists():
-            decision, busy = "fresh", ""
-            try:
-                with RunReader(partial) as r:
-                    st = r.status
-                    same = r.plan == plan
-                    mine = int(r.attrs.get("writer_pid", 0)) == os.getpid() and \
-                        str(r.attrs.get("host", "")) == socket.gethostname()
-                if same and st.state == "complete":
-                    decision = "publish"
-                elif same and st.resumable:
-                    decision = "resume"
-                elif st.state == "running" and not mine:
-                    busy = st.detail
-            except (TumorcaError, OSError, KeyError, ValueError):
-                pass  # unreadable (e.g. killed while being created): start again
-            if busy:
-                raise RunFileError(f"{str(partial)!r} is {busy}")
-            if decision == "publish":
-                how = "completed earlier"
-                outcome = True
-            elif decision == "resume":
-                try:
-                    with RunReader(partial) as r:
-                        ck = r.checkpoint_step()
-                    outcome = runner.resume(partial, provenance=prov, threads=threads, given=_plan_given(plan))
-                    how = f"resumed from step {ck}" if ck is not None else "restarted (no checkpoint)"
-                except TumorcaError:
-                    outcome = None  # cannot be resumed after all: run it afresh
-                except BaseException as exc:
-                    _mark_failed(partial, exc)
-                    raise
-        if outcome is None:
-            try:
-                outcome = runner.run(plan, partial, provenance=prov, threads=threads, overwrite=True)
-            except BaseException as exc:
-                _mark_failed(partial, exc)
-                raise
-        if outcome is not True and outcome.status != "complete":
-            raise RuntimeError(f"run stopped at step {outcome.step} of {outcome.steps} ({outcome.status})")
-        _publish(partial, final)
+    prov = dict(task.get("provenance", {}))
+    threads = task.get("threads") or 1
+    start = None
+    parent = task.get("parent")
+    if parent is not None and not is_complete_run(final, plan):
+        parent_file = _grow_parent(outdir, parent["name"], parent["plan"], prov, threads)
+        start = lambda: branch_start(parent_file, plan, final.parent)  # noqa: E731 - read only if run afresh
+    how = produce(plan, final, partial, prov, threads, start)
     try:
         measures = final_measures(final)
         measures_error = ""
@@ -177,5 +135,101 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
             "pid": os.getpid(), "measures": measures, "measures_error": measures_error}
 
 
+def produce(plan: RunPlan, final: Path, partial: Path, prov: Mapping[str, Any], threads: int,
+            start: Callable[[], dict[str, Any]] | None = None) -> str:
+    """Make ``final`` a complete run file of ``plan``: written under ``partial`` (an earlier attempt's file there
+    resumed when it can be), then published.  ``start()`` gives the keyword arguments of a run that starts from a
+    given state (``start_state``, ``start_summary``, ``lineage``); it is called only if the run starts afresh (a
+    resumed file holds its start state).  Returns how it started (``new``, ``resumed from step K``...)."""
+    from .. import runner
+    from ..io.reader import RunReader
 
-__all__ = ["run_task", "final_measures", "is_complete_run", "run_paths"]
+    if is_complete_run(final, plan):
+        return "already complete"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    how = "new"
+    outcome = None
+    if partial.exists():
+        decision, busy = "fresh", ""
+        try:
+            with RunReader(partial) as r:
+                st = r.status
+                same = r.plan == plan
+                mine = int(r.attrs.get("writer_pid", 0)) == os.getpid() and \
+                    str(r.attrs.get("host", "")) == socket.gethostname()
+            if same and st.state == "complete":
+                decision = "publish"
+            elif same and st.resumable:
+                decision = "resume"
+            elif st.state == "running" and not mine:
+                busy = st.detail
+        except (TumorcaError, OSError, KeyError, ValueError):
+            pass  # unreadable (e.g. killed while being created): start again
+        if busy:
+            raise RunFileError(f"{str(partial)!r} is {busy}")
+        if decision == "publish":
+            how = "completed earlier"
+            outcome = True
+        elif decision == "resume":
+            try:
+                with RunReader(partial) as r:
+                    ck = r.checkpoint_step()
+                outcome = runner.resume(partial, provenance=prov, threads=threads, given=_plan_given(plan))
+                how = f"resumed from step {ck}" if ck is not None else "restarted (no checkpoint)"
+            except TumorcaError:
+                outcome = None  # cannot be resumed after all: run it afresh
+            except BaseException as exc:
+                _mark_failed(partial, exc)
+                raise
+    if outcome is None:
+        try:
+            outcome = runner.run(plan, partial, provenance=prov, threads=threads, overwrite=True,
+                                 **(start() if start is not None else {}))
+        except BaseException as exc:
+            _mark_failed(partial, exc)
+            raise
+    if outcome is not True and outcome.status != "complete":
+        raise RuntimeError(f"run stopped at step {outcome.step} of {outcome.steps} ({outcome.status})")
+    _publish(partial, final)
+    return how
+
+
+def _grow_parent(outdir: Path, name: str, plan: RunPlan, prov: Mapping[str, Any], threads: int) -> Path:
+    """The complete parent file ``OUTDIR/parents/NAME.h5``, grown here unless it exists.  Tasks that need the same
+    parent take turns on a lock: the first grows it, the others find it complete (growing it twice would give the
+    same bits, but twice the cost)."""
+    import fcntl
+
+    final, partial = run_paths(outdir, name, PARENTS_DIR)
+    if is_complete_run(final, plan):
+        return final
+    lock_path = outdir / PARTIAL_DIR / f"{name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        keys = ("command_line", "sweep_name", "sweep_id", "sweep_root_seed")
+        produce(plan, final, partial, {**{k: prov[k] for k in keys if k in prov}, "sweep_parent": name}, threads)
+        lock_path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    return final
+
+
+def branch_start(parent: Path, plan: RunPlan, child_dir: Path) -> dict[str, Any]:
+    """The keyword arguments of ``runner.run`` for a run of ``plan`` that continues the complete run file
+    ``parent`` from its step ``plan.start_step``: its state there, its time-series row of that step, and the
+    lineage (the parent's path recorded relative to ``child_dir``, so that a moved sweep directory still finds it)."""
+    from ..io.lineage import parent_attrs, parameter_changes
+    from ..io.reader import RunReader
+
+    n = plan.start_step
+    with RunReader(parent) as r:
+        state, row = r.state_at(n), r.row_at(n)
+        pplan, run_id = r.plan, str(r.attrs.get("run_id", ""))
+    lineage = parent_attrs(parent, run_id, n, parameter_changes(pplan, plan))
+    lineage["parent_path"] = os.path.relpath(parent, child_dir)
+    return {"start_state": state, "start_summary": row, "lineage": lineage}
+
+
+__all__ = ["run_task", "produce", "branch_start", "final_measures", "is_complete_run", "run_paths"]

@@ -295,3 +295,67 @@ def collect_sensitivity(suite: SensitivitySuite, root: Path) -> dict[str, dict[s
             out[labels[int(r["condition"])]].setdefault(arm, []).append(
                 dict(run_measures(r["path"]), replicate=int(r["replicate"])))
     return out
+
+
+@dataclass(frozen=True)
+class PairedSuite:
+    """A treatment effect measured two ways (issue 17): a *branched* design, in which each replicate grows one
+    untreated parent to ``branch_day`` and continues it both untreated and treated from the very same state
+    (``[branch]`` in a sweep file: the two arms share the tumour, the vessels and the random numbers), and an
+    *independent* one, in which the treated runs grow from seeds of their own.  The treatment starts at
+    ``branch_day`` in both (a therapy's start is set to it), so the designs estimate the same effect.
+
+    Arms: ``paired`` (one branched sweep: condition 0 the control, 1 the treatment) and ``independent`` (the
+    treatment from other seeds).  Compared with :func:`tumorca.validation.stats.design_gain` on the first 5 and the
+    first ``replicates`` replicates.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    days: float
+    branch_day: float
+    replicates: int
+    control: str = "wild-type"
+    treatment: str = "ifnb-therapy"
+    seed: int = 20101103
+    o2_solver: str = "mgcg"
+    arms: tuple[str, ...] = ("paired", "independent")
+
+    def sweep_text(self, arm: str) -> str:
+        if arm not in self.arms:
+            raise KeyError(arm)
+        dt = presets.get(self.control).dt_min
+        lines = [f'name = "{self.name}-{arm}"', f"replicates = {self.replicates}",
+                 # another root seed for the independent arm: its tumours share nothing with the parents
+                 f"seed = {self.seed if arm == 'paired' else self.seed + 1}",
+                 f'shape = "{"x".join(map(str, self.shape))}"', f"days = {self.days!r}",
+                 f"every = {int(round(self.branch_day * MINUTES_PER_DAY / dt))}",  # frames at 0, the branch, the end
+                 'fields = "none"', "checkpoint_every = 0"]
+        if arm == "independent":
+            lines.append(f'preset = "{self.treatment}"')
+        # The therapy starts at the branch in both designs (a no-op for presets without therapy).
+        lines += ["[params]", f'o2_solver = "{self.o2_solver}"',
+                  f"ifn_therapy_start = {self.branch_day * MINUTES_PER_DAY!r}"]
+        if arm == "paired":
+            lines += ["[branch]", f"at_day = {self.branch_day!r}", f'preset = "{self.control}"',
+                      "[grid]", f'preset = ["{self.control}", "{self.treatment}"]']
+        return "\n".join(lines) + "\n"
+
+    def sweep(self, arm: str) -> SweepSpec:
+        return parse_sweep(self.sweep_text(arm), source=f"{self.name}-{arm}.toml")
+
+    def outdir(self, root: Path, arm: str) -> Path:
+        return Path(root) / self.name / arm
+
+
+def collect_paired(suite: PairedSuite, root: Path, measure: str = "tumour_volume_mm3"
+                   ) -> dict[str, list[float]]:
+    """``{"control", "treated_paired", "treated_independent"}``: ``measure`` of each complete run, in replicate
+    order (a replicate missing from any arm is dropped from the paired arms)."""
+    paired: dict[int, dict[int, float]] = {0: {}, 1: {}}
+    for r in complete_rows(suite.outdir(root, "paired")):
+        paired[int(r["condition"])][int(r["replicate"])] = run_measures(r["path"])[measure]
+    both = sorted(set(paired[0]) & set(paired[1]))
+    indep = [run_measures(r["path"])[measure] for r in complete_rows(suite.outdir(root, "independent"))]
+    return {"control": [paired[0][k] for k in both], "treated_paired": [paired[1][k] for k in both],
+            "treated_independent": indep}

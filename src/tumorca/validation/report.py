@@ -18,9 +18,8 @@ from .._constants import MINUTES_PER_DAY
 from ..io.reader import RunReader
 from ..params import Params
 from .biology import (COMPARISONS, DIAGNOSTICS, FALSIFICATION, FALSIFICATION_BAND, MEASURES, BiologySuite,
-                      SensitivitySuite, collect,
-                      collect_sensitivity, complete_rows)
-from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare, holm
+                      PairedSuite, SensitivitySuite, collect, collect_paired, collect_sensitivity, complete_rows)
+from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare, design_gain, holm
 
 #: The calibration of issue 8: parameter, value before, reason.  The value after is read from :class:`Params`.
 CALIBRATION: tuple[tuple[str, Any, str], ...] = (
@@ -432,8 +431,44 @@ def _sensitivity_table(sens: Mapping[str, Mapping[str, list[dict[str, float]]]])
     return out
 
 
+def _paired_section(suite: PairedSuite, root: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The branched (paired) design against independent replicates, at n = 5 and n = all replicates."""
+    data = collect_paired(suite, root)
+    n_all = min(len(v) for v in data.values())
+    if n_all < 2:
+        return [], []
+    shape = "x".join(map(str, suite.shape))
+    lines = [f"## Paired design: branching against independent replicates ({shape}, {suite.control} against "
+             f"{suite.treatment} from day {suite.branch_day:g} to day {suite.days:g})", "",
+             f"Each replicate grows one {suite.control} parent to day {suite.branch_day:g} and continues it twice "
+             f"from the very same state: untreated and treated (`[branch]` in a sweep file; the arms share the "
+             "tumour, the vessels and, from the branch on, the random numbers). The independent design runs the "
+             "treatment from the same day in tumours grown from other seeds and compares them with the same "
+             "controls. The claim is burden (tumour volume) control > treated; the paired design tests it with the "
+             "Wilcoxon signed-rank test of the per-parent differences, the independent one with the Mann–Whitney U "
+             "test. The relative efficiency is (var(control) + var(treated)) / var(paired differences): how many "
+             "times more replicates per arm the independent design needs for the paired design's standard error.",
+             "", "| n per arm | burden ratio, paired [95 % CI] | burden ratio, independent [95 % CI] | "
+             "p paired (Wilcoxon) | p independent (Mann–Whitney) | relative efficiency |",
+             "|---|---|---|---|---|---|"]
+    out = []
+    for n in sorted({min(5, n_all), n_all}):
+        g = design_gain(data["control"], data["treated_paired"], data["treated_independent"], n)
+        lines.append(f"| {n} | {_fmt(g.paired.ratio)} [{_fmt(g.paired.ratio_ci[0])}, {_fmt(g.paired.ratio_ci[1])}] "
+                     f"| {_fmt(g.independent.ratio)} [{_fmt(g.independent.ratio_ci[0])}, "
+                     f"{_fmt(g.independent.ratio_ci[1])}] | {_p(g.paired.p_wilcoxon)} | "
+                     f"{_p(g.independent.p_mannwhitney)} | {_fmt(g.relative_efficiency)} |")
+        out.append({"n": n, "ratio_paired": g.paired.ratio, "ratio_independent": g.independent.ratio,
+                    "p_paired": g.paired.p_wilcoxon, "p_independent": g.independent.p_mannwhitney,
+                    "relative_efficiency": g.relative_efficiency})
+    lines += ["", "The ratio's interval resamples the arms independently, so it is as wide for both designs; the "
+              "pairing shows in the p-value and the efficiency.", ""]
+    return lines, out
+
+
 def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensitivity: SensitivitySuite | None,
-                 phys: Mapping[str, Mapping[str, Any]], command: str, wall_s: float) -> dict[str, Any]:
+                 phys: Mapping[str, Mapping[str, Any]], command: str, wall_s: float,
+                 paired: PairedSuite | None = None) -> dict[str, Any]:
     """Write the Markdown report (and figures beside it in ``<stem>/``); return the numbers it quotes."""
     path = Path(path)
     fig_dir = path.parent / path.stem
@@ -441,7 +476,7 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
     rel = fig_dir.name
     p = Params()
     n_runs, run_s = 0, 0.0  # the runs' own wall times, from the sweep manifests (they may predate this command)
-    for sweep in [*suites, *([sensitivity] if sensitivity is not None else [])]:
+    for sweep in [*suites, *([sensitivity] if sensitivity is not None else []), *([paired] if paired else [])]:
         for arm in sweep.arms:
             if (sweep.outdir(root, arm) / "manifest.json").exists():
                 rows = complete_rows(sweep.outdir(root, arm))
@@ -566,6 +601,9 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
                       "With 3 replicates the smallest attainable p is 0.05, so this table shows how effect sizes "
                       "move, not significance. Variants name the value they set (K_I and h are absolute).", "", *_sensitivity_table(sens), ""]
             results["sensitivity"] = sens
+    if paired is not None:
+        section, results["paired_design"] = _paired_section(paired, root)
+        lines += section
     lines += ["## Calibration", "",
               "Issue 14 (vessel layer, flow, host capillary bed, pushing) changed these defaults; every change and "
               "its reason (each parameter's source is in `tumorca params`):", "",

@@ -130,3 +130,38 @@ def holm(effects: Sequence[Effect]) -> list[Effect]:
         running = max(running, min(1.0, (len(order) - rank) * effects[i].p_mannwhitney))
         adjusted[i] = running
     return [replace(e, p_holm=adjusted.get(i, math.nan)) for i, e in enumerate(effects)]
+
+
+@dataclass(frozen=True)
+class DesignGain:
+    """A treatment effect measured by a paired (branched) design and by an independent one, on the first ``n``
+    replicates.
+
+    ``control`` and ``treated_paired`` are the arms continued from the same parents (replicate k of both from
+    parent k); ``treated_independent`` grew from other seeds.  The claim is control > treated.  ``paired`` holds the
+    effect with ``p_wilcoxon`` (signed-rank test of the per-parent differences); ``independent`` the effect of
+    control against the independent treated runs with ``p_mannwhitney``.  ``relative_efficiency`` is
+    (var(control) + var(independent treated)) / var(paired differences): how many times more replicates per arm
+    the independent design needs for the standard error of the paired one.
+    """
+
+    n: int
+    paired: Effect
+    independent: Effect
+    relative_efficiency: float
+
+
+def design_gain(control: Sequence[float], treated_paired: Sequence[float], treated_independent: Sequence[float],
+                n: int) -> DesignGain:
+    """Compare the paired and the independent design on their first ``n`` replicates (see :class:`DesignGain`)."""
+    c = np.asarray(control, dtype=np.float64)[:n]
+    tp = np.asarray(treated_paired, dtype=np.float64)[:n]
+    ti = np.asarray(treated_independent, dtype=np.float64)[:n]
+    if not len(c) == len(tp) == len(ti) == n:
+        raise ValueError(f"design_gain needs {n} replicates of each arm, got {len(c)}, {len(tp)}, {len(ti)}")
+    paired = compare(dict(enumerate(c)), dict(enumerate(tp)))
+    independent = compare(c, ti)
+    var_d = float(np.var(c - tp, ddof=1)) if n > 1 else math.nan
+    var_i = float(np.var(c, ddof=1) + np.var(ti, ddof=1)) if n > 1 else math.nan
+    eff = var_i / var_d if var_d > 0 else math.inf
+    return DesignGain(n, paired, independent, eff)
