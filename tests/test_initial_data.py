@@ -452,3 +452,93 @@ def test_the_documented_map_is_the_map_in_code():
             assert cells[3] == "–"
         else:
             assert "#%02x%02x%02x" % c.rgb in cells[3] and "(%d, %d, %d)" % c.rgb in cells[3]
+
+
+# -- tumorca run --initial -----------------------------------------------------------------------------------------
+def _invoke(*args: str):
+    from click.testing import CliRunner
+
+    from tumorca.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+RUN_ARGS = ("--steps", "24", "--every", "8", "--checkpoint-every", "8", "--fields", "o2", "--seed", "5",
+            "--threads", "1", "-q", "--set", "init_vessel_spacing=8")
+
+
+def test_run_initial_from_the_builtin_layers_equals_the_builtin_run_and_records_its_source(tmp_path):
+    """``tumorca run --initial`` with an npz of the built-in tissue, vessel and inlet layers writes the same frames
+    and time series as the built-in run, records the file's name and hash, and ``inspect`` shows them."""
+    from runfile_util import datasets
+
+    from tumorca.io import RunReader
+
+    sim = Simulation((24, 32), Params(init_vessel_spacing=8), seed=5)
+    st = sim.get_state()["arrays"]
+    src = tmp_path / "layers.npz"
+    np.savez(src, tissue=st["tissue"], vessel=st["vessel"], inlet=st["inlet"])
+    ref, out = tmp_path / "ref.h5", tmp_path / "data.h5"
+    assert _invoke("run", "-o", str(ref), "--shape", "24x32", *RUN_ARGS).exit_code == 0
+    res = _invoke("run", "-o", str(out), "--initial", str(src), *RUN_ARGS)
+    assert res.exit_code == 0, res.stderr
+    a, b = datasets(ref), datasets(out)
+    compared = 0
+    for name in a:
+        if name.startswith(("tissue", "vessel", "perfused", "neut", "o2", "timeseries/", "step", "time")):
+            assert np.array_equal(a[name], b[name]), name
+            compared += 1
+    assert compared > 10 and any(k.startswith("start/") for k in b)
+    with RunReader(out) as r:
+        assert r.lineage["initial_source"] == str(src)
+        assert r.lineage["initial_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+        assert r.has_start_state() and r.first_step == 0
+    res = _invoke("inspect", str(out))
+    assert f"from data:   {src}" in res.output and hashlib.sha256(src.read_bytes()).hexdigest() in res.output
+
+
+def test_an_interrupted_run_from_data_resumes_to_the_uninterrupted_run(tmp_path):
+    """The start state from data is stored in the file, so a resume before and after the first checkpoint gives
+    the uninterrupted run bit for bit."""
+    from runfile_util import assert_same_run
+
+    from tumorca import runner
+    from tumorca.io import RunPlan
+
+    tissue, vessel = small_layers()
+    state = Simulation.from_arrays(tissue, vessel, params=Params(), seed=3).get_state()
+    plan = RunPlan(shape=(24, 32), params=Params(), seed=3, steps=24, every=8, fields=("o2",), checkpoint_every=8)
+    lineage = {"initial_source": "layers.npz", "initial_sha256": "0" * 64}
+    ref = tmp_path / "ref.h5"
+    runner.run(plan, ref, provenance={}, threads=1, start_state=state, lineage=lineage)
+    for stop_at in (4, 13):  # stopped before the first periodic checkpoint and after it
+        out = tmp_path / f"cut{stop_at}.h5"
+        calls = iter(range(10 ** 6))
+        outcome = runner.run(plan, out, provenance={}, threads=1, start_state=state, lineage=lineage,
+                             stop=lambda: next(calls) >= stop_at)
+        assert outcome.status == "interrupted"
+        assert runner.resume(out, provenance={}, threads=1).status == "complete"
+        assert assert_same_run(ref, out) > 10
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--initial", "MISSING.npz"), "--initial: MISSING.npz"),
+    (("--initial", "layers.npz", "--shape", "10x10"), "gives a 24x32 lattice but --shape is 10x10"),
+    (("--initial", "layers.npz", "--resume"), "--initial makes a new run from a file; it excludes --resume"),
+    (("--initial", "layers.npz", "--from", "x.h5", "--at-step", "1"), "it excludes --from"),
+    (("--pixel-size", "10"), "--pixel-size goes with --initial FILE"),
+    (("--initial", "layers.npz", "--pixel-size", "-1"), "--pixel-size must be positive"),
+    (("--initial", "stranded.npz"), "cannot carry flow"),
+], ids=["missing", "shape", "resume", "from", "pixel-alone", "pixel-negative", "no-flow"])
+def test_run_initial_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    tissue, vessel = small_layers()
+    np.savez("layers.npz", tissue=tissue, vessel=vessel)
+    cut = vessel.copy()
+    cut[:, 10:12] = 0  # the vessel no longer joins the left face to the right one
+    np.savez("stranded.npz", tissue=tissue, vessel=cut)
+    res = _invoke("run", "-o", "out.h5", "--steps", "4", *args)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tumorca: error: ") and fragment in lines[0], lines
+    assert not (tmp_path / "out.h5").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from .. import presets
 from .._constants import MINUTES_PER_DAY
@@ -156,6 +157,15 @@ def _states_and_lineage(reader: Any, path: Path, info: dict[str, Any]) -> list[s
     if info["start_stored"]:
         lines.append(f"start:       a given state at step {reader.first_step} (day "
                      f"{reader.first_step * dt / MINUTES_PER_DAY:g}), stored in /start")
+    attrs = reader.attrs
+    if "initial_source" in attrs:  # tumorca run --initial FILE
+        src = {k[len("initial_"):]: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+               for k, v in attrs.items() if k.startswith("initial_")}
+        info["initial"] = src
+        resampled = (f", resampled from {fmt_shape(tuple(src['resampled_from']))} pixels"
+                     if src.get("resampled_from") else "")
+        lines.append(f"from data:   {src['source']} (pixel {float(src.get('pixel_size_um', 0)):g} um{resampled})")
+        lines.append(f"             sha256 {src.get('sha256', '')}")
     ancestry = walk_lineage(path, reader.attrs)
     info["lineage"] = ancestry
     for depth, rec in enumerate(ancestry):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import numpy as np
 
 from .. import presets
 from .._constants import FIELD_NAMES, MINUTES_PER_DAY
@@ -63,6 +64,12 @@ from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, Us
                    "--preset/--config/--set (its seed unless --seed).")
 @click.option("--at-step", type=int, help="With --from: the step to branch at (a state RUN.h5 keeps).")
 @click.option("--at-day", type=float, help="With --from: the simulated day to branch at, instead of --at-step.")
+@click.option("--initial", type=click.Path(path_type=Path), metavar="FILE",
+              help="Start from the tissue and vessel layers (and fields) in FILE: HDF5, .npz, PNG or TIFF "
+                   "(docs/initial-conditions.md); the lattice is the file's.")
+@click.option("--pixel-size", type=float, metavar="UM",
+              help="With --initial: the file's pixel size in um, if it differs from the lattice spacing dx_um "
+                   "(the file is resampled) and the file does not say.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--resume", is_flag=True, help="Continue the cut-off or interrupted run in OUTPUT.")
 @click.option("--ranks-shape", metavar="PzxPyxPx|PyxPx|auto",
@@ -71,8 +78,9 @@ from ._common import (CONTEXT, MAX_COUNT, Progress, RunProblem, StopOnSignal, Us
 def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, ...], shape: str | None,
         steps: int | None, days: float | None, every: int | None, fields: str | None, compression: str | None,
         seed: int | None, threads: int | None, checkpoint_every: int | None, keep_steps: str | None,
-        keep_days: str | None, parent: Path | None, at_step: int | None, at_day: float | None, overwrite: bool,
-        resume: bool, ranks_shape: str | None, quiet: bool) -> None:
+        keep_days: str | None, parent: Path | None, at_step: int | None, at_day: float | None,
+        initial: Path | None, pixel_size: float | None, overwrite: bool, resume: bool, ranks_shape: str | None,
+        quiet: bool) -> None:
     """Run a simulation into an HDF5 run file (plus OUT.h5.xdmf for ParaView).
 
     \b
@@ -82,6 +90,7 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
       tumorca run -o t.h5 --config my.toml --set neut_kill_rate=0.002 --steps 200 --every 10
       tumorca run -o wt.h5 --days 14 --keep-states-days 7
       tumorca run -o therapy.h5 --from wt.h5 --at-day 7 --preset ifnb-therapy
+      tumorca run -o mine.h5 --initial drawing.png --pixel-size 10 --days 6
       tumorca run --resume -o ko.h5
       mpiexec -n 4 tumorca run -o big.h5 --shape 256x256x256 --ranks-shape 1x2x2 --threads 8
     """
@@ -114,6 +123,13 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
             raise UsageProblem(f"--at-step must be 0 or a positive integer, got {at_step}")
         if at_day is not None and not (at_day >= 0 and math.isfinite(at_day)):
             raise UsageProblem(f"--at-day must be 0 or positive, got {at_day:g}")
+    if pixel_size is not None and initial is None:
+        raise UsageProblem("--pixel-size goes with --initial FILE")
+    if initial is not None:
+        if parent is not None or resume:
+            raise UsageProblem(f"--initial makes a new run from a file; it excludes {'--from' if parent else '--resume'}")
+        if pixel_size is not None and not (pixel_size > 0 and math.isfinite(pixel_size)):
+            raise UsageProblem(f"--pixel-size must be positive, got {pixel_size:g}")
     keep_list = _parse_keep(keep_steps, keep_days)
     for name, value in (("--steps", steps), ("--every", every), ("--checkpoint-every", checkpoint_every)):
         if value is not None and value > MAX_COUNT:
@@ -130,9 +146,9 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     params_given = preset is not None or config is not None or bool(sets)
     if parent is None:
         params = build_params(preset, config, sets)
-    if parent is not None or keep_list != ((), ()):
+    if parent is not None or initial is not None or keep_list != ((), ()):
         if ranks_shape is not None or launcher_size() > 1:
-            what = "--from" if parent is not None else "--keep-states"
+            what = "--from" if parent is not None else "--initial" if initial is not None else "--keep-states"
             raise UsageProblem(f"{what} is not supported under MPI yet; run it without mpiexec")
         if resume:
             raise UsageProblem("--keep-states is part of a run's plan: it cannot change on --resume")
@@ -168,18 +184,49 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
                 checkpoint_every=checkpoint_every)
         return
 
+    start: dict[str, Any] = {}
+    if initial is not None:
+        start, shape_t = _initial(initial, pixel_size, params, shape_t)
     plan = make_plan(params, preset, shape_t, steps, days, every, fields_t, compression,
                      seed if seed is not None else secrets.randbits(63), checkpoint_every,
                      keep_states=_keep_steps(keep_list, params.dt_min))
     dt = params.dt_min
+    if start:
+        start["start_state"] = {**start["start_state"], "seed": plan.seed}
     _refuse_live_target(output, overwrite)
     est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
-    echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
+    source = f", from {start['lineage']['initial_source']}" if start else ""
+    echo(quiet, f"tumorca: {fmt_shape(plan.shape)} lattice{source}, {plan.steps} steps "
                  f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
                  f"{plan.every} steps, seed {plan.seed}, preset {plan.preset or 'none'}"
                  f"{_kept_text(runner, plan)}; {est.describe()} -> {output}")
     _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
-                                           overwrite=overwrite, progress=prog, stop=stop), output, quiet)
+                                           overwrite=overwrite, progress=prog, stop=stop, **start), output, quiet)
+
+
+def _initial(path: Path, pixel_size: float | None, params: Params, shape: tuple[int, ...] | None
+             ) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """``tumorca run --initial FILE``: the keyword arguments of ``runner.run`` for a run that starts from the
+    layers in FILE (its start state and the ``initial_*`` lineage), and the lattice shape they give."""
+    from ..io.initial import load_initial
+    from ..simulation import Simulation
+
+    try:
+        data = load_initial(path, pixel_size_um=pixel_size, dx_um=params.dx_um)
+    except TumorcaError as exc:
+        raise UsageProblem(f"--initial: {exc}") from None
+    if shape is not None and tuple(shape) != tuple(data.shape):
+        raise UsageProblem(f"--initial: {str(path)!r} gives a {fmt_shape(data.shape)} lattice but --shape is "
+                           f"{fmt_shape(shape)}; drop --shape")
+    try:
+        # the seed is the plan's, set once it is drawn; building the state draws no random number
+        state = Simulation.from_arrays(**data.arrays(), params=params, threads=1).get_state()
+    except TumorcaError as exc:
+        raise UsageProblem(f"--initial: {str(path)!r}: {exc}") from None
+    lineage = {"initial_source": str(path), "initial_sha256": data.sha256,
+               "initial_pixel_size_um": float(data.pixel_size_um if data.pixel_size_um is not None else params.dx_um),
+               "initial_resampled_from": np.array(data.resampled_from or (), dtype=np.int64)}
+    return {"start_state": state, "lineage": lineage}, tuple(data.shape)
 
 
 def make_plan(params: Params, preset: str | None, shape: tuple[int, ...] | None, steps: int | None,
@@ -262,7 +309,7 @@ def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_
             threads: int | None, checkpoint_every: int | None, keep: tuple[tuple[int, ...], tuple[float, ...]],
             overwrite: bool, quiet: bool) -> None:
     """``tumorca run --from PARENT --at-step N -o OUTPUT``: a new run from PARENT's state at step N."""
-    from ..io.lineage import parent_attrs
+    from ..io.lineage import parameter_changes, parent_attrs
     from ..io.reader import RunReader
 
     if parent.exists() and output.exists() and os.path.samefile(parent, output) \
@@ -292,8 +339,7 @@ def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_
             state = reader.state_at(n)
         except TumorcaError as exc:
             raise UsageProblem(f"--from: {exc}") from None
-        i = n - reader.first_step
-        row = ({k: ds[i] for k, ds in reader.file["timeseries"].items()} if 0 <= i < reader.n_rows else None)
+        row = reader.row_at(n)
         run_id = str(reader.attrs.get("run_id", ""))
         # the new arm: the parent's parameters, then the preset's changes, then --config, then --set
         try:
@@ -308,14 +354,10 @@ def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_
                 params = params.replace(**dict(parse_set(s) for s in sets))
         except TumorcaError as exc:
             raise UsageProblem(str(exc)) from None
-    old, new = pplan.params.to_dict(), params.to_dict()
-    changes: dict[str, tuple[Any, Any]] = {k: (old[k], new[k]) for k in new if new[k] != old.get(k)}
-    fixed = [k for k in ("dt_min", "dx_um") if k in changes]
+    fixed = [k for k in ("dt_min", "dx_um") if params[k] != pplan.params[k]]
     if fixed:
-        raise UsageProblem(f"--from: a branch keeps its parent's {fixed[0]} ({old[fixed[0]]!r}): the step count and "
-                           "the lattice are shared with the parent")
-    if seed is not None and seed != pplan.seed:
-        changes["seed"] = (pplan.seed, seed)
+        raise UsageProblem(f"--from: a branch keeps its parent's {fixed[0]} ({pplan.params[fixed[0]]!r}): the step "
+                           "count and the lattice are shared with the parent")
     if steps is None and days is not None:
         steps = max(1, round(days * MINUTES_PER_DAY / dt))
     if steps is None:
@@ -339,6 +381,7 @@ def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_
         raise UsageProblem(str(exc)) from None
     if state is None:  # the parent's built-in initial condition, with its own parameters and seed
         state = runner.initial_state(pplan)
+    changes = parameter_changes(pplan, plan)
     try:
         lineage = parent_attrs(parent, run_id, n, changes)
     except OSError as exc:

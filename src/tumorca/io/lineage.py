@@ -38,6 +38,16 @@ def parent_attrs(given: str | Path, run_id: str, step: int, changes: Mapping[str
             "parent_changes": json.dumps({k: [a, b] for k, (a, b) in changes.items()})}
 
 
+def parameter_changes(parent: Any, child: Any) -> dict[str, tuple[Any, Any]]:
+    """What a branch changes from its parent: parameter (or ``seed``) -> (parent value, branch value), from the two
+    :class:`~tumorca.io.layout.RunPlan` s."""
+    old, new = parent.params.to_dict(), child.params.to_dict()
+    changes: dict[str, tuple[Any, Any]] = {k: (old.get(k), v) for k, v in new.items() if v != old.get(k)}
+    if child.seed != parent.seed:
+        changes["seed"] = (parent.seed, child.seed)
+    return changes
+
+
 def parent_of(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The parent recorded in a run file's root attributes (``path``, ``realpath``, ``run_id``, ``sha256``,
     ``step``, ``changes``), or None for a run that is no branch."""

@@ -91,6 +91,8 @@ def manifest_columns(rows: list[dict[str, Any]], varied: list[str]) -> list[str]
     """CSV column order: identity, varied values, seed, outcome, final measures (first-seen order), error."""
     head = ["run", "file", "status", "condition", "replicate", "preset"]
     head += [k for k in varied if k != "preset"]
+    if any("parent" in r for r in rows):  # a branched sweep: the parent each run continues, and from which step
+        head += ["parent", "start_step"]
     head += ["seed", "attempts", "wall_seconds", "started", "host"]
     seen: dict[str, None] = {}
     for r in rows:

@@ -407,6 +407,13 @@ class RunReader:
             raise IndexError(f"frame {i} out of range: {n} frames on disk")
         return self.file[name][i % n].reshape(self.shape)
 
+    def row_at(self, step: int) -> dict[str, Any] | None:
+        """The time-series row of ``step`` (every per-step quantity), or None if it is not on disk."""
+        i = step - self.first_step
+        if not 0 <= i < self._n_rows:
+            return None
+        return {k: ds[i] for k, ds in self.file["timeseries"].items()}
+
     def timeseries(self) -> dict[str, np.ndarray]:
         """Every per-step quantity (``step`` included) over the rows on disk."""
         return {k: ds[: self._n_rows] for k, ds in self.file["timeseries"].items()}

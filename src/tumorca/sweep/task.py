@@ -64,7 +64,8 @@ def _mark_failed(partial: Path, exc: BaseException) -> None:
             run = f["run"]
             if run["status"][()].rstrip(b"\0 ") == b"running":
                 run["status"][()] = b"failed"
-                run["steps_done"][()] = min(ds.shape[0] for ds in f["timeseries"].values()) - 1
+                run["steps_done"][()] = (int(f.attrs.get("start_step", 0))
+                                         + min(ds.shape[0] for ds in f["timeseries"].values()) - 1)
                 run["error"][()] = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:ERROR_BYTES]
     except Exception:  # noqa: BLE001 - whatever the state of the file, a retry must not trip over it
         try:

@@ -1,0 +1,157 @@
+"""Branched (paired) sweeps: ``[branch]`` grows one parent per replicate and continues it into every condition.
+
+On a real Dask LocalCluster of 2 workers and real run files: the unchanged condition continues its parent bit for
+bit (it equals a plain run with the parent's seed), every condition starts from the parent's state, lineage and
+manifest record the parent, a resume regrows what is missing identically, and bad ``[branch]`` tables give one-line
+errors."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runfile_util import assert_same_run
+
+from tumorca.cli import cli
+from tumorca.io import RunReader
+from tumorca.sweep import SweepError, parse_sweep
+
+PAIRED = """\
+name = "paired"
+seed = 7
+replicates = 2
+shape = "32x32"
+steps = 60
+every = 20
+checkpoint_every = 20
+fields = ["o2"]
+
+[params]
+init_vessel_spacing = 16
+init_tumor_radius = 5
+
+[branch]
+at_step = 30
+preset = "wild-type"
+
+[grid]
+preset = ["wild-type", "ifnb-knockout"]
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture(scope="module")
+def paired_sweep(tmp_path_factory) -> Path:
+    pytest.importorskip("distributed")
+    d = tmp_path_factory.mktemp("paired")
+    (d / "paired.toml").write_text(PAIRED)
+    res = invoke("sweep", str(d / "paired.toml"), "-o", str(d / "out"), "--workers", "2", "-q")
+    assert res.exit_code == 0, res.stderr
+    return d / "out"
+
+
+def test_spec_shares_parents_and_seeds_within_a_replicate():
+    spec = parse_sweep(PAIRED, source="paired.toml")
+    runs, parents = spec.runs(), spec.parents()
+    assert [p.name for p in parents] == ["parent_0000", "parent_0001"]
+    assert all(p.plan.steps == 30 and p.plan.start_step == 0 and p.plan.preset == "wild-type" for p in parents)
+    for r in runs:
+        assert r.parent is parents[r.replicate]
+        assert r.seed == r.parent.seed and r.plan.start_step == 30 and r.plan.steps == 60
+    assert parents[0].seed != parents[1].seed
+    # the parent takes [params] too, under [branch]'s preset
+    assert parents[0].plan.params.init_tumor_radius == 5
+    assert "paired: 2 parents grown to step 30" in spec.describe()
+    # branching changes what the runs compute, hence the sweep's id
+    assert spec.sweep_id != parse_sweep(PAIRED.replace("[branch]\nat_step = 30\npreset = \"wild-type\"\n", ""),
+                                        source="paired.toml").sweep_id
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(180)
+def test_unchanged_condition_continues_its_parent_bit_for_bit(paired_sweep, tmp_path):
+    """run_0000 (wild-type, replicate 0) equals a plain wild-type run with the parent's seed at every step both
+    hold; run_0002 (knockout, replicate 0) starts from the same state and then differs."""
+    doc = json.loads((paired_sweep / "manifest.json").read_text())
+    assert doc["branch"]["at_step"] == 30 and doc["branch"]["parents"] == ["parents/parent_0000.h5",
+                                                                           "parents/parent_0001.h5"]
+    rows = {r["run"]: r for r in doc["runs"]}
+    assert rows["run_0002"]["parent"] == "parents/parent_0000.h5" and rows["run_0002"]["start_step"] == 30
+    assert "parent" in (paired_sweep / "manifest.csv").read_text().splitlines()[0].split(",")
+    seed = rows["run_0000"]["seed"]
+    assert rows["run_0002"]["seed"] == seed != rows["run_0001"]["seed"]
+
+    plain = tmp_path / "plain.h5"
+    res = invoke("run", "-o", str(plain), "--shape", "32x32", "--steps", "60", "--every", "20", "--fields", "o2",
+                 "--set", "init_vessel_spacing=16", "--set", "init_tumor_radius=5", "--seed", str(seed),
+                 "--threads", "1", "-q")
+    assert res.exit_code == 0, res.stderr
+    parent = paired_sweep / "parents" / "parent_0000.h5"
+    wt, ko = paired_sweep / "runs" / "run_0000.h5", paired_sweep / "runs" / "run_0002.h5"
+    with h5py.File(plain) as a, h5py.File(wt) as b, h5py.File(ko) as c, h5py.File(parent) as p:
+        assert list(b["step"][:]) == [30, 40, 60] and list(p["step"][:]) == [0, 20, 30]
+        for layer in ("tissue", "vessel", "perfused", "neutrophils", "o2"):
+            assert np.array_equal(a[layer][2:], b[layer][1:]), layer      # steps 40 and 60
+            assert np.array_equal(p[layer][-1], b[layer][0]), layer       # the branch starts at the parent's end
+            assert np.array_equal(p[layer][-1], c[layer][0]), layer
+        for key in b["timeseries"]:
+            assert np.array_equal(a["timeseries"][key][30:], b["timeseries"][key][:]), key
+        assert c["timeseries"]["neutrophils"][-1] != b["timeseries"]["neutrophils"][-1]
+    with RunReader(ko) as r, RunReader(parent) as rp:
+        lin = r.lineage
+        assert lin["parent_run_id"] == rp.attrs["run_id"] and int(lin["parent_step"]) == 30
+        assert lin["parent_path"] == "../parents/parent_0000.h5"
+        assert json.loads(lin["parent_changes"]) == {"ifn_level": [1.0, 0.0]}
+    res = invoke("inspect", str(ko))
+    assert res.exit_code == 0 and "branch of:" in res.output and "ifn_level 1.0 -> 0.0" in res.output
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(180)
+def test_resume_regrows_a_missing_parent_and_run_identically(paired_sweep, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(paired_sweep, out)
+    (out / ".sweep.lock").unlink(missing_ok=True)
+    (out / "runs" / "run_0003.h5").unlink()
+    (out / "parents" / "parent_0001.h5").unlink()
+    res = invoke("sweep", str(paired_sweep.parent / "paired.toml"), "-o", str(out), "--workers", "2", "--resume",
+                 "-q")
+    assert res.exit_code == 0, res.stderr
+    assert assert_same_run(paired_sweep / "runs" / "run_0003.h5", out / "runs" / "run_0003.h5") > 10
+    assert assert_same_run(paired_sweep / "parents" / "parent_0001.h5", out / "parents" / "parent_0001.h5") > 10
+    assert not (out / ".partial").exists()
+
+
+BAD_BRANCH = [
+    ("[branch]\nat_stp = 30\n", "[branch] unknown setting 'at_stp' (did you mean 'at_step'?)"),
+    ("[branch]\nat_step = 30\nat_day = 1\n", "[branch] needs at_step or at_day (not both)"),
+    ("[branch]\npreset = \"wild-type\"\n", "[branch] needs at_step or at_day"),
+    ("[branch]\nat_step = 60\n", "the branch step 60 is not before the end of the runs (step 60)"),
+    ("[branch]\nat_day = -1\n", "[branch] at_day must be a positive number"),
+    ("[branch]\nat_step = 30\npreset = \"wild-typ\"\n", "[branch] unknown preset 'wild-typ'"),
+    ("[branch]\nat_step = 30\n[branch.params]\npreset = \"wild-type\"\n", "the parent's preset goes in [branch]"),
+    ("[branch]\nat_step = 30\n[branch.params]\nneut_kil_rate = 0.1\n", "unknown parameter 'neut_kil_rate'"),
+    ("[branch]\nat_step = 30\n[branch.params]\ndt_min = 15.0\n", "the parent's dt_min (15) differs"),
+    ("branch = 3\n", "branch must be a table"),
+]
+
+
+@pytest.mark.parametrize("extra, expect", BAD_BRANCH, ids=[f"bad{i}" for i in range(len(BAD_BRANCH))])
+def test_bad_branch_tables(tmp_path, extra, expect):
+    base = PAIRED.split("[branch]")[0].replace("[params]\ninit_vessel_spacing = 16\ninit_tumor_radius = 5\n", "")
+    text = (extra + base) if extra.startswith("branch =") else base + "[params]\ninit_tumor_radius = 5\n" + extra
+    f = tmp_path / "paired.toml"
+    f.write_text(text)
+    with pytest.raises(SweepError) as err:
+        parse_sweep(text, source=str(f))
+    assert "\n" not in str(err.value) and expect in str(err.value), str(err.value)
+    res = invoke("sweep", str(f), "-o", str(tmp_path / "out"), "--dry-run")
+    assert res.exit_code == 2 and expect in res.stderr and not (tmp_path / "out").exists()
