@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tumorca import Cell, Params, Simulation, Vessel
-from tumorca.analysis.plots import PERFUSED, UNPERFUSED, VESSEL_STYLE, require_matplotlib, tissue_rgb
+from tumorca import Cell, Params, Simulation
+from tumorca.analysis.plots import composite_rgb, require_matplotlib
 from tumorca.io.initial import load_initial
 
 #: Colours of the drawing (the map of tumorca.io.initial.IMAGE_CLASSES).
@@ -53,22 +53,12 @@ def draw(ny: int = 240, nx: int = 400) -> np.ndarray:
     return img
 
 
-def _rgb(hexcolor: str) -> tuple[float, ...]:
-    return tuple(int(hexcolor[k:k + 2], 16) / 255 for k in (1, 3, 5))
-
-
 def panel(ax, sim_tissue: np.ndarray, sim_vessel: np.ndarray, perfused: np.ndarray | None, title: str,
           dx: float) -> None:
     """The tissue with the vessel layer over it in the colours of ``tumorca plot``, but row 0 at the top as in
     the drawing (``tumorca plot`` draws y upward)."""
-    rgb = tissue_rgb(sim_tissue)
-    ves = sim_vessel == Vessel.STALK
-    if perfused is None:  # day 0: which vessels carry flow is decided by the first step
-        rgb[ves] = _rgb(PERFUSED[0])
-    else:
-        rgb[ves & (perfused == 0)] = _rgb(UNPERFUSED[0])
-        rgb[ves & (perfused != 0)] = _rgb(PERFUSED[0])
-    rgb[sim_vessel == Vessel.TIP] = _rgb(VESSEL_STYLE[Vessel.TIP][0])
+    # day 0: which vessels carry flow is decided by the first step (drawn as perfused)
+    rgb = composite_rgb(sim_tissue, sim_vessel, perfused)
     ny, nx = sim_tissue.shape
     ax.imshow(rgb, interpolation="nearest", extent=(0, nx * dx / 1000, ny * dx / 1000, 0))
     ax.set_title(title, fontsize=9)

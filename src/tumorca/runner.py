@@ -226,6 +226,35 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
         return _drive(sim, writer, plan, progress, stop, first_summary=first)
 
 
+def branch_start(parent: str | Path, plan: RunPlan, relative_to: str | Path | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`run` for a branch: ``plan`` continues the run file ``parent`` from its step
+    ``plan.start_step`` (a state the parent keeps, its final state, or its start).
+
+    Returns ``start_state`` (the parent's state there), ``start_summary`` (its time-series row of that step) and
+    ``lineage`` (the ``parent_*`` attributes, with the parameters ``plan`` changes; ``parent_path`` relative to
+    ``relative_to`` if given, so that files moved together still find each other).  RunFileError (one line,
+    listing the steps available) if the parent holds no state at that step::
+
+        plan = dataclasses.replace(parent_plan, params=therapy, start_step=336, steps=672)
+        run(plan, "branch.h5", provenance={}, **branch_start("parent.h5", plan))
+    """
+    from .io.lineage import parameter_changes, parent_attrs
+
+    n = plan.start_step
+    with RunReader(parent) as r:
+        state, row = r.state_at(n), r.row_at(n)
+        pplan, run_id = r.plan, str(r.attrs.get("run_id", ""))
+    if state is None:  # the parent's built-in initial condition, with its own parameters and seed
+        state = initial_state(pplan)
+    try:
+        lineage = parent_attrs(parent, run_id, n, parameter_changes(pplan, plan))
+    except OSError as exc:
+        raise RunFileError(f"cannot read {str(parent)!r}: {exc.strerror or exc}") from None
+    if relative_to is not None:
+        lineage["parent_path"] = os.path.relpath(os.path.realpath(parent), os.path.realpath(relative_to))
+    return {"start_state": state, "start_summary": row, "lineage": lineage}
+
+
 def _plain(v: Any) -> Any:
     """A NumPy scalar as the Python number it holds (a row read from a file)."""
     return v.item() if isinstance(v, np.generic) else v

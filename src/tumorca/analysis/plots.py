@@ -84,6 +84,22 @@ def tissue_rgb(tissue: np.ndarray, style: dict[int, tuple[str, str]] = TISSUE_ST
     return lut[tissue.astype(np.uint8)]
 
 
+def composite_rgb(tissue: np.ndarray, vessel: np.ndarray | None = None, perfused: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """RGB image of a 2-D tissue picture with the vessel layer over it (a vessel over tumour is co-opted): stalks
+    by perfusion (all in the perfused colour if ``perfused`` is None), tips in their own colour."""
+    rgb = tissue_rgb(tissue)
+    if vessel is not None:
+        ves = vessel == Vessel.STALK
+        rgb[ves] = _rgb(VESSEL_STYLE[Vessel.STALK][0])
+        if perfused is not None:
+            perf = perfused != 0
+            rgb[ves & ~perf] = _rgb(UNPERFUSED[0])
+            rgb[ves & perf] = _rgb(PERFUSED[0])
+        rgb[vessel == Vessel.TIP] = _rgb(VESSEL_STYLE[Vessel.TIP][0])
+    return rgb
+
+
 # -- views of 3-D lattices ---------------------------------------------------------------------------------------
 _AXES = ("z", "y", "x")
 
@@ -238,17 +254,8 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
     for ax, p in zip(axes, panels):
         if layer == COMPOSITE:
             tissue = p.take(data["tissue"])
-            rgb = tissue_rgb(tissue)
-            if "vessel" in data:
-                # the vessel layer over the tissue (a vessel over tumour is co-opted)
-                vessel = p.take(data["vessel"])
-                ves = vessel == Vessel.STALK
-                rgb[ves] = _rgb(VESSEL_STYLE[Vessel.STALK][0])
-                if "perfused" in data:
-                    perf = p.take(data["perfused"]) != 0
-                    rgb[ves & ~perf] = _rgb(UNPERFUSED[0])
-                    rgb[ves & perf] = _rgb(PERFUSED[0])
-                rgb[vessel == Vessel.TIP] = _rgb(VESSEL_STYLE[Vessel.TIP][0])
+            rgb = composite_rgb(tissue, p.take(data["vessel"]) if "vessel" in data else None,
+                                p.take(data["perfused"]) if "vessel" in data and "perfused" in data else None)
             ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
             if "neutrophils" in data:
                 pres = data["neutrophils"] != 0

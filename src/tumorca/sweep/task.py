@@ -114,6 +114,8 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
     ``measures`` (:func:`final_measures`).  Raises on failure; the driver records the error and retries.
     """
     t0 = time.perf_counter()
+    from .. import runner
+
     plan: RunPlan = task["plan"]
     name = task["name"]
     outdir = Path(task["outdir"])
@@ -124,7 +126,7 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
     parent = task.get("parent")
     if parent is not None and not is_complete_run(final, plan):
         parent_file = _grow_parent(outdir, parent["name"], parent["plan"], prov, threads)
-        start = lambda: branch_start(parent_file, plan, final.parent)  # noqa: E731 - read only if run afresh
+        start = lambda: runner.branch_start(parent_file, plan, relative_to=final.parent)  # noqa: E731 - read only if run afresh
     how = produce(plan, final, partial, prov, threads, start)
     try:
         measures = final_measures(final)
@@ -217,20 +219,4 @@ def _grow_parent(outdir: Path, name: str, plan: RunPlan, prov: Mapping[str, Any]
     return final
 
 
-def branch_start(parent: Path, plan: RunPlan, child_dir: Path) -> dict[str, Any]:
-    """The keyword arguments of ``runner.run`` for a run of ``plan`` that continues the complete run file
-    ``parent`` from its step ``plan.start_step``: its state there, its time-series row of that step, and the
-    lineage (the parent's path recorded relative to ``child_dir``, so that a moved sweep directory still finds it)."""
-    from ..io.lineage import parent_attrs, parameter_changes
-    from ..io.reader import RunReader
-
-    n = plan.start_step
-    with RunReader(parent) as r:
-        state, row = r.state_at(n), r.row_at(n)
-        pplan, run_id = r.plan, str(r.attrs.get("run_id", ""))
-    lineage = parent_attrs(parent, run_id, n, parameter_changes(pplan, plan))
-    lineage["parent_path"] = os.path.relpath(parent, child_dir)
-    return {"start_state": state, "start_summary": row, "lineage": lineage}
-
-
-__all__ = ["run_task", "produce", "branch_start", "final_measures", "is_complete_run", "run_paths"]
+__all__ = ["run_task", "produce", "final_measures", "is_complete_run", "run_paths"]
