@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("scipy")
 
-from tumorca.validation import QUICK_SUITES, physics  # noqa: E402
+from tumorca.validation import QUICK_PAIRED, QUICK_SUITES, physics  # noqa: E402
 from tumorca.validation.biology import collect  # noqa: E402
 from tumorca.validation.stats import compare  # noqa: E402
 
@@ -70,6 +70,11 @@ def test_quick_validation_runs_end_to_end_and_orders_the_neutrophil_measures(tmp
     assert ko["vessel_sites"] > wt["vessel_sites"]
     assert ko["vegf_per_neutrophil"] > wt["vegf_per_neutrophil"] > th["vegf_per_neutrophil"]
     assert ko["neutrophil_lifespan_h"] > wt["neutrophil_lifespan_h"]
+    # The paired design (issue 17): one parent per replicate, both arms branched from it; the per-parent
+    # differences vary far less than independent replicates do (common state and random numbers).
+    assert len(list((out / QUICK_PAIRED.name / "paired" / "parents").glob("parent_*.h5"))) == 3
+    row = [ln for ln in text.split("## Paired design")[1].splitlines() if ln.startswith("| 3 |")]
+    assert len(row) == 1 and float(row[0].rstrip(" |").split("|")[-1]) > 1.0, row
     # Running it again keeps the complete runs (nothing is recomputed) and rewrites the same tables.
     again = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--quick", "-o", str(out), "-q"],
                            capture_output=True, text=True, timeout=150)
@@ -90,3 +95,22 @@ def test_validate_refuses_bad_input(tmp_path):
     res = subprocess.run([sys.executable, "-m", "tumorca.cli", "validate", "--workers", "0"],
                          capture_output=True, text=True, timeout=50)
     assert res.returncode == 2 and "--workers must be a positive integer" in res.stderr
+
+
+def test_design_gain_pairs_by_replicate_and_measures_the_variance_ratio():
+    """design_gain against hand computation: the paired differences are the same shift, so their variance is
+    tiny and the paired test rejects where the independent one cannot."""
+    from tumorca.validation.stats import design_gain
+
+    control = [10.0, 12.0, 14.0, 16.0, 18.0, 20.0]
+    paired = [c - 1.0 - 0.01 * k for k, c in enumerate(control)]          # each parent loses about 1
+    independent = [9.0, 19.0, 11.0, 17.0, 13.0, 15.0]                     # the same spread, other tumours
+    g = design_gain(control, paired, independent, 6)
+    d = np.array(control) - np.array(paired)
+    want = (np.var(control, ddof=1) + np.var(independent, ddof=1)) / np.var(d, ddof=1)
+    assert g.relative_efficiency == pytest.approx(want)
+    assert g.paired.p_wilcoxon == pytest.approx(1 / 64)                 # all 6 differences positive: exact
+    assert g.independent.p_mannwhitney > 0.2
+    assert g.paired.ratio == pytest.approx(np.mean(control) / np.mean(paired))
+    with pytest.raises(ValueError):
+        design_gain(control, paired[:3], independent, 6)
