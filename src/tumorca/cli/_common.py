@@ -205,10 +205,14 @@ def parse_fields(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def build_params(preset: str | None, config: Path | None, sets: tuple[str, ...]) -> Params:
-    """Parameters by precedence: defaults < preset < config file < ``--set``."""
+def build_params(preset: str | None, config: Path | None, sets: tuple[str, ...], base: Params | None = None
+                 ) -> Params:
+    """Parameters by precedence: ``base`` (default: the defaults) < the preset's changes < config file < ``--set``
+    (a branch's base is its parent's parameters)."""
     try:
-        params = presets.get(preset) if preset else Params()
+        params = base if base is not None else Params()
+        if preset:
+            params = params.replace(**presets.changes(preset))
         if config is not None:
             params = Params.from_toml(config, base=params)
         if sets:

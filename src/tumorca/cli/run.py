@@ -342,18 +342,7 @@ def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_
         row = reader.row_at(n)
         run_id = str(reader.attrs.get("run_id", ""))
         # the new arm: the parent's parameters, then the preset's changes, then --config, then --set
-        try:
-            params = pplan.params
-            if preset is not None:
-                params = params.replace(**presets.changes(preset))
-            if config is not None:
-                params = Params.from_toml(config, base=params)
-            if sets:
-                from ._common import parse_set
-
-                params = params.replace(**dict(parse_set(s) for s in sets))
-        except TumorcaError as exc:
-            raise UsageProblem(str(exc)) from None
+        params = build_params(preset, config, sets, base=pplan.params)
     fixed = [k for k in ("dt_min", "dx_um") if params[k] != pplan.params[k]]
     if fixed:
         raise UsageProblem(f"--from: a branch keeps its parent's {fixed[0]} ({pplan.params[fixed[0]]!r}): the step "
