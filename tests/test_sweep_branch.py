@@ -155,3 +155,30 @@ def test_bad_branch_tables(tmp_path, extra, expect):
     assert "\n" not in str(err.value) and expect in str(err.value), str(err.value)
     res = invoke("sweep", str(f), "-o", str(tmp_path / "out"), "--dry-run")
     assert res.exit_code == 2 and expect in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_example_branched_sweep_file_is_valid():
+    from tumorca.sweep import load_sweep
+
+    spec = load_sweep(Path(__file__).parents[1] / "docs" / "examples" / "sweep-therapy-branch.toml")
+    assert spec.n_runs == 20 and len(spec.parents()) == 10
+    assert {r.plan.start_step for r in spec.runs()} == {336} and spec.parents()[0].plan.steps == 336
+    assert spec.runs()[10].plan.params.ifn_therapy_level > 0 == spec.parents()[0].plan.params.ifn_therapy_level
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(180)
+def test_compare_arms_pairs_the_branches_of_each_parent(paired_sweep):
+    """compare_arms matches the conditions by replicate (= parent) and gives the signed-rank test of their
+    differences beside the unpaired test."""
+    from tumorca.analysis import compare_arms, open_sweep
+
+    rows = open_sweep(paired_sweep, status="complete")
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    value = {(r["preset"], int(r["replicate"])): r["neutrophils"] for r in rows}
+    e = compare_arms(paired_sweep, "neutrophils", "ifnb-knockout", "wild-type")
+    assert e.n_high == e.n_low == 2
+    assert e.difference == pytest.approx(np.mean([value["ifnb-knockout", k] - value["wild-type", k] for k in (0, 1)]))
+    assert 0 < e.p_wilcoxon <= 1 and 0 < e.p_mannwhitney <= 1
+    with pytest.raises(KeyError):
+        compare_arms(paired_sweep, "neutrophils", "ifnb-therapy", "wild-type")

@@ -18,7 +18,7 @@ from ..io.manifest import MANIFEST_JSON, read_manifest
 
 #: Manifest-level facts copied into ``table.attrs`` (a DataFrame) or returned by :func:`sweep_info`.
 INFO_KEYS = ("name", "sweep_id", "n_runs", "n_conditions", "replicates", "root_seed", "seed_rule", "varied", "base",
-             "created", "updated", "counts")
+             "branch", "created", "updated", "counts")
 
 
 def sweep_info(outdir: str | Path) -> dict[str, Any]:
@@ -82,4 +82,27 @@ def iter_runs(table: Any, status: str = "complete") -> Iterator[tuple[dict[str, 
             yield row, reader
 
 
-__all__ = ["open_sweep", "iter_runs", "sweep_info"]
+def compare_arms(outdir: str | Path, measure: str, high: Any, low: Any, by: str = "preset") -> Any:
+    """Test the one-sided claim ``measure(high) > measure(low)`` between two conditions of a sweep.
+
+    The runs of the two conditions (``row[by] == high`` and ``== low``) are matched by replicate.  In a branched
+    sweep (``[branch]``) replicate r of both continued the same parent: the design is paired and ``p_wilcoxon``
+    (the signed-rank test of the per-replicate differences) is the test to read.  In other sweeps the runs of two
+    conditions are independent and ``p_mannwhitney`` is.  Returns a :class:`tumorca.validation.stats.Effect` with
+    both, the ratio of means with its bootstrap interval and the effect size.  Needs scipy
+    (``pip install 'tumorca[validate]'``).
+    """
+    from ..validation.stats import compare  # scipy; kept out of the import of this module
+
+    rows = _rows(_manifest(outdir), Path(outdir), "complete")
+    values: dict[Any, dict[int, float]] = {high: {}, low: {}}
+    for r in rows:
+        if r.get(by) in values and r.get(measure) is not None:
+            values[r[by]][int(r["replicate"])] = float(r[measure])
+    for arm, got in values.items():
+        if not got:
+            raise KeyError(f"no complete run with {by} = {arm!r} and a value of {measure!r} in {str(outdir)!r}")
+    return compare(values[high], values[low])
+
+
+__all__ = ["open_sweep", "iter_runs", "sweep_info", "compare_arms"]
