@@ -325,7 +325,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     (the other ranks' are not looked at): the run starts from that state at ``plan.start_step`` -- rank 0 sends
     every rank its block -- and stores it whole in ``/start``, as a serial run does.
     """
-    from ..runner import _plain, prepare_start_state
+    from ..runner import prepare_start_state, start_row
 
     comm = mpi_comm(comm)
     path = Path(path)
@@ -361,7 +361,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
         prepared = None
     first = sim.summary()
     if root and start_summary is not None:
-        first = {k: _plain(start_summary.get(k, v)) for k, v in first.items()}
+        first = start_row(first, start_summary)
 
     def make_main(layout: VirtualRunLayout, run_id: str) -> MainFileWriter:
         return MainFileWriter.create(path, plan, first, _meta(plan), {**provenance, "threads": sim.threads,
