@@ -235,7 +235,6 @@ def test_resume_through_the_cli(parent, tmp_path):
     (["--from", "{p}", "--at-step", "10", "--set", "dt_min=10"], ["dt_min"]),
     (["--from", "{p}", "--at-step", "10", "--keep-states", "5"], ["--keep-states: step 5", "11..30"]),
     (["--from", "{p}", "--at-step", "30"], ["where", "ends", "--steps"]),
-    (["--from", "{p}", "--at-step", "10", "--ranks-shape", "auto"], ["not supported under MPI"]),
 ])
 def test_bad_branch_input(parent, tmp_path, args, fragments):
     before = {p.name: p.read_bytes() for p in parent.parent.iterdir() if p.is_file()}

@@ -219,11 +219,17 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
             if int(start_summary.get("step", -1)) != plan.start_step:
                 raise RunFileError(f"the start row is of step {start_summary.get('step')}, the run starts at "
                                    f"step {plan.start_step}")
-            first = {k: _plain(start_summary.get(k, v)) for k, v in first.items()}
+            first = start_row(first, start_summary)
         writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
                                   overwrite=overwrite, start_state=stored, lineage=lineage)
         _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
         return _drive(sim, writer, plan, progress, stop, first_summary=first)
+
+
+def start_row(summary: Mapping[str, Any], start_summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Row 0 of a run from a given state: ``summary`` (the engine's ``summary()`` of the start state) with the
+    values ``start_summary`` holds (the row its parent recorded for that step) in their place, as Python numbers."""
+    return {k: _plain(start_summary.get(k, v)) for k, v in summary.items()}
 
 
 def branch_start(parent: str | Path, plan: RunPlan, relative_to: str | Path | None = None) -> dict[str, Any]:

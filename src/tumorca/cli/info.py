@@ -123,7 +123,7 @@ def _describe(reader: Any, path: Path, verify: bool) -> tuple[dict[str, Any], li
     if info["ranks"]:
         from ..io.distributed import ranks_dir
 
-        lines.insert(-1, f"mpi:         {info['ranks']} ranks ({info['ranks_shape']}); frames and final state in "
+        lines.insert(-1, f"mpi:         {info['ranks']} ranks ({info['ranks_shape']}); frames and states in "
                          f"{ranks_dir(path).name}/ (virtual datasets)")
     if ck is not None:
         lines.append(f"checkpoint:  step {ck} ({reader.checkpoint_path.name})")

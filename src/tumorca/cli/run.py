@@ -1,5 +1,5 @@
-"""``tumorca run``: a new run, a branch of another run (``--from``), ``--resume``, and the same under MPI
-(``mpiexec -n P tumorca run ...``; no branches or kept states there yet).
+"""``tumorca run``: a new run, a branch of another run (``--from``), a run from data (``--initial``), ``--resume``,
+and the same under MPI (``mpiexec -n P tumorca run ...``).
 
 This module only parses, validates and reports; :mod:`tumorca.runner` (serial) and :mod:`tumorca.parallel.run`
 (MPI) run, and :mod:`tumorca.io` writes and reads.
@@ -7,7 +7,8 @@ This module only parses, validates and reports; :mod:`tumorca.runner` (serial) a
 Under MPI every rank parses the same arguments and so finds the same usage errors by itself (only rank 0 prints
 them).  Everything that depends on the file system or on chance -- the output checks, the seed, the checks of a
 file to resume -- is done by rank 0 and broadcast, so every rank takes the same decision before any file is
-touched.  An error agreed on by the ranks is one line on rank 0's stderr and every rank exits with the same status;
+touched (a branch's parent and an ``--initial`` file are read by rank 0, which alone holds the start state and
+sends every rank its block).  An error agreed on by the ranks is one line on rank 0's stderr and every rank exits with the same status;
 an unexpected exception on one rank is reported by that rank and ends the whole job (``MPI_Abort``) rather than
 leaving the others waiting.
 """
@@ -146,31 +147,36 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
     params_given = preset is not None or config is not None or bool(sets)
     if parent is None:
         params = build_params(preset, config, sets)
-    if parent is not None or initial is not None or keep_list != ((), ()):
-        if ranks_shape is not None or launcher_size() > 1:
-            what = "--from" if parent is not None else "--initial" if initial is not None else "--keep-states"
-            raise UsageProblem(f"{what} is not supported under MPI yet; run it without mpiexec")
-        if resume:
-            raise UsageProblem("--keep-states is part of a run's plan: it cannot change on --resume")
+    if keep_list != ((), ()) and resume:
+        raise UsageProblem("--keep-states is part of a run's plan: it cannot change on --resume")
+    under_mpi = ranks_shape is not None or launcher_size() > 1
+    branch = None if parent is None else dict(parent=parent, at_step=at_step, at_day=at_day, preset=preset,
+                                              config=config, sets=sets, steps=steps, days=days, every=every,
+                                              fields=fields_t, compression=compression, seed=seed,
+                                              checkpoint_every=checkpoint_every, keep=keep_list)
+    if parent is not None and under_mpi:
+        run_mpi(output=output, params=None, params_given=params_given, preset=preset, shape=None, steps=steps,
+                days=days, every=every, fields=fields_t, compression=compression, seed=seed, threads=threads,
+                checkpoint_every=checkpoint_every, overwrite=overwrite, resume=False, ranks_shape=ranks_shape,
+                quiet=quiet, command=command_line(), branch=branch)
+        return
     if parent is not None:
         check_output_path(output, overwrite=overwrite, resume=False)
         from .. import runner
 
-        _branch(runner, parent, output, at_step=at_step, at_day=at_day, preset=preset, config=config, sets=sets,
-                steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
-                threads=threads, checkpoint_every=checkpoint_every, keep=keep_list, overwrite=overwrite,
-                quiet=quiet)
+        _branch(runner, output, threads=threads, overwrite=overwrite, quiet=quiet, **branch)
         return
     if output.is_symlink() and (resume or overwrite):
         # The run file is the link's target: its checkpoint is beside it, and a rename must replace it, not the
         # link (which would leave the target cut off and the link a copy).
         output = Path(os.path.realpath(output))
-    if ranks_shape is not None or launcher_size() > 1:
+    if under_mpi:
         # the MPI path: every check below, agreed between the ranks
         run_mpi(output=output, params=params, params_given=params_given, preset=preset, shape=shape_t,
                 steps=steps, days=days, every=every, fields=fields_t, compression=compression, seed=seed,
                 threads=threads, checkpoint_every=checkpoint_every, overwrite=overwrite, resume=resume,
-                ranks_shape=ranks_shape, quiet=quiet, command=command_line())
+                ranks_shape=ranks_shape, quiet=quiet, command=command_line(), keep=keep_list,
+                initial=None if initial is None else (initial, pixel_size))
         return
     check_output_path(output, overwrite=overwrite, resume=resume)
     cmd = command_line()
@@ -303,12 +309,28 @@ def _kept_text(runner: Any, plan: RunPlan) -> str:
             f"{fmt_bytes(n * each)} in all, uncompressed)")
 
 
-def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_day: float | None,
-            preset: str | None, config: Path | None, sets: tuple[str, ...], steps: int | None, days: float | None,
-            every: int | None, fields: tuple[str, ...] | None, compression: str | None, seed: int | None,
-            threads: int | None, checkpoint_every: int | None, keep: tuple[tuple[int, ...], tuple[float, ...]],
-            overwrite: bool, quiet: bool) -> None:
+def _branch(runner: Any, output: Path, *, threads: int | None, overwrite: bool, quiet: bool, **branch: Any) -> None:
     """``tumorca run --from PARENT --at-step N -o OUTPUT``: a new run from PARENT's state at step N."""
+    existing = output.stat().st_size if overwrite and output.exists() else 0
+    plan, state, row, lineage, header = _branch_setup(
+        runner, output=output, overwrite=overwrite,
+        check_disk=lambda plan: _check_resources(runner, plan, output, existing).describe(), **branch)
+    echo(quiet, header)
+    provenance = {"command_line": command_line()}
+    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
+                                           overwrite=overwrite, progress=prog, stop=stop, start_state=state,
+                                           start_summary=row, lineage=lineage), output, quiet)
+
+
+def _branch_setup(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_day: float | None,
+                  preset: str | None, config: Path | None, sets: tuple[str, ...], steps: int | None,
+                  days: float | None, every: int | None, fields: tuple[str, ...] | None, compression: str | None,
+                  seed: int | None, checkpoint_every: int | None, keep: tuple[tuple[int, ...], tuple[float, ...]],
+                  overwrite: bool, check_disk: Callable[[RunPlan], str]
+                  ) -> tuple[RunPlan, dict[str, Any], Any, dict[str, Any], str]:
+    """The checks and the start of a branch (serial, or on rank 0 under MPI): returns its plan, its start state
+    (PARENT's state at step N), start row, lineage and the one-line description to print.  ``check_disk(plan)``
+    checks the resources and describes the estimate."""
     from ..io.lineage import parameter_changes, parent_attrs
     from ..io.reader import RunReader
 
@@ -376,17 +398,14 @@ def _branch(runner: Any, parent: Path, output: Path, *, at_step: int | None, at_
     except OSError as exc:
         raise UsageProblem(f"--from: cannot read {str(parent)!r}: {exc.strerror or exc}") from None
     _refuse_live_target(output, overwrite)
-    est = _check_resources(runner, plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+    described = check_disk(plan)
     changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or \
         "none (continues the parent bit for bit)"
-    echo(quiet, f"tumorca: branch of {parent} at step {n} (day {n * dt / MINUTES_PER_DAY:g}): steps {n + 1}.."
-                 f"{plan.steps} ({steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
-                 f"{plan.every} steps, seed {plan.seed}; changed: {changed}{_kept_text(runner, plan)}; "
-                 f"{est.describe()} -> {output}")
-    provenance = {"command_line": command_line()}
-    _execute(lambda stop, prog: runner.run(plan, output, provenance=provenance, threads=threads,
-                                           overwrite=overwrite, progress=prog, stop=stop, start_state=state,
-                                           start_summary=row, lineage=lineage), output, quiet)
+    header = (f"tumorca: branch of {parent} at step {n} (day {n * dt / MINUTES_PER_DAY:g}): steps {n + 1}.."
+              f"{plan.steps} ({steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every "
+              f"{plan.every} steps, seed {plan.seed}; changed: {changed}{_kept_text(runner, plan)}; "
+              f"{described} -> {output}")
+    return plan, state, row, lineage, header
 
 
 def _available(reader: Any, dt: float) -> str:
@@ -487,8 +506,15 @@ def _execute(call: Callable[[Callable[[], bool], Any], Any], output: Path, quiet
 def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None, shape: tuple[int, ...] | None,
             steps: int | None, days: float | None, every: int | None, fields: tuple[str, ...] | None,
             compression: str | None, seed: int | None, threads: int | None, checkpoint_every: int | None,
-            overwrite: bool, resume: bool, ranks_shape: str | None, quiet: bool, command: str) -> None:
-    """``tumorca run`` under MPI; ``command`` is the command line as given (recorded in the run file)."""
+            overwrite: bool, resume: bool, ranks_shape: str | None, quiet: bool, command: str,
+            keep: tuple[tuple[int, ...], tuple[float, ...]] = ((), ()),
+            initial: tuple[Path, float | None] | None = None, branch: dict[str, Any] | None = None) -> None:
+    """``tumorca run`` under MPI; ``command`` is the command line as given (recorded in the run file).
+
+    ``keep``: the kept states asked for (steps, days); ``initial``: ``--initial FILE`` and ``--pixel-size``;
+    ``branch``: the keyword arguments of :func:`_branch_setup` for ``--from`` (then ``params`` is None: the
+    branch's are its parent's, changed).  The start state of a branch or of ``--initial`` is read on rank 0 only.
+    """
     from ..parallel import run as mpirun
 
     try:
@@ -513,26 +539,56 @@ def run_mpi(*, output: Path, params: Any, params_given: bool, preset: str | None
                                    days=days, every=every, fields=fields, compression=compression,
                                    checkpoint_every=checkpoint_every))
             return
-        # the seed is drawn once, on rank 0
-        seed = comm.bcast(seed if seed is not None else secrets.randbits(63), root=0)
-        plan = make_plan(params, preset, shape, steps, days, every, fields, compression, seed, checkpoint_every)
+        from .. import runner
 
-        def checks() -> str:
+        if branch is None:
+            # the seed is drawn once, on rank 0 (a branch's is its parent's unless given)
+            seed = comm.bcast(seed if seed is not None else secrets.randbits(63), root=0)
+        if branch is None and initial is None:
+            # every rank finds the same usage errors in the plan by itself
+            plan = make_plan(params, preset, shape, steps, days, every, fields, compression, seed, checkpoint_every,
+                             keep_states=_keep_steps(keep, params.dt_min))
+
+        def existing() -> int:
+            return output.stat().st_size if overwrite and output.exists() else 0
+
+        def checks() -> tuple[tuple[RunPlan, Any, Any, str], Any]:
+            # rank 0: ((plan, start row, lineage, header), start state); the state stays on rank 0
             check_output_path(output, overwrite=overwrite, resume=False)
             take_lock()
+            if branch is not None:
+                size = existing()
+                b_plan, state, row, lineage, text = _branch_setup(
+                    runner, output=output, overwrite=overwrite,
+                    check_disk=lambda p: _mpi_check_disk(p, output, size), **branch)
+                return (b_plan, row, lineage, text), state
             _refuse_live_target(output, overwrite)
-            return _mpi_check_disk(plan, output, output.stat().st_size if overwrite and output.exists() else 0)
+            start: dict[str, Any] = {}
+            the_plan = plan if initial is None else None
+            if initial is not None:
+                start, shape_i = _initial(initial[0], initial[1], params, shape)
+                the_plan = make_plan(params, preset, shape_i, steps, days, every, fields, compression, seed,
+                                     checkpoint_every, keep_states=_keep_steps(keep, params.dt_min))
+                start["start_state"] = {**start["start_state"], "seed": the_plan.seed}
+            described = _mpi_check_disk(the_plan, output, existing())
+            dt = the_plan.params.dt_min
+            source = f", from {start['lineage']['initial_source']}" if start else ""
+            text = (f"tumorca: {fmt_shape(the_plan.shape)} lattice{source}, {the_plan.steps} steps "
+                    f"({the_plan.steps * dt / MINUTES_PER_DAY:g} days), {the_plan.n_frames} frames every "
+                    f"{the_plan.every} steps, seed {the_plan.seed}, preset {the_plan.preset or 'none'}"
+                    f"{_kept_text(runner, the_plan)}; {described} -> {output}")
+            return (the_plan, None, start.get("lineage"), text), start.get("start_state")
 
-        described = mpirun.on_root(comm, checks)
-        dt = plan.params.dt_min
-        header = (f"tumorca: {fmt_shape(plan.shape)} lattice, {plan.steps} steps "
-                  f"({plan.steps * dt / MINUTES_PER_DAY:g} days), {plan.n_frames} frames every {plan.every} steps, "
-                  f"seed {plan.seed}, preset {plan.preset or 'none'}; {described} -> {output}")
+        checked = mpirun.on_root(comm, checks, share=False)
+        plan, row, lineage, header = comm.bcast(checked[0] if rank == 0 else None, root=0)
+        state = checked[1] if rank == 0 else None
+        checked = None
         provenance = {"command_line": command}
         quiet = quiet or rank != 0
         _mpi_execute(comm, lambda stop, prog: mpirun.run(plan, output, provenance=provenance, threads=threads,
                                                      overwrite=overwrite, ranks_shape=ranks_shape, comm=comm,
-                                                     progress=prog, stop=stop,
+                                                     progress=prog, stop=stop, start_state=state,
+                                                     start_summary=row, lineage=lineage,
                                                      started=lambda sim: echo(quiet, header + _ranks_text(sim))),
                  output, quiet)
     except (click.ClickException, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
@@ -596,10 +652,12 @@ def _mpi_resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks
             except TumorcaError as exc:
                 raise UsageProblem(f"--resume: {exc}") from None
             ck = reader.checkpoint_step()
-            on_disk = reader.n_rows - 1
+            on_disk = reader.last_step
+            start_text = (f"the stored start state at step {plan.start_step}" if reader.has_start_state()
+                          else "the initial state")
         size = output.stat().st_size + sum(p.stat().st_size for p in _rank_files(output))
         described = _mpi_check_disk(plan, output, size, copy=size)
-        start = f"checkpoint at step {ck}" if ck is not None else "the initial state (no checkpoint yet)"
+        start = f"checkpoint at step {ck}" if ck is not None else f"{start_text} (no checkpoint yet)"
         return g, (f"tumorca: resuming {output} from {start} (file had step {on_disk} of {plan.steps}); "
                    f"{described}")
 

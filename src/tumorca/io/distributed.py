@@ -39,6 +39,7 @@ import numpy as np
 from .. import __version__
 from .._constants import FIELD_NAMES
 from .checkpoint import fsync_dir
+from .hdf5 import open_file
 from .layout import (CHECKPOINT_FORMAT_NAME, FORMAT_VERSION, LIBVER, RunFileError, RunPlan, compression_kwargs,
                      fmt_bytes, frame_chunks, layer_meta, temporary_path)
 from .writer import QUEUE_DEPTH, FileLayout, RunWriter, describe_os_error
@@ -129,13 +130,16 @@ class VirtualRunLayout(FileLayout):
             lay[(slice(0, _UNLIMITED), *owned)] = src[0:_UNLIMITED, :, :, :]
         return f.create_virtual_dataset(name, lay, fillvalue=0)
 
-    def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int) -> None:
+    def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int,
+                    source: str = "checkpoint") -> None:
+        """A state group whose arrays are virtual datasets over the group ``source`` (``checkpoint``: the final
+        state; ``states/step_<N>``: a kept state) of every rank file."""
         write_state_attrs(group, state, run_id, step_index)
         arrays = group.create_group("arrays")
         shape = tuple(int(d) for d in state["shape"])
         for name in sorted(self.state_dtypes):
             virtual_array(arrays, name, shape, self.state_dtypes[name], self.blocks,
-                          [(_rel(p, self.main), f"checkpoint/arrays/{name}") for p in self.files])
+                          [(_rel(p, self.main), f"{source}/arrays/{name}") for p in self.files])
 
 
 def write_state_attrs(group: h5py.Group, meta: Mapping[str, Any], run_id: str, step_index: int) -> None:
@@ -190,7 +194,8 @@ def check_sources(f: h5py.File, path: Path) -> None:
 def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size: int, run_id: str,
                      state_dtypes: Mapping[str, np.dtype]) -> h5py.File:
     """Create a rank file at ``path`` (a temporary name: the caller renames it): one frame dataset per layer
-    ``(T, bz, by, bx)`` growing along time, ``/step``, and the empty final-state block ``/checkpoint/arrays``.
+    ``(T, bz, by, bx)`` growing along time, ``/step``, the empty final-state block ``/checkpoint/arrays`` and,
+    for each kept state of the plan, its empty block ``/states/step_<N>/arrays`` (SWMR allows nothing new later).
     Returned open, not yet in SWMR mode."""
     b = _slice_shape(owned)
     try:
@@ -210,12 +215,13 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
                                   chunks=frame_chunks(b, dtype.itemsize), fletcher32=True,
                                   **compression_kwargs(plan.compression, dtype))
             ds.attrs.update({"units": units, "long_name": long_name})
-        arrays = f.create_group("checkpoint").create_group("arrays")
         rb = _slice_shape(_run_slices(owned, len(plan.shape)))
-        for name, dt in sorted(state_dtypes.items()):
-            chunks = frame_chunks(b, np.dtype(dt).itemsize)[1:][-len(rb):]
-            arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, fletcher32=True,
-                                  **compression_kwargs("gzip", np.dtype(dt)))
+        for group in ["checkpoint"] + [f"states/step_{k}" for k in plan.keep_states]:
+            arrays = f.require_group(group).create_group("arrays")
+            for name, dt in sorted(state_dtypes.items()):
+                chunks = frame_chunks(b, np.dtype(dt).itemsize)[1:][-len(rb):]
+                arrays.create_dataset(name, shape=rb, dtype=dt, chunks=chunks, fletcher32=True,
+                                      **compression_kwargs("gzip", np.dtype(dt)))
     except BaseException as exc:
         f.close()
         path.unlink(missing_ok=True)
@@ -226,21 +232,24 @@ def create_rank_file(path: Path, plan: RunPlan, owned: Slices3, rank: int, size:
 
 
 class BlockWriter:
-    """Streams one rank's block of every frame, and its block of the final state, into its rank file from a
-    background thread.
+    """Streams one rank's block of every frame, of every kept state and of the final state into its rank file
+    from a background thread.
 
     Unlike :class:`RunWriter`, errors never raise in the caller's thread: they are recorded (:attr:`error`,
     :attr:`broken`) and the caller agrees with the other ranks on what to do (an exception on one rank alone
     would leave the others waiting in a collective call).
     """
 
-    def __init__(self, path: Path, f: h5py.File, plan: RunPlan, n_frames: int = 0) -> None:
+    def __init__(self, path: Path, f: h5py.File, plan: RunPlan, n_frames: int = 0, n_states: int = 0) -> None:
         self.path = path
         self.plan = plan
         self._f = f
         self._ds = {name: f[name] for name in ["step"] + plan.layers}
         self._n = n_frames
         self.frames_flushed = n_frames
+        #: Kept states whose block is flushed (they are written in step order: the first ``states_flushed`` of
+        #: ``plan.keep_states``; a resumed run starts with those it copied).
+        self.states_flushed = n_states
         self.error = ""
         self.broken = False
         self._keepalive: BaseException | None = None
@@ -259,6 +268,12 @@ class BlockWriter:
         """Queue a frame: ``blocks`` maps every layer to a copy of this rank's 3-D block."""
         if not self._closed and not self.error:
             self._queue.put(("frame", int(step), dict(blocks)))
+
+    def add_state(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Queue this rank's block of the kept state of ``step`` (copies of the owned block of every state array,
+        as :meth:`DistributedSimulation.local_state` gives them)."""
+        if not self._closed and not self.error:
+            self._queue.put(("state", int(step), dict(arrays)))
 
     def sync(self) -> None:
         """Wait until everything queued is written and flushed (or has failed)."""
@@ -298,8 +313,9 @@ class BlockWriter:
                 except BaseException:  # noqa: BLE001
                     pass
             except BaseException as exc:  # noqa: BLE001 - reported through self.error
-                self.error = (f"writing {'the frame of step ' + str(item[1]) if kind == 'frame' else 'the end'} to "
-                              f"{str(self.path)!r} failed: {describe_os_error(exc)}")
+                what = {"frame": f"the frame of step {item[1]}", "state": f"the kept state of step {item[1]}"}
+                self.error = (f"writing {what.get(kind, 'the end')} to {str(self.path)!r} failed: "
+                              f"{describe_os_error(exc)}")
                 self.broken = True
                 self._keepalive = exc  # keep the handles alive, untouched (see RunWriter._fail)
             finally:
@@ -327,6 +343,21 @@ class BlockWriter:
         self._f.flush()
         self._n = n + 1
         self.frames_flushed = n + 1
+
+    def _do_state(self, step: int, arrays: dict[str, np.ndarray]) -> None:
+        need = sum(np.asarray(a).nbytes for a in arrays.values()) + 256 * 1024
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            free = None
+        if free is not None and free < need:
+            raise _Refused(f"disk nearly full: {fmt_bytes(free)} free in {str(self.path.parent)!r}, the kept state "
+                           f"of step {step} may need {fmt_bytes(need)}")
+        group = self._f[f"states/step_{step}/arrays"]
+        for name, a in arrays.items():
+            group[name][...] = np.reshape(a, group[name].shape)
+        self._f.flush()
+        self.states_flushed += 1
 
     def _do_flush(self) -> None:
         self._f.flush()
@@ -382,6 +413,17 @@ class MainFileWriter(RunWriter):
         """Queue the time and step of a frame every rank has flushed."""
         self._send_rows()
         self._put(("frame", int(step), float(time_min), {}))
+
+    def commit_state(self, step: int) -> None:
+        """Queue the flag of the kept state of ``step`` in ``/states/filled``: every rank has flushed its block of
+        it (the arrays are virtual datasets over those blocks, so the flag is all this file writes)."""
+        self._send_rows()
+        self._put(("state_flag", int(step)))
+        self._kept.add(int(step))
+
+    def _do_state_flag(self, step: int) -> None:
+        self._states["filled"][self.plan.keep_states.index(step)] = 1
+        self._f.flush()
 
     def fail(self, message: str) -> None:
         """End the run file with status ``failed`` and ``message`` (another rank could not write); never raises.
@@ -485,25 +527,31 @@ def write_main_checkpoint(path: Path, meta: Mapping[str, Any], run_id: str, bloc
         tmp.unlink(missing_ok=True)
 
 
-def block_reader(path: Path) -> tuple[dict[str, Any], Callable[[str, Slices3], np.ndarray], Callable[[], None]]:
+def block_reader(path: Path, group: str | None = None
+                 ) -> tuple[dict[str, Any], Callable[[str, Slices3], np.ndarray], Callable[[], None]]:
     """Open a checkpoint file (serial, or virtual over rank blocks) for reading blocks: returns ``(meta,
     read_block, close)`` where ``meta`` is the state without arrays and ``read_block(name, slices3)`` reads a
-    3-D block of the whole-lattice array ``name``."""
+    3-D block of the whole-lattice array ``name``.  With ``group``, the state group of that name in the run file
+    ``path`` instead (``start``: the state a run started from), opened as an SWMR reader (a file cut off while
+    written opens only so)."""
     import json
 
     try:
-        f = h5py.File(path, "r")
+        # a run file opens as RunReader opens it (rank 0 holds one open: HDF5 reopens only alike)
+        f = h5py.File(path, "r") if group is None else open_file(path, swmr=True)
     except OSError as exc:
-        raise RunFileError(f"cannot read checkpoint {str(path)!r}: {describe_os_error(exc)}") from None
+        what = "checkpoint" if group is None else f"/{group} of"
+        raise RunFileError(f"cannot read {what} {str(path)!r}: {describe_os_error(exc)}") from None
     try:
-        if f.attrs.get("format") != CHECKPOINT_FORMAT_NAME:
+        if group is None and f.attrs.get("format") != CHECKPOINT_FORMAT_NAME:
             raise RunFileError(f"{str(path)!r} is not a tumorca checkpoint file")
-        a = f.attrs
+        g = f if group is None else f[group]
+        a = g.attrs
         meta = {"version": str(a.get("tumorca_version", "")),
                 "shape": tuple(int(d) for d in np.asarray(a["shape"]).ravel()),
                 "params": json.loads(str(a["parameters"])), "seed": int(a["seed"]),
                 "step_index": int(a["step_index"])}
-        arrays = f["arrays"]
+        arrays = g["arrays"]
         check_sources(f, Path(path))
     except (KeyError, ValueError, OSError) as exc:
         f.close()

@@ -342,7 +342,8 @@ class RunReader:
             arrays = g[f"step_{int(k)}/arrays"]
             out.append({"step": int(k), "on_disk": bool(filled),
                         "bytes": sum(ds.size * ds.dtype.itemsize for ds in arrays.values()),
-                        "stored_bytes": sum(ds.id.get_storage_size() for ds in arrays.values()) if filled else 0})
+                        "stored_bytes": sum(_stored_bytes(ds, self.path) for ds in arrays.values()) if filled
+                        else 0})
         return out
 
     def has_start_state(self) -> bool:
@@ -570,6 +571,21 @@ class RunReader:
 
 def _damage(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _stored_bytes(ds: h5py.Dataset, path: Path) -> int:
+    """Bytes ``ds`` takes on disk: for a virtual dataset (a run written under MPI), those of the blocks it maps in
+    the rank files (0 for a rank file that cannot be read)."""
+    if not ds.is_virtual:
+        return ds.id.get_storage_size()
+    total = 0
+    for vs in ds.virtual_sources():
+        try:
+            with h5py.File(Path(path).parent / vs.file_name.replace("%%", "%"), "r", swmr=True) as f:
+                total += f[vs.dset_name].id.get_storage_size()
+        except (OSError, KeyError):
+            pass
+    return total
 
 
 def open_run(path: str | Path) -> RunReader:

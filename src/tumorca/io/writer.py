@@ -401,7 +401,8 @@ class RunWriter:
                             layout=layout, start_state=start_state, start_summary=start_summary)
         try:
             for i, k in kept:
-                fill_state_group(f[f"states/step_{k}"], read_state(old[f"states/step_{k}"]))
+                if layout.stores_frames:  # else the caller copies them into the new rank files, as the frames
+                    fill_state_group(f[f"states/step_{k}"], read_state(old[f"states/step_{k}"]))
                 f["states/filled"][i] = 1
             for name in plan.layers if layout.stores_frames else ():
                 _copy_frames(old[name], f[name], keep_frames)
@@ -451,7 +452,7 @@ class RunWriter:
                 # its time-series row (row 0), which a resume that finds no row on disk writes again
                 g.attrs["summary"] = json.dumps({k: _plain(v) for k, v in (start_summary or {}).items()})
             if plan.keep_states:
-                _create_kept_states(f, plan, state, run_id)
+                _create_kept_states(f, plan, state, run_id, layout)
             attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
                      **plan.to_attrs(),
                      "host": socket.gethostname(), "writer_pid": np.int64(os.getpid()),
@@ -813,7 +814,7 @@ class FileLayout:
     makes ordinary chunked, compressed datasets in the file itself (a serial run); a run under MPI makes virtual
     datasets over its rank files instead (:class:`tumorca.io.distributed.VirtualRunLayout`)."""
 
-    #: Whether frames are written into this file (and so copied when a run is resumed).
+    #: Whether frames and kept states are written into this file (and so copied when a run is resumed).
     stores_frames = True
 
     def frame_dataset(self, f: h5py.File, name: str, plan: RunPlan, dtype: np.dtype) -> h5py.Dataset:
@@ -823,8 +824,11 @@ class FileLayout:
                                 chunks=frame_chunks(plan.shape3, dtype.itemsize),
                                 fletcher32=True, **compression_kwargs(plan.compression, dtype))
 
-    def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int) -> None:
-        """Lay out the final state in ``group`` (see :func:`tumorca.io.checkpoint.create_state_group`)."""
+    def state_group(self, group: h5py.Group, state: dict[str, Any], run_id: str, step_index: int,
+                    source: str = "checkpoint") -> None:
+        """Lay out a state in ``group`` (see :func:`tumorca.io.checkpoint.create_state_group`): the final state,
+        or a kept state.  ``source`` names the group (``checkpoint``, ``states/step_<N>``); a layout whose arrays
+        live elsewhere maps them from the group of that name there."""
         create_state_group(group, state, run_id, step_index=step_index)
 
 
@@ -872,9 +876,10 @@ def _create_layout(f: h5py.File, plan: RunPlan, keys: list[str], dtypes: list[np
         ds.dims[0].attach_scale(st)
 
 
-def _create_kept_states(f: h5py.File, plan: RunPlan, state: dict[str, Any], run_id: str) -> None:
+def _create_kept_states(f: h5py.File, plan: RunPlan, state: dict[str, Any], run_id: str,
+                        layout: FileLayout) -> None:
     """``/states``: the kept steps, a fill flag per state and one empty state group per step (SWMR allows nothing
-    new later)."""
+    new later), laid out by ``layout`` as the final state is (under MPI: virtual datasets over the rank files)."""
     g = f.create_group("states")
     g.attrs["long_name"] = "full engine states kept at chosen steps (tumorca run --keep-states), to branch from"
     steps = g.create_dataset("steps", data=np.array(plan.keep_states, dtype=np.int64))
@@ -882,7 +887,7 @@ def _create_kept_states(f: h5py.File, plan: RunPlan, state: dict[str, Any], run_
     filled = g.create_dataset("filled", data=np.zeros(len(plan.keep_states), dtype=np.uint8))
     filled.attrs.update({"units": "1", "long_name": "1 once the kept state of that step is on disk"})
     for k in plan.keep_states:
-        create_state_group(g.create_group(f"step_{k}"), state, run_id, step_index=k)
+        layout.state_group(g.create_group(f"step_{k}"), state, run_id, k, source=f"states/step_{k}")
 
 
 def _copy_frames(src: h5py.Dataset, dst: h5py.Dataset, n: int) -> None:

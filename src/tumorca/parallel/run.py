@@ -136,6 +136,8 @@ class _Run:
         self.main_error: RunFileError | None = None
         self.committed = block.frames_flushed  # every rank starts with the same frames (0, or those kept)
         self.pending: list[tuple[int, float]] = []  # frames queued on every rank, not yet in /time
+        self.states_committed = block.states_flushed  # likewise the kept states (flagged in /states/filled)
+        self.pending_states: list[int] = []  # kept states queued on every rank, not yet flagged
         self.fdir = frames_dir(path, gen)
 
     # rank-0 calls into the main writer: an error is kept for the next agreement, never raised alone
@@ -153,28 +155,40 @@ class _Run:
         return BROKEN if getattr(self.main_error, "broken", False) else FAILED
 
     def agree(self, stop: bool = False, extra_error: str = "") -> bool:
-        """One Allreduce: stop request, error levels, frames flushed on every rank.  Commits the frames every
-        rank has flushed; raises the agreed error on every rank.  Returns whether any rank asked to stop."""
+        """One Allreduce: stop request, error levels, frames and kept states flushed on every rank.  Commits the
+        frames and kept states every rank has flushed; raises the agreed error on every rank.  Returns whether any
+        rank asked to stop."""
         from mpi4py import MPI
 
         local_err = max(self.block.level, self._main_level(), FAILED if extra_error else OK)
-        flags = np.array([int(stop), local_err, -self.block.frames_flushed], dtype=np.int64)
+        flags = np.array([int(stop), local_err, -self.block.frames_flushed, -self.block.states_flushed],
+                         dtype=np.int64)
         self.comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
         if flags[1] != OK:
             self.fail(extra_error)
-        self.commit(int(-flags[2]))
+        self.commit(int(-flags[2]), int(-flags[3]))
         return bool(flags[0])
 
-    def commit(self, flushed: int) -> None:
-        """Rank 0: append /time and /step of the frames every rank has flushed."""
+    def commit(self, flushed: int, states_flushed: int) -> None:
+        """Rank 0: append /time and /step of the frames every rank has flushed, and flag the kept states every
+        rank has flushed (the flag vouches for the whole state, as in a serial file)."""
         while self.pending and self.committed < flushed:
             step, t = self.pending.pop(0)
             self._main(lambda m: m.commit_frame(step, t))
             self.committed += 1
+        while self.pending_states and self.states_committed < states_flushed:
+            k = self.pending_states.pop(0)
+            self._main(lambda m: m.commit_state(k))
+            self.states_committed += 1
 
     def add_frame(self, step: int) -> None:
         self.block.add_frame(step, _snapshot(self.sim, self.plan))
         self.pending.append((step, self.sim.time_min))
+
+    def add_state(self, step: int) -> None:
+        """Queue this rank's block of the kept state of ``step`` (the current step)."""
+        self.block.add_state(step, self.sim.local_state()["arrays"])
+        self.pending_states.append(step)
 
     def fail(self, extra_error: str = "") -> None:
         """Every rank: gather the first error message, close what can be closed (rank 0 marks the main file
@@ -243,9 +257,12 @@ def _open_engine(comm: Any, build: Callable[[], Any]) -> Any:
 
 
 def _setup_files(comm: Any, sim: Any, plan: RunPlan, path: Path, make_main: Callable[..., MainFileWriter],
-                 copy_frames: Callable[[Any, Any, tuple], int] | None = None, run_id: str | None = None) -> _Run:
+                 copy_frames: Callable[[Any, tuple], tuple[int, int]] | None = None,
+                 run_id: str | None = None) -> _Run:
     """Rank files in a fresh generation directory, then the main file on rank 0; on any failure every rank
-    removes what it made and raises the same error.  ``run_id``: the run's (a resume keeps it), else a new one."""
+    removes what it made and raises the same error.  ``run_id``: the run's (a resume keeps it), else a new one.
+    ``copy_frames(file, owned)`` fills a resumed run's new rank file with the blocks it keeps and returns how
+    many frames and kept states that is."""
     rank, size = comm.Get_rank(), comm.Get_size()
     owned = tuple(sim.decomposition.owned)
     blocks = comm.allgather(owned)
@@ -259,10 +276,10 @@ def _setup_files(comm: Any, sim: Any, plan: RunPlan, path: Path, make_main: Call
         fdir.mkdir(parents=True, exist_ok=True)
         f = create_rank_file(mine, plan, owned, rank, size, run_id, dtypes)
         made["file"] = f
-        n = copy_frames(f, owned) if copy_frames is not None else 0
+        n, k = copy_frames(f, owned) if copy_frames is not None else (0, 0)
         f.swmr_mode = True
         f.flush()
-        return BlockWriter(mine, f, plan, n_frames=n)
+        return BlockWriter(mine, f, plan, n_frames=n, n_states=k)
 
     def cleanup() -> None:
         if made.get("main") is not None:
@@ -298,28 +315,63 @@ def _setup_files(comm: Any, sim: Any, plan: RunPlan, path: Path, make_main: Call
 def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
         overwrite: bool = False, ranks_shape: str | None = None, comm: Any = None,
         progress: ProgressFn | None = None, stop: StopFn | None = None,
-        started: Callable[[Any], None] | None = None) -> RunOutcome:
+        started: Callable[[Any], None] | None = None, start_state: Mapping[str, Any] | None = None,
+        start_summary: Mapping[str, Any] | None = None, lineage: Mapping[str, Any] | None = None) -> RunOutcome:
     """:func:`tumorca.runner.run` on every rank of ``comm`` (collective).  ``ranks_shape``: ``"PzxPyxPx"``,
     ``"PyxPx"``, ``"auto"`` or None (automatic).  ``started(sim)`` is called on rank 0 once the engine and the
-    files are set up."""
+    files are set up.
+
+    ``start_state``, ``start_summary`` and ``lineage`` are those of :func:`tumorca.runner.run`, given on rank 0
+    (the other ranks' are not looked at): the run starts from that state at ``plan.start_step`` -- rank 0 sends
+    every rank its block -- and stores it whole in ``/start``, as a serial run does.
+    """
+    from ..runner import prepare_start_state, start_row
+
     comm = mpi_comm(comm)
     path = Path(path)
-    if plan.start_step or plan.keep_states:  # the same plan on every rank: every rank refuses alike
-        raise RunFileError("runs under MPI start from the built-in initial state and keep no states yet; run "
-                           "without mpiexec")
+    root = comm.Get_rank() == 0
+
+    def check_start() -> tuple[bool, dict[str, Any] | None]:
+        # on rank 0: the serial run's checks of the start state and row, before any engine or file exists
+        if start_state is None:
+            if plan.start_step:
+                raise RunFileError(f"the plan starts at step {plan.start_step}: give the state of that step")
+            return False, None
+        if start_summary is not None and int(start_summary.get("step", -1)) != plan.start_step:
+            raise RunFileError(f"the start row is of step {start_summary.get('step')}, the run starts at step "
+                               f"{plan.start_step}")
+        return True, prepare_start_state(plan, start_state)
+
+    checked = on_root(comm, check_start, share=False)  # rank 0: (given, the prepared state); elsewhere None
+    given = comm.bcast(checked[0] if root else None, root=0)
+    prepared = checked[1] if root else None
+    checked = None
     from .simulation import DistributedSimulation
 
-    sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed, threads=threads,
-                                                           comm=comm, ranks_shape=ranks_shape))
+    stored: dict[str, Any] | None = None
+    if not given:
+        sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed,
+                                                               threads=threads, comm=comm, ranks_shape=ranks_shape))
+    else:
+        sim = _open_engine(comm, lambda: DistributedSimulation.from_state(prepared, threads=threads, comm=comm,
+                                                                          ranks_shape=ranks_shape))
+        # /start holds the state as the engine holds it (as a serial run stores it: from_state normalises the
+        # neutrophil layers of empty sites); only rank 0 keeps the gathered copy
+        stored = sim.gather_state()
+        prepared = None
     first = sim.summary()
+    if root and start_summary is not None:
+        first = start_row(first, start_summary)
 
     def make_main(layout: VirtualRunLayout, run_id: str) -> MainFileWriter:
         return MainFileWriter.create(path, plan, first, _meta(plan), {**provenance, "threads": sim.threads,
                                                                        "ranks": comm.Get_size(),
                                                                        "ranks_shape": _dims_text(sim)},
-                                     overwrite=overwrite, layout=layout, run_id=run_id)
+                                     overwrite=overwrite, layout=layout, run_id=run_id, start_state=stored,
+                                     lineage=lineage)
 
     r = _setup_files(comm, sim, plan, path, make_main)
+    stored = None
     if r.root:
         (sidecar_paths(path)[1]).unlink(missing_ok=True)  # a stale checkpoint must never meet this file
         remove_unreferenced(path, {r.fdir})  # rank files of an earlier run this one replaced
@@ -337,7 +389,10 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
            progress: ProgressFn | None = None, stop: StopFn | None = None,
            started: Callable[[Any], None] | None = None) -> RunOutcome:
     """:func:`tumorca.runner.resume` on every rank of ``comm`` (collective).  The checkpoint may have been
-    written by any number of ranks, or by a serial run: every rank reads its own block of it."""
+    written by any number of ranks, or by a serial run: every rank reads its own block of it (or, before the
+    first checkpoint, of the run's stored start state ``/start``, if it has one)."""
+    import json
+
     import h5py
 
     from ..io.reader import RunReader
@@ -348,14 +403,13 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
     path = Path(path)
     holder: dict[str, Any] = {}
 
-    def inspect() -> tuple[RunPlan, bool]:
+    def inspect() -> tuple[RunPlan, bool, bool]:
         reader = RunReader(path)
         holder["reader"] = reader
         check_resume(reader, given or {})
-        if reader.plan.start_step or reader.plan.keep_states:
-            # the distributed writer lays out neither /start nor /states (format 2.1)
-            raise RunFileError(f"{str(path)!r} starts from a stored state or keeps states, which runs under MPI "
-                               "do not support yet; resume it without mpiexec")
+        has_start = reader.has_start_state()
+        if reader.plan.start_step and not has_start:
+            raise RunFileError(f"{str(path)!r} starts at step {reader.plan.start_step} but stores no start state")
         ck = reader.checkpoint_path
         has = ck.exists()
         if has:
@@ -365,27 +419,29 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
                         raise RunFileError(f"checkpoint {str(ck)!r} belongs to another run than {str(path)!r}")
             except OSError as exc:
                 raise RunFileError(f"cannot read checkpoint {str(ck)!r}: {_message(exc)}") from None
-        return reader.plan, has  # check_resume has verified the checkpoint against the run file
+        return reader.plan, has, has_start  # check_resume has verified the checkpoint against the run file
 
     try:
-        plan, has_ckpt = on_root(comm, inspect)
+        plan, has_ckpt, has_start = on_root(comm, inspect)
     except Exception:
         if "reader" in holder:
             holder["reader"].close()
         raise
     reader = holder.get("reader")
     try:
-        if not has_ckpt:
+        if not has_ckpt and not has_start:
             sim = _open_engine(comm, lambda: DistributedSimulation(plan.shape, plan.params, seed=plan.seed,
                                                                    threads=threads, comm=comm,
                                                                    ranks_shape=ranks_shape))
         else:
-            # Open the checkpoint on every rank first, agreed on its own: a failure on some ranks must not
-            # reach the engine's collectives while the others are inside them.
+            # Open the checkpoint (or, before the first one, the run's start state) on every rank first, agreed
+            # on its own: a failure on some ranks must not reach the engine's collectives while the others are
+            # inside them.
             opened: dict[str, Any] = {}
 
             def open_checkpoint() -> None:
-                opened["reader"] = block_reader(sidecar_paths(path)[1])
+                opened["reader"] = (block_reader(sidecar_paths(path)[1]) if has_ckpt
+                                    else block_reader(path, group="start"))
 
             on_all(comm, open_checkpoint, cleanup=lambda: opened.pop("reader", (None, None, lambda: None))[2]())
             meta, read_block, close = opened["reader"]
@@ -397,9 +453,20 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
         c = sim.step_index
         if c > plan.steps:
             raise RunFileError(f"checkpoint of {str(path)!r} is at step {c}, past the run's {plan.steps} steps")
-        keep = on_root(comm, lambda: int(np.count_nonzero(reader.steps <= c)))
 
-        def copy_frames(f: Any, owned: tuple) -> int:
+        def kept_so_far() -> tuple[int, list[int], Any]:
+            # what the resumed run keeps: frames and kept states up to the checkpoint (as RunWriter.resume), and
+            # the start row if the file holds no row yet
+            g = reader.file.get("states")
+            filled = [] if g is None else list(g["filled"][()])
+            kept = [k for k, done in zip(plan.keep_states, filled) if k <= c and done]
+            row = (json.loads(str(reader.file["start"].attrs.get("summary", "{}"))) or None
+                   if has_start and reader.n_rows == 0 else None)
+            return int(np.count_nonzero(reader.steps <= c)), kept, row
+
+        keep, kept, start_row = on_root(comm, kept_so_far)
+
+        def copy_frames(f: Any, owned: tuple) -> tuple[int, int]:
             with h5py.File(path, "r", swmr=True) as old:
                 check_sources(old, path)  # a missing rank file would be copied as zeros
                 steps = old["step"][:keep]
@@ -410,7 +477,12 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
                     ds.resize(keep, axis=0)
                     for i in range(keep):
                         ds[i] = old[name][(i, *owned)]
-            return keep
+                sl = tuple(owned) if len(plan.shape) == 3 else tuple(owned)[1:]
+                for k in kept:  # this rank's blocks of the kept states, from whatever wrote the old file
+                    src, dst = old[f"states/step_{k}/arrays"], f[f"states/step_{k}/arrays"]
+                    for name in dst:
+                        dst[name][...] = src[name][sl]
+            return keep, len(kept)
 
         def make_main(layout: VirtualRunLayout, run_id: str) -> MainFileWriter:
             return MainFileWriter.resume(path, reader, c, _meta(plan),
@@ -428,7 +500,9 @@ def resume(path: str | Path, *, provenance: Mapping[str, Any], threads: int | No
         if started is not None:
             started(sim)
     r.run_id = comm.bcast(r.run_id, root=0)
-    return _drive(r, progress, stop)
+    if c in plan.keep_states and c not in kept:
+        r.add_state(c)  # cut off between the kept state's step and its write
+    return _drive(r, progress, stop, first_summary=start_row)
 
 
 def _drive(r: _Run, progress: ProgressFn | None, stop: StopFn | None,
@@ -440,14 +514,16 @@ def _drive(r: _Run, progress: ProgressFn | None, stop: StopFn | None,
     first = sim.step_index
     status = "complete"
     try:
-        if first == 0:
+        if first == plan.start_step:
             # summary() is collective: every rank must call it, so rank 0 says whether the row is needed
-            # (a run killed in its first step has no row on disk, and only rank 0 knows).
+            # (a run killed in its first step has no row on disk, and only rank 0 knows).  ``first_summary``
+            # (a branch's start row) may be known to rank 0 alone: every rank computes the row all the same.
             if r.comm.bcast(r.main is not None and r.main.rows_written == 0, root=0):
-                summary = first_summary or sim.summary()
+                computed = sim.summary()
+                summary = first_summary or computed
                 r._main(lambda m: m.add_row(summary))
             if r.block.frames_flushed == 0:
-                r.add_frame(0)
+                r.add_frame(first)
         while True:
             engine_error = ""
             asked = stop() if stop is not None else False
@@ -466,6 +542,8 @@ def _drive(r: _Run, progress: ProgressFn | None, stop: StopFn | None,
             r._main(lambda m: m.add_row(summary))
             if plan.is_frame(s):
                 r.add_frame(s)
+            if s in plan.keep_states:
+                r.add_state(s)
             if plan.is_checkpoint(s) and s < plan.steps:
                 r.checkpoint()
             if progress is not None and r.root:

@@ -140,8 +140,64 @@ class DistributedSimulation(Engine):
         self._setup(0, arrays)
 
     @classmethod
+    def from_state(cls, state: dict[str, Any] | None, threads: int | None = None, comm=None,
+                   ranks_shape: Any = None) -> "DistributedSimulation":
+        """Start from a whole state (as :meth:`tumorca.Simulation.get_state` gives it) that rank 0 alone holds:
+        ``state`` on rank 0, None (or anything) on the others.  Rank 0 sends every rank its block with halo.
+
+        This is how a run under MPI starts from a given state (a branch, a state built from data): it equals
+        ``Simulation.from_state(state)`` bit for bit.  Raises LatticeError on every rank if the state is
+        incomplete or its arrays do not match its shape.
+        """
+        MPI = _import_mpi()
+        comm = MPI.COMM_WORLD if comm is None else comm
+
+        def check() -> dict[str, Any] | None:
+            if comm.Get_rank() != 0:
+                return None
+            if not isinstance(state, dict):
+                raise LatticeError(f"state must be a dict from Simulation.get_state(), got {type(state).__name__}")
+            missing = [k for k in ("shape", "params", "seed", "step_index", "arrays") if k not in state]
+            if missing:
+                raise LatticeError(f"state is missing {', '.join(missing)}")
+            shape3 = normalize_shape(state["shape"])
+            for name in STATE_ARRAYS:
+                if name not in state["arrays"]:
+                    raise LatticeError(f"state is missing the array {name!r}")
+                if tuple(np.shape(state["arrays"][name])) not in (shape3, tuple(state["shape"])):
+                    raise LatticeError(f"state array {name!r} has shape {np.shape(state['arrays'][name])}, "
+                                       f"expected {shape3}")
+            return {k: state[k] for k in ("shape", "params", "seed", "step_index")}
+
+        meta = comm.bcast(_agree(comm, check), root=0)
+        return cls.from_blocks(meta, None, threads=threads, comm=comm, ranks_shape=ranks_shape,  # type: ignore[arg-type]
+                               root_arrays=state["arrays"] if comm.Get_rank() == 0 else None)
+
+    def _receive_blocks(self, arrays: dict[str, np.ndarray] | None) -> Callable[[str, Any], np.ndarray]:
+        """Collective: rank 0 sends every rank the region of the whole-lattice ``arrays`` (given on rank 0) that
+        rank's local array covers (its block with halo); returns a ``read_block`` over what this rank received.
+        Buffers, not pickles: a block may be larger than one pickled message can be."""
+        comm = self._comm
+        regions = comm.gather(self._dec.local, root=0)
+        mine: dict[str, np.ndarray] = {}
+        for tag, (name, dt) in enumerate(STATE_ARRAYS.items()):
+            if comm.Get_rank() == 0:
+                whole = np.reshape(arrays[name], self._shape3)
+                for r, region in enumerate(regions):
+                    blk = np.ascontiguousarray(whole[region], dtype=dt)
+                    if r == 0:
+                        mine[name] = blk
+                    else:
+                        comm.Send(blk, dest=r, tag=tag)
+            else:
+                mine[name] = np.empty(self._dec.local_shape, dtype=dt)
+                comm.Recv(mine[name], source=0, tag=tag)
+        return lambda name, region: mine[name]
+
+    @classmethod
     def from_blocks(cls, meta: dict[str, Any], read_block: Callable[[str, tuple[slice, slice, slice]], np.ndarray],
-                    threads: int | None = None, comm=None, ranks_shape: Any = None) -> "DistributedSimulation":
+                    threads: int | None = None, comm=None, ranks_shape: Any = None,
+                    root_arrays: dict[str, np.ndarray] | None = None) -> "DistributedSimulation":
         """Continue a run, each rank reading only its own block (with halo) of the whole-lattice arrays.
 
         Parameters
@@ -151,7 +207,10 @@ class DistributedSimulation(Engine):
         read_block : callable
             ``read_block(name, (zslice, yslice, xslice))`` returns that region (global 3D slices) of the
             whole-lattice array ``name`` of :data:`tumorca.engine.STATE_ARRAYS`, whichever rank count wrote
-            it.  This is how a checkpoint written by P ranks continues on Q ranks.
+            it.  This is how a checkpoint written by P ranks continues on Q ranks.  None: rank 0 sends the
+            blocks of ``root_arrays`` (see :meth:`from_state`).
+        root_arrays : dict, optional
+            With ``read_block`` None, on rank 0: the whole-lattice state arrays.
 
         The continuation equals the uninterrupted (serial) run bit for bit.
         """
@@ -176,6 +235,8 @@ class DistributedSimulation(Engine):
         shape3, ndim, p, sd, nt, step = _agree(comm, prepare)
         sim = cls.__new__(cls)
         sim._init_common(comm, shape3, ndim, p, sd, nt, ranks_shape)
+        if read_block is None:  # from_state: rank 0 holds the whole state and sends each rank its block
+            read_block = sim._receive_blocks(root_arrays)
 
         def read():
             region = sim._dec.local
