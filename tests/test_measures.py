@@ -1,5 +1,6 @@
 """Frame measures against synthetic frames with known answers."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -91,6 +92,12 @@ def test_front_roughness_smooth_vs_rough_and_growth_rate():
     rr = np.hypot(y, x)
     rough[(rr > 30) & (rr < 38) & (rng.random(rough.shape) < 0.5)] = Cell.TUMOR_P
     assert M.front_roughness(smooth, 1.0) < M.front_roughness(rough, 1.0)
+    # a tumour that fills the lattice has no front: NaN, without a NumPy warning
+    full = np.full((16, 16), Cell.TUMOR_P, np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(M.front_roughness(full, 1.0))
+    assert M.front_roughness(np.zeros((16, 16), np.uint8), 1.0) == 0.0
     t = np.arange(10) * 1440.0
     g = M.growth_rate(t, 100.0 + 25.0 * np.arange(10))
     assert g["slope_um_per_day"] == pytest.approx(25.0) and g["r2"] == pytest.approx(1.0)

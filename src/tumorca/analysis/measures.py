@@ -151,7 +151,8 @@ def radial_profile(values: np.ndarray, center: tuple[float, ...], dx_um: float, 
 
 def front_roughness(tissue: np.ndarray, dx_um: float) -> float:
     """Width of the tumour front: standard deviation (µm) of the distances from the centroid of the tumour
-    sites that touch a non-tumour site (von Neumann); 0 without tumour."""
+    sites that touch a non-tumour site (von Neumann); 0 without tumour, NaN when the tumour fills the lattice (no
+    front left to measure)."""
     tum = tumour_mask(tissue)
     if not tum.any():
         return 0.0
@@ -161,6 +162,8 @@ def front_roughness(tissue: np.ndarray, dx_um: float) -> float:
             continue
         for shift in (1, -1):
             boundary |= tum & ~np.roll(tum, shift, axis=axis)
+    if not boundary.any():
+        return float("nan")
     d = _distance(tissue.shape, centroid(tissue))[boundary] * dx_um
     return float(d.std())
 
