@@ -157,6 +157,14 @@ def test_therapy_branch_differs_after_the_branch_step(parent):
     with RunReader(d / "ifn.h5") as r:
         assert json.loads(r.attrs["parent_changes"]) == {"ifn_therapy_level": [0.0, 3.0]}
         assert r.plan.preset == "ifnb-therapy"
+    # --preset applies only the preset's changes: wild-type changes nothing in a knockout, and the branch says
+    # what it is (a knockout, continued), not "wild-type"
+    ok("run", "-o", d / "ko.h5", *PARENT[:-4], "--preset", "ifnb-knockout")
+    ok("run", "-o", d / "ko-wt.h5", "--from", d / "ko.h5", "--at-step", "30", "--steps", "2", "--preset",
+       "wild-type", "--threads", "1")
+    with RunReader(d / "ko-wt.h5") as r:
+        assert r.plan.preset == "ifnb-knockout+wild-type" and r.plan.params.ifn_level == 0.0
+        assert json.loads(r.attrs["parent_changes"]) == {}
 
 
 def test_lineage_recorded_and_shown(parent, tmp_path):
@@ -214,7 +222,10 @@ def test_resume_through_the_cli(parent, tmp_path):
     with h5py.File(out, "r+") as f:  # make it look cut off at its start (status running, one row)
         f["run/status"][()] = b"running"
         f.attrs["writer_pid"] = np.int64(2 ** 22 + 7)
-    res = invoke("run", "--resume", "-o", out, "--threads", "1")
+    # --steps counts from the branch's start, as it did with --from (20 steps from step 10, to step 30)
+    res = invoke("run", "--resume", "-o", out, "--threads", "1", "--steps", "21")
+    assert res.exit_code == 2 and "steps 30, not 31" in res.stderr, res.stderr
+    res = invoke("run", "--resume", "-o", out, "--threads", "1", "--steps", "20")
     assert res.exit_code == 0, res.stderr
     assert "complete" in ok("inspect", out).stdout
     assert_continues(parent, out, 10)

@@ -529,7 +529,11 @@ def test_an_interrupted_run_from_data_resumes_to_the_uninterrupted_run(tmp_path)
     (("--pixel-size", "10"), "--pixel-size goes with --initial FILE"),
     (("--initial", "layers.npz", "--pixel-size", "-1"), "--pixel-size must be positive"),
     (("--initial", "stranded.npz"), "cannot carry flow"),
-], ids=["missing", "shape", "resume", "from", "pixel-alone", "pixel-negative", "no-flow"])
+    (("--initial", "layers.npz", "--pixel-size", "1e5"), "which would need about"),
+    (("--initial", "layers.npz", "--pixel-size", "1e-9"), "nothing would be left; is the pixel size in micrometres?"),
+    (("--initial", "layers.npz", "--pixel-size", "20000"), "is the pixel size in micrometres?"),
+], ids=["missing", "shape", "resume", "from", "pixel-alone", "pixel-negative", "no-flow", "pixel-huge", "pixel-tiny",
+        "pixel-nm"])
 def test_run_initial_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
     tissue, vessel = small_layers()
@@ -542,3 +546,14 @@ def test_run_initial_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypa
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tumorca: error: ") and fragment in lines[0], lines
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_run_initial_never_overwrites_its_own_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tissue, vessel = small_layers()
+    np.savez("layers.npz", tissue=tissue, vessel=vessel)
+    before = hashlib.sha256((tmp_path / "layers.npz").read_bytes()).hexdigest()
+    for out in ("layers.npz", str(tmp_path / "." / "layers.npz")):
+        res = _invoke("run", "-o", out, "--initial", "layers.npz", "--overwrite", "--steps", "2")
+        assert res.exit_code == 2 and "is the --initial file itself" in res.stderr
+    assert hashlib.sha256((tmp_path / "layers.npz").read_bytes()).hexdigest() == before

@@ -128,6 +128,22 @@ def test_resume_regrows_a_missing_parent_and_run_identically(paired_sweep, tmp_p
     assert assert_same_run(paired_sweep / "runs" / "run_0003.h5", out / "runs" / "run_0003.h5") > 10
     assert assert_same_run(paired_sweep / "parents" / "parent_0001.h5", out / "parents" / "parent_0001.h5") > 10
     assert not (out / ".partial").exists()
+    # the regrown parent has the run id of the first (it follows from the plan): run_0001, branched from the
+    # first, still finds its parent
+    from tumorca.io.lineage import walk_lineage
+
+    with RunReader(out / "runs" / "run_0001.h5") as r:
+        assert walk_lineage(out / "runs" / "run_0001.h5", r.attrs)[0]["state"] == "present"
+    # a run that only needs publishing (complete in .partial) needs no parent: none is grown
+    (out / ".sweep.lock").unlink(missing_ok=True)
+    (out / ".partial" / "run_0002").mkdir(parents=True)
+    for suffix in ("", ".xdmf"):
+        (out / "runs" / f"run_0002.h5{suffix}").rename(out / ".partial" / "run_0002" / f"run_0002.h5{suffix}")
+    shutil.rmtree(out / "parents")
+    res = invoke("sweep", str(paired_sweep.parent / "paired.toml"), "-o", str(out), "--workers", "2", "--resume",
+                 "-q")
+    assert res.exit_code == 0, res.stderr
+    assert (out / "runs" / "run_0002.h5").exists() and not (out / "parents").exists()
 
 
 BAD_BRANCH = [
@@ -182,3 +198,31 @@ def test_compare_arms_pairs_the_branches_of_each_parent(paired_sweep):
     assert 0 < e.p_wilcoxon <= 1 and 0 < e.p_mannwhitney <= 1
     with pytest.raises(KeyError):
         compare_arms(paired_sweep, "neutrophils", "ifnb-therapy", "wild-type")
+
+
+
+def test_compare_arms_needs_one_condition_per_side(tmp_path):
+    """With two varied axes a preset names two conditions: compare_arms refuses to pool them (it would pair
+    runs of different conditions), and ``where`` picks one."""
+    from tumorca.analysis import compare_arms
+    from tumorca.io.manifest import MANIFEST_FORMAT, MANIFEST_VERSION
+
+    runs = []
+    for c, (preset, kill) in enumerate([(p, k) for p in ("wild-type", "ifnb-knockout") for k in (0.001, 0.002)]):
+        for r in range(4):
+            runs.append({"run": f"run_{len(runs):04d}", "file": f"runs/run_{len(runs):04d}.h5", "status": "complete",
+                         "condition": c, "replicate": r, "preset": preset, "neut_kill_rate": kill,
+                         "measures": {"neutrophils": 100.0 * (c + 1) + r}})
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
+                                                        "varied": ["preset", "neut_kill_rate"], "runs": runs}))
+    with pytest.raises(KeyError, match="matches 2 conditions.*neut_kill_rate"):
+        compare_arms(tmp_path, "neutrophils", "ifnb-knockout", "wild-type")
+    e = compare_arms(tmp_path, "neutrophils", "ifnb-knockout", "wild-type", where={"neut_kill_rate": 0.002})
+    assert e.n_high == e.n_low == 4 and e.mean_high == pytest.approx(401.5) and e.mean_low == pytest.approx(201.5)
+
+
+def test_at_day_must_be_a_whole_step():
+    with pytest.raises(SweepError, match="at_day = 0.51 is not a whole step"):
+        parse_sweep(PAIRED.replace("at_step = 30", "at_day = 0.51"), source="paired.toml")
+    spec = parse_sweep(PAIRED.replace("at_step = 30", "at_day = 0.5"), source="paired.toml")
+    assert spec.parents()[0].plan.steps == 24 and "parent r" in spec.seed_rule

@@ -162,7 +162,7 @@ def prepare_start_state(plan: RunPlan, state: Mapping[str, Any]) -> dict[str, An
 def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threads: int | None = None,
         overwrite: bool = False, progress: ProgressFn | None = None, stop: StopFn | None = None,
         start_state: Mapping[str, Any] | None = None, start_summary: Mapping[str, Any] | None = None,
-        lineage: Mapping[str, Any] | None = None) -> RunOutcome:
+        lineage: Mapping[str, Any] | None = None, run_id: str | None = None) -> RunOutcome:
     """Run ``plan`` from the built-in initial state, or from ``start_state``, into a new run file.
 
     Parameters
@@ -191,6 +191,9 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
     lineage : mapping, optional
         Root attributes recording where ``start_state`` came from (names beginning ``parent_`` or
         ``initial_``; see docs/FORMAT.md).
+    run_id : str, optional
+        The run's identifier (default: a fresh random one).  A sweep gives its parents one derived from their
+        plan, so that a parent grown again is recognised by the runs that branched from it.
 
     Returns
     -------
@@ -221,7 +224,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
                                    f"step {plan.start_step}")
             first = start_row(first, start_summary)
         writer = RunWriter.create(path, plan, first, sim.get_state(), {**provenance, "threads": sim.threads},
-                                  overwrite=overwrite, start_state=stored, lineage=lineage)
+                                  overwrite=overwrite, start_state=stored, lineage=lineage, run_id=run_id)
         _drop_rank_files(path)  # an earlier MPI run's rank files, if this run replaced one
         return _drive(sim, writer, plan, progress, stop, first_summary=first)
 

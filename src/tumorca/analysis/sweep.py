@@ -82,26 +82,36 @@ def iter_runs(table: Any, status: str = "complete") -> Iterator[tuple[dict[str, 
             yield row, reader
 
 
-def compare_arms(outdir: str | Path, measure: str, high: Any, low: Any, by: str = "preset") -> Any:
+def compare_arms(outdir: str | Path, measure: str, high: Any, low: Any, by: str = "preset",
+                 where: dict[str, Any] | None = None) -> Any:
     """Test the one-sided claim ``measure(high) > measure(low)`` between two conditions of a sweep.
 
-    The runs of the two conditions (``row[by] == high`` and ``== low``) are matched by replicate.  In a branched
-    sweep (``[branch]``) replicate r of both continued the same parent: the design is paired and ``p_wilcoxon``
-    (the signed-rank test of the per-replicate differences) is the test to read.  In other sweeps the runs of two
-    conditions are independent and ``p_mannwhitney`` is.  Returns a :class:`tumorca.validation.stats.Effect` with
-    both, the ratio of means with its bootstrap interval and the effect size.  Needs scipy
+    The conditions are the complete runs with ``row[by] == high`` and ``== low`` among those matching ``where``
+    (``{column: value}``, for the other varied parameters); each side must be one condition of the sweep, else
+    KeyError says which columns still vary.  Their runs are matched by replicate.  In a branched sweep
+    (``[branch]``) replicate r of both continued the same parent: the design is paired and ``p_wilcoxon`` (the
+    signed-rank test of the per-replicate differences) is the test to read.  In other sweeps the runs of two
+    conditions are independent and ``p_mannwhitney`` is.  Returns a :class:`tumorca.validation.stats.Effect`
+    with both, the ratio of means with its bootstrap interval and the effect size.  Needs scipy
     (``pip install 'tumorca[validate]'``).
     """
     from ..validation.stats import compare  # scipy; kept out of the import of this module
 
-    rows = _rows(_manifest(outdir), Path(outdir), "complete")
-    values: dict[Any, dict[int, float]] = {high: {}, low: {}}
-    for r in rows:
-        if r.get(by) in values and r.get(measure) is not None:
-            values[r[by]][int(r["replicate"])] = float(r[measure])
-    for arm, got in values.items():
-        if not got:
-            raise KeyError(f"no complete run with {by} = {arm!r} and a value of {measure!r} in {str(outdir)!r}")
+    doc = _manifest(outdir)
+    rows = [r for r in _rows(doc, Path(outdir), "complete")
+            if all(r.get(k) == v for k, v in (where or {}).items())]
+    values: dict[Any, dict[int, float]] = {}
+    for arm in (high, low):
+        mine = [r for r in rows if r.get(by) == arm]
+        conditions = {int(r["condition"]) for r in mine}
+        if not mine:
+            raise KeyError(f"no complete run with {by} = {arm!r}{' and ' + repr(where) if where else ''} in "
+                           f"{str(outdir)!r}")
+        if len(conditions) > 1:
+            varying = [k for k in doc.get("varied", []) if k != by and len({repr(r.get(k)) for r in mine}) > 1]
+            raise KeyError(f"{by} = {arm!r} matches {len(conditions)} conditions of {str(outdir)!r}; choose one "
+                           f"with where={{...}} over {', '.join(varying)}")
+        values[arm] = {int(r["replicate"]): float(r[measure]) for r in mine if r.get(measure) is not None}
     return compare(values[high], values[low])
 
 

@@ -126,6 +126,8 @@ def run(output: Path, preset: str | None, config: Path | None, sets: tuple[str, 
             raise UsageProblem(f"--at-day must be 0 or positive, got {at_day:g}")
     if pixel_size is not None and initial is None:
         raise UsageProblem("--pixel-size goes with --initial FILE")
+    if initial is not None and (os.path.realpath(initial) == os.path.realpath(output)):
+        raise UsageProblem(f"-o {str(output)!r} is the --initial file itself; write the run to another file")
     if initial is not None:
         if parent is not None or resume:
             raise UsageProblem(f"--initial makes a new run from a file; it excludes {'--from' if parent else '--resume'}")
@@ -387,7 +389,7 @@ def _branch_setup(runner: Any, parent: Path, output: Path, *, at_step: int | Non
                        compression=compression or pplan.compression,
                        checkpoint_every=(checkpoint_every if checkpoint_every is not None
                                          else CHECKPOINT_FRAMES * every),
-                       preset=preset if preset is not None else pplan.preset, start_step=n, keep_states=keep_states)
+                       preset=_branch_preset(pplan.preset, preset), start_step=n, keep_states=keep_states)
     except TumorcaError as exc:
         raise UsageProblem(str(exc)) from None
     if state is None:  # the parent's built-in initial condition, with its own parameters and seed
@@ -406,6 +408,15 @@ def _branch_setup(runner: Any, parent: Path, output: Path, *, at_step: int | Non
               f"{plan.every} steps, seed {plan.seed}; changed: {changed}{_kept_text(runner, plan)}; "
               f"{described} -> {output}")
     return plan, state, row, lineage, header
+
+
+def _branch_preset(parent: str, given: str | None) -> str:
+    """The preset a branch records: ``--preset`` applies only the preset's changes on top of the parent's
+    parameters, so a branch of an ``ifnb-knockout`` run with ``--preset wild-type`` (which changes nothing) is
+    still a knockout: it records ``ifnb-knockout+wild-type``, never a name its parameters do not follow."""
+    if given is None or given == parent:
+        return parent
+    return f"{parent}+{given}" if parent else given
 
 
 def _available(reader: Any, dt: float) -> str:
@@ -434,6 +445,23 @@ def _check_resources(runner: Any, plan: RunPlan, output: Path, existing: int, co
         raise RunProblem(str(exc)) from None
 
 
+def _resume_given(reader: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The options given to ``--resume`` as the plan states them: ``--days`` as steps, and for a run that starts
+    past step 0 (a branch) ``--steps``/``--days`` counted from its start, as ``--from`` counts them; options not
+    given are left out."""
+    g = dict(given)
+    days = g.pop("days", None)
+    try:
+        plan = reader.plan
+    except (TumorcaError, KeyError, ValueError):
+        return {k: v for k, v in g.items() if v is not None}  # check_resume says what is wrong with the file
+    if days is not None:
+        g["steps"] = max(1, round(days * MINUTES_PER_DAY / (g.get("params") or plan.params).dt_min))
+    if g.get("steps") is not None:
+        g["steps"] += plan.start_step
+    return {k: v for k, v in g.items() if v is not None}
+
+
 def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, quiet: bool, **given: Any) -> None:
     from ..io.reader import RunReader
     from ..io.writer import remove_stale_lock
@@ -445,11 +473,7 @@ def _resume(output: Path, runner: Any, provenance: dict, threads: int | None, qu
     except TumorcaError as exc:
         raise UsageProblem(f"--resume: {exc}") from None
     with reader:
-        days = given.pop("days")
-        if days is not None:
-            dt = (given["params"] or reader.plan.params).dt_min
-            given["steps"] = max(1, round(days * MINUTES_PER_DAY / dt))
-        given = {k: v for k, v in given.items() if v is not None}
+        given = _resume_given(reader, given)
         try:
             runner.check_resume(reader, given)
             plan = reader.plan
@@ -640,12 +664,7 @@ def _mpi_resume(comm: Any, output: Path, threads: int | None, quiet: bool, ranks
         except TumorcaError as exc:
             raise UsageProblem(f"--resume: {exc}") from None
         with reader:
-            g = dict(given)
-            days = g.pop("days")
-            if days is not None:
-                dt = (g["params"] or reader.plan.params).dt_min
-                g["steps"] = max(1, round(days * MINUTES_PER_DAY / dt))
-            g = {k: v for k, v in g.items() if v is not None}
+            g = _resume_given(reader, given)
             try:
                 check_resume(reader, g)
                 plan = reader.plan

@@ -187,12 +187,16 @@ def _sweep_dry_run(sw: Any, spec: Any, driver: Any, todo: list[int], output: Pat
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     est = sw.estimate_sweep(runs + spec.parents(), output)
     todo_runs = [runs[i] for i in todo]
-    left = sw.estimate_sweep(todo_runs, output).total_files if todo_runs else 0
+    # the parents the runs to do may still need (those not complete on disk)
+    parents = [q for q in spec.parents()
+               if not sw.is_complete_run(sw.run_paths(output, q.name, sw.PARENTS_DIR)[0], q.plan)] if todo else []
+    left = sw.estimate_sweep(todo_runs + parents, output).total_files if todo_runs else 0
     p = runs[0].plan
     click.echo(f"each run: {p.n_frames} frames of {fmt_shape(p.shape)}, memory ~{fmt_bytes(est.run_memory)}, file up "
                f"to {fmt_bytes(est.run_file)} uncompressed")
     free = f"; {fmt_bytes(est.disk_free)} free" if est.disk_free is not None else ""
-    click.echo(f"disk: up to {fmt_bytes(left)} before compression for the {len(todo)} runs to do (an upper "
+    also = f" and {len(parents)} parents" if parents else ""
+    click.echo(f"disk: up to {fmt_bytes(left)} before compression for the {len(todo)} runs to do{also} (an upper "
                f"bound){free}")
     if workers is not None:
         avail = f"; {fmt_bytes(est.memory_available)} available" if est.memory_available is not None else ""

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._constants import FIELD_NAMES, Cell, Vessel
+from .._lattice import available_memory, fmt_bytes
 from ..errors import InitialDataError, TumorcaError
 from ..initial import check_arrays
 from ..params import PARAMETERS
@@ -180,7 +181,20 @@ def load_initial(path: str | Path, *, pixel_size_um: float | None = None, dx_um:
     resampled_from = None
     if pixel_size_um is not None and not math.isclose(pixel_size_um, dx, rel_tol=1e-9):
         shape = tissue.shape
-        tissue, vessel, inlet, fields = resample(tissue, vessel, inlet, fields, pixel_size_um / dx)
+        ratio = pixel_size_um / dx
+        out = tuple(_site_of_pixel(n, ratio)[0] for n in shape)
+        # Sizes are checked before anything is allocated: a pixel size in the wrong unit (nm for um) would
+        # otherwise allocate gigabytes, or shrink the drawing to a point.
+        where = (f"pixel size {pixel_size_um:g} um on a {dx:g} um lattice resamples {_fmt(shape)} pixels to "
+                 f"{_fmt(out)} sites")
+        if any(n >= 2 and m < 2 for n, m in zip(shape, out)):
+            raise fail(f"{where}: nothing would be left; is the pixel size in micrometres?")
+        need = math.prod(out) * LATTICE_BYTES_PER_SITE
+        avail = available_memory()
+        if avail is not None and need > avail:
+            raise fail(f"{where}, which would need about {fmt_bytes(need)} of memory but {fmt_bytes(avail)} is "
+                       "available; is the pixel size in micrometres?")
+        tissue, vessel, inlet, fields = resample(tissue, vessel, inlet, fields, ratio)
         resampled_from = tuple(shape)
     return InitialData(tissue=tissue, vessel=vessel, inlet=inlet, fields=fields, source=source,
                        sha256=_sha256(p), pixel_size_um=pixel_size_um, resampled_from=resampled_from)
@@ -353,6 +367,15 @@ def _decode_colours(img: np.ndarray, fail) -> dict[str, np.ndarray]:
 
 
 # -- resampling -----------------------------------------------------------------------------------------------------
+
+#: A lower bound of the memory a lattice site costs a run (engine state and O2 workspace, about 70 B), for the
+#: check of a resampled size before it is allocated (the engine checks its own need exactly afterwards).
+LATTICE_BYTES_PER_SITE = 64
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape)
+
 
 def _site_of_pixel(n_in: int, ratio: float) -> tuple[int, np.ndarray]:
     """Number of sites along an axis of ``n_in`` pixels, pixel / site size ``ratio``, and the site each pixel

@@ -27,7 +27,7 @@ from ..io.layout import fmt_bytes
 from ..io.writer import describe_os_error
 from ..io.manifest import (LOCK_NAME, MANIFEST_FORMAT, MANIFEST_JSON, MANIFEST_VERSION, PARENTS_DIR, PARTIAL_DIR, RUNS_DIR,
                            json_value, read_manifest, run_paths, utc_now, write_manifest)
-from .spec import SEED_RULE, SweepRun, SweepSpec, load_sweep
+from .spec import SweepRun, SweepSpec, load_sweep
 from .task import final_measures, is_complete_run, run_task
 
 
@@ -230,7 +230,7 @@ class SweepDriver:
             "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "tumorca_version": __version__,
             "name": spec.name, "sweep_id": self.sweep_id, "created": self.created, "updated": utc_now(),
             "n_runs": len(self.runs), "n_conditions": spec.n_conditions, "replicates": spec.replicates,
-            "counts": counts, "root_seed": spec.seed, "seed_rule": SEED_RULE, "varied": spec.varied,
+            "counts": counts, "root_seed": spec.seed, "seed_rule": spec.seed_rule, "varied": spec.varied,
             "base": {"shape": list(b["shape"]), "steps": b.get("steps"), "days": b.get("days"),
                      "every": b.get("every"), "fields": list(b["fields"]), "compression": b["compression"],
                      "checkpoint_every": b.get("checkpoint_every"), "preset": b["preset"],

@@ -33,6 +33,11 @@ MAX_RUNS = 100_000
 SEED_RULE = ("seed of run i = int(numpy.random.SeedSequence(root).spawn(n)[i].generate_state(1, numpy.uint64)[0]), "
              "i.e. SeedSequence(root, spawn_key=(i,)); runs are numbered conditions-major, replicates innermost")
 
+#: The seed rule of a branched sweep (``[branch]``): the replicates' parents draw the seeds, and every condition of a
+#: replicate keeps its parent's.
+BRANCH_SEED_RULE = ("seed of parent r = int(numpy.random.SeedSequence(root).spawn(replicates)[r].generate_state(1, "
+                    "numpy.uint64)[0]); every run of replicate r (any condition) continues parent r with its seed")
+
 _TOP_KEYS = ("name", "description", "seed", "replicates", "preset", "shape", "steps", "days", "every", "fields",
              "compression", "checkpoint_every", "params", "grid", "zip", "branch")
 _BRANCH_KEYS = ("at_step", "at_day", "preset", "params")
@@ -122,6 +127,11 @@ class SweepSpec:
         """Every run, in order: conditions (the cartesian product of the axes, first axis slowest), replicates
         innermost."""
         return list(self._runs)
+
+    @property
+    def seed_rule(self) -> str:
+        """How the runs' seeds follow from the root seed (:data:`SEED_RULE`, or :data:`BRANCH_SEED_RULE`)."""
+        return BRANCH_SEED_RULE if self.branch is not None else SEED_RULE
 
     def parents(self) -> list[SweepParent]:
         """The shared parents of a branched sweep, one per replicate (none without ``[branch]``)."""
@@ -439,7 +449,14 @@ def _parents(spec: SweepSpec, w: _Where, every: int, ck: int, steps: int, dt: fl
     if params.dt_min != dt:
         raise w.error(f"[branch] the parent's dt_min ({params.dt_min:g}) differs from the conditions' ({dt:g}): "
                       "a branch continues its parent's steps", "branch")
-    at = br.get("at_step") or max(1, round(br["at_day"] * MINUTES_PER_DAY / dt))
+    if "at_step" in br:
+        at = br["at_step"]
+    else:
+        x = br["at_day"] * MINUTES_PER_DAY / dt
+        at = round(x)
+        if abs(x - at) > 1e-6 or at < 1:
+            raise w.error(f"[branch] at_day = {br['at_day']:g} is not a whole step (dt_min = {dt:g} min); give "
+                          "at_step", "at_day", "branch")
     if at >= steps:
         raise w.error(f"[branch] the branch step {at} is not before the end of the runs (step {steps})",
                       "at_step" if "at_step" in br else "at_day", "branch")
@@ -503,4 +520,4 @@ def _expand(spec: SweepSpec, w: _Where) -> tuple[list[SweepRun], list[SweepParen
     return runs, parents
 
 
-__all__ = ["SweepSpec", "SweepRun", "SweepParent", "SweepError", "load_sweep", "parse_sweep", "derive_seeds", "SEED_RULE"]
+__all__ = ["BRANCH_SEED_RULE", "SweepSpec", "SweepRun", "SweepParent", "SweepError", "load_sweep", "parse_sweep", "derive_seeds", "SEED_RULE"]

@@ -122,12 +122,14 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
     final, partial = run_paths(outdir, name)
     prov = dict(task.get("provenance", {}))
     threads = task.get("threads") or 1
-    start = None
     parent = task.get("parent")
-    if parent is not None and not is_complete_run(final, plan):
+
+    def branch_from_parent() -> dict[str, Any]:
+        # only when the run starts afresh: a complete or resumable file of it needs no parent
         parent_file = _grow_parent(outdir, parent["name"], parent["plan"], prov, threads)
-        start = lambda: runner.branch_start(parent_file, plan, relative_to=final.parent)  # noqa: E731 - read only if run afresh
-    how = produce(plan, final, partial, prov, threads, start)
+        return runner.branch_start(parent_file, plan, relative_to=final.parent)
+
+    how = produce(plan, final, partial, prov, threads, branch_from_parent if parent is not None else None)
     try:
         measures = final_measures(final)
         measures_error = ""
@@ -139,11 +141,12 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def produce(plan: RunPlan, final: Path, partial: Path, prov: Mapping[str, Any], threads: int,
-            start: Callable[[], dict[str, Any]] | None = None) -> str:
+            start: Callable[[], dict[str, Any]] | None = None, run_id: str | None = None) -> str:
     """Make ``final`` a complete run file of ``plan``: written under ``partial`` (an earlier attempt's file there
     resumed when it can be), then published.  ``start()`` gives the keyword arguments of a run that starts from a
     given state (``start_state``, ``start_summary``, ``lineage``); it is called only if the run starts afresh (a
-    resumed file holds its start state).  Returns how it started (``new``, ``resumed from step K``...)."""
+    resumed file holds its start state).  ``run_id``: the new file's (default random).  Returns how it started
+    (``new``, ``resumed from step K``...)."""
     from .. import runner
     from ..io.reader import RunReader
 
@@ -186,7 +189,7 @@ def produce(plan: RunPlan, final: Path, partial: Path, prov: Mapping[str, Any], 
                 raise
     if outcome is None:
         try:
-            outcome = runner.run(plan, partial, provenance=prov, threads=threads, overwrite=True,
+            outcome = runner.run(plan, partial, provenance=prov, threads=threads, overwrite=True, run_id=run_id,
                                  **(start() if start is not None else {}))
         except BaseException as exc:
             _mark_failed(partial, exc)
@@ -202,6 +205,8 @@ def _grow_parent(outdir: Path, name: str, plan: RunPlan, prov: Mapping[str, Any]
     parent take turns on a lock: the first grows it, the others find it complete (growing it twice would give the
     same bits, but twice the cost)."""
     import fcntl
+    import hashlib
+    import json
 
     final, partial = run_paths(outdir, name, PARENTS_DIR)
     if is_complete_run(final, plan):
@@ -209,12 +214,20 @@ def _grow_parent(outdir: Path, name: str, plan: RunPlan, prov: Mapping[str, Any]
     lock_path = outdir / PARTIAL_DIR / f"{name}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    keys = ("command_line", "sweep_name", "sweep_id", "sweep_root_seed")
+    # The id follows from what the parent computes: grown again (its file lost), it is the same parent to the
+    # runs that branched from it earlier (tumorca inspect matches lineage by run id).
+    identity = json.dumps({"sweep_id": prov.get("sweep_id"), "name": name, "seed": plan.seed, "steps": plan.steps,
+                           "params": plan.params.to_dict()}, sort_keys=True)
     try:
+        # Taking turns: a task that waited finds the parent complete.  (The lock file is unlinked by its holder,
+        # so a late task may lock a fresh file beside a waiter on the old one; both then find the parent
+        # complete, or resume its partial file, which OutputLock keeps to one writer at a time.)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        keys = ("command_line", "sweep_name", "sweep_id", "sweep_root_seed")
-        produce(plan, final, partial, {**{k: prov[k] for k in keys if k in prov}, "sweep_parent": name}, threads)
-        lock_path.unlink(missing_ok=True)
+        produce(plan, final, partial, {**{k: prov[k] for k in keys if k in prov}, "sweep_parent": name}, threads,
+                run_id=hashlib.sha256(identity.encode()).hexdigest()[:32])
     finally:
+        lock_path.unlink(missing_ok=True)
         os.close(fd)
     return final
 

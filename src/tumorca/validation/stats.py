@@ -163,5 +163,6 @@ def design_gain(control: Sequence[float], treated_paired: Sequence[float], treat
     independent = compare(c, ti)
     var_d = float(np.var(c - tp, ddof=1)) if n > 1 else math.nan
     var_i = float(np.var(c, ddof=1) + np.var(ti, ddof=1)) if n > 1 else math.nan
-    eff = var_i / var_d if var_d > 0 else math.inf
+    # inf only for a real zero-variance pairing against a spread-out independent design; NaN where undefined
+    eff = var_i / var_d if var_d > 0 else (math.inf if var_i > 0 else math.nan)
     return DesignGain(n, paired, independent, eff)
