@@ -48,6 +48,26 @@ def check_memory(shape3: tuple[int, int, int], params: Params | None = None) -> 
     return need
 
 
+def check_state(state: Any) -> tuple[int, int, int]:
+    """The lattice ``(nz, ny, nx)`` of a state dict from ``get_state()``; LatticeError (one line) if it is not one:
+    a missing key or array, an array of another shape, a bad step index."""
+    if not isinstance(state, dict):
+        raise LatticeError(f"state must be a dict from Simulation.get_state(), got {type(state).__name__}")
+    missing = [k for k in ("shape", "params", "seed", "step_index", "arrays") if k not in state]
+    if missing:
+        raise LatticeError(f"state is missing {', '.join(missing)}")
+    shape3 = normalize_shape(state["shape"])
+    for name in STATE_ARRAYS:
+        if name not in state["arrays"]:
+            raise LatticeError(f"state is missing the array {name!r}")
+        if tuple(np.shape(state["arrays"][name])) not in (shape3, tuple(state["shape"])):
+            raise LatticeError(f"state array {name!r} has shape {np.shape(state['arrays'][name])}, expected {shape3}")
+    step = state["step_index"]
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise LatticeError(f"state step_index must be a non-negative integer, got {step!r}")
+    return shape3
+
+
 class Simulation(Engine):
     """A tumour lattice and its fields, advanced step by step by the compiled kernels.
 
@@ -106,23 +126,10 @@ class Simulation(Engine):
 
         Raises LatticeError if the state is incomplete or its arrays do not match its shape.
         """
-        if not isinstance(state, dict):
-            raise LatticeError(f"state must be a dict from Simulation.get_state(), got {type(state).__name__}")
-        missing = [k for k in ("shape", "params", "seed", "step_index", "arrays") if k not in state]
-        if missing:
-            raise LatticeError(f"state is missing {', '.join(missing)}")
-        shape3 = normalize_shape(state["shape"])
+        shape3 = check_state(state)
         params = state["params"]
         params = params if isinstance(params, Params) else Params.from_dict(params)
-        arrays = state["arrays"]
-        for name in STATE_ARRAYS:
-            if name not in arrays:
-                raise LatticeError(f"state is missing the array {name!r}")
-            if tuple(np.shape(arrays[name])) not in (shape3, tuple(state["shape"])):
-                raise LatticeError(f"state array {name!r} has shape {np.shape(arrays[name])}, expected {shape3}")
-        step = state["step_index"]
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise LatticeError(f"state step_index must be a non-negative integer, got {step!r}")
+        arrays, step = state["arrays"], state["step_index"]
         sim = cls.__new__(cls)
         sim._setup(shape3, len(tuple(state["shape"])), params, check_seed(state["seed"]),
                    check_threads(threads), step, {k: np.reshape(arrays[k], shape3) for k in STATE_ARRAYS})

@@ -323,15 +323,19 @@ class BlockWriter:
             if kind == "close":
                 return
 
-    def _do_frame(self, step: int, blocks: dict[str, np.ndarray]) -> None:
-        need = sum(np.asarray(a).nbytes for a in blocks.values()) + 256 * 1024
+    def _check_disk(self, arrays: dict[str, np.ndarray], what: str) -> None:
+        """_Refused if the disk may not hold ``arrays`` (and a margin) more."""
+        need = sum(np.asarray(a).nbytes for a in arrays.values()) + 256 * 1024
         try:
             free = shutil.disk_usage(self.path.parent).free
         except OSError:
             free = None
         if free is not None and free < need:
-            raise _Refused(f"disk nearly full: {fmt_bytes(free)} free in {str(self.path.parent)!r}, the frame of "
-                           f"step {step} may need {fmt_bytes(need)}")
+            raise _Refused(f"disk nearly full: {fmt_bytes(free)} free in {str(self.path.parent)!r}, {what} may need "
+                           f"{fmt_bytes(need)}")
+
+    def _do_frame(self, step: int, blocks: dict[str, np.ndarray]) -> None:
+        self._check_disk(blocks, f"the frame of step {step}")
         n = self._n
         for name in self.plan.layers:
             ds = self._ds[name]
@@ -345,14 +349,7 @@ class BlockWriter:
         self.frames_flushed = n + 1
 
     def _do_state(self, step: int, arrays: dict[str, np.ndarray]) -> None:
-        need = sum(np.asarray(a).nbytes for a in arrays.values()) + 256 * 1024
-        try:
-            free = shutil.disk_usage(self.path.parent).free
-        except OSError:
-            free = None
-        if free is not None and free < need:
-            raise _Refused(f"disk nearly full: {fmt_bytes(free)} free in {str(self.path.parent)!r}, the kept state "
-                           f"of step {step} may need {fmt_bytes(need)}")
+        self._check_disk(arrays, f"the kept state of step {step}")
         group = self._f[f"states/step_{step}/arrays"]
         for name, a in arrays.items():
             group[name][...] = np.reshape(a, group[name].shape)

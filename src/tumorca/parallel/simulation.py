@@ -17,7 +17,7 @@ from ..engine import STATE_ARRAYS, Engine, halo_widths
 from ..errors import LatticeError, ParameterError, ResourceError, TumorcaError
 from ..initial import initial_state
 from ..params import Params
-from ..simulation import bytes_per_site
+from ..simulation import bytes_per_site, check_state
 from .decomposition import Decomposition
 
 
@@ -155,18 +155,7 @@ class DistributedSimulation(Engine):
         def check() -> dict[str, Any] | None:
             if comm.Get_rank() != 0:
                 return None
-            if not isinstance(state, dict):
-                raise LatticeError(f"state must be a dict from Simulation.get_state(), got {type(state).__name__}")
-            missing = [k for k in ("shape", "params", "seed", "step_index", "arrays") if k not in state]
-            if missing:
-                raise LatticeError(f"state is missing {', '.join(missing)}")
-            shape3 = normalize_shape(state["shape"])
-            for name in STATE_ARRAYS:
-                if name not in state["arrays"]:
-                    raise LatticeError(f"state is missing the array {name!r}")
-                if tuple(np.shape(state["arrays"][name])) not in (shape3, tuple(state["shape"])):
-                    raise LatticeError(f"state array {name!r} has shape {np.shape(state['arrays'][name])}, "
-                                       f"expected {shape3}")
+            check_state(state)
             return {k: state[k] for k in ("shape", "params", "seed", "step_index")}
 
         meta = comm.bcast(_agree(comm, check), root=0)
