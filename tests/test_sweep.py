@@ -285,6 +285,32 @@ def test_resume_after_killing_the_sweep_runs_only_the_missing_runs(reference, sw
             assert f["run/status"][()] == b"complete"
 
 
+@pytest.mark.dask
+@pytest.mark.timeout(180)  # needs the reference sweep (14 s)
+def test_settle_adopts_a_run_whose_result_an_interrupt_cut_off(reference, sweep_file, tmp_path):
+    """The race of an interrupt that lands while the driver takes in a finished run's result (its future already
+    off the pending list, its row still "submitted"): settling puts the row back to pending and adopts it as
+    complete, because its file is complete on disk; a run with no file stays pending."""
+    from tumorca.sweep import SweepDriver
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    (out / ".sweep.lock").unlink(missing_ok=True)
+    (out / "runs" / "run_0005.h5").unlink()
+    driver = SweepDriver(load_sweep(sweep_file), out, resume=True)
+    todo = list(range(N))
+    for i in todo:
+        driver.rows[i]["status"] = "submitted" if i in (0, 5) else "retrying" if i == 1 else "complete"
+    driver.start()
+    try:
+        driver.settle(todo)
+    finally:
+        driver.close()
+    status = [r["status"] for r in driver.rows]
+    assert status == ["complete"] * 5 + ["pending"]
+    assert read_manifest(out)["counts"] == {"complete": 5, "pending": 1}
+
+
 # -- bad input: one line, non-zero exit, nothing written ---------------------------------------------------------
 BAD = [
     ("seed = 1\nreplicates = 2\n[grid]\npreset = [\"wild-type\"\n", "tiny.toml: not valid TOML:"),

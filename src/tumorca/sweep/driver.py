@@ -329,11 +329,17 @@ class SweepDriver:
         finally:
             for fut in list(pending):
                 fut.cancel()
-            for i in pending.values():
-                if self.rows[i]["status"] in ("submitted", "retrying"):
-                    self.rows[i]["status"] = "pending"
-            self.adopt_finished()
+            self.settle(todo)
         return self.rows
+
+    def settle(self, todo: list[int]) -> None:
+        """After :meth:`execute` ended, normally or not: every run of ``todo`` not recorded as ended -- those still
+        out, and one whose result was being taken in when an interrupt arrived -- goes back to ``pending``, and
+        those whose file is complete on disk are adopted as complete (:meth:`adopt_finished`)."""
+        for i in todo:
+            if self.rows[i]["status"] in ("submitted", "retrying"):
+                self.rows[i]["status"] = "pending"
+        self.adopt_finished()
 
     def adopt_finished(self) -> None:
         """Mark complete every pending run whose file is complete on disk (it finished, but its result had not
