@@ -157,7 +157,7 @@ def test_ifn_suppression_curve_and_preset_levels():
 
 
 def _neutrophil_run(name, seed, days=7, shape=(64, 64)):
-    sim = tumorca.Simulation(shape, presets.get(name, init_vessel_spacing=30), seed=seed)
+    sim = tumorca.Simulation(shape, presets.get(name, init_vessel_spacing=30), seed=seed, threads=1)  # a small lattice: one thread (2 spin when a core is busy)
     recruited, present, vegf_per_cell, lifetimes = 0, [], [], []
     for _ in range(days * 48):
         sim.step(1)
