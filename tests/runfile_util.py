@@ -1,7 +1,9 @@
 """Helpers shared by the run-file and CLI tests: compare run files dataset by dataset, run the CLI in a subprocess."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -9,8 +11,32 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from tumorca.io.layout import PROVENANCE_DATASETS
+
+#: ``mpiexec`` on PATH (from the mpich wheel in CI), or None.
+MPIEXEC = shutil.which("mpiexec")
+
+
+def mpi_job_marks(timeout: float) -> list:
+    """The marks of a test file that starts real MPI jobs: skipped without mpi4py, mpiexec or the MPI engine;
+    ``mpi`` and ``subprocess``; a per-test timeout."""
+    return [
+        pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
+                           reason="mpi4py is not installed (pip install 'tumorca[mpi]')"),
+        pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install mpich, or load the cluster's MPI)"),
+        pytest.mark.skipif(importlib.util.find_spec("tumorca.parallel") is None,
+                           reason="tumorca.parallel (the MPI engine) is not available"),
+        pytest.mark.mpi,
+        pytest.mark.subprocess,
+        pytest.mark.timeout(timeout),
+    ]
+
+
+def mpi_cmd(n: int, *args) -> list[str]:
+    """``mpiexec -n N python -m tumorca.cli ARGS...``."""
+    return [MPIEXEC, "-n", str(n), sys.executable, "-m", "tumorca.cli", *map(str, args)]
 
 #: A small plan whose steps cost about a millisecond each on one thread: long enough (about a second) to signal a
 #: run in the middle, short enough for the test budget.  Vessels 20 sites apart give the O2 solver real work.

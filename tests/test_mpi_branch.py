@@ -3,12 +3,9 @@
 interrupted MPI branch, from its checkpoint and from its stored start state, with another rank count."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,19 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from runfile_util import assert_same_run, checkpoint_step, run_cli
+from runfile_util import assert_same_run, checkpoint_step, mpi_cmd, mpi_job_marks, run_cli
 
-MPIEXEC = shutil.which("mpiexec")
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
-                       reason="mpi4py is not installed (pip install 'tumorca[mpi]')"),
-    pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install mpich, or load the cluster's MPI)"),
-    pytest.mark.skipif(importlib.util.find_spec("tumorca.parallel") is None,
-                       reason="tumorca.parallel (the MPI engine) is not available"),
-    pytest.mark.mpi,
-    pytest.mark.subprocess,
-    pytest.mark.timeout(240),
-]
+pytestmark = mpi_job_marks(240)
 
 #: The parent: 32x32, 40 steps, states kept at steps 12 and 20 (push_range 0: its halo would not fit the blocks).
 PARENT = ["--shape", "32x32", "--set", "push_range=0", "--set", "init_vessel_spacing=16", "--steps", "40",
@@ -43,9 +30,6 @@ INITIAL = ["--set", "push_range=0", "--steps", "40", "--every", "5", "--checkpoi
            "--threads", "1", "-q", "--keep-states", "25"]
 TIMEOUT = 120
 
-
-def mpi_cmd(n: int, *args: str) -> list[str]:
-    return [MPIEXEC, "-n", str(n), sys.executable, "-m", "tumorca.cli", *map(str, args)]
 
 
 def run_mpi(n: int, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:

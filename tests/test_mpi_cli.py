@@ -3,7 +3,6 @@ dataset; resume with another rank count; bad input ends every rank with one line
 under MPI", docs/scaling.md)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -16,20 +15,10 @@ import h5py
 import numpy as np
 import pytest
 
-from runfile_util import assert_same_run, checkpoint_step, run_cli
+from runfile_util import assert_same_run, checkpoint_step, mpi_cmd, mpi_job_marks, run_cli
 
-MPIEXEC = shutil.which("mpiexec")
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
-                       reason="mpi4py is not installed (pip install 'tumorca[mpi]')"),
-    pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install mpich, or load the cluster's MPI)"),
-    pytest.mark.skipif(importlib.util.find_spec("tumorca.parallel") is None,
-                       reason="tumorca.parallel (the MPI engine) is not available"),
-    pytest.mark.mpi,
-    pytest.mark.subprocess,
-    # each test measured 2-27 s (the first also runs the serial fixture's three runs) on a loaded machine
-    pytest.mark.timeout(240),
-]
+# each test measured 2-27 s (the first also runs the serial fixture's three runs) on a loaded machine
+pytestmark = mpi_job_marks(240)
 
 #: Pushing off (push_range 0): its halo (4 sites per site of range: 20 at the default) would not fit the blocks of
 #: these small lattices split across ranks; the MPI push cases of tests/mpi_driver.py run it.
@@ -43,9 +32,6 @@ LONG_ARGS = ["--shape", "32x32", "--set", "push_range=0", "--set", "init_vessel_
              "--checkpoint-every", "40", "--seed", "11", "--threads", "1"]
 TIMEOUT = 120
 
-
-def mpi_cmd(n: int, *args: str) -> list[str]:
-    return [MPIEXEC, "-n", str(n), sys.executable, "-m", "tumorca.cli", *args]
 
 
 def run_mpi(n: int, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:

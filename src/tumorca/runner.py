@@ -25,7 +25,7 @@ import numpy as np
 from .errors import ResourceError
 from .io.layout import BASE_LAYERS, RunFileError, RunPlan, fmt_bytes, fmt_shape
 from .io.reader import RunReader
-from .io.writer import QUEUE_DEPTH, OutputLock, RunWriter
+from .io.writer import QUEUE_DEPTH, OutputLock, RunWriter, plain_value
 
 #: Defaults of a run (``tumorca run`` and sweep files): a 256x256 lattice for 10 simulated days, a frame every
 #: simulated day, a checkpoint every 10 frames.
@@ -232,7 +232,7 @@ def run(plan: RunPlan, path: str | Path, *, provenance: Mapping[str, Any], threa
 def start_row(summary: Mapping[str, Any], start_summary: Mapping[str, Any]) -> dict[str, Any]:
     """Row 0 of a run from a given state: ``summary`` (the engine's ``summary()`` of the start state) with the
     values ``start_summary`` holds (the row its parent recorded for that step) in their place, as Python numbers."""
-    return {k: _plain(start_summary.get(k, v)) for k, v in summary.items()}
+    return {k: plain_value(start_summary.get(k, v)) for k, v in summary.items()}
 
 
 def branch_start(parent: str | Path, plan: RunPlan, relative_to: str | Path | None = None) -> dict[str, Any]:
@@ -262,11 +262,6 @@ def branch_start(parent: str | Path, plan: RunPlan, relative_to: str | Path | No
     if relative_to is not None:
         lineage["parent_path"] = os.path.relpath(os.path.realpath(parent), os.path.realpath(relative_to))
     return {"start_state": state, "start_summary": row, "lineage": lineage}
-
-
-def _plain(v: Any) -> Any:
-    """A NumPy scalar as the Python number it holds (a row read from a file)."""
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _drop_rank_files(path: str | Path) -> None:

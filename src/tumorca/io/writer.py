@@ -450,7 +450,7 @@ class RunWriter:
                 write_state(g, start_state, run_id)
                 g.attrs["long_name"] = "the state the run started from (not the built-in initial condition)"
                 # its time-series row (row 0), which a resume that finds no row on disk writes again
-                g.attrs["summary"] = json.dumps({k: _plain(v) for k, v in (start_summary or {}).items()})
+                g.attrs["summary"] = json.dumps({k: plain_value(v) for k, v in (start_summary or {}).items()})
             if plan.keep_states:
                 _create_kept_states(f, plan, state, run_id, layout)
             attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "tumorca_version": __version__,
@@ -800,8 +800,8 @@ class _CleanStop(Exception):
         self.message = message
 
 
-def _plain(v: Any) -> Any:
-    """A NumPy scalar as the Python number JSON takes."""
+def plain_value(v: Any) -> Any:
+    """A NumPy scalar as the Python number it holds (what JSON takes; a row read back from a file)."""
     return v.item() if isinstance(v, np.generic) else v
 
 
