@@ -1057,12 +1057,35 @@ cdef void _prolong_coarse(_ALevel* L, const _ALevel* Lc) noexcept nogil:
                 L.e[i] = L.e[i] + Lc.e[ci]
 
 
+cdef void _coarse_cycle(_ALevel* lv, int l0, int nlev, int smooth) noexcept nogil:
+    """The V-cycle below the lattice from level ``l0`` (its f given) down: e of level l0 on return.  The serial
+    preconditioner runs it from level 1; an MPI run's agglomerated tail from its first gathered level."""
+    cdef int l, s
+    cdef _CoarsenCtx C
+    C.cross = -1
+    for l in range(l0, nlev):
+        memset(lv[l].e, 0, lv[l].n[0] * lv[l].n[1] * lv[l].n[2] * sizeof(double))
+        for s in range(smooth):
+            _c_half_sweep(&lv[l], 0)
+            _c_half_sweep(&lv[l], 1)
+        if l < nlev - 1:
+            C.mode = _V_COARSE_RES
+            C.n[0], C.n[1], C.n[2] = lv[l].n[0], lv[l].n[1], lv[l].n[2]
+            C.L = &lv[l]
+            _coarsen(&C, lv[l + 1].f, lv[l + 1].n, 1.0, False, lv[l].nt)
+    for l in range(nlev - 1, l0 - 1, -1):
+        if l < nlev - 1:
+            _prolong_coarse(&lv[l], &lv[l + 1])
+        for s in range(smooth):
+            _c_half_sweep(&lv[l], 1)
+            _c_half_sweep(&lv[l], 0)
+
+
 cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const float* r,
                         float* zv) noexcept nogil:
     """zv = B r: the symmetric V-cycle from 0 (pre-smoothing red then black, post-smoothing black then red)."""
     cdef Py_ssize_t N = F.n[0] * F.n[1] * F.n[2], q, z, y, x, i, ci
-    cdef int l, s
-    cdef _CoarsenCtx C
+    cdef int s
     cdef const _ALevel* L1
     memset(zv, 0, N * sizeof(float))
     for s in range(smooth):
@@ -1070,23 +1093,7 @@ cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const
         _f_half_sweep(F, zv, r, 1)
     if nlev > 1:
         _restrict_fine(F, zv, r, &lv[1])
-        C.cross = -1
-        for l in range(1, nlev):
-            memset(lv[l].e, 0, lv[l].n[0] * lv[l].n[1] * lv[l].n[2] * sizeof(double))
-            for s in range(smooth):
-                _c_half_sweep(&lv[l], 0)
-                _c_half_sweep(&lv[l], 1)
-            if l < nlev - 1:
-                C.mode = _V_COARSE_RES
-                C.n[0], C.n[1], C.n[2] = lv[l].n[0], lv[l].n[1], lv[l].n[2]
-                C.L = &lv[l]
-                _coarsen(&C, lv[l + 1].f, lv[l + 1].n, 1.0, False, lv[l].nt)
-        for l in range(nlev - 1, 0, -1):
-            if l < nlev - 1:
-                _prolong_coarse(&lv[l], &lv[l + 1])
-            for s in range(smooth):
-                _c_half_sweep(&lv[l], 1)
-                _c_half_sweep(&lv[l], 0)
+        _coarse_cycle(lv, 1, nlev, smooth)
         L1 = &lv[1]
         for q in prange(F.n[0] * F.n[1], schedule="static", num_threads=F.nt):
             z = q // F.n[1]
@@ -1101,15 +1108,12 @@ cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const
         _f_half_sweep(F, zv, r, 0)
 
 
-cdef void _build_levels(const _Fine* F, _ALevel* lv, int nlev, double scale) noexcept nogil:
-    """The coarse operators of this solve: level 1 from the lattice, each next one from the one above."""
+cdef void _build_coarse(_ALevel* lv, int l0, int nlev, double scale) noexcept nogil:
+    """The operators of levels l0 + 1 .. nlev - 1, each from the one above (level l0's given)."""
     cdef _CoarsenCtx C
     cdef int l, a
     cdef int nt
-    if nlev < 2:
-        return
-    _build_level1(F, &lv[1], scale)
-    for l in range(2, nlev):
+    for l in range(l0 + 1, nlev):
         C.n[0], C.n[1], C.n[2] = lv[l - 1].n[0], lv[l - 1].n[1], lv[l - 1].n[2]
         nt = lv[l - 1].nt
         C.mode = _V_ARRAY
@@ -1124,6 +1128,14 @@ cdef void _build_levels(const _Fine* F, _ALevel* lv, int nlev, double scale) noe
                 C.cross = a
                 C.a = lv[l - 1].w[a]
                 _coarsen(&C, lv[l].w[a], lv[l].n, scale, True, nt)
+
+
+cdef void _build_levels(const _Fine* F, _ALevel* lv, int nlev, double scale) noexcept nogil:
+    """The coarse operators of this solve: level 1 from the lattice, each next one from the one above."""
+    if nlev < 2:
+        return
+    _build_level1(F, &lv[1], scale)
+    _build_coarse(lv, 1, nlev, scale)
 
 
 cdef double _dot(const float* a, const float* b, Py_ssize_t nrows, Py_ssize_t nx, double* part,
@@ -1194,8 +1206,9 @@ cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, 
     return 0
 
 
-cdef int _fill_levels(object workspace, _ALevel* lv, int num_threads) except -1:
-    """The level table from a tumorca._numerics.MgcgWorkspace."""
+cdef int _fill_levels(object workspace, _ALevel* lv, int num_threads, int first=1) except -1:
+    """The level table from a tumorca._numerics.MgcgWorkspace (or an MgcgTail: levels before ``first`` hold
+    no arrays)."""
     cdef int l, a
     shapes = workspace.shapes
     for l in range(len(shapes)):
@@ -1204,7 +1217,7 @@ cdef int _fill_levels(object workspace, _ALevel* lv, int num_threads) except -1:
             lv[l].n[a] = shapes[l][a]
             lv[l].w[a] = NULL
         lv[l].nt = num_threads if lv[l].n[0] * lv[l].n[1] * lv[l].n[2] >= workspace.parallel_sites else 1
-        if l == 0:
+        if l == 0 or l < first:
             lv[l].e = lv[l].f = lv[l].m = lv[l].b = NULL
             continue
         lv[l].e = _dptr(arrays["e"])
@@ -1438,3 +1451,556 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
     finally:
         free(lv)
     return its, est, vcycles
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mgcg by blocks, for a rank of an MPI run (tumorca.parallel.o2_mgcg drives them and exchanges the halos).
+#
+# Each level of a rank is a local array: its block of cells plus halo layers on the sides that face another block
+# (none on a face of the lattice, so there the local bounds are the lattice bounds, as in the serial kernels).
+# The lattice is never split along x, so rows are whole and the per-row partials of the dot products are the
+# serial ones.  A coarse cell J belongs to the rank that owns its first child 2J, so a restriction reads at most
+# one halo layer on the high side and a prolongation one on the low side.  Every value is computed by the serial
+# expressions (the same inline helpers, on the local array), which is what makes the blocks' result the serial one.
+# Colours and pair tests use global indices (org: global index of the local element [0, 0, 0]; gn: the level's
+# global shape); loops run over the block (box: [lo, hi) per axis, local indices).
+# ---------------------------------------------------------------------------------------------------------------
+cdef struct _Geo:
+    Py_ssize_t lo[3]
+    Py_ssize_t hi[3]
+    Py_ssize_t org[3]
+    Py_ssize_t gn[3]
+    Py_ssize_t ln[3]
+
+
+cdef int _geo(_Geo* G, object box, object org, object gn, object ln) except -1:
+    cdef int a
+    for a in range(3):
+        G.lo[a] = box[a][0]
+        G.hi[a] = box[a][1]
+        G.org[a] = org[a]
+        G.gn[a] = gn[a]
+        G.ln[a] = ln[a]
+        if not (0 <= G.lo[a] <= G.hi[a] <= G.ln[a]):
+            raise ValueError("block box outside the local array")
+    return 0
+
+
+cdef int _blk_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                   const double[::1] uptake, double k, bint dirichlet, double edge_value, int nt, object rows,
+                   const _Geo* G) except -1:
+    _fill_fine(F, tissue, source, uptake, k, dirichlet, edge_value, nt, rows)
+    cdef int a
+    for a in range(3):
+        if F.n[a] != G.ln[a]:
+            raise ValueError("tissue does not have the local shape")
+        F.dirichlet[a] = dirichlet and G.gn[a] > 1
+    F.gyrow = _dptr(rows[1]) if F.dirichlet[1] else F.zero
+    F.gzrow = _dptr(rows[1]) if F.dirichlet[0] else F.zero
+    return 0
+
+
+cdef int _blk_level(_ALevel* L, object arrays, const _Geo* G, int nt) except -1:
+    """A level's local arrays (e, f, m, b, w as 3D float64 arrays of the local shape; w[a] None where the level
+    has one cell along a) as an _ALevel of the local shape."""
+    cdef int a
+    for a in range(3):
+        L.n[a] = G.ln[a]
+        L.w[a] = NULL
+        if G.gn[a] > 1:
+            L.w[a] = _dptr(arrays["w"][a])
+    L.e = _dptr(arrays["e"])
+    L.f = _dptr(arrays["f"])
+    L.m = _dptr(arrays["m"])
+    L.b = _dptr(arrays["b"])
+    L.nt = nt
+    return 0
+
+
+def mgcg_blk_start(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                   const double[::1] uptake, double k, double source_value, bint dirichlet, double edge_value,
+                   double[:, :, ::1] xa, float[:, :, ::1] ra, object box, object org, object gn, int num_threads):
+    """Sources set on the whole local array (their halo must be current), x = c there, r = b - A x on the
+    block (the first lines of :func:`o2_solve_mgcg`)."""
+    cdef _Geo G
+    cdef _Fine F
+    _geo(&G, box, org, gn, (c.shape[0], c.shape[1], c.shape[2]))
+    rows = _ghost_rows(c.shape[2], edge_value)
+    _blk_fine(&F, tissue, source, uptake, k, dirichlet, edge_value, num_threads, rows, &G)
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], N = F.n[0] * ny * nx, nyo = G.hi[1] - G.lo[1]
+    cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i, i0
+    cdef float* cf = &c[0, 0, 0]
+    cdef double* xv = &xa[0, 0, 0]
+    cdef float* r = &ra[0, 0, 0]
+    cdef float fv = <float>source_value
+    cdef double gx = edge_value if F.dirichlet[2] else 0.0
+    cdef int nnb
+    cdef const double* ym
+    cdef const double* yp
+    cdef const double* zm
+    cdef const double* zp
+    _check_edge(edge_value)
+    with nogil:
+        for i in prange(N, schedule="static", num_threads=num_threads):
+            if F.src[i]:
+                cf[i] = fv
+            xv[i] = cf[i]
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            z = G.lo[0] + q // nyo
+            y = G.lo[1] + q % nyo
+            i0 = (z * ny + y) * nx
+            ym = yp = zm = zp = F.zero
+            nnb = _frows(&F, xv, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
+            for x in range(G.lo[2], G.hi[2]):
+                i = i0 + x
+                if F.src[i]:
+                    r[i] = 0.0
+                else:
+                    r[i] = <float>(k * _rowsum(xv + i0, ym, yp, zm, zp, x, nx, gx) - (
+                        k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i])
+
+
+def mgcg_blk_apply(const float[:, :, ::1] pa, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
+                   const double[::1] uptake, double k, bint dirichlet, float[:, :, ::1] qa, double[::1] part,
+                   object box, object org, object gn, int num_threads):
+    """q = A p on the block (p's halo current) and part[row] = the row's p.q (rows of the block in C order)."""
+    cdef _Geo G
+    cdef _Fine F
+    _geo(&G, box, org, gn, (pa.shape[0], pa.shape[1], pa.shape[2]))
+    rows = _ghost_rows(pa.shape[2], 0.0)
+    _blk_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows, &G)
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nyo = G.hi[1] - G.lo[1]
+    cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i, i0
+    if part.shape[0] < nro:
+        raise ValueError("part is shorter than the block's rows")
+    cdef const float* p = &pa[0, 0, 0]
+    cdef float* zv = &qa[0, 0, 0]
+    cdef double d
+    cdef int nnb
+    cdef const float* fym
+    cdef const float* fyp
+    cdef const float* fzm
+    cdef const float* fzp
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            z = G.lo[0] + q // nyo
+            y = G.lo[1] + q % nyo
+            i0 = (z * ny + y) * nx
+            d = 0.0
+            fym = fyp = fzm = fzp = F.zerof
+            nnb = _frows32(&F, p, z, y, &fym, &fyp, &fzm, &fzp)
+            for x in range(G.lo[2], G.hi[2]):
+                i = i0 + x
+                if F.src[i]:
+                    zv[i] = 0.0
+                else:
+                    zv[i] = <float>((k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * <double>p[i]
+                                    - k * _rowsum32(p + i0, fym, fyp, fzm, fzp, x, nx))
+                d = d + <double>p[i] * <double>zv[i]
+            part[q] = d
+
+
+def mgcg_blk_update(double[:, :, ::1] xa, float[:, :, ::1] ra, const float[:, :, ::1] pa,
+                    const float[:, :, ::1] qa, double alpha, object box, int num_threads):
+    """x += alpha p, r -= alpha q on the block; returns the block's largest |alpha p|."""
+    cdef Py_ssize_t nx = xa.shape[2], ny = xa.shape[1]
+    cdef Py_ssize_t z0 = box[0][0], nyo = box[1][1] - box[1][0], y0 = box[1][0], x0 = box[2][0], x1 = box[2][1]
+    cdef Py_ssize_t nro = (box[0][1] - box[0][0]) * nyo, q, x, i, i0
+    part_arr = np.zeros(max(nro, 1))
+    cdef double[::1] part = part_arr
+    cdef double d, delta
+    cdef double* xv = &xa[0, 0, 0]
+    cdef float* r = &ra[0, 0, 0]
+    cdef const float* p = &pa[0, 0, 0]
+    cdef const float* zv = &qa[0, 0, 0]
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            i0 = ((z0 + q // nyo) * ny + y0 + q % nyo) * nx
+            delta = 0.0
+            for x in range(x0, x1):
+                i = i0 + x
+                d = alpha * <double>p[i]
+                xv[i] = xv[i] + d
+                r[i] = <float>(<double>r[i] - alpha * <double>zv[i])
+                if fabs(d) > delta:
+                    delta = fabs(d)
+            part[q] = delta
+    return float(part_arr.max()) if nro else 0.0
+
+
+def mgcg_blk_dot(const float[:, :, ::1] aa, const float[:, :, ::1] ba, double[::1] part, object box,
+                 int num_threads):
+    """part[row] = the row's a.b over the block's rows (as :func:`mgcg_dot`, before the rows are summed)."""
+    cdef Py_ssize_t nx = aa.shape[2], ny = aa.shape[1]
+    cdef Py_ssize_t z0 = box[0][0], nyo = box[1][1] - box[1][0], y0 = box[1][0], x0 = box[2][0], x1 = box[2][1]
+    cdef Py_ssize_t nro = (box[0][1] - box[0][0]) * nyo, q, x, i, i0
+    if part.shape[0] < nro:
+        raise ValueError("part is shorter than the block's rows")
+    cdef const float* a = &aa[0, 0, 0]
+    cdef const float* b = &ba[0, 0, 0]
+    cdef double s
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            i0 = ((z0 + q // nyo) * ny + y0 + q % nyo) * nx
+            s = 0.0
+            for x in range(x0, x1):
+                i = i0 + x
+                s = s + <double>a[i] * <double>b[i]
+            part[q] = s
+
+
+def mgcg_blk_next(float[:, :, ::1] pa, const float[:, :, ::1] za, double beta, object box, int num_threads):
+    """p = z + beta p on the block."""
+    cdef Py_ssize_t nx = pa.shape[2], ny = pa.shape[1]
+    cdef Py_ssize_t z0 = box[0][0], nyo = box[1][1] - box[1][0], y0 = box[1][0], x0 = box[2][0], x1 = box[2][1]
+    cdef Py_ssize_t nro = (box[0][1] - box[0][0]) * nyo, q, x, i, i0
+    cdef float* p = &pa[0, 0, 0]
+    cdef const float* zv = &za[0, 0, 0]
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            i0 = ((z0 + q // nyo) * ny + y0 + q % nyo) * nx
+            for x in range(x0, x1):
+                i = i0 + x
+                p[i] = <float>(<double>zv[i] + beta * <double>p[i])
+
+
+def mgcg_blk_finish(float[:, :, ::1] c, const double[:, :, ::1] xa, const uint8_t[:, :, ::1] source, object box,
+                    int num_threads):
+    """c = x (rounded to float32) on the block's free sites."""
+    cdef Py_ssize_t nx = c.shape[2], ny = c.shape[1]
+    cdef Py_ssize_t z0 = box[0][0], nyo = box[1][1] - box[1][0], y0 = box[1][0], x0 = box[2][0], x1 = box[2][1]
+    cdef Py_ssize_t nro = (box[0][1] - box[0][0]) * nyo, q, x, i, i0
+    cdef float* cf = &c[0, 0, 0]
+    cdef const double* xv = &xa[0, 0, 0]
+    cdef const uint8_t* src = &source[0, 0, 0]
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            i0 = ((z0 + q // nyo) * ny + y0 + q % nyo) * nx
+            for x in range(x0, x1):
+                i = i0 + x
+                if not src[i]:
+                    cf[i] = <float>xv[i]
+
+
+def mgcg_blk_fine_sweep(float[:, :, ::1] za, const float[:, :, ::1] ra, const uint8_t[:, :, ::1] tissue,
+                        const uint8_t[:, :, ::1] source, const double[::1] uptake, double k, bint dirichlet,
+                        int color, object box, object org, object gn, int num_threads):
+    """One colour of the preconditioner's red-black Gauss-Seidel on the block (z's halo current)."""
+    cdef _Geo G
+    cdef _Fine F
+    _geo(&G, box, org, gn, (za.shape[0], za.shape[1], za.shape[2]))
+    rows = _ghost_rows(za.shape[2], 0.0)
+    _blk_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows, &G)
+    cdef Py_ssize_t nx = F.n[2], ny = F.n[1], nyo = G.hi[1] - G.lo[1]
+    cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i, i0
+    cdef float* zv = &za[0, 0, 0]
+    cdef const float* r = &ra[0, 0, 0]
+    cdef int nnb
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            z = G.lo[0] + q // nyo
+            y = G.lo[1] + q % nyo
+            i0 = (z * ny + y) * nx
+            ym = yp = zm = zp = F.zerof
+            nnb = _frows32(&F, zv, z, y, &ym, &yp, &zm, &zp)
+            for x in range(G.lo[2] + ((color + z + G.org[0] + y + G.org[1] + G.lo[2] + G.org[2]) & 1),
+                           G.hi[2], 2):
+                if F.src[i0 + x]:
+                    continue
+                i = i0 + x
+                zv[i] = <float>((<double>r[i] + F.k * _rowsum32(zv + i0, ym, yp, zm, zp, x, nx)) / (
+                    F.k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]))
+
+
+cdef inline void _child_rows(const _Geo* G, const _Geo* C, Py_ssize_t Zl, Py_ssize_t Yl, Py_ssize_t* zr,
+                             Py_ssize_t* yr, bint* ysplit, bint* ypair, bint* zsplit, bint* zpair) noexcept nogil:
+    """The local fine rows of the children of local coarse row (Zl, Yl): zr[0..1], yr[0..1]; pair flags from the
+    global shapes."""
+    cdef Py_ssize_t Z = Zl + C.org[0], Y = Yl + C.org[1]
+    ysplit[0] = G.gn[1] > 1
+    zsplit[0] = G.gn[0] > 1
+    ypair[0] = ysplit[0] and 2 * Y + 1 < G.gn[1]
+    zpair[0] = zsplit[0] and 2 * Z + 1 < G.gn[0]
+    yr[0] = (2 * Y if ysplit[0] else 0) - G.org[1]
+    yr[1] = yr[0] + 1
+    zr[0] = (2 * Z if zsplit[0] else 0) - G.org[0]
+    zr[1] = zr[0] + 1
+
+
+def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra, const uint8_t[:, :, ::1] tissue,
+                           const uint8_t[:, :, ::1] source, const double[::1] uptake, double k, bint dirichlet,
+                           object box, object org, object gn, double[:, :, ::1] fa, object cbox, object corg,
+                           object cgn, int num_threads):
+    """f of the coarse block = the children's sums of the preconditioner equation's residual (as _restrict_fine;
+    z's halo current two layers deep, r's one)."""
+    cdef _Geo G, C
+    cdef _Fine F
+    _geo(&G, box, org, gn, (za.shape[0], za.shape[1], za.shape[2]))
+    _geo(&C, cbox, corg, cgn, (fa.shape[0], fa.shape[1], fa.shape[2]))
+    if G.lo[2] != 0 or G.hi[2] != G.gn[2] or C.hi[2] - C.lo[2] != C.gn[2]:
+        raise ValueError("blocks must hold whole rows")
+    rows = _ghost_rows(za.shape[2], 0.0)
+    _blk_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows, &G)
+    cdef Py_ssize_t nx = F.n[2], cny = C.ln[1], cnyo = C.hi[1] - C.lo[1], q, Zl, Yl, X
+    cdef Py_ssize_t nro = (C.hi[0] - C.lo[0]) * cnyo
+    cdef Py_ssize_t zr[2]
+    cdef Py_ssize_t yr[2]
+    cdef bint ysplit, ypair, zsplit, zpair
+    cdef int zc, yc
+    cdef double* buf
+    cdef const float* zv = &za[0, 0, 0]
+    cdef const float* r = &ra[0, 0, 0]
+    cdef double* f = &fa[0, 0, 0]
+    with nogil, parallel(num_threads=num_threads):
+        buf = <double*>malloc(4 * nx * sizeof(double))
+        for q in prange(nro, schedule="static"):
+            Zl = C.lo[0] + q // cnyo
+            Yl = C.lo[1] + q % cnyo
+            _child_rows(&G, &C, Zl, Yl, zr, yr, &ysplit, &ypair, &zsplit, &zpair)
+            for zc in range(2 if zpair else 1):
+                for yc in range(2 if ypair else 1):
+                    _f_res_row(&F, zv, r, zr[zc], yr[yc], buf + (2 * zc + yc) * nx)
+            for X in range(C.gn[2]):
+                f[(Zl * cny + Yl) * C.ln[2] + X] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+        free(buf)
+
+
+def mgcg_blk_build1(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source, const double[::1] uptake,
+                    double k, bint dirichlet, object box, object org, object gn, object level, object cbox,
+                    object corg, object cgn, double scale, int num_threads):
+    """Level 1's operator (m, b, w of ``level``, local arrays) on the coarse block (as _build_level1; tissue and
+    sources current two layers into the halo)."""
+    cdef _Geo G, C
+    cdef _Fine F
+    cdef _ALevel L1
+    _geo(&G, box, org, gn, (tissue.shape[0], tissue.shape[1], tissue.shape[2]))
+    ln = level["m"].shape
+    _geo(&C, cbox, corg, cgn, ln)
+    if G.lo[2] != 0 or G.hi[2] != G.gn[2] or C.hi[2] - C.lo[2] != C.gn[2]:
+        raise ValueError("blocks must hold whole rows")
+    rows = _ghost_rows(tissue.shape[2], 0.0)
+    _blk_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows, &G)
+    _blk_level(&L1, level, &C, num_threads)
+    cdef Py_ssize_t nx = F.n[2], st = 4 * nx, cny = C.ln[1], cnyo = C.hi[1] - C.lo[1], q, Zl, Yl, X, i
+    cdef Py_ssize_t nro = (C.hi[0] - C.lo[0]) * cnyo
+    cdef Py_ssize_t zr[2]
+    cdef Py_ssize_t yr[2]
+    cdef bint ysplit, ypair, zsplit, zpair
+    cdef int zc, yc, a
+    cdef double* buf
+    cdef double* o
+    with nogil, parallel(num_threads=num_threads):
+        buf = <double*>malloc(5 * st * sizeof(double))
+        for q in prange(nro, schedule="static"):
+            Zl = C.lo[0] + q // cnyo
+            Yl = C.lo[1] + q % cnyo
+            _child_rows(&G, &C, Zl, Yl, zr, yr, &ysplit, &ypair, &zsplit, &zpair)
+            for zc in range(2 if zpair else 1):
+                for yc in range(2 if ypair else 1):
+                    o = buf + (2 * zc + yc) * nx
+                    _f_level1_rows(&F, zr[zc], yr[yc], o, o + st, o + 2 * st, o + 3 * st, o + 4 * st)
+            for X in range(C.gn[2]):
+                i = (Zl * cny + Yl) * C.ln[2] + X
+                L1.m[i] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.b[i] = scale * _rz(buf + st, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                for a in range(3):
+                    if L1.w[a] != NULL:
+                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, ysplit, ypair, zsplit, zpair)
+        free(buf)
+
+
+def mgcg_blk_fine_prolong(float[:, :, ::1] za, const double[:, :, ::1] ea, const uint8_t[:, :, ::1] source,
+                          object box, object org, object corg, int num_threads):
+    """z += the coarse correction of each free site's parent (``ea``: a local array of level 1 with origin
+    ``corg`` holding every parent of the block)."""
+    cdef Py_ssize_t nx = za.shape[2], ny = za.shape[1], cny = ea.shape[1], cnx = ea.shape[2]
+    cdef Py_ssize_t z0 = box[0][0], nyo = box[1][1] - box[1][0], y0 = box[1][0], x0 = box[2][0], x1 = box[2][1]
+    cdef Py_ssize_t nro = (box[0][1] - box[0][0]) * nyo, q, z, y, x, i, ci, cz, cy
+    cdef Py_ssize_t o0 = org[0], o1 = org[1], o2 = org[2], c0 = corg[0], c1 = corg[1], c2 = corg[2]
+    cdef float* zv = &za[0, 0, 0]
+    cdef const double* e = &ea[0, 0, 0]
+    cdef const uint8_t* src = &source[0, 0, 0]
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            z = z0 + q // nyo
+            y = y0 + q % nyo
+            cz = (z + o0) // 2 - c0
+            cy = (y + o1) // 2 - c1
+            for x in range(x0, x1):
+                i = (z * ny + y) * nx + x
+                if not src[i]:
+                    ci = (cz * cny + cy) * cnx + (x + o2) // 2 - c2
+                    zv[i] = <float>(<double>zv[i] + e[ci])
+
+
+def mgcg_blk_c_sweep(object level, int color, object box, object org, object gn, int num_threads):
+    """One colour of Gauss-Seidel on a coarse level's block (e, f, m, b, w current one layer into the halo)."""
+    cdef _Geo G
+    cdef _ALevel L
+    _geo(&G, box, org, gn, level["e"].shape)
+    _blk_level(&L, level, &G, num_threads)
+    cdef Py_ssize_t ny = L.n[1], nx = L.n[2], nyo = G.hi[1] - G.lo[1]
+    cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i
+    cdef double t, d
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            z = G.lo[0] + q // nyo
+            y = G.lo[1] + q % nyo
+            for x in range(G.lo[2] + ((color + z + G.org[0] + y + G.org[1] + G.lo[2] + G.org[2]) & 1),
+                           G.hi[2], 2):
+                i = (z * ny + y) * nx + x
+                t = _cdiag_terms(&L, L.e, z, y, x, i, &d)
+                if d > 0:
+                    L.e[i] = t / d
+
+
+cdef struct _BCtx:
+    int mode
+    int cross
+    _Geo G               # the fine level (of this restriction)
+    const double* a
+    const _ALevel* L
+
+
+cdef inline double _bchild(const _BCtx* C, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
+    """The child at global (z, y, x), read from its local position."""
+    cdef Py_ssize_t lz = z - C.G.org[0], ly = y - C.G.org[1], lx = x - C.G.org[2]
+    if C.mode == _V_COARSE_RES:
+        return _c_res(C.L, lz, ly, lx)
+    return C.a[(lz * C.G.ln[1] + ly) * C.G.ln[2] + lx]
+
+
+cdef inline double _bxpair(const _BCtx* C, Py_ssize_t z, Py_ssize_t y, Py_ssize_t X) noexcept nogil:
+    if C.G.gn[2] == 1:
+        return _bchild(C, z, y, 0)
+    if C.cross == 2:
+        return _bchild(C, z, y, 2 * X + 1) if 2 * X + 1 < C.G.gn[2] else 0.0
+    if 2 * X + 1 < C.G.gn[2]:
+        return _bchild(C, z, y, 2 * X) + _bchild(C, z, y, 2 * X + 1)
+    return _bchild(C, z, y, 2 * X)
+
+
+cdef inline double _bypair(const _BCtx* C, Py_ssize_t z, Py_ssize_t Y, Py_ssize_t X) noexcept nogil:
+    if C.G.gn[1] == 1:
+        return _bxpair(C, z, 0, X)
+    if C.cross == 1:
+        return _bxpair(C, z, 2 * Y + 1, X) if 2 * Y + 1 < C.G.gn[1] else 0.0
+    if 2 * Y + 1 < C.G.gn[1]:
+        return _bxpair(C, z, 2 * Y, X) + _bxpair(C, z, 2 * Y + 1, X)
+    return _bxpair(C, z, 2 * Y, X)
+
+
+cdef inline double _bzpair(const _BCtx* C, Py_ssize_t Z, Py_ssize_t Y, Py_ssize_t X) noexcept nogil:
+    if C.G.gn[0] == 1:
+        return _bypair(C, 0, Y, X)
+    if C.cross == 0:
+        return _bypair(C, 2 * Z + 1, Y, X) if 2 * Z + 1 < C.G.gn[0] else 0.0
+    if 2 * Z + 1 < C.G.gn[0]:
+        return _bypair(C, 2 * Z, Y, X) + _bypair(C, 2 * Z + 1, Y, X)
+    return _bypair(C, 2 * Z, Y, X)
+
+
+cdef void _bcoarsen(const _BCtx* C, double* out, const _Geo* D, double scale, bint scaled, int nt) noexcept nogil:
+    """out over the coarse block D = (scale *) the children's sums (as _coarsen, on global indices)."""
+    cdef Py_ssize_t nyo = D.hi[1] - D.lo[1], nro = (D.hi[0] - D.lo[0]) * nyo, q, z, y, x
+    cdef double v
+    for q in prange(nro, schedule="static", num_threads=nt):
+        z = D.lo[0] + q // nyo
+        y = D.lo[1] + q % nyo
+        for x in range(D.lo[2], D.hi[2]):
+            v = _bzpair(C, z + D.org[0], y + D.org[1], x + D.org[2])
+            out[(z * D.ln[1] + y) * D.ln[2] + x] = scale * v if scaled else v
+
+
+def mgcg_blk_c_restrict(object level, object box, object org, object gn, double[:, :, ::1] fa, object cbox,
+                        object corg, object cgn, int num_threads):
+    """f of the next level's block = the children's sums of this level's residual (its e current two layers
+    into the halo, f, m, b and w one)."""
+    cdef _BCtx C
+    cdef _ALevel L
+    cdef _Geo D
+    _geo(&C.G, box, org, gn, level["e"].shape)
+    _geo(&D, cbox, corg, cgn, (fa.shape[0], fa.shape[1], fa.shape[2]))
+    _blk_level(&L, level, &C.G, num_threads)
+    C.mode = _V_COARSE_RES
+    C.cross = -1
+    C.L = &L
+    C.a = NULL
+    with nogil:
+        _bcoarsen(&C, &fa[0, 0, 0], &D, 1.0, False, num_threads)
+
+
+def mgcg_blk_coarsen(const double[:, :, ::1] a, object box, object org, object gn, double[:, :, ::1] out,
+                     object cbox, object corg, object cgn, int cross, double scale, bint scaled, int num_threads):
+    """``out`` over the next level's block = (scale *) the children's sums of ``a`` (the crossing children only
+    along ``cross`` >= 0): the next level's m, b and w from this one's (current one layer into the halo)."""
+    cdef _BCtx C
+    cdef _Geo D
+    _geo(&C.G, box, org, gn, (a.shape[0], a.shape[1], a.shape[2]))
+    _geo(&D, cbox, corg, cgn, (out.shape[0], out.shape[1], out.shape[2]))
+    C.mode = _V_CROSS if cross >= 0 else _V_ARRAY
+    C.cross = cross
+    C.a = &a[0, 0, 0]
+    C.L = NULL
+    with nogil:
+        _bcoarsen(&C, &out[0, 0, 0], &D, scale, scaled, num_threads)
+
+
+def mgcg_blk_c_prolong(object level, object box, object org, object gn, const double[:, :, ::1] ea, object corg,
+                       int num_threads):
+    """e += the parent's correction (``ea``, a local array of the next level with origin ``corg``) at the block's
+    active cells."""
+    cdef _Geo G
+    cdef _ALevel L
+    _geo(&G, box, org, gn, level["e"].shape)
+    _blk_level(&L, level, &G, num_threads)
+    cdef Py_ssize_t ny = L.n[1], nx = L.n[2], cny = ea.shape[1], cnx = ea.shape[2], nyo = G.hi[1] - G.lo[1]
+    cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i, ci, cz, cy
+    cdef Py_ssize_t c0 = corg[0], c1 = corg[1], c2 = corg[2]
+    cdef double d
+    cdef const double* e = &ea[0, 0, 0]
+    with nogil:
+        for q in prange(nro, schedule="static", num_threads=num_threads):
+            z = G.lo[0] + q // nyo
+            y = G.lo[1] + q % nyo
+            cz = (z + G.org[0]) // 2 - c0
+            cy = (y + G.org[1]) // 2 - c1
+            for x in range(G.lo[2], G.hi[2]):
+                i = (z * ny + y) * nx + x
+                _cdiag_terms(&L, L.e, z, y, x, i, &d)
+                if d > 0:
+                    ci = (cz * cny + cy) * cnx + (x + G.org[2]) // 2 - c2
+                    L.e[i] = L.e[i] + e[ci]
+
+
+def mgcg_tail_build(object tail, int l0, int num_threads):
+    """The operators of an agglomerated tail's levels below ``l0`` (level l0's m, b, w given)."""
+    cdef int nlev = len(tail.shapes)
+    cdef _ALevel* lv = <_ALevel*>malloc(nlev * sizeof(_ALevel))
+    if lv == NULL:
+        raise MemoryError()
+    cdef double scale = tail.scale
+    try:
+        _fill_levels(tail, lv, num_threads, l0)
+        with nogil:
+            _build_coarse(lv, l0, nlev, scale)
+    finally:
+        free(lv)
+
+
+def mgcg_tail_cycle(object tail, int l0, int smooth, int num_threads):
+    """The V-cycle of an agglomerated tail from level ``l0`` (its f given; its e on return)."""
+    cdef int nlev = len(tail.shapes)
+    cdef _ALevel* lv = <_ALevel*>malloc(nlev * sizeof(_ALevel))
+    if lv == NULL:
+        raise MemoryError()
+    try:
+        _fill_levels(tail, lv, num_threads, l0)
+        with nogil:
+            _coarse_cycle(lv, l0, nlev, smooth)
+    finally:
+        free(lv)

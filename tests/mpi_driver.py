@@ -24,7 +24,7 @@ import tumorca.presets  # noqa: E402
 from tumorca import Cell, Vessel  # noqa: E402
 from tumorca._lattice import available_memory, normalize_shape  # noqa: E402
 from tumorca.errors import LatticeError, ParameterError, ResourceError  # noqa: E402
-from tumorca.parallel import DistributedSimulation  # noqa: E402
+from tumorca.parallel import DistributedSimulation, o2_mgcg  # noqa: E402
 
 from conftest import hypoxic_params, random_state  # noqa: E402
 
@@ -89,7 +89,19 @@ def compare_states(ref: dict, got: dict, where: str) -> None:
             raise CaseFailed(f"{where}: array {name} differs at {len(diff)} sites, first {diff[:3].tolist()}")
 
 
-def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=False, resume=None, check=None):
+def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=False, resume=None, check=None,
+             agglomerate=None):
+    """Serial and distributed side by side; returns what fired.  ``agglomerate``: the coarse level size at which
+    the distributed mgcg solve gathers its levels onto rank 0 (default tumorca.parallel.o2_mgcg's; 0 keeps every
+    level it can on the blocks, so that small lattices exercise them)."""
+    if agglomerate is not None:
+        keep = o2_mgcg.AGGLOMERATE_CELLS
+        o2_mgcg.AGGLOMERATE_CELLS = agglomerate
+        try:
+            return run_case(shape, grid, params, steps, start=start, seed=seed, poison=poison, resume=resume,
+                            check=check)
+        finally:
+            o2_mgcg.AGGLOMERATE_CELLS = keep
     """Serial and distributed side by side; returns what fired.  ``resume`` = (step, ranks, grid): the first
     ``step`` steps run on a sub-communicator of ``ranks`` ranks, whose gathered state every rank then reads its
     block from (as --resume from a whole-lattice file written by another rank count)."""
@@ -162,6 +174,9 @@ def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=Fals
         if check is not None:
             check(got)
     fired["grid"] = "x".join(map(str, dist.decomposition.dims))
+    o2 = dist._domain.o2
+    fired["o2_mode"] = o2.mode
+    fired["o2_levels_on_blocks"] = o2._dist.first if o2._dist is not None else 0
     fired["halo"] = dist.halo_width
     return fired
 
@@ -234,6 +249,13 @@ CASES = {
     "capped_mgcg_2d_1x2": lambda: run_case((40, 48), "1x2", busy(o2_max_iter=1), 6, seed=9),
     "sor_2d_2x1_dirichlet": lambda: run_case((45, 47), "2x1", busy(o2_solver="sor", o2_boundary="dirichlet"), 20),
     "resume_1_to_2": lambda: run_case((48, 48), "2x1", busy(ifn_level=0.0), 24, resume=(11, 1, "1x1")),
+    # the distributed mgcg solve with its coarse levels on the blocks (odd sizes, both boundaries, smooth 1 and 3)
+    "levels_2d_2x1": lambda: run_case((101, 67), "2x1", busy(), 12, agglomerate=0, poison=True),
+    "levels_2d_2x1_smooth1_dirichlet": lambda: run_case((96, 80), "2x1", busy(o2_boundary="dirichlet",
+                                                                              o2_mgcg_smooth=1), 8, agglomerate=0),
+    "levels_3d_2x1x1": lambda: run_case((31, 20, 18), "2x1x1", busy(ifn_level=0.0, init_vessel_spacing=8,
+                                                                      init_tumor_radius=5, o2_mgcg_smooth=3),
+                                        8, agglomerate=0),
     # P = 4
     "ko_2d_2x2": lambda: run_case((49, 51), "2x2", busy(ifn_level=0.0), 40, seed=2),
     "wt_2d_4x1_edge": lambda: run_case((64, 40), "4x1", busy(vessel_inlets="edge"), 30, seed=4),
@@ -261,6 +283,9 @@ CASES = {
     "preset_wildtype_2d_2x2": lambda: run_case((64, 64), "2x2", tumorca.Params(), 30),
     "noexcl_2d_4x1": lambda: run_case((40, 36), "4x1", busy(sprout_exclusion=0.0), 30, seed=10),
     "resume_2_to_4": lambda: run_case((48, 48), "2x2", busy(), 24, resume=(9, 2, "1x2"), seed=12),
+    "levels_3d_2x2x1_dirichlet": lambda: run_case((33, 45, 29), "2x2x1", busy(o2_boundary="dirichlet"), 8,
+                                                  agglomerate=0, poison=True),
+    "levels_2d_4x1": lambda: run_case((130, 70), "4x1", busy(ifn_level=0.0), 8, agglomerate=0),
 }
 
 
@@ -283,8 +308,8 @@ def errors_case():
         (lambda: DistributedSimulation((8192, 8192, 8192), busy()), ResourceError, "ranks on this node need"),
         # blocks that fit with room to spare (45 of 70 B/site of the lattice), but not with rank 0's gathered
         # mgcg solve (+50 B/site of the whole lattice)
-        *([] if avail is None else [(lambda: DistributedSimulation((side,) * 3, busy()), ResourceError,
-                                     "rank 0's gathered O2 solve")]),
+        *([] if avail is None else [(lambda: DistributedSimulation((side,) * 3, busy(), ranks_shape=f"1x1x{size}"),
+                                     ResourceError, "rank 0's gathered O2 solve")]),
         (lambda: DistributedSimulation.from_blocks({"shape": (24, 24), "params": busy().to_dict(), "seed": 1,
                                                     "step_index": 0},
                                                    lambda n, sl: np.zeros((2, 2, 2)), ranks_shape="auto"),

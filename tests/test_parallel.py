@@ -172,10 +172,12 @@ GROUPS = {
     1: ["one_2d", "one_3d"],
     2: ["errors", "wt_2d_1x2", "ko_2d_2x1_dirichlet", "ko_3d_2x1x1", "wt_3d_1x1x2_edge", "random_2d_1x2_poison",
         "random_push_2d_1x2_poison", "network_2d_1x2", "network_3d_2x1x1", "preset_knockout_3d_2x1x1", "capped_o2_2d_1x2",
-        "capped_mgcg_2d_1x2", "sor_2d_2x1_dirichlet", "resume_1_to_2"],
+        "capped_mgcg_2d_1x2", "sor_2d_2x1_dirichlet", "resume_1_to_2", "levels_2d_2x1",
+        "levels_2d_2x1_smooth1_dirichlet", "levels_3d_2x1x1"],
     4: ["ko_2d_2x2", "wt_2d_4x1_edge", "wt_3d_1x2x2", "ko_3d_2x2x1_dirichlet", "random_2d_2x2_poison",
         "random_push_2d_2x2_poison", "random_push_3d_1x2x2_poison", "random_3d_1x2x2_poison_edge", "network_2d_2x2",
-        "preset_wildtype_2d_2x2", "noexcl_2d_4x1", "resume_2_to_4", "flow_bed_2d_2x2", "flow_bed_3d_1x2x2_edge"],
+        "preset_wildtype_2d_2x2", "noexcl_2d_4x1", "resume_2_to_4", "flow_bed_2d_2x2", "flow_bed_3d_1x2x2_edge",
+        "levels_3d_2x2x1_dirichlet", "levels_2d_4x1"],
 }
 
 
@@ -217,7 +219,18 @@ def test_distributed_run_is_bit_identical_to_serial(nprocs):
         pytest.skip(why)
     info = _run_driver(nprocs, GROUPS[nprocs])
     # the presets' own rates are slow: those runs check identity only, the others also that every rule fired
-    runs = {c: v for c, v in info.items() if not c.startswith(("network", "errors", "preset", "capped"))}
+    runs = {c: v for c, v in info.items() if not c.startswith(("network", "errors", "preset", "capped", "levels"))}
+    # mgcg runs on the blocks where the grid keeps rows whole (Px = 1) and more than one rank runs, its coarse
+    # levels too in the levels_* cases; gathered on rank 0 otherwise
+    for case, v in info.items():
+        if "o2_mode" not in v:
+            continue
+        grid = tuple(int(d) for d in v["grid"].split("x"))
+        sor = case.startswith(("capped_o2", "sor"))
+        want = "sor" if sor else ("distributed" if nprocs > 1 and grid[2] == 1 else "gathered")
+        assert v["o2_mode"] == want, f"{case}: O2 ran {v['o2_mode']}, expected {want}"
+        if case.startswith("levels"):
+            assert v["o2_levels_on_blocks"] >= 2, f"{case}: only {v['o2_levels_on_blocks']} levels on the blocks"
     for case, fired in runs.items():
         for rule in ("born", "recruited", "died", "killed", "max_tips"):
             assert fired[rule] > 0, f"{case}: {rule} never happened"

@@ -257,6 +257,40 @@ def mgcg_error_estimate(delta: float, prev: float, prev_ratio: float) -> tuple[f
     return MGCG_SAFETY * delta * rho / (1.0 - rho), ratio
 
 
+def mgcg_cycle_work(shapes: list[tuple[int, int, int]], smooth: int) -> float:
+    """Lattice-sweep equivalents of one mgcg V-cycle over the level ``shapes``: on every level 2*smooth sweeps
+    and one residual (none on the coarsest), each weighted by its number of sites."""
+    n0 = float(np.prod(shapes[0]))
+    work = 0.0
+    for lvl, s in enumerate(shapes):
+        work += (2 * smooth + (1 if lvl < len(shapes) - 1 else 0)) * float(np.prod(s)) / n0
+    return work
+
+
+class MgcgTail:
+    """The coarse levels ``first`` .. of an mgcg hierarchy, whole, as the rank that solves the agglomerated
+    tail of a distributed solve holds them (the levels of :class:`MgcgWorkspace` from ``first`` on; the finer
+    ones hold nothing)."""
+
+    def __init__(self, shape: tuple[int, int, int], first: int, parallel_sites: int = 16384) -> None:
+        self.shapes = mgcg_shapes(shape)
+        if not 1 <= first < len(self.shapes):
+            raise ValueError(f"first level {first} outside 1..{len(self.shapes) - 1}")
+        self.first = first
+        self.parallel_sites = int(parallel_sites)
+        self.scale = MGCG_COARSE_SCALE
+        self.levels = [{} for _ in range(first)]
+        for s in self.shapes[first:]:
+            m = int(np.prod(s))
+            self.levels.append({"e": np.zeros(m), "f": np.zeros(m), "m": np.zeros(m), "b": np.zeros(m),
+                                "w": [np.zeros(m) if s[a] > 1 else None for a in range(3)]})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(sum(lv[k].nbytes for k in ("e", "f", "m", "b")) + sum(w.nbytes for w in lv["w"] if w is not None)
+                   for lv in self.levels[self.first:])
+
+
 class MgcgWorkspace:
     """Scratch of the compiled mgcg O2 solve for one lattice shape, allocated once per run.
 
@@ -287,13 +321,8 @@ class MgcgWorkspace:
                                 "w": [np.zeros(m) if s[a] > 1 else None for a in range(3)]})
 
     def cycle_work(self, smooth: int) -> float:
-        """Lattice-sweep equivalents of one V-cycle: on every level 2*smooth sweeps and one residual (none on the
-        coarsest), each weighted by its number of sites."""
-        n0 = float(np.prod(self.shapes[0]))
-        work = 0.0
-        for lvl, s in enumerate(self.shapes):
-            work += (2 * smooth + (1 if lvl < len(self.shapes) - 1 else 0)) * float(np.prod(s)) / n0
-        return work
+        """Lattice-sweep equivalents of one V-cycle (:func:`mgcg_cycle_work`)."""
+        return mgcg_cycle_work(self.shapes, smooth)
 
     @property
     def nbytes(self) -> int:

@@ -27,7 +27,8 @@ def bench_step(shape, steps: int = 5, ranks_shape: Any = None, params: Params | 
         ``halo_seconds``: seconds per step spent in halo exchanges (the slowest rank);
         ``phase_seconds``: per phase (and ``halo``), seconds per step on the slowest rank;
         ``halo_bytes``: bytes sent in halo exchanges per step, summed over ranks;
-        ``o2_sweeps``: SOR sweeps per step (mean over the timed steps).
+        ``o2_sweeps``: O2 solver iterations per step (mean over the timed steps); ``o2_mode``: how the O2 solve
+        ran: ``"distributed"`` (mgcg on the blocks), ``"gathered"`` (mgcg on rank 0) or ``"sor"``.
     """
     from mpi4py import MPI
 
@@ -58,6 +59,7 @@ def bench_step(shape, steps: int = 5, ranks_shape: Any = None, params: Params | 
         "halo_seconds": phases["halo"], "phase_seconds": phases,
         "halo_bytes": comm.allreduce(halo.bytes_sent - b0, op=MPI.SUM) / n,
         "o2_sweeps": (sim.o2_solver_stats["sweeps_total"] - sw0) / n,
+        "o2_mode": sim._domain.o2.mode,
     }
 
 

@@ -126,13 +126,16 @@ class Decomposition:
         return (1,) + vals if len(vals) == 2 else vals
 
     @staticmethod
-    def auto_dims(shape3: tuple[int, int, int], size: int, halo: int = 0) -> tuple[int, int, int]:
+    def auto_dims(shape3: tuple[int, int, int], size: int, halo: int = 0,
+                  whole_rows: bool = False) -> tuple[int, int, int]:
         """The rank grid for ``size`` ranks that exchanges the fewest halo sites per step.
 
         Every factorisation Pz*Py*Px = size that the checks accept is scored by the sites on the faces between
         blocks; ties go to more ranks on the earlier axis (the order of MPI_Dims_create).  MPI_Dims_create itself
         is not used because it balances the grid without looking at the lattice shape (it would cut a 512x64
-        lattice 2x2 rather than along the long axis, and it splits z on a 2D lattice).
+        lattice 2x2 rather than along the long axis, and it splits z on a 2D lattice).  With ``whole_rows``, a
+        grid that does not split x (Px = 1) wins whenever one fits: the distributed mgcg O2 solve needs whole
+        rows (:mod:`tumorca.parallel.o2_mgcg`).
 
         Raises LatticeError if no grid fits.
         """
@@ -148,7 +151,7 @@ class Decomposition:
                 except LatticeError:
                     continue
                 faces = sum((dims[a] - 1) * shape3[0] * shape3[1] * shape3[2] // shape3[a] for a in range(3))
-                key = (faces, tuple(-d for d in dims))
+                key = (whole_rows and dims[2] > 1, faces, tuple(-d for d in dims))
                 if best is None or key < best[0]:
                     best = (key, dims)
         if best is None:
@@ -158,13 +161,13 @@ class Decomposition:
 
     @classmethod
     def choose_dims(cls, shape3: tuple[int, int, int], size: int, ranks_shape: Any = None,
-                    halo: int = 0) -> tuple[int, int, int]:
+                    halo: int = 0, whole_rows: bool = False) -> tuple[int, int, int]:
         """The rank grid for ``ranks_shape`` (None or "auto": :meth:`auto_dims`; a string or a 3-tuple),
         checked against ``shape3``, ``size`` and ``halo``."""
         if isinstance(ranks_shape, str):
             ranks_shape = cls.parse_ranks_shape(ranks_shape)
         if ranks_shape is None or ranks_shape == "auto":
-            return cls.auto_dims(shape3, size, halo)
+            return cls.auto_dims(shape3, size, halo, whole_rows)
         dims = _check_dims(ranks_shape)
         cls.check(shape3, dims, halo=halo, size=size)
         return dims

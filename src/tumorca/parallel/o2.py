@@ -1,8 +1,10 @@
 """The quasi-steady O2 solve on one block of a lattice split across MPI ranks, bit for bit the serial solve.
 
-``o2_solver = "mgcg"`` (the default) agglomerates the whole lattice onto rank 0, which runs the serial solve with
-its threads and sends each rank its block back: the result is the serial one by construction, for any rank count.
-``"sor"`` runs red-black SOR on the blocks (:class:`BlockO2Solver` below).
+``o2_solver = "mgcg"`` (the default) runs on the blocks (:class:`tumorca.parallel.o2_mgcg.DistributedMgcg`)
+when the rank grid keeps rows whole (Px = 1, which an automatic grid chooses wherever it can); on a grid that
+splits x it agglomerates the whole lattice onto rank 0, which runs the serial solve with its threads and sends
+each rank its block back.  ``"sor"`` runs red-black SOR on the blocks (:class:`BlockO2Solver` below).  Every way
+gives the serial field, iteration count and error estimate, for any rank count.
 """
 from __future__ import annotations
 
@@ -11,14 +13,30 @@ import numpy as np
 from .. import _o2
 from .._numerics import float32_exact, mgcg_workspace_nbytes
 from ..errors import ParameterError
-from ..o2 import CAP_NAME, MEASURE, uptake_table
+from ..o2 import CAP_NAME, MEASURE, WORKSPACE_BYTES_PER_SITE, uptake_table
 from ..params import Params
+from .o2_mgcg import DistributedMgcg, distributable
 
 #: Bytes per site of the whole lattice that rank 0 holds during a gathered (mgcg) solve besides the solver's
 #: workspace, at the peak: the blocks of o2, tissue and sources as received (pickled, 6) and unpickled (6), then
 #: the unpickled blocks (6) while they are copied into the whole-lattice arrays (6).  Sending the field back needs
 #: less: the o2 blocks copied (4) and pickled (4).
 GATHER_BYTES_PER_SITE = 12
+
+
+def o2_mode(params: Params, dec, size: int) -> str:
+    """How an MPI run solves O2: ``"sor"`` (on the blocks), ``"distributed"`` (mgcg on the blocks: more than one
+    rank and a grid that keeps rows whole, :func:`tumorca.parallel.o2_mgcg.distributable`) or ``"gathered"``
+    (mgcg on rank 0 for the whole lattice: one rank, or a grid that splits x)."""
+    if params.o2_solver != "mgcg":
+        return "sor"
+    return "distributed" if size > 1 and distributable(dec) else "gathered"
+
+
+def block_solve_bytes(local_sites: int, mode: str) -> int:
+    """Bytes a rank's block needs for its part of a distributed mgcg solve (its lattice vectors and coarse
+    levels, bounded as the serial workspace per site); 0 for the other modes."""
+    return local_sites * WORKSPACE_BYTES_PER_SITE["mgcg"] if mode == "distributed" else 0
 
 
 def gathered_solve_bytes(shape3: tuple[int, int, int], params: Params) -> int:
@@ -48,7 +66,11 @@ class BlockO2Solver:
         self.cap_name = CAP_NAME[params.o2_solver]
         self.measure = MEASURE[params.o2_solver]
         self.mgcg = params.o2_solver == "mgcg"
-        self._serial = None  # rank 0's serial solver (and its workspace), made at the first mgcg solve
+        self._serial = None  # rank 0's serial solver (and its workspace), made at the first gathered solve
+        #: how the solve runs (:func:`o2_mode`): "distributed", "gathered" (mgcg) or "sor"
+        self.mode = o2_mode(params, domain.dec, domain.cart.Get_size())
+        self.distributed = self.mode == "distributed"
+        self._dist = None
         self.domain = domain
         self.params = params
         self.k = rates["o2_k"]
@@ -109,11 +131,24 @@ class BlockO2Solver:
         return done, rmax, float(done)
 
     def _solve_mgcg(self, arrays: dict[str, np.ndarray], threads: int) -> tuple[int, float, float]:
+        """The distributed solve where the grid allows it (:func:`tumorca.parallel.o2_mgcg.distributable`), else
+        the gathered one."""
+        if self.distributed:
+            if self._dist is None:
+                self._dist = DistributedMgcg(self.domain, self.params, self.k)
+            return self._dist.solve(arrays, threads)
+        return self._solve_gathered(arrays, threads)
+
+    def _solve_gathered(self, arrays: dict[str, np.ndarray], threads: int) -> tuple[int, float, float]:
         """Gather o2, tissue and sources of every block on rank 0, solve there, scatter the blocks back."""
         from ..o2 import O2Solver
 
         p, dom = self.params, self.domain
         comm = dom.cart
+        if comm.Get_size() == 1:  # the block is the lattice
+            if self._serial is None:
+                self._serial = O2Solver(dom.shape3, p, {"o2_k": self.k})
+            return self._serial.solve(arrays, threads)
         own = dom.owned
         names = ("o2", "tissue", "perfused")
         mine = (dom.dec.owned, [np.ascontiguousarray(arrays[n][own]) for n in names])

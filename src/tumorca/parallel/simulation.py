@@ -257,7 +257,9 @@ class DistributedSimulation(Engine):
         def grid():
             if params.o2_solver == "multigrid":
                 raise ParameterError('o2_solver = "multigrid" is serial-only; use "sor"')
-            return Decomposition.choose_dims(shape3, comm.Get_size(), ranks_shape, halo)
+            # the distributed mgcg solve needs whole rows: an automatic grid keeps them where it can
+            return Decomposition.choose_dims(shape3, comm.Get_size(), ranks_shape, halo,
+                                             whole_rows=params.o2_solver == "mgcg")
 
         dims = _agree(comm, grid)
         # reorder=False: rank r of the grid is rank r of ``comm``, in C order of the coordinates (as blocks()).
@@ -277,11 +279,13 @@ class DistributedSimulation(Engine):
         """ResourceError if the blocks (with halo and the engine's scratch) of all ranks sharing this node's
         memory, and on rank 0's node the whole lattice and workspace of the gathered mgcg solve, need more than
         is available here (the serial check, counted per node, not per rank)."""
-        from .o2 import gathered_solve_bytes
+        from .o2 import block_solve_bytes, gathered_solve_bytes, o2_mode
 
-        need = np.array([int(np.prod(self._dec.local_shape)) * block_bytes_per_site(),
-                         gathered_solve_bytes(self._shape3, self._params) if self._comm.Get_rank() == 0 else 0],
-                        dtype=np.int64)
+        mode = o2_mode(self._params, self._dec, self._comm.Get_size())
+        local = int(np.prod(self._dec.local_shape))
+        gathered = mode == "gathered" and self._comm.Get_rank() == 0
+        need = np.array([local * block_bytes_per_site() + block_solve_bytes(local, mode),
+                         gathered_solve_bytes(self._shape3, self._params) if gathered else 0], dtype=np.int64)
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
             total, ranks = np.empty_like(need), node.Get_size()
