@@ -96,6 +96,33 @@ def test_auto_dims_cuts_few_sites():
     assert Decomposition.choose_dims((1, 48, 48), 2, None) == Decomposition.auto_dims((1, 48, 48), 2)
 
 
+def test_auto_dims_keeps_rows_whole_for_the_distributed_mgcg_solve():
+    """whole_rows: a grid with Px = 1 wins wherever one fits (the distributed mgcg solve needs whole rows), the
+    fewest face sites among those; otherwise the usual choice."""
+    assert Decomposition.auto_dims((1, 64, 512), 4, whole_rows=True) == (1, 4, 1)
+    assert Decomposition.auto_dims((1, 48, 48), 4, whole_rows=True) == (1, 4, 1)
+    assert Decomposition.auto_dims((32, 32, 32), 8, whole_rows=True) == (4, 2, 1)
+    assert Decomposition.auto_dims((1, 12, 48), 4, halo=8, whole_rows=True) == (1, 1, 4)  # no Px = 1 grid fits
+    assert Decomposition.choose_dims((1, 48, 48), 4, "2x2", whole_rows=True) == (1, 2, 2)  # a given grid stands
+
+
+def test_o2_mode_and_block_bytes_follow_the_grid():
+    """mgcg runs on the blocks on a grid with whole rows and more than one rank (each block then holds its share
+    of the workspace), gathered on rank 0 otherwise; SOR is always on the blocks."""
+    from tumorca.parallel.o2 import block_solve_bytes, o2_mode
+    p = tumorca.Params()
+
+    def dec(dims, halo=20):
+        return Decomposition((1, 256, 256), dims, (0, 0, 0), halo=halo, size=dims[0] * dims[1] * dims[2])
+    assert o2_mode(p, dec((1, 2, 1)), 2) == "distributed"
+    assert o2_mode(p, dec((1, 1, 2)), 2) == "gathered"
+    assert o2_mode(p, dec((1, 1, 1)), 1) == "gathered"
+    assert o2_mode(p, dec((1, 2, 1), halo=1), 2) == "gathered"
+    assert o2_mode(p.replace(o2_solver="sor"), dec((1, 2, 1)), 2) == "sor"
+    assert block_solve_bytes(1000, "distributed") == 1000 * tumorca.o2.WORKSPACE_BYTES_PER_SITE["mgcg"]
+    assert block_solve_bytes(1000, "gathered") == block_solve_bytes(1000, "sor") == 0
+
+
 def test_halo_widths_follow_the_exclusion_radius():
     p = tumorca.Params(push_range=0)
     w = halo_widths(p)                                     # 80 um / 20 um: e = 4, endothelium 4 + 4
