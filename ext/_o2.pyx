@@ -17,12 +17,21 @@ from _defs cimport TC_TUMOR_P, TC_TUMOR_Q
 cnp.import_array()
 
 
-cdef inline double _neighbour_sum(const float* cur, const float* ym, const float* yp, const float* zm,
+# Helpers called inside prange loops return their results by value, never through a pointer to the caller's
+# local: Cython makes a prange body's variables private only where the body assigns them, so a local written
+# through its address is shared by the threads (a race; tests/test_kernel_lint.py looks for it).
+cdef struct _NbSum:
+    double s    # the sum of the neighbours
+    int nn      # the neighbour count of the diagonal
+
+
+cdef inline _NbSum _neighbour_sum(const float* cur, const float* ym, const float* yp, const float* zm,
                                   const float* zp, Py_ssize_t x, Py_ssize_t nx, bint dirichlet_x, double edge,
-                                  int nn_base, int* nn) noexcept nogil:
+                                  int nn_base) noexcept nogil:
     """Sum of the 6 stencil neighbours of site x of a row in the fixed order -x, +x, -y, +y, -z, +z (the
-    reference adds in the same order); ``nn`` gets the neighbour count of the diagonal.  Missing y/z rows are
-    passed as ghost rows (zeros, or the edge value on a Dirichlet face)."""
+    reference adds in the same order), and the neighbour count of the diagonal.  Missing y/z rows are passed as
+    ghost rows (zeros, or the edge value on a Dirichlet face)."""
+    cdef _NbSum r
     cdef double s = 0.0
     cdef int n = nn_base
     if x > 0:
@@ -41,19 +50,20 @@ cdef inline double _neighbour_sum(const float* cur, const float* ym, const float
     s = s + yp[x]
     s = s + zm[x]
     s = s + zp[x]
-    nn[0] = n
-    return s
+    r.s = s
+    r.nn = n
+    return r
 
 
 cdef inline double _sor_site(float* cur, const float* ym, const float* yp, const float* zm, const float* zp,
                              const uint8_t* tis, const double* uptake, Py_ssize_t x, Py_ssize_t nx, int nn_base,
                              bint dirichlet_x, double edge, double k, double omega) noexcept nogil:
     """SOR update of free site x of a row; returns its Jacobi correction."""
-    cdef double s, diag, gs, old, corr
-    cdef int nn
-    s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dirichlet_x, edge, nn_base, &nn)
-    diag = k * nn + uptake[tis[x]]
-    gs = (k * s) / diag
+    cdef double diag, gs, old, corr
+    cdef _NbSum nb
+    nb = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dirichlet_x, edge, nn_base)
+    diag = k * nb.nn + uptake[tis[x]]
+    gs = (k * nb.s) / diag
     old = cur[x]
     corr = gs - old
     cur[x] = <float>(old + omega * corr)
@@ -470,8 +480,9 @@ cdef void _fine_residual(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, co
                          const float* er, const float* zr, double* r, int num_threads) noexcept nogil:
     """r = k*s - diag*c on the lattice (s and diag as in _sor_row), 0 on source sites."""
     cdef Py_ssize_t ny = c.shape[1], nx = c.shape[2], q, z, y, x
-    cdef int nn_base, nn
-    cdef double s, diag
+    cdef int nn_base
+    cdef _NbSum nb
+    cdef double diag
     cdef const float* ym
     cdef const float* yp
     cdef const float* zm
@@ -489,9 +500,9 @@ cdef void _fine_residual(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, co
             if source[z, y, x]:
                 r[q * nx + x] = 0.0
                 continue
-            s = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dir_x, edge_value, nn_base, &nn)
-            diag = k * nn + uptake[tissue[z, y, x]]
-            r[q * nx + x] = k * s - diag * cur[x]
+            nb = _neighbour_sum(cur, ym, yp, zm, zp, x, nx, dir_x, edge_value, nn_base)
+            diag = k * nb.nn + uptake[tissue[z, y, x]]
+            r[q * nx + x] = k * nb.s - diag * cur[x]
 
 
 cdef double* _dptr(object a) except NULL:
@@ -674,9 +685,16 @@ cdef struct _Fine:
     const double* gzrow
 
 
-cdef inline double _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
-                                Py_ssize_t i, double* diag) noexcept nogil:
-    """f + w[x-1] e[x-1] + w[x] e[x+1] + (y) + (z) of coarse cell i; ``diag`` gets m + b + its 6 face weights."""
+cdef struct _Terms:
+    double t    # f + the weighted neighbours
+    double d    # the diagonal
+
+
+cdef inline _Terms _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
+                                Py_ssize_t i) noexcept nogil:
+    """f + w[x-1] e[x-1] + w[x] e[x+1] + (y) + (z) of coarse cell i, and its diagonal m + b + its 6 face
+    weights."""
+    cdef _Terms r
     cdef Py_ssize_t p[3]
     cdef Py_ssize_t st[3]
     cdef int a
@@ -709,28 +727,29 @@ cdef inline double _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z,
             t = t + 0.0
         d = d + wm
         d = d + wp
-    diag[0] = d
-    return t
+    r.t = t
+    r.d = d
+    return r
 
 
 cdef void _c_half_sweep(_ALevel* L, int color) noexcept nogil:
     cdef Py_ssize_t nz = L.n[0], ny = L.n[1], nx = L.n[2], q, z, y, x, i
-    cdef double t, d
+    cdef _Terms td
     for q in prange(nz * ny, schedule="static", num_threads=L.nt):
         z = q // ny
         y = q % ny
         for x in range((color + y + z) & 1, nx, 2):
             i = q * nx + x
-            t = _cdiag_terms(L, L.e, z, y, x, i, &d)
-            if d > 0:
-                L.e[i] = t / d
+            td = _cdiag_terms(L, L.e, z, y, x, i)
+            if td.d > 0:
+                L.e[i] = td.t / td.d
 
 
 cdef inline double _c_res(const _ALevel* L, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
     cdef Py_ssize_t i = (z * L.n[1] + y) * L.n[2] + x
-    cdef double d, t = _cdiag_terms(L, L.e, z, y, x, i, &d)
-    if d > 0:
-        return t - d * L.e[i]
+    cdef _Terms td = _cdiag_terms(L, L.e, z, y, x, i)
+    if td.d > 0:
+        return td.t - td.d * L.e[i]
     return 0.0
 
 
@@ -1045,14 +1064,12 @@ cdef void _coarsen(const _CoarsenCtx* C, double* out, const Py_ssize_t* cn, doub
 cdef void _prolong_coarse(_ALevel* L, const _ALevel* Lc) noexcept nogil:
     """e += (piecewise-constant) prolongation of the next level's correction, at active cells."""
     cdef Py_ssize_t ny = L.n[1], nx = L.n[2], q, z, y, x, i, ci
-    cdef double d
     for q in prange(L.n[0] * ny, schedule="static", num_threads=L.nt):
         z = q // ny
         y = q % ny
         for x in range(nx):
             i = q * nx + x
-            _cdiag_terms(L, L.e, z, y, x, i, &d)
-            if d > 0:
+            if _cdiag_terms(L, L.e, z, y, x, i).d > 0:
                 ci = ((z // 2) * Lc.n[1] + (y // 2)) * Lc.n[2] + (x // 2)
                 L.e[i] = L.e[i] + Lc.e[ci]
 
@@ -1716,19 +1733,28 @@ def mgcg_blk_fine_sweep(float[:, :, ::1] za, const float[:, :, ::1] ra, const ui
                     F.k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]))
 
 
-cdef inline void _child_rows(const _Geo* G, const _Geo* C, Py_ssize_t Zl, Py_ssize_t Yl, Py_ssize_t* zr,
-                             Py_ssize_t* yr, bint* ysplit, bint* ypair, bint* zsplit, bint* zpair) noexcept nogil:
-    """The local fine rows of the children of local coarse row (Zl, Yl): zr[0..1], yr[0..1]; pair flags from the
-    global shapes."""
+cdef struct _Kids:
+    # the local fine rows of a coarse row's children, and whether it has two along y and z
+    Py_ssize_t zr[2]
+    Py_ssize_t yr[2]
+    bint ysplit, ypair, zsplit, zpair
+
+
+cdef inline _Kids _child_rows(const _Geo* G, const _Geo* C, Py_ssize_t Zl, Py_ssize_t Yl) noexcept nogil:
+    """The children of local coarse row (Zl, Yl); pair flags from the global shapes.  Returned by value: a
+    prange body assigns it, so every thread has its own (output pointers to the kernel's locals would be shared
+    by the threads -- a race)."""
+    cdef _Kids k
     cdef Py_ssize_t Z = Zl + C.org[0], Y = Yl + C.org[1]
-    ysplit[0] = G.gn[1] > 1
-    zsplit[0] = G.gn[0] > 1
-    ypair[0] = ysplit[0] and 2 * Y + 1 < G.gn[1]
-    zpair[0] = zsplit[0] and 2 * Z + 1 < G.gn[0]
-    yr[0] = (2 * Y if ysplit[0] else 0) - G.org[1]
-    yr[1] = yr[0] + 1
-    zr[0] = (2 * Z if zsplit[0] else 0) - G.org[0]
-    zr[1] = zr[0] + 1
+    k.ysplit = G.gn[1] > 1
+    k.zsplit = G.gn[0] > 1
+    k.ypair = k.ysplit and 2 * Y + 1 < G.gn[1]
+    k.zpair = k.zsplit and 2 * Z + 1 < G.gn[0]
+    k.yr[0] = (2 * Y if k.ysplit else 0) - G.org[1]
+    k.yr[1] = k.yr[0] + 1
+    k.zr[0] = (2 * Z if k.zsplit else 0) - G.org[0]
+    k.zr[1] = k.zr[0] + 1
+    return k
 
 
 def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra, const uint8_t[:, :, ::1] tissue,
@@ -1747,9 +1773,7 @@ def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra,
     _blk_fine(&F, tissue, source, uptake, k, dirichlet, 0.0, num_threads, rows, &G)
     cdef Py_ssize_t nx = F.n[2], cny = C.ln[1], cnyo = C.hi[1] - C.lo[1], q, Zl, Yl, X
     cdef Py_ssize_t nro = (C.hi[0] - C.lo[0]) * cnyo
-    cdef Py_ssize_t zr[2]
-    cdef Py_ssize_t yr[2]
-    cdef bint ysplit, ypair, zsplit, zpair
+    cdef _Kids kd
     cdef int zc, yc
     cdef double* buf
     cdef const float* zv = &za[0, 0, 0]
@@ -1760,12 +1784,12 @@ def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra,
         for q in prange(nro, schedule="static"):
             Zl = C.lo[0] + q // cnyo
             Yl = C.lo[1] + q % cnyo
-            _child_rows(&G, &C, Zl, Yl, zr, yr, &ysplit, &ypair, &zsplit, &zpair)
-            for zc in range(2 if zpair else 1):
-                for yc in range(2 if ypair else 1):
-                    _f_res_row(&F, zv, r, zr[zc], yr[yc], buf + (2 * zc + yc) * nx)
+            kd = _child_rows(&G, &C, Zl, Yl)
+            for zc in range(2 if kd.zpair else 1):
+                for yc in range(2 if kd.ypair else 1):
+                    _f_res_row(&F, zv, r, kd.zr[zc], kd.yr[yc], buf + (2 * zc + yc) * nx)
             for X in range(C.gn[2]):
-                f[(Zl * cny + Yl) * C.ln[2] + X] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                f[(Zl * cny + Yl) * C.ln[2] + X] = _rz(buf, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
         free(buf)
 
 
@@ -1787,9 +1811,7 @@ def mgcg_blk_build1(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] so
     _blk_level(&L1, level, &C, num_threads)
     cdef Py_ssize_t nx = F.n[2], st = 4 * nx, cny = C.ln[1], cnyo = C.hi[1] - C.lo[1], q, Zl, Yl, X, i
     cdef Py_ssize_t nro = (C.hi[0] - C.lo[0]) * cnyo
-    cdef Py_ssize_t zr[2]
-    cdef Py_ssize_t yr[2]
-    cdef bint ysplit, ypair, zsplit, zpair
+    cdef _Kids kd
     cdef int zc, yc, a
     cdef double* buf
     cdef double* o
@@ -1798,18 +1820,19 @@ def mgcg_blk_build1(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] so
         for q in prange(nro, schedule="static"):
             Zl = C.lo[0] + q // cnyo
             Yl = C.lo[1] + q % cnyo
-            _child_rows(&G, &C, Zl, Yl, zr, yr, &ysplit, &ypair, &zsplit, &zpair)
-            for zc in range(2 if zpair else 1):
-                for yc in range(2 if ypair else 1):
+            kd = _child_rows(&G, &C, Zl, Yl)
+            for zc in range(2 if kd.zpair else 1):
+                for yc in range(2 if kd.ypair else 1):
                     o = buf + (2 * zc + yc) * nx
-                    _f_level1_rows(&F, zr[zc], yr[yc], o, o + st, o + 2 * st, o + 3 * st, o + 4 * st)
+                    _f_level1_rows(&F, kd.zr[zc], kd.yr[yc], o, o + st, o + 2 * st, o + 3 * st, o + 4 * st)
             for X in range(C.gn[2]):
                 i = (Zl * cny + Yl) * C.ln[2] + X
-                L1.m[i] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
-                L1.b[i] = scale * _rz(buf + st, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.m[i] = _rz(buf, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
+                L1.b[i] = scale * _rz(buf + st, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
                 for a in range(3):
                     if L1.w[a] != NULL:
-                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, ysplit, ypair, zsplit, zpair)
+                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, kd.ysplit, kd.ypair, kd.zsplit,
+                                                 kd.zpair)
         free(buf)
 
 
@@ -1845,7 +1868,7 @@ def mgcg_blk_c_sweep(object level, int color, object box, object org, object gn,
     _blk_level(&L, level, &G, num_threads)
     cdef Py_ssize_t ny = L.n[1], nx = L.n[2], nyo = G.hi[1] - G.lo[1]
     cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i
-    cdef double t, d
+    cdef _Terms td
     with nogil:
         for q in prange(nro, schedule="static", num_threads=num_threads):
             z = G.lo[0] + q // nyo
@@ -1853,9 +1876,9 @@ def mgcg_blk_c_sweep(object level, int color, object box, object org, object gn,
             for x in range(G.lo[2] + ((color + z + G.org[0] + y + G.org[1] + G.lo[2] + G.org[2]) & 1),
                            G.hi[2], 2):
                 i = (z * ny + y) * nx + x
-                t = _cdiag_terms(&L, L.e, z, y, x, i, &d)
-                if d > 0:
-                    L.e[i] = t / d
+                td = _cdiag_terms(&L, L.e, z, y, x, i)
+                if td.d > 0:
+                    L.e[i] = td.t / td.d
 
 
 cdef struct _BCtx:
@@ -1961,7 +1984,6 @@ def mgcg_blk_c_prolong(object level, object box, object org, object gn, const do
     cdef Py_ssize_t ny = L.n[1], nx = L.n[2], cny = ea.shape[1], cnx = ea.shape[2], nyo = G.hi[1] - G.lo[1]
     cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i, ci, cz, cy
     cdef Py_ssize_t c0 = corg[0], c1 = corg[1], c2 = corg[2]
-    cdef double d
     cdef const double* e = &ea[0, 0, 0]
     with nogil:
         for q in prange(nro, schedule="static", num_threads=num_threads):
@@ -1971,8 +1993,7 @@ def mgcg_blk_c_prolong(object level, object box, object org, object gn, const do
             cy = (y + G.org[1]) // 2 - c1
             for x in range(G.lo[2], G.hi[2]):
                 i = (z * ny + y) * nx + x
-                _cdiag_terms(&L, L.e, z, y, x, i, &d)
-                if d > 0:
+                if _cdiag_terms(&L, L.e, z, y, x, i).d > 0:
                     ci = (cz * cny + cy) * cnx + (x + G.org[2]) // 2 - c2
                     L.e[i] = L.e[i] + e[ci]
 

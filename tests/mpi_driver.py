@@ -90,16 +90,17 @@ def compare_states(ref: dict, got: dict, where: str) -> None:
 
 
 def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=False, resume=None, check=None,
-             agglomerate=None):
+             agglomerate=None, threads=1):
     """Serial and distributed side by side; returns what fired.  ``agglomerate``: the coarse level size at which
     the distributed mgcg solve gathers its levels onto rank 0 (default tumorca.parallel.o2_mgcg's; 0 keeps every
-    level it can on the blocks, so that small lattices exercise them)."""
+    level it can on the blocks, so that small lattices exercise them).  ``threads``: OpenMP threads of each rank
+    of the distributed run (the serial one runs on one)."""
     if agglomerate is not None:
         keep = o2_mgcg.AGGLOMERATE_CELLS
         o2_mgcg.AGGLOMERATE_CELLS = agglomerate
         try:
             return run_case(shape, grid, params, steps, start=start, seed=seed, poison=poison, resume=resume,
-                            check=check)
+                            check=check, threads=threads)
         finally:
             o2_mgcg.AGGLOMERATE_CELLS = keep
     """Serial and distributed side by side; returns what fired.  ``resume`` = (step, ranks, grid): the first
@@ -146,14 +147,14 @@ def run_case(shape, grid, params, steps, *, start="initial", seed=5, poison=Fals
         compare_states(serial.get_state(), state, f"after {k} steps on {nsub} ranks")
         dist = DistributedSimulation.from_blocks({m: state[m] for m in META},
                                                  lambda n, sl: state["arrays"][n].reshape(shape3)[sl],
-                                                 threads=1, ranks_shape=grid)
+                                                 threads=threads, ranks_shape=grid)
         first = k
     elif start == "initial":
-        dist = DistributedSimulation(shape, params, seed=seed, threads=1, ranks_shape=grid)
+        dist = DistributedSimulation(shape, params, seed=seed, threads=threads, ranks_shape=grid)
     else:
         dist = DistributedSimulation.from_blocks({m: start[m] for m in META},
                                                  lambda n, sl: start["arrays"][n].reshape(shape3)[sl],
-                                                 threads=1, ranks_shape=grid)
+                                                 threads=threads, ranks_shape=grid)
     dist._domain.exchanger.poison = poison
     for i in range(first, steps):
         serial.step(1)
@@ -250,7 +251,7 @@ CASES = {
     "sor_2d_2x1_dirichlet": lambda: run_case((45, 47), "2x1", busy(o2_solver="sor", o2_boundary="dirichlet"), 20),
     "resume_1_to_2": lambda: run_case((48, 48), "2x1", busy(ifn_level=0.0), 24, resume=(11, 1, "1x1")),
     # the distributed mgcg solve with its coarse levels on the blocks (odd sizes, both boundaries, smooth 1 and 3)
-    "levels_2d_2x1": lambda: run_case((101, 67), "2x1", busy(), 12, agglomerate=0, poison=True),
+    "levels_2d_2x1": lambda: run_case((101, 67), "2x1", busy(), 12, agglomerate=0, poison=True, threads=3),
     "levels_2d_2x1_smooth1_dirichlet": lambda: run_case((96, 80), "2x1", busy(o2_boundary="dirichlet",
                                                                               o2_mgcg_smooth=1), 8, agglomerate=0),
     "levels_3d_2x1x1": lambda: run_case((31, 20, 18), "2x1x1", busy(ifn_level=0.0, init_vessel_spacing=8,
@@ -285,7 +286,7 @@ CASES = {
     "resume_2_to_4": lambda: run_case((48, 48), "2x2", busy(), 24, resume=(9, 2, "1x2"), seed=12),
     "levels_3d_2x2x1_dirichlet": lambda: run_case((33, 45, 29), "2x2x1", busy(o2_boundary="dirichlet"), 8,
                                                   agglomerate=0, poison=True),
-    "levels_2d_4x1": lambda: run_case((130, 70), "4x1", busy(ifn_level=0.0), 8, agglomerate=0),
+    "levels_2d_4x1": lambda: run_case((130, 70), "4x1", busy(ifn_level=0.0), 8, agglomerate=0, threads=2),
 }
 
 
