@@ -228,3 +228,41 @@ def test_resume_refuses_a_checkpoint_whose_rank_file_is_missing(tmp_path):
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "which is missing" in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+#: Run by every rank of ``mpiexec -n 2``: the CLI, with rank 0 listing the output directory just before and just
+#: after the main file gets its name (MainFileWriter.publish), and once the run has ended.
+_PUBLISH_PROBE = """
+import json, os, sys
+from tumorca.io.distributed import MainFileWriter
+from tumorca.cli import cli
+seen = {}
+publish = MainFileWriter.publish
+def probe(self):
+    d = os.path.dirname(self._unpublished[1])
+    seen["before"] = sorted(os.listdir(d))
+    publish(self)
+    seen["after"] = sorted(os.listdir(d))
+MainFileWriter.publish = probe
+try:
+    cli.main(args=sys.argv[1:], prog_name="tumorca", standalone_mode=False)
+finally:
+    if seen:
+        seen["end"] = sorted(os.listdir(os.path.dirname(sys.argv[3])))
+        print("SEEN", json.dumps(seen))
+"""
+
+
+def test_nothing_visible_names_the_main_file_before_it_exists(tmp_path):
+    """Under MPI the main file gets its name last (after every rank file exists): until then a run killed with
+    SIGKILL must leave only hidden temporaries and the rank directory -- no XDMF index of a missing file."""
+    out = tmp_path / "m.h5"
+    cmd = mpi_cmd(2, "run", "-o", out, *ARGS_2D)
+    cmd[cmd.index("-m"):cmd.index("tumorca.cli") + 1] = ["-c", _PUBLISH_PROBE]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    import json
+
+    seen = json.loads(next(ln for ln in r.stdout.splitlines() if ln.startswith("SEEN "))[5:])
+    assert all(n.startswith(".") or n == "m.h5.ranks" for n in seen["before"]), seen
+    assert "m.h5" in seen["after"] and "m.h5.xdmf" in seen["end"], seen

@@ -398,6 +398,18 @@ class MainFileWriter(RunWriter):
         tmp, path, replace = self._unpublished
         RunWriter._publish(tmp, path, replace)
         self._unpublished = None
+        self._published = True
+
+    _published = False
+
+    def _write_xdmf_now(self, force: bool = True) -> None:
+        # The XDMF index names the main file, so it is written only once that file has its name (the next frame
+        # or the close writes it): a run killed before leaves hidden temporaries only, never an index of a file
+        # that does not exist.
+        if not self._published:
+            self._xdmf_stale = True
+            return
+        super()._write_xdmf_now(force)
 
     def discard(self) -> None:
         """Close and delete a main file that was never published (never raises)."""
