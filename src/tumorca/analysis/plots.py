@@ -232,6 +232,15 @@ def _layer_label(run: Run, layer: str) -> str:
     return f"{view.long_name} ({u})" if u else view.long_name
 
 
+def _interpolation(ax: Any, shape: Sequence[int]) -> str:
+    """How to draw a lattice image of ``shape`` (rows, columns) in ``ax``: nearest neighbour where every site gets
+    at least one display pixel (crisp sites), an antialiasing filter where sites outnumber pixels.  Nearest
+    sampling of a large lattice keeps one site in several and draws regular structure, such as the capillary
+    bed's rows, as moire bands that are not in the data."""
+    box = ax.get_window_extent()
+    return "nearest" if shape[0] <= box.height and shape[1] <= box.width else "antialiased"
+
+
 def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Sequence[Panel] | None = None,
                vrange: tuple[float, float] | None = None, title: str | None = None) -> None:
     """Draw frame ``i`` of ``layer`` (or the composite) into the matplotlib Figure ``fig`` (cleared first).
@@ -256,7 +265,8 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
             tissue = p.take(data["tissue"])
             rgb = composite_rgb(tissue, p.take(data["vessel"]) if "vessel" in data else None,
                                 p.take(data["perfused"]) if "vessel" in data and "perfused" in data else None)
-            ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
+            ax.imshow(rgb, origin="lower", interpolation=_interpolation(ax, rgb.shape),
+                      extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
             if "neutrophils" in data:
                 pres = data["neutrophils"] != 0
                 pol = np.where(pres, data.get("neut_polarization", np.zeros(pres.shape, np.float32)), -1.0)
@@ -275,7 +285,8 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
             else:
                 (c0, _), (c1, _) = BINARY_STYLE[layer]
                 rgb = np.where((a != 0)[..., None], np.array(_rgb(c1)), np.array(_rgb(c0)))
-            ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, a.shape[1] * dx, 0, a.shape[0] * dx))
+            ax.imshow(rgb, origin="lower", interpolation=_interpolation(ax, a.shape),
+                      extent=(0, a.shape[1] * dx, 0, a.shape[0] * dx))
         else:
             how = "max" if layer in ("neut_polarization", "neut_age") else "mean"
             a = p.take(data[layer], how).astype(np.float64)
@@ -287,7 +298,8 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
                 vmin, vmax = 0.0, 1.0
             if vmax <= vmin:
                 vmax = vmin + 1.0
-            im = ax.imshow(a, origin="lower", interpolation="nearest", cmap=FIELD_CMAPS.get(layer, "viridis"),
+            im = ax.imshow(a, origin="lower", interpolation=_interpolation(ax, a.shape),
+                           cmap=FIELD_CMAPS.get(layer, "viridis"),
                            vmin=vmin, vmax=vmax, extent=(0, a.shape[1] * dx, 0, a.shape[0] * dx))
             ax.set_facecolor(TISSUE_STYLE[Cell.EMPTY][0])
         vert, horiz = p.axes_names()
