@@ -384,6 +384,8 @@ class MainFileWriter(RunWriter):
     #: SWMR write mode while the virtual datasets are being made).
     _built: tuple[Path, Path, bool] | None = None
     PUBLISHED_AT_CREATE = False
+    #: whether :meth:`publish` has given the main file its name (the XDMF index waits for it)
+    _published = False
 
     @staticmethod
     def _publish(tmp: Path, path: Path, replace: bool) -> None:
@@ -399,8 +401,6 @@ class MainFileWriter(RunWriter):
         RunWriter._publish(tmp, path, replace)
         self._unpublished = None
         self._published = True
-
-    _published = False
 
     def _write_xdmf_now(self, force: bool = True) -> None:
         # The XDMF index names the main file, so it is written only once that file has its name (the next frame
