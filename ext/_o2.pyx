@@ -1741,9 +1741,7 @@ cdef struct _Kids:
 
 
 cdef inline _Kids _child_rows(const _Geo* G, const _Geo* C, Py_ssize_t Zl, Py_ssize_t Yl) noexcept nogil:
-    """The children of local coarse row (Zl, Yl); pair flags from the global shapes.  Returned by value: a
-    prange body assigns it, so every thread has its own (output pointers to the kernel's locals would be shared
-    by the threads -- a race)."""
+    """The children of local coarse row (Zl, Yl); pair flags from the global shapes (by value: see _NbSum)."""
     cdef _Kids k
     cdef Py_ssize_t Z = Zl + C.org[0], Y = Yl + C.org[1]
     k.ysplit = G.gn[1] > 1

@@ -38,6 +38,7 @@ def shared_address_writes(text: str) -> list[str]:
     arrays)."""
     found = []
     for head, lines in _functions(text):
+        fn = head.split("(")[0].split()[-1]
         scalars, arrays = set(), set()
         for ln in lines:
             m = SCALAR.match(ln)
@@ -58,10 +59,10 @@ def shared_address_writes(text: str) -> list[str]:
             code = "\n".join(body)
             for name in sorted(set(re.findall(r"&(\w+)\b(?!\s*[\[.])", code)) & scalars):
                 if not re.search(rf"(^|[\s,(=]){name}\s*=(?!=)", code, re.M):
-                    found.append(f"{head.split('(')[0].split()[-1]}: &{name}")
+                    found.append(f"{fn}: &{name}")
             for name in sorted(arrays):
                 if re.search(rf"(?<![\w.]){name}\b", code):
-                    found.append(f"{head.split('(')[0].split()[-1]}: {name}[]")
+                    found.append(f"{fn}: {name}[]")
     return found
 
 

@@ -3,6 +3,7 @@ dataset; resume with another rank count; bad input ends every rank with one line
 under MPI", docs/scaling.md)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -261,8 +262,6 @@ def test_nothing_visible_names_the_main_file_before_it_exists(tmp_path):
     cmd[cmd.index("-m"):cmd.index("tumorca.cli") + 1] = ["-c", _PUBLISH_PROBE]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
-    import json
-
     seen = json.loads(next(ln for ln in r.stdout.splitlines() if ln.startswith("SEEN "))[5:])
     assert all(n.startswith(".") or n == "m.h5.ranks" for n in seen["before"]), seen
     assert "m.h5" in seen["after"] and "m.h5.xdmf" in seen["end"], seen
