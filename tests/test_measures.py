@@ -101,3 +101,51 @@ def test_front_roughness_smooth_vs_rough_and_growth_rate():
     t = np.arange(10) * 1440.0
     g = M.growth_rate(t, 100.0 + 25.0 * np.arange(10))
     assert g["slope_um_per_day"] == pytest.approx(25.0) and g["r2"] == pytest.approx(1.0)
+
+
+def _ball(shape, r, value):
+    """A disk/ball of radius r sites a little off the lattice centre (its rim is not symmetric)."""
+    d2 = sum((g - (n - 1) / 2 - 0.3) ** 2 for g, n in zip(np.indices(shape), shape))
+    return np.where(d2 <= r * r, value, Cell.EMPTY).astype(np.uint8)
+
+
+def _rim_brute_force(tissue: np.ndarray, w: int) -> np.ndarray:
+    """Tumour sites within Chebyshev distance w of a non-tumour site or of the outside (axes longer than one
+    site), site by site: an independent reference for rim_band."""
+    tum = np.isin(tissue, (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC))
+    axes = [a for a, n in enumerate(tissue.shape) if n > 1]
+    others = np.argwhere(~tum)
+    out = np.zeros_like(tum)
+    for idx in np.argwhere(tum):
+        near_edge = any(idx[a] < w or idx[a] > tissue.shape[a] - 1 - w for a in axes)
+        near = others.size and np.any(np.max(np.abs(others[:, axes] - idx[axes]), axis=1) <= w)
+        out[tuple(idx)] = near_edge or near
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 23, 31), (17, 19, 15), (40, 40)])
+@pytest.mark.parametrize("w", [1, 3])
+def test_rim_band_against_a_site_by_site_distance(shape, w):
+    rng = np.random.default_rng(w)
+    t = _ball(shape, min(shape[-2:]) * 0.4, Cell.TUMOR_Q)
+    t[(rng.random(shape) < 0.05) & (t != 0)] = Cell.NECROTIC
+    t[(rng.random(shape) < 0.02)] = Cell.EMPTY    # holes inside the tumour have their own rim
+    got = M.rim_band(t, w)
+    assert np.array_equal(got, _rim_brute_force(t, w))
+    assert got.any() and not got.all()
+
+
+def test_rim_perfusion_known_answers():
+    # a 20x20 square of tumour: the 100 µm (5-site) rim is 20² - 10² = 300 sites; a perfused vessel row along its
+    # outer edge (20 sites), an unperfused one along the next row in, and a perfused one in the core
+    t = np.zeros((1, 40, 40), np.uint8)
+    t[0, 10:30, 10:30] = Cell.TUMOR_P
+    v = np.zeros_like(t)
+    p = np.zeros_like(t)
+    v[0, 10, 10:30] = p[0, 10, 10:30] = Vessel.STALK
+    v[0, 11, 10:30] = Vessel.STALK
+    v[0, 20, 15:25] = p[0, 20, 15:25] = Vessel.STALK
+    got = M.rim_perfusion(t, v, p, dx_um=20.0)
+    assert got == {"rim_sites": 300, "rim_perfused_coverage": 20 / 300}
+    assert M.rim_perfusion(t, v, p, dx_um=20.0, rim_um=20.0)["rim_sites"] == 20 * 20 - 18 * 18
+    assert M.rim_perfusion(np.zeros_like(t), v, p, 20.0) == {"rim_sites": 0, "rim_perfused_coverage": 0.0}

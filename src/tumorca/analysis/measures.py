@@ -13,6 +13,9 @@ from .._constants import MINUTES_PER_DAY, Cell, Vessel
 
 _TUMOUR = (Cell.TUMOR_P, Cell.TUMOR_Q, Cell.NECROTIC)
 _LIVE = (Cell.TUMOR_P, Cell.TUMOR_Q)
+#: Depth of the tumour rim whose perfusion :func:`rim_perfusion` measures: 100 µm, the lower end of the 100-200 µm
+#: viable rim of tumour cords around a vessel (Thomlinson & Gray 1955), the O2 supply the proliferating rim lives on.
+RIM_UM = 100.0
 
 
 def tumour_mask(tissue: np.ndarray, include_necrotic: bool = True) -> np.ndarray:
@@ -89,6 +92,41 @@ def vessel_density(tissue: np.ndarray, vessel: np.ndarray, perfused: np.ndarray 
             n_perf = np.count_nonzero(ves & region & (perfused != 0))
             out[f"perfused_fraction_{name}"] = n_perf / n_ves if n_ves else 0.0
     return out
+
+
+def rim_band(tissue: np.ndarray, width_sites: int) -> np.ndarray:
+    """The tumour's outer shell: tumour sites (necrotic included) within ``width_sites`` Moore steps (chessboard
+    distance) of a site that holds no tumour.  Outside the lattice counts as no tumour; an axis one site long
+    (the z of a 2D lattice) is not a direction."""
+    tum = tumour_mask(tissue)
+    out = ~tum
+    for axis, n in enumerate(tissue.shape):
+        if n == 1:
+            continue
+        # dilate the non-tumour sites by width_sites along this axis (separable: a cube after every axis)
+        pad = [(0, 0)] * tissue.ndim
+        pad[axis] = (width_sites, width_sites)
+        padded = np.pad(out, pad, constant_values=True)
+        grown = np.zeros_like(out)
+        for k in range(2 * width_sites + 1):
+            grown |= padded.take(np.arange(k, k + n), axis=axis)
+        out = grown
+    return tum & out
+
+
+def rim_perfusion(tissue: np.ndarray, vessel: np.ndarray, perfused: np.ndarray, dx_um: float,
+                  rim_um: float = RIM_UM) -> dict[str, float]:
+    """Perfused vessel coverage of the tumour's rim: the share of the sites of :func:`rim_band` (``rim_um`` deep,
+    rounded to whole sites, at least one) that hold a vessel carrying flow.
+
+    Returns
+    -------
+    dict with ``rim_sites`` and ``rim_perfused_coverage`` (0 without tumour).
+    """
+    band = rim_band(tissue, max(1, int(round(rim_um / dx_um))))
+    n = int(np.count_nonzero(band))
+    hit = int(np.count_nonzero(band & (vessel != Vessel.NONE) & (perfused != 0)))
+    return {"rim_sites": n, "rim_perfused_coverage": hit / n if n else 0.0}
 
 
 def vessel_network(vessel: np.ndarray, dx_um: float) -> dict[str, float]:
@@ -199,6 +237,7 @@ def frame_measures(frame: dict[str, Any], dx_um: float, hypoxia_mmhg: float = 10
     out["coopted_vessels"] = int(np.count_nonzero(coopt))
     if "perfused" in frame:
         out["perfused_in_tumour"] = int(np.count_nonzero(coopt & (frame["perfused"] != 0)))
+        out.update(rim_perfusion(t, v, frame["perfused"], dx_um))
     if "neutrophils" in frame:
         pol = frame.get("neut_polarization", np.zeros(t.shape, dtype=np.float32))
         out.update(neutrophil_stats(frame["neutrophils"], pol))

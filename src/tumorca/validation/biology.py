@@ -78,6 +78,9 @@ MEASURES: dict[str, str] = {
     "vessel_sites": "vessel density: vessel-layer (stalk + tip) sites at the end",
     "perfused_sites": "perfused vessel sites at the end",
     "perfused_in_tumour": "perfused vessel sites under tumour tissue at the end (perfused coverage of the tumour)",
+    "rim_coverage": "perfused vessel coverage of the rim: the share of the tumour's outer 100 µm (its sites "
+                    "within 100 µm of non-tumour in Moore steps, docs/analysis.md) that holds a vessel carrying flow, "
+                    "at the end",
     "neutrophils": "neutrophils present, mean over the second half of the run",
     "vegf_per_neutrophil": "VEGF secreted per neutrophil, nM/min, over the second half",
     "mmp9_per_neutrophil": "MMP9 secreted per neutrophil, nM/min, over the second half",
@@ -188,6 +191,7 @@ def run_measures(path: str | Path) -> dict[str, float]:
         "vessel_sites": float(fin["vessel_sites"]),
         "perfused_sites": float(ts["perfused_sites"][-1]),
         "perfused_in_tumour": float(ts["perfused_in_tumor"][-1]),
+        "rim_coverage": float(fin["rim_perfused_coverage"]),
         "neutrophils": float(neut.mean()) if len(neut) else 0.0,
         # neut_*_produced is nM summed over sites during one step: per neutrophil-minute below.
         "vegf_per_neutrophil": float(ts["neut_vegf_produced"][late].sum()) / (total * dt) if total else math.nan,
