@@ -655,9 +655,10 @@ def o2_solve_multigrid(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, cons
 
 # ---------------------------------------------------------------------------------------------------------------
 # The default O2 solve ("mgcg", docs/o2-solver.md): conjugate gradients preconditioned by a symmetric aggregation
-# multigrid V-cycle.  Twin: src/tumorca/reference/o2_mgcg.py.  Every array is C-ordered (nz, ny, nx), flattened,
-# float32, and every expression is evaluated in float64 (a float32 value is widened where it is read, a result
-# rounded where it is stored).  Level 0 is the lattice (its operator is computed from tissue and sources); level
+# multigrid V-cycle.  Twin: src/tumorca/reference/o2_mgcg.py.  Every array is C-ordered (nz, ny, nx), flattened;
+# the lattice vectors and every level array are float32 (the iterate x and the row partials float64), and every
+# expression is evaluated in float64 (a float32 value is widened where it is read, a result rounded where it is
+# stored).  Level 0 is the lattice (its operator is computed from tissue and sources); level
 # l >= 1 holds a correction e, right-hand side f, mass m, leak b and face weights w[a] to the + neighbour along
 # axis a (NULL where the level has one site along a).  A missing neighbour adds an explicit 0.0, as the twin does.
 # ---------------------------------------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def test_mgcg_preconditioner_matches_reference_and_is_symmetric(shape):
     h = twin.Hierarchy(twin.Fine(tissue, source, UPTAKE, K, True, 38.0), 2)
     np.testing.assert_array_equal(z1, h.apply(r1))
     # a symmetric positive definite preconditioner is what makes CG converge on every input (up to the float32
-    # rounding of the lattice correction)
+    # rounding of the lattice and coarse corrections)
     z1, z2, r1, r2 = (v.astype(np.float64).ravel() for v in (z1, z2, r1, r2))
     assert np.dot(z1, r2) == pytest.approx(np.dot(r1, z2), rel=1e-5)
     assert np.dot(z1, r1) > 0

@@ -228,7 +228,7 @@ def mgcg_workspace_nbytes(shape: tuple[int, int, int]) -> int:
     """Bytes :class:`MgcgWorkspace` allocates for ``shape`` (its ``nbytes``), counted without allocating: x in
     float64, r, p and z in float32, one float64 partial per row, and per coarse level e, f, m, b and one
     face-weight array per axis longer than one cell, float32.  Per site this is 28-29 B in 2D and 24-25 in 3D, but
-    up to about 37 on thin lattices (1 x 1 x n: the coarse levels hold about as many cells as the lattice)."""
+    about 40-42 on thin lattices (1 x 1 x n: the coarse levels hold about as many cells as the lattice)."""
     shapes = mgcg_shapes(shape)
     nz, ny, nx = shapes[0]
     total = nz * ny * nx * (8 + 3 * 4) + nz * ny * 8

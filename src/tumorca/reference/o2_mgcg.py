@@ -3,7 +3,7 @@ multigrid V-cycle (``o2_solver = "mgcg"``), the twin of the ``mgcg`` kernels of 
 
 Every expression is written in the order the kernels evaluate it, in float64 arithmetic on values stored in
 float32 (``c``, the CG vectors r, p, z, the preconditioner's lattice correction and every array of the coarse
-levels: widened where they are read, rounded where they are stored) and on the iterate x, float64.  Sums over the lattice
+levels: widened where they are read, rounded where they are stored) and on the float64 iterate x.  Sums over the lattice
 (dot products) are taken per row (an x-line), sequentially, and the row partials summed in row order, so that
 both give bit-identical fields.
 """
