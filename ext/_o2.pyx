@@ -655,18 +655,20 @@ def o2_solve_multigrid(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, cons
 
 # ---------------------------------------------------------------------------------------------------------------
 # The default O2 solve ("mgcg", docs/o2-solver.md): conjugate gradients preconditioned by a symmetric aggregation
-# multigrid V-cycle.  Twin: src/tumorca/reference/o2_mgcg.py.  Every array is C-ordered (nz, ny, nx), flattened,
-# float64.  Level 0 is the lattice (its operator is computed from tissue and sources); level l >= 1 holds a
-# correction e, right-hand side f, mass m, leak b and face weights w[a] to the + neighbour along axis a (NULL
-# where the level has one site along a).  A missing neighbour adds an explicit 0.0, as the twin does.
+# multigrid V-cycle.  Twin: src/tumorca/reference/o2_mgcg.py.  Every array is C-ordered (nz, ny, nx), flattened;
+# the lattice vectors and every level array are float32 (the iterate x and the row partials float64), and every
+# expression is evaluated in float64 (a float32 value is widened where it is read, a result rounded where it is
+# stored).  Level 0 is the lattice (its operator is computed from tissue and sources); level
+# l >= 1 holds a correction e, right-hand side f, mass m, leak b and face weights w[a] to the + neighbour along
+# axis a (NULL where the level has one site along a).  A missing neighbour adds an explicit 0.0, as the twin does.
 # ---------------------------------------------------------------------------------------------------------------
 cdef struct _ALevel:
     Py_ssize_t n[3]
-    double* e
-    double* f
-    double* m
-    double* b
-    double* w[3]
+    float* e
+    float* f
+    float* m
+    float* b
+    float* w[3]
     int nt
 
 
@@ -679,10 +681,10 @@ cdef struct _Fine:
     bint dirichlet[3]      # the axis has Dirichlet ghosts (dirichlet and n > 1)
     double edge
     int nt
-    const double* zero     # a row of nx zeros (ghost row of the full equation on a no-flux axis)
-    const float* zerof     # a float32 row of nx zeros (the ghost row of the correction equations)
-    const double* gyrow    # the ghost rows of the full equation along y and z: edge values or zeros
-    const double* gzrow
+    const float* zerof     # a row of nx zeros (the ghost row of the correction equations, and of the full
+                           # equation on a no-flux axis)
+    const float* gyrow     # the ghost rows of the full equation along y and z: edge values or zeros
+    const float* gzrow
 
 
 cdef struct _Terms:
@@ -690,7 +692,7 @@ cdef struct _Terms:
     double d    # the diagonal
 
 
-cdef inline _Terms _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
+cdef inline _Terms _cdiag_terms(const _ALevel* L, const float* e, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x,
                                 Py_ssize_t i) noexcept nogil:
     """f + w[x-1] e[x-1] + w[x] e[x+1] + (y) + (z) of coarse cell i, and its diagonal m + b + its 6 face
     weights."""
@@ -698,8 +700,8 @@ cdef inline _Terms _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z,
     cdef Py_ssize_t p[3]
     cdef Py_ssize_t st[3]
     cdef int a
-    cdef double t = L.f[i], d = L.m[i] + L.b[i], wm, wp
-    cdef const double* w
+    cdef double t = L.f[i], d = <double>L.m[i] + <double>L.b[i], wm, wp
+    cdef const float* w
     p[0] = z
     p[1] = y
     p[2] = x
@@ -716,13 +718,13 @@ cdef inline _Terms _cdiag_terms(const _ALevel* L, const double* e, Py_ssize_t z,
             continue
         if p[a] > 0:
             wm = w[i - st[a]]
-            t = t + wm * e[i - st[a]]
+            t = t + wm * <double>e[i - st[a]]
         else:
             wm = 0.0
             t = t + 0.0
         wp = w[i]
         if p[a] < L.n[a] - 1:
-            t = t + wp * e[i + st[a]]
+            t = t + wp * <double>e[i + st[a]]
         else:
             t = t + 0.0
         d = d + wm
@@ -742,20 +744,20 @@ cdef void _c_half_sweep(_ALevel* L, int color) noexcept nogil:
             i = q * nx + x
             td = _cdiag_terms(L, L.e, z, y, x, i)
             if td.d > 0:
-                L.e[i] = td.t / td.d
+                L.e[i] = <float>(td.t / td.d)
 
 
 cdef inline double _c_res(const _ALevel* L, Py_ssize_t z, Py_ssize_t y, Py_ssize_t x) noexcept nogil:
     cdef Py_ssize_t i = (z * L.n[1] + y) * L.n[2] + x
     cdef _Terms td = _cdiag_terms(L, L.e, z, y, x, i)
     if td.d > 0:
-        return td.t - td.d * L.e[i]
+        return td.t - td.d * <double>L.e[i]
     return 0.0
 
 
-cdef inline int _frows(const _Fine* F, const double* v, Py_ssize_t z, Py_ssize_t y, const double* gy,
-                       const double* gz, const double** ym, const double** yp, const double** zm,
-                       const double** zp) noexcept nogil:
+cdef inline int _frows(const _Fine* F, const float* v, Py_ssize_t z, Py_ssize_t y, const float* gy,
+                       const float* gz, const float** ym, const float** yp, const float** zm,
+                       const float** zp) noexcept nogil:
     """Point ym..zp at the y/z neighbour rows of row (z, y) of ``v`` (``gy``/``gz`` where missing); returns the
     y/z neighbours that count in the diagonal (lattice neighbours and Dirichlet ghosts)."""
     cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, sz = F.n[1] * nx
@@ -775,51 +777,30 @@ cdef inline int _frows(const _Fine* F, const double* v, Py_ssize_t z, Py_ssize_t
     return nn
 
 
-cdef inline double _rowsum(const double* cur, const double* ym, const double* yp, const double* zm,
-                           const double* zp, Py_ssize_t x, Py_ssize_t nx, double gx) noexcept nogil:
-    """Sum of the 6 neighbours of site x of a row, -x, +x, -y, +y, -z, +z from 0.0 (the twin's order); a missing
-    x neighbour adds ``gx``, missing y/z rows are ghost rows."""
+cdef inline double _rowsum(const float* cur, const float* ym, const float* yp, const float* zm,
+                           const float* zp, Py_ssize_t x, Py_ssize_t nx, double gx) noexcept nogil:
+    """Sum of the 6 neighbours of site x of a row (values widened to float64), -x, +x, -y, +y, -z, +z from 0.0
+    (the twin's order); a missing x neighbour adds ``gx``, missing y/z rows are ghost rows."""
     cdef double s = 0.0
-    s = s + (cur[x - 1] if x > 0 else gx)
-    s = s + (cur[x + 1] if x < nx - 1 else gx)
-    s = s + ym[x]
-    s = s + yp[x]
-    s = s + zm[x]
-    s = s + zp[x]
-    return s
-
-
-cdef inline int _frows32(const _Fine* F, const float* v, Py_ssize_t z, Py_ssize_t y, const float** ym,
-                         const float** yp, const float** zm, const float** zp) noexcept nogil:
-    """_frows for a float32 lattice vector of the correction equations (ghost rows of zeros)."""
-    cdef Py_ssize_t nx = F.n[2], i0 = (z * F.n[1] + y) * nx, sz = F.n[1] * nx
-    cdef int nn = 0
-    ym[0] = v + i0 - nx if y > 0 else F.zerof
-    yp[0] = v + i0 + nx if y < F.n[1] - 1 else F.zerof
-    zm[0] = v + i0 - sz if z > 0 else F.zerof
-    zp[0] = v + i0 + sz if z < F.n[0] - 1 else F.zerof
-    if F.dirichlet[1]:
-        nn = nn + 2
-    else:
-        nn = nn + (y > 0) + (y < F.n[1] - 1)
-    if F.dirichlet[0]:
-        nn = nn + 2
-    else:
-        nn = nn + (z > 0) + (z < F.n[0] - 1)
-    return nn
-
-
-cdef inline double _rowsum32(const float* cur, const float* ym, const float* yp, const float* zm,
-                             const float* zp, Py_ssize_t x, Py_ssize_t nx) noexcept nogil:
-    """_rowsum of a float32 vector (values widened to float64; a missing x neighbour adds 0.0)."""
-    cdef double s = 0.0
-    s = s + (<double>cur[x - 1] if x > 0 else 0.0)
-    s = s + (<double>cur[x + 1] if x < nx - 1 else 0.0)
+    s = s + (<double>cur[x - 1] if x > 0 else gx)
+    s = s + (<double>cur[x + 1] if x < nx - 1 else gx)
     s = s + <double>ym[x]
     s = s + <double>yp[x]
     s = s + <double>zm[x]
     s = s + <double>zp[x]
     return s
+
+
+cdef inline int _frows32(const _Fine* F, const float* v, Py_ssize_t z, Py_ssize_t y, const float** ym,
+                         const float** yp, const float** zm, const float** zp) noexcept nogil:
+    """_frows for a lattice vector of the correction equations (ghost rows of zeros)."""
+    return _frows(F, v, z, y, F.zerof, F.zerof, ym, yp, zm, zp)
+
+
+cdef inline double _rowsum32(const float* cur, const float* ym, const float* yp, const float* zm,
+                             const float* zp, Py_ssize_t x, Py_ssize_t nx) noexcept nogil:
+    """_rowsum of a vector of the correction equations (a missing x neighbour adds 0.0)."""
+    return _rowsum(cur, ym, yp, zm, zp, x, nx, 0.0)
 
 
 cdef inline int _nnx(const _Fine* F, Py_ssize_t x) noexcept nogil:
@@ -962,7 +943,7 @@ cdef void _restrict_fine(const _Fine* F, const float* zv, const float* r, _ALeve
                     _f_res_row(F, zv, r, 2 * Z + zc if zsplit else 0, 2 * Y + yc if ysplit else 0,
                                buf + (2 * zc + yc) * nx)
             for X in range(cnx):
-                L1.f[q * cnx + X] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.f[q * cnx + X] = <float>_rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
         free(buf)
 
 
@@ -989,11 +970,12 @@ cdef void _build_level1(const _Fine* F, _ALevel* L1, double scale) noexcept nogi
                                    o + 2 * st, o + 3 * st, o + 4 * st)
             for X in range(cnx):
                 i = q * cnx + X
-                L1.m[i] = _rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
-                L1.b[i] = scale * _rz(buf + st, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.m[i] = <float>_rz(buf, X, nx, -1, ysplit, ypair, zsplit, zpair)
+                L1.b[i] = <float>(scale * _rz(buf + st, X, nx, -1, ysplit, ypair, zsplit, zpair))
                 for a in range(3):
                     if L1.w[a] != NULL:
-                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, ysplit, ypair, zsplit, zpair)
+                        L1.w[a][i] = <float>(scale * _rz(buf + (2 + a) * st, X, nx, a, ysplit, ypair, zsplit,
+                                                         zpair))
         free(buf)
 
 
@@ -1007,7 +989,7 @@ cdef struct _CoarsenCtx:
     int mode
     int cross            # crossing axis (0, 1, 2) or -1
     Py_ssize_t n[3]      # fine shape
-    const double* a
+    const float* a
     const _ALevel* L
 
 
@@ -1047,7 +1029,7 @@ cdef inline double _zpair(const _CoarsenCtx* C, Py_ssize_t Z, Py_ssize_t Y, Py_s
     return _ypair(C, 2 * Z, Y, X)
 
 
-cdef void _coarsen(const _CoarsenCtx* C, double* out, const Py_ssize_t* cn, double scale, bint scaled,
+cdef void _coarsen(const _CoarsenCtx* C, float* out, const Py_ssize_t* cn, double scale, bint scaled,
                    int nt) noexcept nogil:
     """out[J] = (scale *) the sum over the children of coarse cell J (pairs along x, then y, then z; along the
     crossing axis only the child at the high end, 0.0 past a lone last cell)."""
@@ -1058,7 +1040,7 @@ cdef void _coarsen(const _CoarsenCtx* C, double* out, const Py_ssize_t* cn, doub
         Y = q % cn[1]
         for X in range(cn[2]):
             v = _zpair(C, Z, Y, X)
-            out[q * cn[2] + X] = scale * v if scaled else v
+            out[q * cn[2] + X] = <float>(scale * v) if scaled else <float>v
 
 
 cdef void _prolong_coarse(_ALevel* L, const _ALevel* Lc) noexcept nogil:
@@ -1071,7 +1053,7 @@ cdef void _prolong_coarse(_ALevel* L, const _ALevel* Lc) noexcept nogil:
             i = q * nx + x
             if _cdiag_terms(L, L.e, z, y, x, i).d > 0:
                 ci = ((z // 2) * Lc.n[1] + (y // 2)) * Lc.n[2] + (x // 2)
-                L.e[i] = L.e[i] + Lc.e[ci]
+                L.e[i] = <float>(<double>L.e[i] + <double>Lc.e[ci])
 
 
 cdef void _coarse_cycle(_ALevel* lv, int l0, int nlev, int smooth) noexcept nogil:
@@ -1081,7 +1063,7 @@ cdef void _coarse_cycle(_ALevel* lv, int l0, int nlev, int smooth) noexcept nogi
     cdef _CoarsenCtx C
     C.cross = -1
     for l in range(l0, nlev):
-        memset(lv[l].e, 0, lv[l].n[0] * lv[l].n[1] * lv[l].n[2] * sizeof(double))
+        memset(lv[l].e, 0, lv[l].n[0] * lv[l].n[1] * lv[l].n[2] * sizeof(float))
         for s in range(smooth):
             _c_half_sweep(&lv[l], 0)
             _c_half_sweep(&lv[l], 1)
@@ -1119,7 +1101,7 @@ cdef void _precondition(const _Fine* F, _ALevel* lv, int nlev, int smooth, const
                 i = q * F.n[2] + x
                 if not F.src[i]:
                     ci = ((z // 2) * L1.n[1] + (y // 2)) * L1.n[2] + (x // 2)
-                    zv[i] = <float>(<double>zv[i] + L1.e[ci])
+                    zv[i] = <float>(<double>zv[i] + <double>L1.e[ci])
     for s in range(smooth):
         _f_half_sweep(F, zv, r, 1)
         _f_half_sweep(F, zv, r, 0)
@@ -1188,7 +1170,8 @@ cdef double _error_estimate(double delta, double prev, double* prev_ratio, doubl
 
 
 def _ghost_rows(Py_ssize_t nx, double edge_value):
-    return (np.zeros(nx), np.full(nx, edge_value), np.zeros(nx, dtype=np.float32))
+    """A row of zeros and a row of edge values (float32, nx each; the edge value is exact in float32)."""
+    return (np.zeros(nx, dtype=np.float32), np.full(nx, edge_value, dtype=np.float32))
 
 
 cdef float* _fptr(object a) except NULL:
@@ -1203,7 +1186,7 @@ cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, 
                     const double[::1] uptake, double k, bint dirichlet, double edge_value, int nt,
                     object rows) except -1:
     """The lattice's operator (pointers into the caller's arrays, which outlive the solve); ``rows``: a row of
-    zeros and a row of edge values (float64, nx each), from :func:`_ghost_rows`."""
+    zeros and a row of edge values, from :func:`_ghost_rows`."""
     if (source.shape[0], source.shape[1], source.shape[2]) != (tissue.shape[0], tissue.shape[1], tissue.shape[2]):
         raise ValueError("tissue and source must have the same shape")
     F.n[0], F.n[1], F.n[2] = tissue.shape[0], tissue.shape[1], tissue.shape[2]
@@ -1216,10 +1199,9 @@ cdef int _fill_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, 
     F.dirichlet[2] = dirichlet and F.n[2] > 1
     F.edge = edge_value
     F.nt = nt
-    F.zero = _dptr(rows[0])
-    F.zerof = _fptr(rows[2])
-    F.gyrow = _dptr(rows[1]) if F.dirichlet[1] else F.zero
-    F.gzrow = _dptr(rows[1]) if F.dirichlet[0] else F.zero
+    F.zerof = _fptr(rows[0])
+    F.gyrow = _fptr(rows[1]) if F.dirichlet[1] else F.zerof
+    F.gzrow = _fptr(rows[1]) if F.dirichlet[0] else F.zerof
     return 0
 
 
@@ -1237,13 +1219,13 @@ cdef int _fill_levels(object workspace, _ALevel* lv, int num_threads, int first=
         if l == 0 or l < first:
             lv[l].e = lv[l].f = lv[l].m = lv[l].b = NULL
             continue
-        lv[l].e = _dptr(arrays["e"])
-        lv[l].f = _dptr(arrays["f"])
-        lv[l].m = _dptr(arrays["m"])
-        lv[l].b = _dptr(arrays["b"])
+        lv[l].e = _fptr(arrays["e"])
+        lv[l].f = _fptr(arrays["f"])
+        lv[l].m = _fptr(arrays["m"])
+        lv[l].b = _fptr(arrays["b"])
         for a in range(3):
             if shapes[l][a] > 1:
-                lv[l].w[a] = _dptr(arrays["w"][a])
+                lv[l].w[a] = _fptr(arrays["w"][a])
     return 0
 
 
@@ -1362,10 +1344,10 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
     cdef float* cf = &c[0, 0, 0]
     cdef double scale, safety, rz, rz_new, pq, alpha, beta, d, delta, gx
     cdef int nnb
-    cdef const double* ym
-    cdef const double* yp
-    cdef const double* zm
-    cdef const double* zp
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
     cdef double prev = 0.0, prev_ratio = 0.0, est = 0.0
     cdef const float* fym
     cdef const float* fyp
@@ -1390,19 +1372,19 @@ def o2_solve_mgcg(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const uin
                             cf[i] = fv
                     xv[i] = cf[i]
             _build_levels(&F, lv, nlev, scale)
-            # r = b - A x, with the sources' values and the Dirichlet ghosts
+            # r = b - A x, with the sources' values and the Dirichlet ghosts (x = c, read from c)
             for q in prange(nrows, schedule="static", num_threads=num_threads):
                 z = q // ny
                 y = q % ny
-                ym = yp = zm = zp = F.zero
-                nnb = _frows(&F, xv, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
+                ym = yp = zm = zp = F.zerof
+                nnb = _frows(&F, cf, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
                 for x in range(nx):
                     i = q * nx + x
                     if F.src[i]:
                         r[i] = 0.0
                     else:
-                        r[i] = <float>(k * _rowsum(xv + q * nx, ym, yp, zm, zp, x, nx, gx) - (
-                            k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i])
+                        r[i] = <float>(k * _rowsum(cf + q * nx, ym, yp, zm, zp, x, nx, gx) - (
+                            k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * <double>cf[i])
             _precondition(&F, lv, nlev, smooth, r, zv)
             vcycles = 1
             rz = _dot(r, zv, nrows, nx, part, num_threads)
@@ -1512,24 +1494,24 @@ cdef int _blk_fine(_Fine* F, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :
         if F.n[a] != G.ln[a]:
             raise ValueError("tissue does not have the local shape")
         F.dirichlet[a] = dirichlet and G.gn[a] > 1
-    F.gyrow = _dptr(rows[1]) if F.dirichlet[1] else F.zero
-    F.gzrow = _dptr(rows[1]) if F.dirichlet[0] else F.zero
+    F.gyrow = _fptr(rows[1]) if F.dirichlet[1] else F.zerof
+    F.gzrow = _fptr(rows[1]) if F.dirichlet[0] else F.zerof
     return 0
 
 
 cdef int _blk_level(_ALevel* L, object arrays, const _Geo* G, int nt) except -1:
-    """A level's local arrays (e, f, m, b, w as 3D float64 arrays of the local shape; w[a] None where the level
+    """A level's local arrays (e, f, m, b, w as 3D float32 arrays of the local shape; w[a] None where the level
     has one cell along a) as an _ALevel of the local shape."""
     cdef int a
     for a in range(3):
         L.n[a] = G.ln[a]
         L.w[a] = NULL
         if G.gn[a] > 1:
-            L.w[a] = _dptr(arrays["w"][a])
-    L.e = _dptr(arrays["e"])
-    L.f = _dptr(arrays["f"])
-    L.m = _dptr(arrays["m"])
-    L.b = _dptr(arrays["b"])
+            L.w[a] = _fptr(arrays["w"][a])
+    L.e = _fptr(arrays["e"])
+    L.f = _fptr(arrays["f"])
+    L.m = _fptr(arrays["m"])
+    L.b = _fptr(arrays["b"])
     L.nt = nt
     return 0
 
@@ -1552,10 +1534,10 @@ def mgcg_blk_start(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const ui
     cdef float fv = <float>source_value
     cdef double gx = edge_value if F.dirichlet[2] else 0.0
     cdef int nnb
-    cdef const double* ym
-    cdef const double* yp
-    cdef const double* zm
-    cdef const double* zp
+    cdef const float* ym
+    cdef const float* yp
+    cdef const float* zm
+    cdef const float* zp
     _check_edge(edge_value)
     with nogil:
         for i in prange(N, schedule="static", num_threads=num_threads):
@@ -1566,15 +1548,15 @@ def mgcg_blk_start(float[:, :, ::1] c, const uint8_t[:, :, ::1] tissue, const ui
             z = G.lo[0] + q // nyo
             y = G.lo[1] + q % nyo
             i0 = (z * ny + y) * nx
-            ym = yp = zm = zp = F.zero
-            nnb = _frows(&F, xv, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
+            ym = yp = zm = zp = F.zerof
+            nnb = _frows(&F, cf, z, y, F.gyrow, F.gzrow, &ym, &yp, &zm, &zp)
             for x in range(G.lo[2], G.hi[2]):
                 i = i0 + x
                 if F.src[i]:
                     r[i] = 0.0
                 else:
-                    r[i] = <float>(k * _rowsum(xv + i0, ym, yp, zm, zp, x, nx, gx) - (
-                        k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * xv[i])
+                    r[i] = <float>(k * _rowsum(cf + i0, ym, yp, zm, zp, x, nx, gx) - (
+                        k * (_nnx(&F, x) + nnb) + F.up[F.tis[i]]) * <double>cf[i])
 
 
 def mgcg_blk_apply(const float[:, :, ::1] pa, const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] source,
@@ -1757,7 +1739,7 @@ cdef inline _Kids _child_rows(const _Geo* G, const _Geo* C, Py_ssize_t Zl, Py_ss
 
 def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra, const uint8_t[:, :, ::1] tissue,
                            const uint8_t[:, :, ::1] source, const double[::1] uptake, double k, bint dirichlet,
-                           object box, object org, object gn, double[:, :, ::1] fa, object cbox, object corg,
+                           object box, object org, object gn, float[:, :, ::1] fa, object cbox, object corg,
                            object cgn, int num_threads):
     """f of the coarse block = the children's sums of the preconditioner equation's residual (as _restrict_fine;
     z's halo current two layers deep, r's one)."""
@@ -1776,7 +1758,7 @@ def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra,
     cdef double* buf
     cdef const float* zv = &za[0, 0, 0]
     cdef const float* r = &ra[0, 0, 0]
-    cdef double* f = &fa[0, 0, 0]
+    cdef float* f = &fa[0, 0, 0]
     with nogil, parallel(num_threads=num_threads):
         buf = <double*>malloc(4 * nx * sizeof(double))
         for q in prange(nro, schedule="static"):
@@ -1787,7 +1769,8 @@ def mgcg_blk_fine_restrict(const float[:, :, ::1] za, const float[:, :, ::1] ra,
                 for yc in range(2 if kd.ypair else 1):
                     _f_res_row(&F, zv, r, kd.zr[zc], kd.yr[yc], buf + (2 * zc + yc) * nx)
             for X in range(C.gn[2]):
-                f[(Zl * cny + Yl) * C.ln[2] + X] = _rz(buf, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
+                f[(Zl * cny + Yl) * C.ln[2] + X] = <float>_rz(buf, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit,
+                                                              kd.zpair)
         free(buf)
 
 
@@ -1825,16 +1808,16 @@ def mgcg_blk_build1(const uint8_t[:, :, ::1] tissue, const uint8_t[:, :, ::1] so
                     _f_level1_rows(&F, kd.zr[zc], kd.yr[yc], o, o + st, o + 2 * st, o + 3 * st, o + 4 * st)
             for X in range(C.gn[2]):
                 i = (Zl * cny + Yl) * C.ln[2] + X
-                L1.m[i] = _rz(buf, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
-                L1.b[i] = scale * _rz(buf + st, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
+                L1.m[i] = <float>_rz(buf, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair)
+                L1.b[i] = <float>(scale * _rz(buf + st, X, nx, -1, kd.ysplit, kd.ypair, kd.zsplit, kd.zpair))
                 for a in range(3):
                     if L1.w[a] != NULL:
-                        L1.w[a][i] = scale * _rz(buf + (2 + a) * st, X, nx, a, kd.ysplit, kd.ypair, kd.zsplit,
-                                                 kd.zpair)
+                        L1.w[a][i] = <float>(scale * _rz(buf + (2 + a) * st, X, nx, a, kd.ysplit, kd.ypair,
+                                                         kd.zsplit, kd.zpair))
         free(buf)
 
 
-def mgcg_blk_fine_prolong(float[:, :, ::1] za, const double[:, :, ::1] ea, const uint8_t[:, :, ::1] source,
+def mgcg_blk_fine_prolong(float[:, :, ::1] za, const float[:, :, ::1] ea, const uint8_t[:, :, ::1] source,
                           object box, object org, object corg, int num_threads):
     """z += the coarse correction of each free site's parent (``ea``: a local array of level 1 with origin
     ``corg`` holding every parent of the block)."""
@@ -1843,7 +1826,7 @@ def mgcg_blk_fine_prolong(float[:, :, ::1] za, const double[:, :, ::1] ea, const
     cdef Py_ssize_t nro = (box[0][1] - box[0][0]) * nyo, q, z, y, x, i, ci, cz, cy
     cdef Py_ssize_t o0 = org[0], o1 = org[1], o2 = org[2], c0 = corg[0], c1 = corg[1], c2 = corg[2]
     cdef float* zv = &za[0, 0, 0]
-    cdef const double* e = &ea[0, 0, 0]
+    cdef const float* e = &ea[0, 0, 0]
     cdef const uint8_t* src = &source[0, 0, 0]
     with nogil:
         for q in prange(nro, schedule="static", num_threads=num_threads):
@@ -1855,7 +1838,7 @@ def mgcg_blk_fine_prolong(float[:, :, ::1] za, const double[:, :, ::1] ea, const
                 i = (z * ny + y) * nx + x
                 if not src[i]:
                     ci = (cz * cny + cy) * cnx + (x + o2) // 2 - c2
-                    zv[i] = <float>(<double>zv[i] + e[ci])
+                    zv[i] = <float>(<double>zv[i] + <double>e[ci])
 
 
 def mgcg_blk_c_sweep(object level, int color, object box, object org, object gn, int num_threads):
@@ -1876,14 +1859,14 @@ def mgcg_blk_c_sweep(object level, int color, object box, object org, object gn,
                 i = (z * ny + y) * nx + x
                 td = _cdiag_terms(&L, L.e, z, y, x, i)
                 if td.d > 0:
-                    L.e[i] = td.t / td.d
+                    L.e[i] = <float>(td.t / td.d)
 
 
 cdef struct _BCtx:
     int mode
     int cross
     _Geo G               # the fine level (of this restriction)
-    const double* a
+    const float* a
     const _ALevel* L
 
 
@@ -1925,7 +1908,7 @@ cdef inline double _bzpair(const _BCtx* C, Py_ssize_t Z, Py_ssize_t Y, Py_ssize_
     return _bypair(C, 2 * Z, Y, X)
 
 
-cdef void _bcoarsen(const _BCtx* C, double* out, const _Geo* D, double scale, bint scaled, int nt) noexcept nogil:
+cdef void _bcoarsen(const _BCtx* C, float* out, const _Geo* D, double scale, bint scaled, int nt) noexcept nogil:
     """out over the coarse block D = (scale *) the children's sums (as _coarsen, on global indices)."""
     cdef Py_ssize_t nyo = D.hi[1] - D.lo[1], nro = (D.hi[0] - D.lo[0]) * nyo, q, z, y, x
     cdef double v
@@ -1934,10 +1917,10 @@ cdef void _bcoarsen(const _BCtx* C, double* out, const _Geo* D, double scale, bi
         y = D.lo[1] + q % nyo
         for x in range(D.lo[2], D.hi[2]):
             v = _bzpair(C, z + D.org[0], y + D.org[1], x + D.org[2])
-            out[(z * D.ln[1] + y) * D.ln[2] + x] = scale * v if scaled else v
+            out[(z * D.ln[1] + y) * D.ln[2] + x] = <float>(scale * v) if scaled else <float>v
 
 
-def mgcg_blk_c_restrict(object level, object box, object org, object gn, double[:, :, ::1] fa, object cbox,
+def mgcg_blk_c_restrict(object level, object box, object org, object gn, float[:, :, ::1] fa, object cbox,
                         object corg, object cgn, int num_threads):
     """f of the next level's block = the children's sums of this level's residual (its e current two layers
     into the halo, f, m, b and w one)."""
@@ -1955,7 +1938,7 @@ def mgcg_blk_c_restrict(object level, object box, object org, object gn, double[
         _bcoarsen(&C, &fa[0, 0, 0], &D, 1.0, False, num_threads)
 
 
-def mgcg_blk_coarsen(const double[:, :, ::1] a, object box, object org, object gn, double[:, :, ::1] out,
+def mgcg_blk_coarsen(const float[:, :, ::1] a, object box, object org, object gn, float[:, :, ::1] out,
                      object cbox, object corg, object cgn, int cross, double scale, bint scaled, int num_threads):
     """``out`` over the next level's block = (scale *) the children's sums of ``a`` (the crossing children only
     along ``cross`` >= 0): the next level's m, b and w from this one's (current one layer into the halo)."""
@@ -1971,7 +1954,7 @@ def mgcg_blk_coarsen(const double[:, :, ::1] a, object box, object org, object g
         _bcoarsen(&C, &out[0, 0, 0], &D, scale, scaled, num_threads)
 
 
-def mgcg_blk_c_prolong(object level, object box, object org, object gn, const double[:, :, ::1] ea, object corg,
+def mgcg_blk_c_prolong(object level, object box, object org, object gn, const float[:, :, ::1] ea, object corg,
                        int num_threads):
     """e += the parent's correction (``ea``, a local array of the next level with origin ``corg``) at the block's
     active cells."""
@@ -1982,7 +1965,7 @@ def mgcg_blk_c_prolong(object level, object box, object org, object gn, const do
     cdef Py_ssize_t ny = L.n[1], nx = L.n[2], cny = ea.shape[1], cnx = ea.shape[2], nyo = G.hi[1] - G.lo[1]
     cdef Py_ssize_t nro = (G.hi[0] - G.lo[0]) * nyo, q, z, y, x, i, ci, cz, cy
     cdef Py_ssize_t c0 = corg[0], c1 = corg[1], c2 = corg[2]
-    cdef const double* e = &ea[0, 0, 0]
+    cdef const float* e = &ea[0, 0, 0]
     with nogil:
         for q in prange(nro, schedule="static", num_threads=num_threads):
             z = G.lo[0] + q // nyo
@@ -1993,7 +1976,7 @@ def mgcg_blk_c_prolong(object level, object box, object org, object gn, const do
                 i = (z * ny + y) * nx + x
                 if _cdiag_terms(&L, L.e, z, y, x, i).d > 0:
                     ci = (cz * cny + cy) * cnx + (x + G.org[2]) // 2 - c2
-                    L.e[i] = L.e[i] + e[ci]
+                    L.e[i] = <float>(<double>L.e[i] + <double>e[ci])
 
 
 def mgcg_tail_build(object tail, int l0, int num_threads):

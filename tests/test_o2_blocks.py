@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tumorca import _o2
-from tumorca._numerics import MGCG_COARSE_SCALE
+from tumorca._numerics import MGCG_COARSE_SCALE, mgcg_level_arrays
 from tumorca.reference import o2_mgcg as twin
 
 from test_o2_solver import K, UPTAKE, lattice
@@ -54,9 +54,11 @@ def problem(shape, dirichlet, seed=3):
 
 
 def level_dict(L, region, gshape):
-    return {"e": np.zeros(L.shape)[region].copy(), "f": np.zeros(L.shape)[region].copy(),
-            "m": np.array(L.m[region]), "b": np.array(L.b[region]),
-            "w": [np.array(L.w[a][region]) if gshape[a] > 1 else None for a in range(3)]}
+    """A block of the twin's level L as the kernels' local arrays (float32)."""
+    return {"e": np.zeros(L.shape, dtype=np.float32)[region].copy(),
+            "f": np.zeros(L.shape, dtype=np.float32)[region].copy(),
+            "m": np.array(L.m32[region]), "b": np.array(L.b32[region]),
+            "w": [np.array(L.w32[a][region]) if gshape[a] > 1 else None for a in range(3)]}
 
 
 @pytest.mark.parametrize("shape,box", CASES)
@@ -114,25 +116,25 @@ def test_fine_level_block_kernels_match_the_twin(shape, box, dirichlet, nt):
     cshape = shapes[1]
     cb = coarse_box(box, cshape)
     cregion, corg, clbox = local_view(cshape, cb)
-    f1 = np.zeros(tuple(sl.stop - sl.start for sl in cregion))
+    f1 = np.zeros(tuple(sl.stop - sl.start for sl in cregion), dtype=np.float32)
     _o2.mgcg_blk_fine_restrict(np.array(zg[region]), np.array(rg[region]), t, s, UPTAKE, K,
                                dirichlet, lbox, org, shape, f1, clbox, corg, cshape, nt)
-    same(f1[inner(clbox)], twin.coarsen_sum(F.residual(zg, rg))[inner(cb)])
+    same(f1[inner(clbox)], twin.coarsen_sum(F.residual(zg, rg)).astype(np.float32)[inner(cb)])
     L1 = twin.Hierarchy(F, 2).levels[1]
-    lv = {"e": np.zeros(f1.shape), "f": np.zeros(f1.shape), "m": np.zeros(f1.shape), "b": np.zeros(f1.shape),
-          "w": [np.zeros(f1.shape) if cshape[a] > 1 else None for a in range(3)]}
+    lv = mgcg_level_arrays(f1.shape, cshape)
     _o2.mgcg_blk_build1(t, s, UPTAKE, K, dirichlet, lbox, org, shape, lv, clbox, corg, cshape, MGCG_COARSE_SCALE, nt)
-    same(lv["m"][inner(clbox)], L1.m[inner(cb)])
-    same(lv["b"][inner(clbox)], L1.b[inner(cb)])
+    same(lv["m"][inner(clbox)], L1.m32[inner(cb)])
+    same(lv["b"][inner(clbox)], L1.b32[inner(cb)])
     for a in range(3):
         if cshape[a] > 1:
-            same(lv["w"][a][inner(clbox)], L1.w[a][inner(cb)])
+            same(lv["w"][a][inner(clbox)], L1.w32[a][inner(cb)])
 
     # prolongation of a level-1 correction onto the block's free sites
-    e1 = rng.random(cshape) - 0.5
+    e1 = (rng.random(cshape) - 0.5).astype(np.float32)
     zl = np.array(zg[region])
     _o2.mgcg_blk_fine_prolong(zl, np.array(e1[cregion]), s, lbox, org, corg, nt)
-    want = np.where(source != 0, zg, (zg.astype(np.float64) + twin.prolong(e1, shape)).astype(np.float32))
+    want = np.where(source != 0, zg, (zg.astype(np.float64) + twin.prolong(e1, shape).astype(np.float64)
+                                      ).astype(np.float32))
     same(zl[inner(lbox)], want[own])
 
     # x += alpha p, r -= alpha q, p = z + beta p, c = x: on the block only
@@ -165,8 +167,8 @@ def test_coarse_level_block_kernels_match_the_twin(shape, box, dirichlet, nt):
         pytest.skip("empty coarse block")
     reg1, org1, lb1 = local_view(s1, b1)
     L1 = Hh.levels[1]
-    e = rng.random(s1) - 0.5
-    f = rng.random(s1) - 0.5
+    e = (rng.random(s1) - 0.5).astype(np.float32)
+    f = (rng.random(s1) - 0.5).astype(np.float32)
 
     for color in (0, 1):
         lv = level_dict(L1, reg1, s1)
@@ -184,23 +186,25 @@ def test_coarse_level_block_kernels_match_the_twin(shape, box, dirichlet, nt):
     lv = level_dict(L1, reg1, s1)
     lv["e"][...] = e[reg1]
     lv["f"][...] = f[reg1]
-    out = np.zeros(shape2)
+    out = np.zeros(shape2, dtype=np.float32)
     _o2.mgcg_blk_c_restrict(lv, lb1, org1, s1, out, lb2, org2, s2, nt)
-    same(out[inner(lb2)], twin.coarsen_sum(L1.residual(e, f))[inner(b2)])
-    m2, b2v, w2 = twin.coarsen(L1.m, L1.b, L1.w, MGCG_COARSE_SCALE)
-    for src, want, cross, scale, scaled in [(L1.m, m2, -1, 1.0, False), (L1.b, b2v, -1, MGCG_COARSE_SCALE, True)] + [
-            (L1.w[a], w2[a], a, MGCG_COARSE_SCALE, True) for a in range(3) if s2[a] > 1]:
-        out = np.zeros(shape2)
+    same(out[inner(lb2)], twin.coarsen_sum(L1.residual(e, f)).astype(np.float32)[inner(b2)])
+    m2, b2v, w2 = twin.coarsen(L1.m32, L1.b32, L1.w32, MGCG_COARSE_SCALE)
+    for src, want, cross, scale, scaled in [(L1.m32, m2, -1, 1.0, False),
+                                            (L1.b32, b2v, -1, MGCG_COARSE_SCALE, True)] + [
+            (L1.w32[a], w2[a], a, MGCG_COARSE_SCALE, True) for a in range(3) if s2[a] > 1]:
+        out = np.zeros(shape2, dtype=np.float32)
         _o2.mgcg_blk_coarsen(np.array(src[reg1]), lb1, org1, s1, out, lb2, org2, s2, cross, scale, scaled,
                              nt)
         same(out[inner(lb2)], want[inner(b2)])
 
     # prolongation of level 2's correction onto level 1's active cells
-    e2 = rng.random(s2) - 0.5
+    e2 = (rng.random(s2) - 0.5).astype(np.float32)
     lv = level_dict(L1, reg1, s1)
     lv["e"][...] = e[reg1]
     _o2.mgcg_blk_c_prolong(lv, lb1, org1, s1, np.array(e2[reg2]), org2, nt)
-    want = np.where(L1.active, e + twin.prolong(e2, s1), e)
+    want = np.where(L1.active, (e.astype(np.float64) + twin.prolong(e2, s1).astype(np.float64)).astype(np.float32),
+                    e)
     same(lv["e"][inner(lb1)], want[inner(b1)])
 
 
@@ -214,16 +218,16 @@ def test_agglomerated_tail_is_the_serial_coarse_cycle(nt):
     tail = MgcgTail(shape, 2)
     L2 = Hh.levels[2]
     lv = tail.levels[2]
-    lv["m"][:] = L2.m.ravel()
-    lv["b"][:] = L2.b.ravel()
+    lv["m"][:] = L2.m32.ravel()
+    lv["b"][:] = L2.b32.ravel()
     for a in range(3):
         if lv["w"][a] is not None:
-            lv["w"][a][:] = L2.w[a].ravel()
+            lv["w"][a][:] = L2.w32[a].ravel()
     _o2.mgcg_tail_build(tail, 2, nt)
     for lvl in range(3, len(tail.shapes)):
-        same(tail.levels[lvl]["m"], Hh.levels[lvl].m.ravel())
-        same(tail.levels[lvl]["b"], Hh.levels[lvl].b.ravel())
-    f = np.random.default_rng(3).random(L2.shape) - 0.5
+        same(tail.levels[lvl]["m"], Hh.levels[lvl].m32.ravel())
+        same(tail.levels[lvl]["b"], Hh.levels[lvl].b32.ravel())
+    f = (np.random.default_rng(3).random(L2.shape) - 0.5).astype(np.float32)
     lv["f"][:] = f.ravel()
     _o2.mgcg_tail_cycle(tail, 2, 2, nt)
     same(lv["e"], Hh._vcycle(2, f).ravel())

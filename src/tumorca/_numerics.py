@@ -226,14 +226,14 @@ def mgcg_shapes(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
 
 def mgcg_workspace_nbytes(shape: tuple[int, int, int]) -> int:
     """Bytes :class:`MgcgWorkspace` allocates for ``shape`` (its ``nbytes``), counted without allocating: x in
-    float64, r, p and z in float32, one float64 partial per row, and per coarse level e, f, m, b and one face-weight
-    array per axis longer than one cell, float64.  Per site this is 36-37 B in 2D and 28-29 in 3D, but up to about
-    62 on thin lattices (1 x 1 x n: the coarse levels hold about as many cells as the lattice)."""
+    float64, r, p and z in float32, one float64 partial per row, and per coarse level e, f, m, b and one
+    face-weight array per axis longer than one cell, float32.  Per site this is 28-29 B in 2D and 24-25 in 3D, but
+    about 40-42 on thin lattices (1 x 1 x n: the coarse levels hold about as many cells as the lattice)."""
     shapes = mgcg_shapes(shape)
     nz, ny, nx = shapes[0]
     total = nz * ny * nx * (8 + 3 * 4) + nz * ny * 8
     for s in shapes[1:]:
-        total += int(np.prod(s)) * 8 * (4 + sum(1 for n in s if n > 1))
+        total += int(np.prod(s)) * 4 * (4 + sum(1 for n in s if n > 1))
     return total
 
 
@@ -267,6 +267,15 @@ def mgcg_cycle_work(shapes: list[tuple[int, int, int]], smooth: int) -> float:
     return work
 
 
+def mgcg_level_arrays(shape: int | tuple[int, ...], gshape: tuple[int, int, int]) -> dict:
+    """The arrays of one coarse mgcg level, float32 of ``shape`` (flat size or local 3D shape): correction ``e``,
+    right-hand side ``f``, mass ``m``, leak ``b`` and face weights ``w`` (None along an axis where the level's
+    global shape ``gshape`` has one cell)."""
+    def z() -> np.ndarray:
+        return np.zeros(shape, dtype=np.float32)
+    return {"e": z(), "f": z(), "m": z(), "b": z(), "w": [z() if gshape[a] > 1 else None for a in range(3)]}
+
+
 class MgcgTail:
     """The coarse levels ``first`` .. of an mgcg hierarchy, whole, as the rank that solves the agglomerated
     tail of a distributed solve holds them (the levels of :class:`MgcgWorkspace` from ``first`` on; the finer
@@ -279,11 +288,8 @@ class MgcgTail:
         self.first = first
         self.parallel_sites = int(parallel_sites)
         self.scale = MGCG_COARSE_SCALE
-        self.levels = [{} for _ in range(first)]
-        for s in self.shapes[first:]:
-            m = int(np.prod(s))
-            self.levels.append({"e": np.zeros(m), "f": np.zeros(m), "m": np.zeros(m), "b": np.zeros(m),
-                                "w": [np.zeros(m) if s[a] > 1 else None for a in range(3)]})
+        self.levels = [{} for _ in range(first)] + [mgcg_level_arrays(int(np.prod(s)), s)
+                                                    for s in self.shapes[first:]]
 
     @property
     def nbytes(self) -> int:
@@ -301,8 +307,8 @@ class MgcgWorkspace:
     r, p, z : float32 lattice vectors of CG (residual, search direction, preconditioned residual which also holds
         A p); every operation on them is evaluated in float64 and rounded when stored.
     part : per-row partials of the dot products and maxima.
-    levels : per level, a dict of flat float64 arrays (level 0 holds none): ``e``, ``f``, ``m``, ``b`` and
-        ``w`` (three arrays, or None along an axis of one site).
+    levels : per level, a dict of flat float32 arrays (level 0 holds none): ``e``, ``f``, ``m``, ``b`` and
+        ``w`` (three arrays, or None along an axis of one site), from :func:`mgcg_level_arrays`.
     """
 
     def __init__(self, shape: tuple[int, int, int], parallel_sites: int = 16384) -> None:
@@ -314,11 +320,7 @@ class MgcgWorkspace:
         self.x = np.zeros(n)
         self.r, self.p, self.z = (np.zeros(n, dtype=np.float32) for _ in range(3))
         self.part = np.zeros(self.shapes[0][0] * self.shapes[0][1])
-        self.levels = [{}]
-        for s in self.shapes[1:]:
-            m = int(np.prod(s))
-            self.levels.append({"e": np.zeros(m), "f": np.zeros(m), "m": np.zeros(m), "b": np.zeros(m),
-                                "w": [np.zeros(m) if s[a] > 1 else None for a in range(3)]})
+        self.levels = [{}] + [mgcg_level_arrays(int(np.prod(s)), s) for s in self.shapes[1:]]
 
     def cycle_work(self, smooth: int) -> float:
         """Lattice-sweep equivalents of one V-cycle (:func:`mgcg_cycle_work`)."""

@@ -102,16 +102,20 @@ def phase_bytes_per_site(ndim: int, sweeps: float, substeps: int, o2_solver: str
     """Bytes each phase must move per site per step (compulsory traffic, neighbours assumed cached).
 
     O2, SOR: each half-sweep streams c (read+write 8 B), tissue and source (2 B): 20 B per sweep-equivalent
-    (``sweeps`` counts multigrid work in fine-sweep units).  O2, mgcg (float64 vectors): a lattice red-black sweep
-    of the preconditioner reads r and z and writes z (24 B per colour, 48 per sweep) plus tissue and source (2);
-    each CG iteration also streams A p (p, tissue, source in, q out: 18 B), its dot and the x, r update (48 B),
-    r.z (16 B) and p = z + beta p (24 B); the coarse levels and the transfers are counted in ``sweeps`` at 50 B.
+    (``sweeps`` counts multigrid work in fine-sweep units).  O2, mgcg: each CG iteration streams A p (p, tissue,
+    source in, q out: 18 B), its dot and the x, r update (48 B), r.z (16 B) and p = z + beta p (24 B); the V-cycle's
+    work (``sweeps`` less one per iteration) is counted at 35 B per sweep-equivalent in 2D and 31 in 3D: its eight
+    lattice half-sweeps (r, z read, z written, tissue and source: 14 B each), the transfers (23 B) and the float32
+    coarse levels (e, f, m, b and the face weights, about 300 B per coarse cell and V-cycle, on N/3 cells in 2D and
+    N/7 in 3D), about 235 B and 178 B over the cycle's 6.7 and 5.7 sweep-equivalents (docs/o2-solver.md).
     Slow fields:
     secretion reads 26 B; each implicit axis reads and writes 8 B for three fields, plus bound-VEGF decay.
     Tumour: 5 B; endothelium: 4 B (vessel, tissue, perfused, flags); neutrophils: 4 B plus 3 B per sub-move.  Perfusion: 3 B.
     """
     axes = 2 if ndim == 2 else 3
-    o2 = 20.0 * sweeps if o2_solver != "mgcg" else 50.0 * max(sweeps - o2_iterations, 0.0) + 106.0 * o2_iterations
+    cycle = 35.0 if ndim == 2 else 31.0
+    o2 = (20.0 * sweeps if o2_solver != "mgcg"
+          else cycle * max(sweeps - o2_iterations, 0.0) + 106.0 * o2_iterations)
     return {"perfusion": 3.0, "o2": o2, "slow_fields": 26.0 + 3 * axes * 8.0 + 8.0,
             "endothelium": 4.0, "tumour": 5.0, "neutrophils": 4.0 + 3.0 * substeps}
 

@@ -17,9 +17,9 @@ from ._constants import Cell
 from .params import Params
 
 #: Workspace bytes per lattice site, upper bounds (docs/o2-solver.md): mgcg holds a float64 and three float32
-#: lattice vectors and its coarse levels (4 + up to 3 weights, float64, on N/3 cells in 2D and N/7 in 3D): measured
-#: 36.0-36.6 B/site in 2D, 28.1-28.7 in 3D.
-WORKSPACE_BYTES_PER_SITE = {"mgcg": 38, "multigrid": 32, "sor": 0}
+#: lattice vectors and its coarse levels (4 + up to 3 weights, float32, on N/3 cells in 2D and N/7 in 3D): counted
+#: 28.0-28.4 B/site in 2D, 24.1-24.4 in 3D.
+WORKSPACE_BYTES_PER_SITE = {"mgcg": 30, "multigrid": 32, "sor": 0}
 
 #: The parameter that caps each solver's iterations (named in the warning when a solve stops at it).
 CAP_NAME = {"mgcg": "o2_max_iter", "multigrid": "o2_mg_max_cycles", "sor": "o2_max_sweeps"}

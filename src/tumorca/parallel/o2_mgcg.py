@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _o2
 from .._numerics import (MGCG_COARSE_SCALE, MgcgTail, float32_exact, mgcg_cycle_work, mgcg_error_estimate,
-                         mgcg_shapes)
+                         mgcg_level_arrays, mgcg_shapes)
 from ..o2 import uptake_table
 from ..params import Params
 from .decomposition import Decomposition
@@ -69,11 +69,6 @@ class _LevelBlock:
 def _coarse_range(lo: int, hi: int) -> tuple[int, int]:
     """The coarse cells whose first child lies in [lo, hi)."""
     return (lo + 1) // 2, (hi + 1) // 2
-
-
-def _level_arrays(shape, gshape) -> dict:
-    return {"e": np.zeros(shape), "f": np.zeros(shape), "m": np.zeros(shape), "b": np.zeros(shape),
-            "w": [np.zeros(shape) if gshape[a] > 1 else None for a in range(3)]}
 
 
 class DistributedMgcg:
@@ -127,7 +122,7 @@ class DistributedMgcg:
         for lvl in range(1, self.first):
             lo, hi = zip(*ranges[lvl][me])
             blk = _LevelBlock(self.coords, self.dims, lo, hi, self.halo_l)
-            arrays = _level_arrays(blk.shape, self.shapes[lvl])
+            arrays = mgcg_level_arrays(blk.shape, self.shapes[lvl])
             self.levels.append({"blk": blk, "arrays": arrays, "ex": HaloExchanger(self.cart, blk)})
         self.tail = None
         if self.first < self.nlev:
@@ -139,7 +134,7 @@ class DistributedMgcg:
                                     for a, (lo, hi) in enumerate(rg)) for rg in ranges[fl - 1]]
             lo, hi = zip(*self.tail_own[me])
             own_shape = tuple(h - l for l, h in zip(lo, hi))
-            self.tail_buf = _level_arrays(own_shape, self.shapes[fl])
+            self.tail_buf = mgcg_level_arrays(own_shape, self.shapes[fl])
             self.tail_geom = (tuple((0, n) for n in own_shape), tuple(lo), self.shapes[fl])
             if self.dom.is_root:
                 self.tail = MgcgTail(self.gshape, fl)

@@ -1,10 +1,11 @@
 """The default quasi-steady O2 solve in NumPy: conjugate gradients preconditioned by a symmetric aggregation
 multigrid V-cycle (``o2_solver = "mgcg"``), the twin of the ``mgcg`` kernels of ``ext/_o2.pyx``.
 
-Every expression is written in the order the kernels evaluate it (float64 arithmetic; ``c`` and the CG vectors
-r, p, z and the preconditioner's lattice correction stored in float32, the iterate x and the coarse levels in
-float64), and sums over the lattice (dot products) are taken per row (an x-line), sequentially, and the row
-partials summed in row order, so that both give bit-identical fields.
+Every expression is written in the order the kernels evaluate it, in float64 arithmetic on values stored in
+float32 (``c``, the CG vectors r, p, z, the preconditioner's lattice correction and every array of the coarse
+levels: widened where they are read, rounded where they are stored) and on the float64 iterate x.  Sums over the lattice
+(dot products) are taken per row (an x-line), sequentially, and the row partials summed in row order, so that
+both give bit-identical fields.
 """
 from __future__ import annotations
 
@@ -56,10 +57,12 @@ def _offset(axis: int, step: int) -> tuple[int, int, int]:
 class Level:
     """One coarse level: ``diag e_i - sum_j w_ij e_j = f_i`` with weights ``w[a]`` to the + neighbour along
     axis a (z, y, x) and ``diag = m + b + (the weights of its 6 faces)``; a cell with ``diag == 0`` (all its
-    children are sources) is inactive, its correction stays 0."""
+    children are sources) is inactive, its correction stays 0.  m, b, w, e and f are stored in float32."""
 
     def __init__(self, m, b, w):
-        self.m, self.b, self.w = m, b, w
+        self.m32, self.b32, self.w32 = m, b, w
+        m, b = m.astype(np.float64), b.astype(np.float64)
+        self.w = w = [a.astype(np.float64) for a in w]
         self.shape = m.shape
         self.parity = np.indices(self.shape).sum(axis=0) % 2
         d = m + b
@@ -70,8 +73,10 @@ class Level:
         self.active = d > 0
 
     def terms(self, e, f):
-        """f + w[x-1] e[x-1] + w[x] e[x+1] + (y) + (z); a missing neighbour adds 0.0."""
-        t = f
+        """f + w[x-1] e[x-1] + w[x] e[x+1] + (y) + (z) in float64 (e and f float32); a missing neighbour adds
+        0.0."""
+        e = e.astype(np.float64)
+        t = f.astype(np.float64)
         for axis in (2, 1, 0):
             t = t + shifted(self.w[axis], _offset(axis, -1), 0.0) * shifted(e, _offset(axis, -1), 0.0)
             t = t + self.w[axis] * shifted(e, _offset(axis, 1), 0.0)
@@ -80,23 +85,26 @@ class Level:
     def half_sweep(self, e, f, color):
         upd = (self.parity == color) & self.active
         new = np.where(self.active, self.terms(e, f) / np.where(self.active, self.diag, 1.0), 0.0)
-        e[upd] = new[upd]
+        e[upd] = new[upd].astype(np.float32)
 
     def residual(self, e, f):
-        return np.where(self.active, self.terms(e, f) - self.diag * e, 0.0)
+        """The residual in float64 (e and f float32)."""
+        return np.where(self.active, self.terms(e, f) - self.diag * e.astype(np.float64), 0.0)
 
 
 def coarsen(m, b, w, scale):
-    """The operator of the next coarser level from (m, b, w) of this one (see :class:`Level`)."""
+    """The operator of the next coarser level from (m, b, w) of this one (see :class:`Level`): sums in float64,
+    stored in float32."""
+    m, b = m.astype(np.float64), b.astype(np.float64)
     m2 = coarsen_sum(m)
     b2 = scale * coarsen_sum(b)
     w2 = []
     for axis in range(3):
         if m.shape[axis] > 1:
-            w2.append(scale * coarsen_sum(crossing(w[axis], axis), skip=axis))
+            w2.append(scale * coarsen_sum(crossing(w[axis].astype(np.float64), axis), skip=axis))
         else:
             w2.append(np.zeros(m2.shape))
-    return m2, b2, w2
+    return m2.astype(np.float32), b2.astype(np.float32), [a.astype(np.float32) for a in w2]
 
 
 def prolong(e, shape):
@@ -189,15 +197,17 @@ class Hierarchy:
             self.levels.append(Level(m, b, w))
 
     def _vcycle(self, lvl, f):
+        """The correction (float32) of level ``lvl`` for the right-hand side ``f`` (float32)."""
         L = self.levels[lvl]
-        e = np.zeros(L.shape)
+        e = np.zeros(L.shape, dtype=np.float32)
         for _ in range(self.smooth):
             L.half_sweep(e, f, 0)
             L.half_sweep(e, f, 1)
         if lvl + 1 < len(self.levels):
-            f2 = coarsen_sum(L.residual(e, f))
+            f2 = coarsen_sum(L.residual(e, f)).astype(np.float32)
             e2 = self._vcycle(lvl + 1, f2)
-            e = np.where(L.active, e + prolong(e2, L.shape), e)
+            e = np.where(L.active, (e.astype(np.float64) + prolong(e2, L.shape).astype(np.float64)
+                                    ).astype(np.float32), e)
         for _ in range(self.smooth):
             L.half_sweep(e, f, 1)
             L.half_sweep(e, f, 0)
@@ -212,9 +222,10 @@ class Hierarchy:
             F.half_sweep(z, r, 0)
             F.half_sweep(z, r, 1)
         if len(self.levels) > 1:
-            f1 = coarsen_sum(F.residual(z, r))
+            f1 = coarsen_sum(F.residual(z, r)).astype(np.float32)
             e1 = self._vcycle(1, f1)
-            z = np.where(F.free, (z.astype(np.float64) + prolong(e1, z.shape)).astype(np.float32), z)
+            z = np.where(F.free, (z.astype(np.float64) + prolong(e1, z.shape).astype(np.float64)
+                                  ).astype(np.float32), z)
         for _ in range(self.smooth):
             F.half_sweep(z, r, 1)
             F.half_sweep(z, r, 0)
