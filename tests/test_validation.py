@@ -29,6 +29,14 @@ def test_compare_orders_and_bounds_the_effect():
     assert np.isnan(same.p_wilcoxon) and same.difference == 0.0 and not same.holds
 
 
+def test_a_claim_holds_only_below_p_0_01():
+    """Issue 14 asks each ordering at p < 0.01: p = 0.029 is 'direction only', p = 0.007 holds."""
+    base = np.arange(10.0)
+    weak, strong = compare(base + 3, base), compare(base + 4, base)
+    assert 0.01 < weak.p_mannwhitney < 0.05 and not weak.holds and weak.verdict.startswith("direction only")
+    assert strong.p_mannwhitney < 0.01 and strong.holds
+
+
 @pytest.mark.slow
 def test_growing_colony_goes_quiescent_at_the_analytic_radius_then_necrotic_after_the_death_time():
     r = physics.necrosis_onset_in_growing_disk()

@@ -19,7 +19,7 @@ from ..io.reader import RunReader
 from ..params import Params
 from .biology import (COMPARISONS, DIAGNOSTICS, FALSIFICATION, FALSIFICATION_BAND, MEASURES, BiologySuite,
                       PairedSuite, SensitivitySuite, collect, collect_paired, collect_sensitivity, complete_rows)
-from .stats import ALPHA, BOOTSTRAP_RESAMPLES, Effect, compare, design_gain, holm
+from .stats import BOOTSTRAP_RESAMPLES, CLAIM_ALPHA, Effect, compare, design_gain, holm
 
 #: The calibration of issue 8: parameter, value before, reason.  The value after is read from :class:`Params`.
 CALIBRATION: tuple[tuple[str, Any, str], ...] = (
@@ -171,7 +171,7 @@ def _reading(rows: list[tuple[Any, Effect]], data: Mapping[str, list[dict[str, f
     numbers that say where the chain from neutrophils to burden weakens."""
     held = [c.claim for c, e in rows if e.holds]
     weak = [c.claim for c, e in rows if not e.holds]
-    text = f"**Reading.** {len(held)} of {len(rows)} claims hold (Holm-adjusted p < {ALPHA})."
+    text = f"**Reading.** {len(held)} of {len(rows)} claims hold (Holm-adjusted p < {CLAIM_ALPHA})."
     if weak:
         text += " Not supported here: " + "; ".join(weak) + "."
     burden_weak = any(c.measure == "tumour_volume_mm3" and c.high == "ifnb-knockout" and c.low == "wild-type"
@@ -180,9 +180,10 @@ def _reading(rows: list[tuple[Any, Effect]], data: Mapping[str, list[dict[str, f
         def mean(arm: str, k: str) -> float:
             return float(np.nanmean(np.array([r[k] for r in data[arm]], dtype=np.float64)))
 
-        ratios = {k: mean("ifnb-knockout", k) / mean("wild-type", k)
+        # a measure that is 0 in the wild-type (no vessels left in an overrun box) has no ratio
+        ratios = {k: mean("ifnb-knockout", k) / mean("wild-type", k) if mean("wild-type", k) else math.nan
                   for k in ("vessel_sites", "perfused_sites", "perfused_in_tumour", "tumour_volume_mm3")}
-        text += (" Knockout against wild-type: " + ", ".join(f"{v:.2f} times the {k.replace('_', ' ')}"
+        text += (" Knockout against wild-type: " + ", ".join(f"{_fmt(v)} times the {k.replace('_', ' ')}"
                                                              for k, v in ratios.items()) + ".")
     return [text]
 
@@ -318,8 +319,9 @@ def _plot_boxes(data: Mapping[str, list[dict[str, float]]], path: Path, title: s
     fig.savefig(path, dpi=90)
 
 
-def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: int = 0, half: int = 64) -> None:
-    """The last frame of one replicate per arm (2D, or the mid-z slice in 3D), cropped around the centre."""
+def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: int = 0) -> None:
+    """The last frame of one replicate per arm (2D, or the mid-z slice in 3D), cropped around the centre to the
+    middle half of the lattice (at least 128 sites), where the tumour is."""
     from matplotlib.figure import Figure
 
     from ..analysis.plots import PERFUSED, UNPERFUSED, tissue_rgb
@@ -328,6 +330,7 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
         return tuple(int(c.lstrip("#")[k:k + 2], 16) / 255.0 for k in (0, 2, 4))
 
     arms = list(suite.arms)
+    half = max(64, min(suite.shape[-2:]) // 4)
     fig = Figure(figsize=(2.6 * len(arms), 2.9))
     axes = fig.subplots(1, len(arms))
     axes = np.atleast_1d(axes)
@@ -349,7 +352,8 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
         # the vessel layer over the tissue: perfused and not perfused
         rgb[(ves[box] != 0) & (perf[box] == 0)] = _hex(UNPERFUSED[0])
         rgb[(ves[box] != 0) & (perf[box] != 0)] = _hex(PERFUSED[0])
-        ax.imshow(rgb, interpolation="nearest")
+        # antialiased: a crop of more sites than the panel has pixels would alias when sampled
+        ax.imshow(rgb, interpolation="antialiased")
         ax.set_title(f"{arm}\nday {day:g}", fontsize=8)
     fig.suptitle(f"{suite.name}: last frame, replicate {replicate}, centre {2 * half}² sites; vessels dark blue "
                  "(perfused) and light blue (not)", fontsize=8)
@@ -521,7 +525,7 @@ def write_report(path: Path, root: Path, suites: Sequence[BiologySuite], sensiti
         f"is the ratio of means with a percentile-bootstrap 95 % CI ({BOOTSTRAP_RESAMPLES} resamples, arms "
         "resampled independently) and A12 = P(X_high > X_low) + ½·P(X_high = X_low). Mann–Whitney p-values are "
         "exact without ties and a seeded permutation estimate with ties; the claims of one table are one family, "
-        f"adjusted by Holm's method. A claim **holds** when the direction is right and the Holm-adjusted p < {ALPHA}; "
+        f"adjusted by Holm's method. A claim **holds** when the direction is right and the Holm-adjusted p < {CLAIM_ALPHA}; "
         "*direction only* when the means are ordered as claimed but the test does not reject; *fails* otherwise.",
         "- VEGF and MMP9 output per neutrophil are the same number at the defaults (`neut_vegf_*` = `neut_mmp9_*`), "
         "so only VEGF is a claim; MMP9 is in the per-arm tables.",
