@@ -232,7 +232,7 @@ def _layer_label(run: Run, layer: str) -> str:
     return f"{view.long_name} ({u})" if u else view.long_name
 
 
-def _interpolation(ax: Any, shape: Sequence[int]) -> str:
+def lattice_interpolation(ax: Any, shape: Sequence[int]) -> str:
     """How to draw a lattice image of ``shape`` (rows, columns) in ``ax``: nearest neighbour where every site gets
     at least one display pixel (crisp sites), an antialiasing filter where sites outnumber pixels.  Nearest
     sampling of a large lattice keeps one site in several and draws regular structure, such as the capillary
@@ -265,7 +265,7 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
             tissue = p.take(data["tissue"])
             rgb = composite_rgb(tissue, p.take(data["vessel"]) if "vessel" in data else None,
                                 p.take(data["perfused"]) if "vessel" in data and "perfused" in data else None)
-            ax.imshow(rgb, origin="lower", interpolation=_interpolation(ax, rgb.shape),
+            ax.imshow(rgb, origin="lower", interpolation=lattice_interpolation(ax, rgb.shape),
                       extent=(0, rgb.shape[1] * dx, 0, rgb.shape[0] * dx))
             if "neutrophils" in data:
                 pres = data["neutrophils"] != 0
@@ -285,7 +285,7 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
             else:
                 (c0, _), (c1, _) = BINARY_STYLE[layer]
                 rgb = np.where((a != 0)[..., None], np.array(_rgb(c1)), np.array(_rgb(c0)))
-            ax.imshow(rgb, origin="lower", interpolation=_interpolation(ax, a.shape),
+            ax.imshow(rgb, origin="lower", interpolation=lattice_interpolation(ax, a.shape),
                       extent=(0, a.shape[1] * dx, 0, a.shape[0] * dx))
         else:
             how = "max" if layer in ("neut_polarization", "neut_age") else "mean"
@@ -298,7 +298,7 @@ def draw_frame(fig: Any, run: Run, i: int, layer: str = COMPOSITE, panels: Seque
                 vmin, vmax = 0.0, 1.0
             if vmax <= vmin:
                 vmax = vmin + 1.0
-            im = ax.imshow(a, origin="lower", interpolation=_interpolation(ax, a.shape),
+            im = ax.imshow(a, origin="lower", interpolation=lattice_interpolation(ax, a.shape),
                            cmap=FIELD_CMAPS.get(layer, "viridis"),
                            vmin=vmin, vmax=vmax, extent=(0, a.shape[1] * dx, 0, a.shape[0] * dx))
             ax.set_facecolor(TISSUE_STYLE[Cell.EMPTY][0])
@@ -577,4 +577,4 @@ def plot_curves(runs: Iterable[Run | str | Path], by: str = "preset", path: str 
 
 __all__ = ["plot_frame", "draw_frame", "write_movie", "plot_curves", "curve_groups", "parse_view", "Panel",
            "tissue_rgb", "ffmpeg_available", "available_views", "PlotDependencyError", "TISSUE_STYLE", "VESSEL_STYLE", "CURVES",
-           "DEFAULT_CURVES", "COMPOSITE"]
+           "DEFAULT_CURVES", "COMPOSITE", "lattice_interpolation"]

@@ -180,9 +180,11 @@ def _reading(rows: list[tuple[Any, Effect]], data: Mapping[str, list[dict[str, f
         def mean(arm: str, k: str) -> float:
             return float(np.nanmean(np.array([r[k] for r in data[arm]], dtype=np.float64)))
 
-        # a measure that is 0 in the wild-type (no vessels left in an overrun box) has no ratio
-        ratios = {k: mean("ifnb-knockout", k) / mean("wild-type", k) if mean("wild-type", k) else math.nan
-                  for k in ("vessel_sites", "perfused_sites", "perfused_in_tumour", "tumour_volume_mm3")}
+        def ratio(k: str) -> float:  # a measure that is 0 in the wild-type (an overrun box) has no ratio
+            wt = mean("wild-type", k)
+            return mean("ifnb-knockout", k) / wt if wt else math.nan
+
+        ratios = {k: ratio(k) for k in ("vessel_sites", "perfused_sites", "perfused_in_tumour", "tumour_volume_mm3")}
         text += (" Knockout against wild-type: " + ", ".join(f"{_fmt(v)} times the {k.replace('_', ' ')}"
                                                              for k, v in ratios.items()) + ".")
     return [text]
@@ -324,7 +326,7 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
     middle half of the lattice (at least 128 sites), where the tumour is."""
     from matplotlib.figure import Figure
 
-    from ..analysis.plots import PERFUSED, UNPERFUSED, tissue_rgb
+    from ..analysis.plots import PERFUSED, UNPERFUSED, lattice_interpolation, tissue_rgb
 
     def _hex(c: str) -> tuple[float, float, float]:
         return tuple(int(c.lstrip("#")[k:k + 2], 16) / 255.0 for k in (0, 2, 4))
@@ -352,8 +354,7 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
         # the vessel layer over the tissue: perfused and not perfused
         rgb[(ves[box] != 0) & (perf[box] == 0)] = _hex(UNPERFUSED[0])
         rgb[(ves[box] != 0) & (perf[box] != 0)] = _hex(PERFUSED[0])
-        # antialiased: a crop of more sites than the panel has pixels would alias when sampled
-        ax.imshow(rgb, interpolation="antialiased")
+        ax.imshow(rgb, interpolation=lattice_interpolation(ax, rgb.shape))
         ax.set_title(f"{arm}\nday {day:g}", fontsize=8)
     fig.suptitle(f"{suite.name}: last frame, replicate {replicate}, centre {2 * half}² sites; vessels dark blue "
                  "(perfused) and light blue (not)", fontsize=8)
