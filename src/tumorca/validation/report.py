@@ -336,6 +336,7 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
     fig = Figure(figsize=(2.6 * len(arms), 2.9))
     axes = fig.subplots(1, len(arms))
     axes = np.atleast_1d(axes)
+    crop = None
     for ax, arm in zip(axes, arms):
         rows = [r for r in complete_rows(suite.outdir(root, arm)) if int(r["replicate"]) == replicate]
         ax.axis("off")
@@ -351,12 +352,15 @@ def _plot_final_frames(suite: BiologySuite, root: Path, path: Path, replicate: i
         cy, cx = tis.shape[0] // 2, tis.shape[1] // 2
         box = (slice(max(cy - half, 0), cy + half), slice(max(cx - half, 0), cx + half))
         rgb = tissue_rgb(tis[box])
+        crop = rgb.shape[:2]
         # the vessel layer over the tissue: perfused and not perfused
         rgb[(ves[box] != 0) & (perf[box] == 0)] = _hex(UNPERFUSED[0])
         rgb[(ves[box] != 0) & (perf[box] != 0)] = _hex(PERFUSED[0])
         ax.imshow(rgb, interpolation=lattice_interpolation(ax, rgb.shape))
         ax.set_title(f"{arm}\nday {day:g}", fontsize=8)
-    fig.suptitle(f"{suite.name}: last frame, replicate {replicate}, centre {2 * half}² sites; vessels dark blue "
+    # the crop is the whole lattice (or slice) when it is smaller than the middle-half box
+    where = f"centre {crop[0]}x{crop[1]} sites" if crop is not None else "no complete run"
+    fig.suptitle(f"{suite.name}: last frame, replicate {replicate}, {where}; vessels dark blue "
                  "(perfused) and light blue (not)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
