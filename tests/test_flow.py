@@ -227,8 +227,8 @@ def test_kernel_twin_bit_identical_and_thread_independent(seed):
     x0 = None if seed % 2 else PV + (PA - PV) * rng.random(nodes.size)
     a = ref.flow_solve_nodes(nodes, codes, shape, rules, x0)
     b = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 1)
-    c = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 2)
-    d = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 3)
+    c = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 2, 0)
+    d = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 3, 0)
     for u, v, w, y in zip(a[:2], b[:2], c[:2], d[:2]):
         assert u.tobytes() == v.tobytes() == w.tobytes() == y.tobytes()
     assert a[2] == b[2] == c[2] == d[2]
@@ -248,7 +248,7 @@ def test_kernel_twin_bit_identical_beyond_one_dot_block_and_multigrid_levels(sha
     a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
     assert a[2]["unknowns"] > 2 * ref.BLOCK and a[2]["iterations"] > 10 and a[2]["levels"] >= 4
     for threads in (1, 2, 3):
-        b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, threads)
+        b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, threads, 0)
         assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes() and a[2] == b[2]
     _, p, act, _ = direct(vessel, inlet)
     assert np.abs(a[0][act] - p[act]).max() <= 1e-8 * (PA - PV)
@@ -266,7 +266,7 @@ def test_multigrid_iterations_on_a_capillary_bed():
     codes = inlet.ravel()[nodes]
     rules = FlowRules.from_params(P0)
     a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
-    b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, 2)
+    b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, 2, 0)
     assert a[0].tobytes() == b[0].tobytes() and a[2] == b[2]
     info = b[2]
     assert info["converged"] and info["unknowns"] > 7000
@@ -290,7 +290,7 @@ def test_multigrid_without_coarsening_free_junctions_apart():
     a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
     assert a[2]["unknowns"] > ref.AMG_DENSE and a[2]["levels"] == 1 and a[2]["iterations"] == 1
     for threads in (1, 3):
-        b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, threads)
+        b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, threads, 0)
         assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes() and a[2] == b[2]
     _, p, act, _ = direct(vessel, inlet)
     assert np.abs(a[0][act] - p[act]).max() <= 1e-8 * (PA - PV)

@@ -330,7 +330,7 @@ def _components(ptr, nbr, n):
         lab = new
 
 
-def flow_solve_nodes(nodes, inlet, gshape, rules, x0=None, num_threads=1):
+def flow_solve_nodes(nodes, inlet, gshape, rules, x0=None, num_threads=1, parallel_min=0):
     """Pressure and flow of the vessel network whose nodes are the sorted global flat indices ``nodes`` (int64) of
     a lattice of shape ``gshape`` with inlet codes ``inlet`` (uint8 per node: 0 none, 1 arterial, 2 venous).
 
@@ -338,7 +338,7 @@ def flow_solve_nodes(nodes, inlet, gshape, rules, x0=None, num_threads=1):
     None) starts the iteration (a non-finite entry, or None, starts at the mean of the two inlet pressures).
     Returns (pressure, flow, info): float64 per node and a dict (iterations, imbalance: the largest Kirchhoff
     imbalance of the junction system, unknowns: free junctions, converged, levels: levels of the multigrid
-    preconditioner, 0 without free junctions).  ``num_threads`` is ignored."""
+    preconditioner, 0 without free junctions).  ``num_threads`` and ``parallel_min`` are ignored."""
     nodes = np.ascontiguousarray(nodes, dtype=np.int64)
     inlet = np.ascontiguousarray(inlet, dtype=np.uint8)
     n = nodes.shape[0]
