@@ -6,9 +6,15 @@ The solve works on a sorted list of global flat site indices (``nodes``), so a d
 vessel sites to one rank, solves and scatters back with the bits of the serial solve.  The steps and the order of
 every floating-point operation are those of src/tumorca/reference/flow.py (its docstring is the specification):
 adjacency, components (flow only where a component holds both inlet kinds), peeling of dead-end trees (exactly
-no flow), contraction of degree-2 chains into series conductances, Jacobi-preconditioned conjugate gradients on
-the junctions with dot products summed in fixed blocks (independent of the thread count), interpolation of the
-chain pressures, and the flow through each node.
+no flow), contraction of degree-2 chains into series conductances, conjugate gradients on the junctions with dot
+products summed in fixed blocks (independent of the thread count), interpolation of the chain pressures, and the
+flow through each node.
+
+The CG is preconditioned by one symmetric V-cycle of aggregation-based algebraic multigrid on the free junctions
+(the twin's amg_setup and amg_apply; the reasons for each choice are given there): pairwise aggregation after
+Notay (ETNA 37, 2010) with a strong-coupling test, two passes per level, Galerkin coarse operators, 2 damped
+Jacobi sweeps before and after a coarse correction scaled by 1.5, dense LDL^T on the coarsest level.  The setup
+is sequential (its sums in a fixed order); the V-cycle's row loops are pranges that each write one row.
 """
 import numpy as np
 cimport numpy as cnp
@@ -201,13 +207,430 @@ cdef void _gsum_resid(const int64_t* jptr, const int64_t* jcol, const double* jv
             out[a] = s - diag[a] * v[a]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Step 5's preconditioner: aggregation multigrid on the junction system (the twin's amg_setup / amg_apply).
+# Levels are built one at a time (sizes are known only after each coarsening), then laid end to end in flat
+# arrays so that the V-cycle runs without the GIL.  Setup is sequential; the V-cycle's row loops are pranges
+# that write one row each (thread-independent bits), its sums run in CSR or member order.
+# ---------------------------------------------------------------------------------------------------------------
+cdef enum:
+    AMG_SWEEPS = 2          # damped Jacobi sweeps before and after the coarse correction
+    AMG_COARSE = 64         # coarsen while a level has more unknowns than this
+    AMG_DENSE = 256         # the coarsest level is factored (dense LDL^T) up to this size
+
+cdef double AMG_BETA = 0.25          # strong coupling: w_ij >= AMG_BETA * max_k w_ik (Notay 2010)
+cdef double AMG_OMEGA = 2.0 / 3.0    # Jacobi weight: omega*lambda_max(D^-1 A) <= 4/3 < 2 (A diagonally dominant)
+cdef double AMG_SCALE = 1.5          # factor on the coarse correction
+
+
+cdef Py_ssize_t _pair(const int64_t* ptr, const int64_t* col, const double* val, const uint8_t* act,
+                      Py_ssize_t n, int64_t* agg) noexcept nogil:
+    """Greedy pairwise matching in row order (twin: _pair): an unmatched row joins its strongest unmatched
+    neighbour among the strong ones (ties to the smaller column) or stays alone; rows not ``act`` get -1.
+    Returns the number of aggregates."""
+    cdef Py_ssize_t i, k, j, best, nc = 0
+    cdef double mx, lim, w, bw
+    for i in range(n):
+        agg[i] = -2 if act[i] else -1
+    for i in range(n):
+        if agg[i] != -2:
+            continue
+        mx = 0.0
+        for k in range(ptr[i], ptr[i + 1]):
+            j = col[k]
+            if j != i and agg[j] != -1 and val[k] > mx:
+                mx = val[k]
+        lim = AMG_BETA * mx
+        best = -1
+        bw = 0.0
+        for k in range(ptr[i], ptr[i + 1]):
+            j = col[k]
+            w = val[k]
+            if j == i or agg[j] != -2 or w < lim:
+                continue
+            if best < 0 or w > bw or (w == bw and j < best):
+                best = j
+                bw = w
+        agg[i] = nc
+        if best >= 0:
+            agg[best] = nc
+        nc += 1
+    return nc
+
+
+cdef void _members(const int64_t* agg, Py_ssize_t n, Py_ssize_t nc, int64_t* mptr, int64_t* mem,
+                   int64_t* cur) noexcept nogil:
+    """Rows of each aggregate, ascending (counting sort); ``cur`` is scratch of nc entries."""
+    cdef Py_ssize_t i, c
+    for c in range(nc + 1):
+        mptr[c] = 0
+    for i in range(n):
+        if agg[i] >= 0:
+            mptr[agg[i] + 1] += 1
+    for c in range(nc):
+        mptr[c + 1] += mptr[c]
+        cur[c] = mptr[c]
+    for i in range(n):
+        if agg[i] >= 0:
+            mem[cur[agg[i]]] = i
+            cur[agg[i]] += 1
+
+
+cdef Py_ssize_t _galerkin(const int64_t* ptr, const int64_t* col, const double* val, const double* diag,
+                          const int64_t* agg, Py_ssize_t nc, const int64_t* mptr, const int64_t* mem, int64_t* pos,
+                          int64_t* cptr, int64_t* ccol, double* cval, double* cdiag) noexcept nogil:
+    """P^T A P of the aggregates ``agg`` for A = diag - W (twin: _galerkin): coarse conductances summed in member
+    then CSR order, columns sorted ascending afterwards; the coarse diagonal adds the members' diagonals and takes
+    off their internal conductances in the same walk.  ``pos`` (nc entries, all -1) marks the columns of the row
+    being built and is left all -1.  Returns the number of coarse entries (at most the fine ones)."""
+    cdef Py_ssize_t c, q, i, k, J, nnz = 0, start, kk
+    cdef double dc, w
+    cptr[0] = 0
+    for c in range(nc):
+        dc = 0.0
+        start = nnz
+        for q in range(mptr[c], mptr[c + 1]):
+            i = mem[q]
+            dc = dc + diag[i]
+            for k in range(ptr[i], ptr[i + 1]):
+                J = agg[col[k]]
+                if J < 0:
+                    continue  # an inlet: its conductance is part of diag already
+                if J == c:
+                    dc = dc - val[k]
+                elif pos[J] >= 0:
+                    cval[pos[J]] = cval[pos[J]] + val[k]
+                else:
+                    pos[J] = nnz
+                    ccol[nnz] = J
+                    cval[nnz] = val[k]
+                    nnz += 1
+        # the sums are complete: sort the row by column (insertion sort, rows are short) and clear the marks
+        for q in range(start + 1, nnz):
+            J = ccol[q]
+            w = cval[q]
+            kk = q
+            while kk > start and ccol[kk - 1] > J:
+                ccol[kk] = ccol[kk - 1]
+                cval[kk] = cval[kk - 1]
+                kk -= 1
+            ccol[kk] = J
+            cval[kk] = w
+        for q in range(start, nnz):
+            pos[ccol[q]] = -1
+        cptr[c + 1] = nnz
+        cdiag[c] = dc
+    return nnz
+
+
+cdef inline const int64_t* _ip(const int64_t[::1] a) noexcept nogil:
+    """Data pointer, NULL for an empty array (a level can have no off-diagonal entries: no element 0 to take)."""
+    return &a[0] if a.shape[0] else NULL
+
+
+cdef inline const double* _dp(const double[::1] a) noexcept nogil:
+    """Data pointer, NULL for an empty array."""
+    return &a[0] if a.shape[0] else NULL
+
+
+cdef Py_ssize_t _pair_arrays(const int64_t[::1] ptr, const int64_t[::1] col, const double[::1] val,
+                             const uint8_t[::1] act, int64_t[::1] agg):
+    """_pair on arrays: fills ``agg``, returns the number of aggregates."""
+    cdef Py_ssize_t n = agg.shape[0], nc = 0
+    if n == 0:
+        return 0
+    with nogil:
+        nc = _pair(&ptr[0], _ip(col), _dp(val), &act[0], n, &agg[0])
+    return nc
+
+
+cdef tuple _members_arrays(const int64_t[::1] agg, Py_ssize_t nc):
+    """(mptr, mem) of the aggregates ``agg``."""
+    cdef Py_ssize_t n = agg.shape[0]
+    mptr_a = np.zeros(nc + 1, dtype=np.int64)
+    mem_a = np.empty(max(n, 1), dtype=np.int64)
+    cur_a = np.empty(max(nc, 1), dtype=np.int64)
+    cdef int64_t[::1] mptr = mptr_a, mem = mem_a, cur = cur_a
+    if n:
+        with nogil:
+            _members(&agg[0], n, nc, &mptr[0], &mem[0], &cur[0])
+    return mptr_a, mem_a[:mptr_a[nc]]
+
+
+cdef tuple _coarsen(const int64_t[::1] ptr, const int64_t[::1] col, const double[::1] val, const double[::1] diag,
+                    const int64_t[::1] agg, Py_ssize_t nc):
+    """(cptr, ccol, cval, cdiag) of the Galerkin operator of the aggregates ``agg``."""
+    cdef Py_ssize_t nnz = 0
+    mptr_a, mem_a = _members_arrays(agg, nc)
+    pos_a = np.full(max(nc, 1), -1, dtype=np.int64)
+    cptr_a = np.zeros(nc + 1, dtype=np.int64)
+    ccol_a = np.empty(max(col.shape[0], 1), dtype=np.int64)
+    cval_a = np.empty(max(col.shape[0], 1))
+    cdiag_a = np.empty(max(nc, 1))
+    cdef const int64_t[::1] mptr = mptr_a, mem = mem_a
+    cdef int64_t[::1] pos = pos_a, cptr = cptr_a, ccol = ccol_a
+    cdef double[::1] cval = cval_a, cdiag = cdiag_a
+    if nc:
+        with nogil:
+            nnz = _galerkin(&ptr[0], _ip(col), _dp(val), &diag[0], &agg[0], nc, &mptr[0], _ip(mem), &pos[0],
+                            &cptr[0], &ccol[0], &cval[0], &cdiag[0])
+    return cptr_a, ccol_a[:nnz].copy(), cval_a[:nnz].copy(), cdiag_a[:nc].copy()
+
+
+cdef struct _Amg:
+    Py_ssize_t nl            # levels; level l holds rows ro[l] .. ro[l+1]-1 of the flat arrays
+    const int64_t* ro
+    const int64_t* ptr       # flat CSR: row i's entries ptr[i] .. ptr[i+1]-1, columns local to its level
+    const int64_t* col
+    const double* val
+    const double* diag
+    const double* wd         # AMG_OMEGA/diag on rows that take part, else 0
+    const uint8_t* act       # row takes part (level 0: free junctions; coarser levels: all)
+    const int64_t* agg       # aggregate of the row on the next level (local), -1 none
+    const int64_t* mptr      # members of row i (levels >= 1): mem[mptr[i]] .. mem[mptr[i+1]-1], local rows
+    const int64_t* mem
+    double* x                # V-cycle iterate, right-hand side and scratch, per flat row
+    double* b
+    double* t
+    Py_ssize_t nd            # coarsest level: 0, or the rows didx of its dense LDL^T factor dl (nd x nd)
+    const int64_t* didx
+    const double* dl
+    const double* dinv
+    double* dy
+
+
+cdef void _sweeps(const _Amg* h, Py_ssize_t l, int sweeps, bint from_zero, int nt) noexcept nogil:
+    """``sweeps`` damped Jacobi sweeps x + wd*(b - A x) on level l, the first from x = 0 if ``from_zero``."""
+    cdef Py_ssize_t o = h.ro[l], n = h.ro[l + 1] - h.ro[l], i, k
+    cdef double* x = h.x + o
+    cdef double* t = h.t + o
+    cdef const double* b = h.b + o
+    cdef double s
+    cdef int sw
+    if from_zero:
+        for i in prange(n, schedule="static", num_threads=nt):
+            x[i] = h.wd[o + i] * b[i] if h.act[o + i] else 0.0
+        sweeps -= 1
+    for sw in range(sweeps):
+        for i in prange(n, schedule="static", num_threads=nt):
+            if not h.act[o + i]:
+                t[i] = 0.0
+                continue
+            s = 0.0
+            for k in range(h.ptr[o + i], h.ptr[o + i + 1]):
+                s = s + h.val[k] * x[h.col[k]]
+            t[i] = x[i] + h.wd[o + i] * (b[i] + s - h.diag[o + i] * x[i])
+        for i in prange(n, schedule="static", num_threads=nt):
+            x[i] = t[i]
+
+
+cdef void _vcycle(const _Amg* h, int nt) noexcept nogil:
+    """x = B b on level 0 (b: 0 where a row does not take part): one V-cycle from zero (twin: amg_apply)."""
+    cdef Py_ssize_t l, o, n, oc, nc, i, k, q, nd = h.nd
+    cdef double s
+    cdef double* x
+    cdef double* t
+    cdef const double* b
+    for l in range(h.nl - 1):
+        o = h.ro[l]
+        n = h.ro[l + 1] - o
+        oc = h.ro[l + 1]
+        nc = h.ro[l + 2] - oc
+        x = h.x + o
+        t = h.t + o
+        b = h.b + o
+        _sweeps(h, l, AMG_SWEEPS, True, nt)
+        for i in prange(n, schedule="static", num_threads=nt):
+            if not h.act[o + i]:
+                t[i] = 0.0
+                continue
+            s = 0.0
+            for k in range(h.ptr[o + i], h.ptr[o + i + 1]):
+                s = s + h.val[k] * x[h.col[k]]
+            t[i] = b[i] + s - h.diag[o + i] * x[i]
+        # restriction: each coarse row sums its members' residuals in ascending order
+        for i in prange(nc, schedule="static", num_threads=nt):
+            s = 0.0
+            for q in range(h.mptr[oc + i], h.mptr[oc + i + 1]):
+                s = s + t[h.mem[q]]
+            h.b[oc + i] = s
+    l = h.nl - 1
+    o = h.ro[l]
+    n = h.ro[l + 1] - o
+    if nd > 0:
+        # the coarsest level exactly: L y = b, y /= d, L^T x = y (row-wise, sums in the twin's column order)
+        for i in range(n):
+            h.x[o + i] = 0.0
+        for i in range(nd):
+            s = h.b[o + h.didx[i]]
+            for k in range(i):
+                s = s - h.dl[i * nd + k] * h.dy[k]
+            h.dy[i] = s
+        for i in range(nd):
+            h.dy[i] = h.dy[i] * h.dinv[i]
+        for i in range(nd - 1, -1, -1):
+            s = h.dy[i]
+            for k in range(nd - 1, i, -1):
+                s = s - h.dl[k * nd + i] * h.dy[k]
+            h.dy[i] = s
+            h.x[o + h.didx[i]] = s
+    else:
+        _sweeps(h, l, 2 * AMG_SWEEPS, True, nt)
+    for l in range(h.nl - 2, -1, -1):
+        o = h.ro[l]
+        n = h.ro[l + 1] - o
+        oc = h.ro[l + 1]
+        x = h.x + o
+        for i in prange(n, schedule="static", num_threads=nt):
+            if h.agg[o + i] >= 0:
+                x[i] = x[i] + AMG_SCALE * h.x[oc + h.agg[o + i]]
+        _sweeps(h, l, AMG_SWEEPS, False, nt)
+
+
+cdef void _ldlt(double* a, Py_ssize_t nd, double* dinv, double* cc) noexcept nogil:
+    """Dense LDL^T in place (lower triangle, right-looking; twin: amg_setup); a pivot <= 0 (not met: the level is
+    SPD) drops its unknown."""
+    cdef Py_ssize_t k, i, j
+    cdef double dk, li
+    for k in range(nd):
+        dk = a[k * nd + k]
+        for i in range(k + 1, nd):
+            cc[i] = a[i * nd + k]
+            a[i * nd + k] = cc[i] / dk if dk > 0.0 else 0.0
+        dinv[k] = 1.0 / dk if dk > 0.0 else 0.0
+        for i in range(k + 1, nd):
+            li = a[i * nd + k]
+            for j in range(k + 1, i + 1):
+                a[i * nd + j] = a[i * nd + j] - li * cc[j]
+
+
+cdef dict _amg_setup(jptr, jcol, jval, diag, free):
+    """The hierarchy, level by level as the twin's amg_setup, laid end to end in flat arrays (a dict that keeps
+    them alive while the _Amg struct points into them)."""
+    cdef Py_ssize_t n, nact, n1, n2, i, k, r, c, nd, N, last
+    ptrs, cols, vals, diags = [jptr], [jcol], [jval], [diag]
+    acts = [np.asarray(free, dtype=np.uint8)]
+    aggs, mptrs, mems = [], [], []
+    ptr, col, val, dg, act = jptr, jcol, jval, diag, acts[0]
+    while True:
+        n = dg.shape[0]
+        nact = int(np.count_nonzero(act))
+        if nact <= AMG_COARSE:
+            break
+        agg1 = np.empty(n, dtype=np.int64)
+        n1 = _pair_arrays(ptr, col, val, act, agg1)
+        p1, c1, v1, d1 = _coarsen(ptr, col, val, dg, agg1, n1)
+        agg2 = np.empty(n1, dtype=np.int64)
+        n2 = _pair_arrays(p1, c1, v1, np.ones(n1, dtype=np.uint8), agg2)
+        if 2 * nact < 3 * n2:
+            break  # stopped shrinking
+        ptr, col, val, dg = _coarsen(p1, c1, v1, d1, agg2, n2)
+        act = np.ones(n2, dtype=np.uint8)
+        agg = np.where(agg1 >= 0, agg2[np.maximum(agg1, 0)], -1).astype(np.int64)
+        mptr, mem = _members_arrays(agg, n2)
+        aggs.append(agg)
+        mptrs.append(mptr)
+        mems.append(mem)
+        ptrs.append(ptr)
+        cols.append(col)
+        vals.append(val)
+        diags.append(dg)
+        acts.append(act)
+    nl = len(diags)
+    aggs.append(np.full(dg.shape[0], -1, dtype=np.int64))
+    sizes = [d.shape[0] for d in diags]
+    ro = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    eo = np.concatenate([[0], np.cumsum([v.shape[0] for v in cols])]).astype(np.int64)
+    fptr = np.concatenate([ptrs[l][:-1] + eo[l] for l in range(nl)] + [eo[nl:]]).astype(np.int64)
+    fdiag = np.concatenate(diags)
+    fact = np.concatenate(acts)
+    ok = (fact != 0) & (fdiag > 0.0)
+    wd = np.zeros(fdiag.shape[0])
+    wd[ok] = AMG_OMEGA / fdiag[ok]
+    # members of the rows of levels >= 1 (level 0 rows have none), as offsets into the concatenated lists
+    mcount = [np.zeros(sizes[0], dtype=np.int64)] + [np.diff(m) for m in mptrs]
+    fmptr = np.concatenate([[0], np.cumsum(np.concatenate(mcount))]).astype(np.int64)
+    fmem = np.concatenate([np.zeros(0, dtype=np.int64)] + mems)
+    # the coarsest level's dense factor
+    last = nl - 1
+    idx = np.flatnonzero(acts[last]).astype(np.int64)
+    nd = idx.shape[0] if idx.shape[0] <= AMG_DENSE else 0
+    dl_a = np.zeros(max(nd * nd, 1))
+    dinv_a = np.zeros(max(nd, 1))
+    cc_a = np.zeros(max(nd, 1))
+    cdef double[::1] dl = dl_a, dinv = dinv_a, cc = cc_a, lval, ldg
+    cdef int64_t[::1] lptr, lcol, pos, ix
+    if nd > 0:
+        pos_a = np.full(sizes[last], -1, dtype=np.int64)
+        pos_a[idx] = np.arange(nd)
+        pos = pos_a
+        ix = idx
+        lptr = ptrs[last]
+        lcol = np.concatenate([cols[last], [0]]).astype(np.int64)
+        lval = np.concatenate([vals[last], [0.0]])
+        ldg = diags[last]
+        with nogil:
+            for r in range(nd):
+                i = ix[r]
+                dl[r * nd + r] = ldg[i]
+                for k in range(lptr[i], lptr[i + 1]):
+                    c = pos[lcol[k]]
+                    if c >= 0:
+                        dl[r * nd + c] = dl[r * nd + c] - lval[k]
+            _ldlt(&dl[0], nd, &dinv[0], &cc[0])
+    N = ro[nl]
+    return {"nl": nl, "ro": ro, "ptr": fptr, "col": np.concatenate(cols + [np.zeros(1, dtype=np.int64)]),
+            "val": np.concatenate(vals + [np.zeros(1)]), "diag": fdiag, "wd": wd, "act": fact,
+            "agg": np.concatenate(aggs), "mptr": fmptr, "mem": np.concatenate([fmem, np.zeros(1, dtype=np.int64)]),
+            "x": np.zeros(N), "b": np.zeros(N), "t": np.zeros(N), "nd": nd,
+            "didx": np.concatenate([idx[:nd], np.zeros(1, dtype=np.int64)]), "dl": dl_a, "dinv": dinv_a,
+            "dy": np.zeros(max(nd, 1))}
+
+
+cdef void _amg_struct(_Amg* h, dict a):
+    """Point ``h`` at the arrays of the hierarchy ``a`` (which keeps them alive)."""
+    cdef const int64_t[::1] ro = a["ro"], ptr = a["ptr"], col = a["col"], agg = a["agg"], mptr = a["mptr"]
+    cdef const int64_t[::1] mem = a["mem"], didx = a["didx"]
+    cdef const double[::1] val = a["val"], diag = a["diag"], wd = a["wd"], dl = a["dl"], dinv = a["dinv"]
+    cdef const uint8_t[::1] act = a["act"]
+    cdef double[::1] x = a["x"], b = a["b"], t = a["t"], dy = a["dy"]
+    h.nl = a["nl"]
+    h.ro = &ro[0]
+    h.ptr = &ptr[0]
+    h.col = &col[0]
+    h.val = &val[0]
+    h.diag = &diag[0]
+    h.wd = &wd[0]
+    h.act = &act[0]
+    h.agg = &agg[0]
+    h.mptr = &mptr[0]
+    h.mem = &mem[0]
+    h.x = &x[0]
+    h.b = &b[0]
+    h.t = &t[0]
+    h.nd = a["nd"]
+    h.didx = &didx[0]
+    h.dl = &dl[0]
+    h.dinv = &dinv[0]
+    h.dy = &dy[0]
+
+
+#: Junctions below which the CG iterations run on one thread.  Each iteration opens about ten parallel regions on
+#: short vectors, and waking a second thread for each cost more than it saved on the 2-core development machine:
+#: on the 2048^2 bed (82 621 junctions) 0.20 s on 1 thread against 0.23-0.29 s on 2; on 512^2 (14 iterations)
+#: 0.009 against 0.059 s (docs/performance.md).  The bits do not depend on it.
+FLOW_PARALLEL_MIN = 1 << 18
+
+
 def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object gshape, object rules,
-                     object x0=None, int num_threads=1):
+                     object x0=None, int num_threads=1, Py_ssize_t parallel_min=FLOW_PARALLEL_MIN):
     """Pressure and flow of the vessel network whose nodes are the sorted global flat indices ``nodes`` of a
     lattice of shape ``gshape``, with inlet codes ``inlet`` (per node: 0 none, 1 arterial, 2 venous).
 
     ``rules`` is a tumorca.rules.FlowRules; ``x0`` (float64 per node, or None) starts the iteration.  Returns
-    (pressure, flow, info) as tumorca.reference.flow.flow_solve_nodes, bit for bit, for any ``num_threads``."""
+    (pressure, flow, info) as tumorca.reference.flow.flow_solve_nodes, bit for bit, for any ``num_threads``.
+    The junction iterations use ``num_threads`` only from ``parallel_min`` junctions on (tests pass 0 to run
+    the parallel loops on small networks)."""
     cdef FlowRules R
     fill_flow(&R, rules)
     cdef Py_ssize_t n = nodes.shape[0], i, k, kk, j, a, b, e, prev, cur, nxt, head, tail, m, q, c, w0, w1, nw
@@ -223,7 +646,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
     cdef double pa = R.p_arterial, pv = R.p_venous
     pressure_a = np.zeros(n)
     flow_a = np.zeros(n)
-    info = {"iterations": 0, "imbalance": 0.0, "unknowns": 0, "converged": True}
+    info = {"iterations": 0, "imbalance": 0.0, "unknowns": 0, "converged": True, "levels": 0}
     if n == 0:
         return pressure_a, flow_a, info
     cdef double[::1] P = pressure_a
@@ -422,7 +845,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
             if free[q]:
                 nfree += 1
 
-    # 5. Jacobi-preconditioned CG on the junctions
+    # 5. CG on the junctions, preconditioned by one aggregation-multigrid V-cycle
     cdef double[::1] x0v
     p_a = np.empty(m)
     cdef double[::1] p = p_a
@@ -449,15 +872,27 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
     cdef double thresh = R.tol * fabs(pa - pv), imb, rz = 0.0, rz_new, dq, alpha, beta
     cdef long long its = 0, max_iter = R.max_iter
     cdef bint converged, restart = True
-    cdef int nt = num_threads
+    cdef int nt = num_threads if m >= parallel_min else 1
+    cdef _Amg H
+    cdef dict amg = None
+    cdef double* hb = NULL
+    cdef double* hx = NULL
+    if nfree > 0:  # else every residual is 0: the loop below never runs (it also checks nfree, for a NaN tol)
+        amg = _amg_setup(jptr_a, jcol_a, jval_a, diag_a, free_a)
+        _amg_struct(&H, amg)
+        hb = H.b
+        hx = H.x
     with nogil:
         _gsum_resid(&jptr[0], &jcol[0] if jptr[m] > 0 else NULL, &jval[0] if jptr[m] > 0 else NULL, &diag[0],
                     &free[0], &p[0], &r[0], m, False, nt)
         imb = _absmax(&r[0], m, part, nt)
         converged = imb <= thresh
-        while not converged and its < max_iter:
+        while not converged and its < max_iter and nfree > 0:
             for q in prange(m, schedule="static", num_threads=nt):
-                z[q] = r[q] / diag[q] if free[q] else 0.0
+                hb[q] = r[q]
+            _vcycle(&H, nt)
+            for q in prange(m, schedule="static", num_threads=nt):
+                z[q] = hx[q]
             rz_new = _dot(&r[0], &z[0], m, part, nt)
             if restart:
                 for q in prange(m, schedule="static", num_threads=nt):
@@ -487,7 +922,8 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                         &diag[0], &free[0], &p[0], &r[0], m, False, nt)
             imb = _absmax(&r[0], m, part, nt)
             converged = imb <= thresh
-    info.update(iterations=int(its), imbalance=float(imb), unknowns=int(nfree), converged=bool(converged))
+    info.update(iterations=int(its), imbalance=float(imb), unknowns=int(nfree), converged=bool(converged),
+                levels=int(amg["nl"]) if amg is not None else 0)
 
     # 6. pressures: junctions, chain nodes, then peeled trees (breadth-first from the core, exact copies)
     cdef double p0, p1

@@ -1,5 +1,6 @@
 """Blood flow on the vessel network (ext/_flow.pyx, tumorca.reference.flow, tumorca.flow): against a sparse
-direct solve, analytic cases, Kirchhoff's law, kernel vs twin bit for bit, threads and node lists."""
+direct solve, analytic cases, Kirchhoff's law, kernel vs twin bit for bit, threads and node lists, and the
+multigrid preconditioner of the junction solve (levels, iteration counts)."""
 from __future__ import annotations
 
 import numpy as np
@@ -226,25 +227,73 @@ def test_kernel_twin_bit_identical_and_thread_independent(seed):
     x0 = None if seed % 2 else PV + (PA - PV) * rng.random(nodes.size)
     a = ref.flow_solve_nodes(nodes, codes, shape, rules, x0)
     b = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 1)
-    c = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 2)
-    for u, v, w in zip(a[:2], b[:2], c[:2]):
-        assert u.tobytes() == v.tobytes() == w.tobytes()
-    assert a[2] == b[2] == c[2]
+    c = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 2, 0)
+    d = _flow.flow_solve_nodes(nodes, codes, shape, rules, x0, 3, 0)
+    for u, v, w, y in zip(a[:2], b[:2], c[:2], d[:2]):
+        assert u.tobytes() == v.tobytes() == w.tobytes() == y.tobytes()
+    assert a[2] == b[2] == c[2] == d[2]
     for u, v in zip(ref.adjacency(nodes, shape), _flow.adjacency(nodes, shape, 2)):
         assert np.array_equal(u, v)
 
 
-def test_kernel_twin_bit_identical_beyond_one_dot_block():
-    # more junctions than one block of a dot product (1024): the block order matters
+@pytest.mark.parametrize("shape, density", [((1, 90, 100), 0.42), ((12, 30, 30), 0.25)])
+def test_kernel_twin_bit_identical_beyond_one_dot_block_and_multigrid_levels(shape, density):
+    # more junctions than one block of a dot product (1024): the block order matters; and enough of them for a
+    # multigrid hierarchy of several levels (aggregates of up to 4 per level, the coarsest at most 64 unknowns)
     rng = np.random.default_rng(5)
-    vessel, inlet = random_network(rng, (1, 90, 100), 0.42, n_inlets=10)
+    vessel, inlet = random_network(rng, shape, density, n_inlets=10)
     nodes = np.flatnonzero(vessel.ravel()).astype(np.int64)
     codes = inlet.ravel()[nodes]
     rules = FlowRules(PA, PV, 1e-10, 100000, 1e-4)
     a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
-    b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, 2)
-    assert a[2]["unknowns"] > 2 * ref.BLOCK and a[2]["iterations"] > 10
-    assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+    assert a[2]["unknowns"] > 2 * ref.BLOCK and a[2]["iterations"] > 10 and a[2]["levels"] >= 4
+    for threads in (1, 2, 3):
+        b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, threads, 0)
+        assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes() and a[2] == b[2]
+    _, p, act, _ = direct(vessel, inlet)
+    assert np.abs(a[0][act] - p[act]).max() <= 1e-8 * (PA - PV)
+
+
+def test_multigrid_iterations_on_a_capillary_bed():
+    # a capillary bed of 7101 free junctions (capillaries along x joined by oblique cross-links, like the host bed
+    # of the benchmark cases), flow_tol 1e-6: Jacobi-preconditioned CG needed 346 iterations here (measured with the
+    # former preconditioner; its count grows with the bed's length, ~1000 on 2048^2), the aggregation V-cycle 19,
+    # and about as many on 2048^2 (82 621 junctions, 7 levels).  30 leaves room for a changed bed layout but fails
+    # if the hierarchy degrades to a few levels or the V-cycle loses its coarse correction.
+    P0 = Params(init_vessel_spacing=7, init_bed_crosslink_spacing=9)
+    vessel, inlet = initial.capillary_bed((1, 200, 300), P0)
+    nodes = np.flatnonzero(vessel.ravel()).astype(np.int64)
+    codes = inlet.ravel()[nodes]
+    rules = FlowRules.from_params(P0)
+    a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
+    b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, 2, 0)
+    assert a[0].tobytes() == b[0].tobytes() and a[2] == b[2]
+    info = b[2]
+    assert info["converged"] and info["unknowns"] > 7000
+    assert info["levels"] >= 5 and info["iterations"] <= 30
+
+
+def test_multigrid_without_coarsening_free_junctions_apart():
+    # free junctions that touch only inlets (a comb: rows of alternating arterial and venous inlets, free sites
+    # every second column on the row below): no two can be aggregated, coarsening stops at once and the level of
+    # 580 unknowns, too big for the dense coarse solve, is smoothed only; its matrix is diagonal, so the V-cycle is
+    # a multiple of the inverse and CG converges in one step
+    vessel = np.zeros((1, 60, 60), dtype=np.uint8)
+    inlet = np.zeros_like(vessel)
+    vessel[0, 0::3, :] = 1
+    inlet[0, 0::3, 0::2] = 1
+    inlet[0, 0::3, 1::2] = 2
+    vessel[0, 1::3, 0::2] = 1
+    nodes = np.flatnonzero(vessel.ravel()).astype(np.int64)
+    codes = inlet.ravel()[nodes]
+    rules = FlowRules(PA, PV, 1e-10, 100, 1e-4)
+    a = ref.flow_solve_nodes(nodes, codes, vessel.shape, rules)
+    assert a[2]["unknowns"] > ref.AMG_DENSE and a[2]["levels"] == 1 and a[2]["iterations"] == 1
+    for threads in (1, 3):
+        b = _flow.flow_solve_nodes(nodes, codes, vessel.shape, rules, None, threads, 0)
+        assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes() and a[2] == b[2]
+    _, p, act, _ = direct(vessel, inlet)
+    assert np.abs(a[0][act] - p[act]).max() <= 1e-8 * (PA - PV)
 
 
 def test_iteration_cap_is_honoured_and_warns():
