@@ -615,7 +615,7 @@ cdef void _amg_struct(_Amg* h, dict a):
     h.dy = &dy[0]
 
 
-#: Junctions below which the CG iterations run on one thread.  Each iteration opens about ten parallel regions on
+#: Junctions below which the CG iterations (and the per-node loops after them) run on one thread.  Each iteration opens about ten parallel regions on
 #: short vectors, and waking a second thread for each cost more than it saved on the 2-core development machine:
 #: on the 2048^2 bed (82 621 junctions) 0.20 s on 1 thread against 0.23-0.29 s on 2; on 512^2 (14 iterations)
 #: 0.009 against 0.059 s (docs/performance.md).  The bits do not depend on it.
@@ -629,8 +629,8 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
 
     ``rules`` is a tumorca.rules.FlowRules; ``x0`` (float64 per node, or None) starts the iteration.  Returns
     (pressure, flow, info) as tumorca.reference.flow.flow_solve_nodes, bit for bit, for any ``num_threads``.
-    The junction iterations use ``num_threads`` only from ``parallel_min`` junctions on (tests pass 0 to run
-    the parallel loops on small networks)."""
+    The junction iterations and the per-node loops after them use ``num_threads`` only from ``parallel_min``
+    junctions on (tests pass 0 to run the parallel loops on small networks)."""
     cdef FlowRules R
     fill_flow(&R, rules)
     cdef Py_ssize_t n = nodes.shape[0], i, k, kk, j, a, b, e, prev, cur, nxt, head, tail, m, q, c, w0, w1, nw
