@@ -21,8 +21,8 @@ from .biology import ARMS, COMPARISONS, MEASURES, Arm, BiologySuite, Comparison,
 #: and a 96^3 run to day 10 about 2.75 min on one thread, so the 2D suite runs on 512^2 for 21 days (every arm but
 #: the two MMP9 ones, about 1.5 h with two workers) and the 3D suite on 96^3 for 10 days: the five arms of the burden
 #: orderings and the two of falsification (a), about 1.7 h.  Day 10 because the tumour, growing about 50 um/day at
-#: its rim, stays 7-10 sites inside the nearest face then and reaches the faces near day 12; docs/validation.md
-#: says so.  The O2 solve is the default mgcg.
+#: its rim, stays 7-10 sites inside the nearest face then and reaches the faces near day 12 (the page's `at_edge`
+#: column shows that no run touched a face).  The O2 solve is the default mgcg.
 FULL_SUITES = (
     BiologySuite("bio-2d-512", (512, 512), 21.0, 10,
                  tuple(a for a in ARMS if a not in ("mmp9-knockout", "knockout-mmp9-knockout"))),
