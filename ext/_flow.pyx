@@ -399,13 +399,21 @@ cdef struct _Amg:
     double* dy
 
 
+cdef inline double _offsum(const _Amg* h, Py_ssize_t row, const double* x) noexcept nogil:
+    """sum_k val_k x[col_k] over the off-diagonal entries of flat row ``row``, in CSR order (x local to its level)."""
+    cdef Py_ssize_t k
+    cdef double s = 0.0
+    for k in range(h.ptr[row], h.ptr[row + 1]):
+        s = s + h.val[k] * x[h.col[k]]
+    return s
+
+
 cdef void _sweeps(const _Amg* h, Py_ssize_t l, int sweeps, bint from_zero, int nt) noexcept nogil:
     """``sweeps`` damped Jacobi sweeps x + wd*(b - A x) on level l, the first from x = 0 if ``from_zero``."""
-    cdef Py_ssize_t o = h.ro[l], n = h.ro[l + 1] - h.ro[l], i, k
+    cdef Py_ssize_t o = h.ro[l], n = h.ro[l + 1] - h.ro[l], i
     cdef double* x = h.x + o
     cdef double* t = h.t + o
     cdef const double* b = h.b + o
-    cdef double s
     cdef int sw
     if from_zero:
         for i in prange(n, schedule="static", num_threads=nt):
@@ -416,10 +424,7 @@ cdef void _sweeps(const _Amg* h, Py_ssize_t l, int sweeps, bint from_zero, int n
             if not h.act[o + i]:
                 t[i] = 0.0
                 continue
-            s = 0.0
-            for k in range(h.ptr[o + i], h.ptr[o + i + 1]):
-                s = s + h.val[k] * x[h.col[k]]
-            t[i] = x[i] + h.wd[o + i] * (b[i] + s - h.diag[o + i] * x[i])
+            t[i] = x[i] + h.wd[o + i] * (b[i] + _offsum(h, o + i, x) - h.diag[o + i] * x[i])
         for i in prange(n, schedule="static", num_threads=nt):
             x[i] = t[i]
 
@@ -444,10 +449,7 @@ cdef void _vcycle(const _Amg* h, int nt) noexcept nogil:
             if not h.act[o + i]:
                 t[i] = 0.0
                 continue
-            s = 0.0
-            for k in range(h.ptr[o + i], h.ptr[o + i + 1]):
-                s = s + h.val[k] * x[h.col[k]]
-            t[i] = b[i] + s - h.diag[o + i] * x[i]
+            t[i] = b[i] + _offsum(h, o + i, x) - h.diag[o + i] * x[i]
         # restriction: each coarse row sums its members' residuals in ascending order
         for i in prange(nc, schedule="static", num_threads=nt):
             s = 0.0

@@ -448,15 +448,10 @@ def flow_solve_nodes(nodes, inlet, gshape, rules, x0=None, num_threads=1, parall
     cols = np.array(cols, dtype=np.int64)
     vals = np.array(vals)
     jptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m))]).astype(np.int64)
-    width = int(np.diff(jptr).max()) if m else 0
-    # ELL layout (slot k of row a) so that every row sums its entries in CSR order
-    slot = np.arange(rows.shape[0]) - jptr[rows]
-    ecol = np.zeros((m, width), dtype=np.int64)
-    eval_ = np.zeros((m, width))
-    has = np.zeros((m, width), dtype=bool)
-    ecol[rows, slot] = cols
-    eval_[rows, slot] = vals
-    has[rows, slot] = True
+    # rows come in junction order, so (jptr, cols, vals) is CSR; its ELL layout sums each row in CSR order
+    ell = _ell(jptr, cols, vals, m)
+    ecol, eval_, has = ell
+    width = ecol.shape[1]
 
     jin = inlet[jn]
     free = jin == 0
@@ -465,10 +460,7 @@ def flow_solve_nodes(nodes, inlet, gshape, rules, x0=None, num_threads=1, parall
         diag = np.where(has[:, k], diag + eval_[:, k], diag)
 
     def gsum(v):
-        s = np.zeros(m)
-        for k in range(width):
-            s = np.where(has[:, k], s + eval_[:, k] * v[ecol[:, k]], s)
-        return s
+        return _rowsum(ell, v)
 
     p = np.where(jin == 1, pa, np.where(jin == 2, pv, 0.5 * (pa + pv)))
     if x0 is not None:
