@@ -122,3 +122,22 @@ def test_design_gain_pairs_by_replicate_and_measures_the_variance_ratio():
     assert g.paired.ratio == pytest.approx(np.mean(control) / np.mean(paired))
     with pytest.raises(ValueError):
         design_gain(control, paired[:3], independent, 6)
+
+
+def test_a_failed_n1_claim_is_read_with_the_killing_and_the_spread_it_competes_with():
+    from tumorca.validation.biology import COMPARISONS
+    from tumorca.validation.report import _reading, comparison_rows
+
+    def arm(burden, **kw):
+        base = {"neutrophils": 0.0, "killed_share": 0.0, "vegf_per_neutrophil": 0.1, "perfused_in_tumour": 100.0}
+        return [{"replicate": i, "tumour_volume_mm3": b, **base, **kw} for i, b in enumerate(burden)]
+
+    # Depletion does not speed growth: both arms draw from the same burdens, the N1 arm kills 2.5 % of births.
+    data = {"wild-type": arm([1.0, 1.1, 0.9], neutrophils=100.0),
+            "tgfb-block": arm([1.0, 0.9, 1.1], neutrophils=70.0, killed_share=0.025, perfused_in_tumour=120.0),
+            "tgfb-block-depleted": arm([0.9, 1.1, 1.0])}
+    rows = comparison_rows(data, [c for c in COMPARISONS if c.low == "tgfb-block"])
+    assert rows and not rows[0][1].holds
+    text = _reading(rows, data)[0]
+    assert "killed 2.5 % of the tumour cells born" in text and "coefficient of variation 10.0 %" in text
+    assert "70 present" in text and "100 in wild-type" in text and "1.2 times the perfused" in text

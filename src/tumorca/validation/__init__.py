@@ -109,6 +109,7 @@ def run_physics(quick: bool = False, progress=None) -> dict:
 
     checks = {
         "host_tissue": lambda: physics.host_tissue(),
+        "host_tissue_3d": lambda: physics.host_tissue(shape=(48, 48, 96) if quick else (96, 96, 96)),
         "decay_length": lambda: physics.decay_length(),
         "critical_radius": lambda: physics.critical_radius(),
         "necrosis_onset_in_growing_disk": lambda: physics.necrosis_onset_in_growing_disk(),

@@ -87,6 +87,7 @@ MEASURES: dict[str, str] = {
     "neutrophil_lifespan_h": "neutrophil lifespan, hours, second half: −Δt/ln(1 − p̂), p̂ = deaths in a step / "
                              "neutrophils present at its start (the per-step death probability)",
     "necrotic_fraction": "necrotic share of the tumour at the end",
+    "killed_share": "tumour cells killed by neutrophils over the run, as a share of the tumour cells born in it",
     "growth_um_per_day": "slope of the tumour's equivalent radius over the run, um/day",
     "at_edge": "1 if the tumour touched a lattice face at the end (the lattice was too small for the run), else 0",
 }
@@ -200,6 +201,8 @@ def run_measures(path: str | Path) -> dict[str, float]:
         # 1 - exp(-dt / lifespan) whether or not the population is steady.
         "neutrophil_lifespan_h": (-dt / math.log1p(-died / at_risk)) / 60.0 if 0 < died < at_risk else math.nan,
         "necrotic_fraction": float(fin["necrotic_fraction"]),
+        "killed_share": (float(ts["tumor_killed"].sum()) / float(ts["tumor_born"].sum())
+                         if ts["tumor_born"].sum() else math.nan),
         "growth_um_per_day": float(fin.get("growth_um_per_day", math.nan)),
         # realism (issue 14): hypoxic share of live tumour, vessel share of tumour and of the host tissue around
         # it, perfused share of all vessels, tumour volume doubling time over the second half of the run

@@ -281,10 +281,12 @@ def front_roughness(params: Params | None = None, width: int = 512, height: int 
             "lattice": f"{height}x{width}", "seeds": len(seeds), "skip_days": skip_days}
 
 
-def host_tissue(params: Params | None = None, shape: tuple[int, int] = (60, 120)) -> dict[str, Any]:
+def host_tissue(params: Params | None = None, shape: tuple[int, ...] = (60, 120)) -> dict[str, Any]:
     """Host tissue without a tumour: the pO2 the capillary bed holds (mean, 10th percentile and minimum over the
     sites without a vessel, after the first solve), and the O2 decay length in host tissue, measured as
-    :func:`decay_length` measures the tumour's, with the slab's uptake set to ``o2_uptake_stroma``."""
+    :func:`decay_length` measures the tumour's, with the slab's uptake set to ``o2_uptake_stroma``.  ``shape`` is
+    2D or 3D: the bed differs between them (capillaries are lines in both, so they fill a larger share of a
+    section than of a volume)."""
     p = (params or Params()).replace(init_tumor_radius=0)
     sim = Simulation(shape, p, seed=1, threads=1)
     sim.step(1)
