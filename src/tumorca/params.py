@@ -283,8 +283,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _p("init_vessel_spacing", 10, "sites", int, 2, 10**6, doc="distance between initial parallel vessels "
        "(capillaries of the bed)", source="200 um: with the host O2 uptake, host-tissue pO2 between capillaries "
        "stays above 30 mmHg, within the 25-50 mmHg of normal tissue (McKeown 2014); assumption", group="initial"),
-    _p("init_bed_crosslink_spacing", 40, "sites", int, 1, 10**6, doc="distance along x between the cross-links "
-       "of the capillary bed (tumorca.initial.capillary_bed)", source="assumption", group="initial"),
+    _p("init_bed_crosslink_spacing", 20, "sites", int, 1, 10**6, doc="distance along x between the cross-links "
+       "of the capillary bed (tumorca.initial.capillary_bed)", source="400 um, two capillary spacings: where a "
+       "tumour cuts a capillary, flow reroutes through the links within this distance; at 800 um 3D tumours grew "
+       "to 0.64 of their width along the capillaries (docs/model.md, host bed); assumption", group="initial"),
 )
 
 _SPECS: dict[str, ParamSpec] = {s.name: s for s in PARAMETERS}
