@@ -149,3 +149,18 @@ def test_rim_perfusion_known_answers():
     assert got == {"rim_sites": 300, "rim_perfused_coverage": 20 / 300}
     assert M.rim_perfusion(t, v, p, dx_um=20.0, rim_um=20.0)["rim_sites"] == 20 * 20 - 18 * 18
     assert M.rim_perfusion(np.zeros_like(t), v, p, 20.0) == {"rim_sites": 0, "rim_perfused_coverage": 0.0}
+
+
+def test_tumour_aspect_of_disks_balls_and_ellipses():
+    yy, xx = np.mgrid[:201, :201] - 100.0
+    round_ = np.where(yy ** 2 + xx ** 2 <= 60 ** 2, Cell.TUMOR_P, Cell.EMPTY).astype(np.uint8)
+    assert abs(M.tumour_aspect(round_) - 1.0) < 0.01
+    assert M.tumour_aspect(round_[None]) == M.tumour_aspect(round_)          # a 2D lattice stored as 1 x ny x nx
+    # an ellipse of semi-axes 80 (y) and 40 (x), with a necrotic core (counted as tumour)
+    ell = np.where((yy / 80) ** 2 + (xx / 40) ** 2 <= 1, Cell.TUMOR_Q, Cell.EMPTY).astype(np.uint8)
+    ell[(yy ** 2 + xx ** 2) <= 20 ** 2] = Cell.NECROTIC
+    assert abs(M.tumour_aspect(ell) - 0.5) < 0.01
+    zz, yy, xx = np.mgrid[:61, :61, :61] - 30.0
+    ball = np.where(zz ** 2 + yy ** 2 + (xx / 0.6) ** 2 <= 25 ** 2, Cell.TUMOR_P, Cell.EMPTY).astype(np.uint8)
+    assert abs(M.tumour_aspect(ball) - 0.6) < 0.02                     # shorter along x, as the old bed made it
+    assert math.isnan(M.tumour_aspect(np.zeros((5, 5), np.uint8)))

@@ -53,6 +53,21 @@ def hypoxic_fraction(tissue: np.ndarray, o2: np.ndarray, threshold_mmhg: float =
     return float(np.count_nonzero(o2[live] < threshold_mmhg) / n) if n else 0.0
 
 
+def tumour_aspect(tissue: np.ndarray) -> float:
+    """How round the tumour is: the shortest over the longest principal axis of its sites (the square root of the
+    smallest over the largest eigenvalue of their coordinates' covariance).  1 for a disk or a ball, b/a for an
+    ellipse or ellipsoid of semi-axes a >= b; nan with fewer than two sites.  Axes one site deep (a 2D lattice
+    stored as 1 x ny x nx) are left out.  A lattice artefact shows as a tumour shorter along one lattice axis."""
+    mask = tumour_mask(tissue)
+    mask = mask.reshape([n for n in mask.shape if n > 1] or [1])
+    idx = np.nonzero(mask)
+    if mask.ndim < 2 or idx[0].size < 2:
+        return float("nan")
+    coords = np.stack(idx).astype(np.float64)
+    eig = np.linalg.eigvalsh(np.cov(coords))
+    return float(math.sqrt(max(eig[0], 0.0) / eig[-1])) if eig[-1] > 0 else float("nan")
+
+
 def centroid(tissue: np.ndarray) -> tuple[float, ...]:
     """Centre of mass of the tumour in site coordinates (same axis order as the array); the lattice centre if
     there is no tumour."""
@@ -226,7 +241,7 @@ def frame_measures(frame: dict[str, Any], dx_um: float, hypoxia_mmhg: float = 10
     size = tumour_size(t, dx_um)
     out.update({"tumour_sites": size["sites"], "tumour_size_um": size["size_um"],
                 "equivalent_radius_um": size["equivalent_radius_um"], "necrotic_fraction": necrotic_fraction(t),
-                "front_roughness_um": front_roughness(t, dx_um)})
+                "front_roughness_um": front_roughness(t, dx_um), "tumour_aspect": tumour_aspect(t)})
     if "o2" in frame:
         out["hypoxic_fraction"] = hypoxic_fraction(t, frame["o2"], hypoxia_mmhg)
     v = frame["vessel"]

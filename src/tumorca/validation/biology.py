@@ -89,6 +89,8 @@ MEASURES: dict[str, str] = {
     "necrotic_fraction": "necrotic share of the tumour at the end",
     "killed_share": "tumour cells killed by neutrophils over the run, as a share of the tumour cells born in it",
     "growth_um_per_day": "slope of the tumour's equivalent radius over the run, um/day",
+    "tumour_aspect": "shortest over longest principal axis of the tumour's sites at the end (1: round; a tumour "
+                     "shorter along the host capillaries, x, shows a lattice artefact of the bed)",
     "at_edge": "1 if the tumour touched a lattice face at the end (the lattice was too small for the run), else 0",
 }
 
@@ -204,6 +206,7 @@ def run_measures(path: str | Path) -> dict[str, float]:
         "killed_share": (float(ts["tumor_killed"].sum()) / float(ts["tumor_born"].sum())
                          if ts["tumor_born"].sum() else math.nan),
         "growth_um_per_day": float(fin.get("growth_um_per_day", math.nan)),
+        "tumour_aspect": float(fin.get("tumour_aspect", math.nan)),
         # realism (issue 14): hypoxic share of live tumour, vessel share of tumour and of the host tissue around
         # it, perfused share of all vessels, tumour volume doubling time over the second half of the run
         "hypoxic_fraction": float(ts["hypoxic_fraction"][-1]),

@@ -61,8 +61,10 @@ CALIBRATION_14: tuple[tuple[str, Any, str], ...] = (
     ("init_bed_crosslink_spacing", 40, "Links every 400 µm instead of 800 µm (measured 2026-12-07). Where a "
      "tumour cut a capillary, flow stopped along it up to the next link on either side, so the host tissue "
      "beyond the tumour along the capillaries lost supply: 3D tumours grew to 0.64 of their width along x (96³, "
-     "day 9, 2 seeds per arm; 0.80 (wild-type) and 0.88 (knockout) in 2D on 512², day 21, one seed). With links "
-     "every 400 µm the ratio is 0.96–0.98 in 3D and 0.94–0.96 in 2D, and host pO2 stays within 26–52 mmHg. The "
+     "day 9, 2 seeds per arm; 0.80 (wild-type) and 0.88 (knockout) in 2D on 512², day 21, one seed); over the "
+     "10 replicates of the previous suites the aspect (`tumour_aspect`) was 0.59 and 0.62 in 3D (day 10) and "
+     "0.79 and 0.93 in 2D (wild-type and knockout). With links "
+     "every 400 µm the width ratio is 0.96–0.98 in 3D and 0.94–0.96 in 2D, and host pO2 stays within 26–52 mmHg. The "
      "denser bed also feeds the wild-type better: the knockout/wild-type size ratio of the same runs went from "
      "1.07 to 1.12 in 3D (day 9) and from 1.48 to 1.19 in 2D (day 21, one seed); links every 200 µm gave 1.13 "
      "and 1.06 (the sensitivity table below)."),
@@ -262,7 +264,7 @@ def _comparison_table(rows: list[tuple[Any, Effect]]) -> list[str]:
 def _arm_table(data: Mapping[str, list[dict[str, float]]]) -> list[str]:
     keys = ["tumour_volume_mm3", "tumour_sites", "necrotic_fraction", "vessel_sites", "perfused_sites",
             "perfused_in_tumour", "rim_coverage", "neutrophils",
-            "vegf_per_neutrophil", "mmp9_per_neutrophil", "neutrophil_lifespan_h", "killed_share", "at_edge"]
+            "vegf_per_neutrophil", "mmp9_per_neutrophil", "neutrophil_lifespan_h", "killed_share", "tumour_aspect", "at_edge"]
     out = ["| arm | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for arm, runs in data.items():
         cells = []
