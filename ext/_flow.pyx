@@ -617,10 +617,10 @@ cdef void _amg_struct(_Amg* h, dict a):
     h.dy = &dy[0]
 
 
-#: Junctions below which the CG iterations (and the per-node loops after them) run on one thread.  Each iteration opens about ten parallel regions on
-#: short vectors, and waking a second thread for each cost more than it saved on the 2-core development machine:
-#: on the 2048^2 bed (82 621 junctions) 0.20 s on 1 thread against 0.23-0.29 s on 2; on 512^2 (14 iterations)
-#: 0.009 against 0.059 s (docs/performance.md).  The bits do not depend on it.
+#: Junctions below which the CG iterations (and the per-node loops after them) run on one thread.  Each iteration
+#: opens about ten parallel regions on short vectors, and waking a second thread for each cost more than it saved on
+#: the 2-core development machine: on the 2048^2 bed (82 621 junctions) 0.20 s on 1 thread against 0.23-0.29 s on 2;
+#: on 512^2 (14 iterations) 0.009 against 0.059 s (docs/performance.md).  The bits do not depend on it.
 FLOW_PARALLEL_MIN = 1 << 18
 
 

@@ -179,6 +179,12 @@ def comparison_rows(data: Mapping[str, list[dict[str, float]]], comparisons=COMP
     return list(zip([c for c, _ in rows], holm([e for _, e in rows])))
 
 
+def _arm_mean(data: Mapping[str, list[dict[str, float]]], arm: str, k: str) -> float:
+    """Mean of measure ``k`` over the runs of ``arm`` (nan where missing)."""
+    runs = data.get(arm)
+    return float(np.nanmean(np.array([r[k] for r in runs], dtype=np.float64))) if runs else math.nan
+
+
 def _reading(rows: list[tuple[Any, Effect]], data: Mapping[str, list[dict[str, float]]]) -> list[str]:
     """One paragraph that reads the table: what holds, and, when knockout > wild-type in burden does not, the
     numbers that say where the chain from neutrophils to burden weakens."""
@@ -190,12 +196,9 @@ def _reading(rows: list[tuple[Any, Effect]], data: Mapping[str, list[dict[str, f
     burden_weak = any(c.measure == "tumour_volume_mm3" and c.high == "ifnb-knockout" and c.low == "wild-type"
                       and e.computed and not e.holds for c, e in rows)
     if burden_weak and "ifnb-knockout" in data and "wild-type" in data:
-        def mean(arm: str, k: str) -> float:
-            return float(np.nanmean(np.array([r[k] for r in data[arm]], dtype=np.float64)))
-
         def ratio(k: str) -> float:  # a measure that is 0 in the wild-type (an overrun box) has no ratio
-            wt = mean("wild-type", k)
-            return mean("ifnb-knockout", k) / wt if wt else math.nan
+            wt = _arm_mean(data, "wild-type", k)
+            return _arm_mean(data, "ifnb-knockout", k) / wt if wt else math.nan
 
         ratios = {k: ratio(k) for k in ("vessel_sites", "perfused_sites", "perfused_in_tumour", "tumour_volume_mm3")}
         text += (" Knockout against wild-type: " + ", ".join(f"{_fmt(v)} times the {k.replace('_', ' ')}"
@@ -211,22 +214,20 @@ def _n1_reading(data: Mapping[str, list[dict[str, float]]]) -> str:
     """Why depleting N1-biased neutrophils does not speed growth, in the runs' numbers: how much of the tumour's
     growth the N1 cells kill, against the spread of burden between replicates, and what else they still do."""
     def mean(arm: str, k: str) -> float:
-        return float(np.nanmean(np.array([r[k] for r in data.get(arm, [])], dtype=np.float64))) \
-            if data.get(arm) else math.nan
+        return _arm_mean(data, arm, k)
 
     burden = np.array([r["tumour_volume_mm3"] for r in data["tgfb-block-depleted"]], dtype=np.float64)
     cv = float(burden.std(ddof=1) / burden.mean()) if len(burden) > 1 and burden.mean() else math.nan
     cover = mean("tgfb-block", "perfused_in_tumour") / mean("tgfb-block-depleted", "perfused_in_tumour")
     killed = mean("tgfb-block", "killed_share")
     than = "less than" if killed < cv else "not less than"
-    text = (f"With TGF-β blocked the N1-biased neutrophils ({_fmt(mean('tgfb-block', 'neutrophils'))} present on "
+    return (f"With TGF-β blocked the N1-biased neutrophils ({_fmt(mean('tgfb-block', 'neutrophils'))} present on "
             f"average, against {_fmt(mean('wild-type', 'neutrophils'))} in wild-type) killed "
             f"{100 * killed:.1f} % of the tumour cells born over the run, {than} the "
             f"spread of burden between replicates of the depleted arm (coefficient of variation "
             f"{100 * cv:.1f} %); they still secrete {_fmt(mean('tgfb-block', 'vegf_per_neutrophil'))} nM/min of "
             f"VEGF each, and their tumours held {_fmt(cover)} times the perfused vessel sites under tumour of the "
             "depleted arm.")
-    return text
 
 
 def _falsification(data: Mapping[str, list[dict[str, float]]]) -> tuple[list[str], list[dict[str, Any]]]:
