@@ -157,8 +157,8 @@ def test_ifn_suppression_curve_and_preset_levels():
 
 
 def _neutrophil_run(name, seed, days=7, shape=(96, 96)):
-    # 96^2, not 64^2: on 64^2 the host bed feeds the small tumour so well that after day 3 not even the knockout
-    # recruits a neutrophil (every arm counted 0), and the therapy ordering was a tie of the first three days.
+    # 96^2, not 64^2: on 64^2 with the bed's links every 20 sites no arm, not even the knockout, recruited a
+    # neutrophil after day 3 (seeds 1-3), and the therapy ordering was a tie of the first three days.
     sim = tumorca.Simulation(shape, presets.get(name, init_vessel_spacing=30), seed=seed, threads=1)  # a small lattice: one thread (2 spin when a core is busy)
     recruited, present, vegf_per_cell = 0, [], []
     for _ in range(days * 48):
