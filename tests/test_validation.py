@@ -12,6 +12,7 @@ pytest.importorskip("scipy")
 
 from tumorca.validation import QUICK_PAIRED, QUICK_SUITES, physics  # noqa: E402
 from tumorca.validation.biology import collect  # noqa: E402
+from tumorca.validation.report import wall_time  # noqa: E402
 from tumorca.validation.stats import compare  # noqa: E402
 
 
@@ -141,3 +142,11 @@ def test_a_failed_n1_claim_is_read_with_the_killing_and_the_spread_it_competes_w
     text = _reading(rows, data)[0]
     assert "killed 2.5 % of the tumour cells born" in text and "coefficient of variation 10.0 %" in text
     assert "70 present" in text and "100 in wild-type" in text and "1.2 times the perfused" in text
+
+
+def test_run_time_skips_runs_found_complete_without_a_wall_time():
+    # a sweep killed after a run's file was complete, but before the manifest took its wall time, resumes with the
+    # run "found complete" and no time: None in the manifest, nan once read through pandas
+    rows = [{"wall_seconds": 60.0}, {"wall_seconds": None}, {"wall_seconds": float("nan")}, {"wall_seconds": 30}]
+    assert wall_time(rows) == (90.0, 2)
+    assert wall_time([]) == (0.0, 0)
