@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from tumorca import Cell, Simulation, presets
+from tumorca import Simulation, presets
 from tumorca.analysis.measures import tumour_aspect, tumour_mask
 
 
@@ -27,8 +27,9 @@ def main(argv: list[str]) -> None:
     sim = Simulation(shape, params, seed=seed, threads=1)
     t0 = time.perf_counter()
     sim.step(int(round(days * 1440 / params.dt_min)))
-    arrays = sim.get_state()["arrays"]
-    tissue = arrays["tissue"].reshape(sim.get_state()["shape"] if len(shape) == 3 else (1, *shape))
+    state = sim.get_state()  # a copy of every array: take it once
+    arrays = state["arrays"]
+    tissue = arrays["tissue"].reshape(state["shape"] if len(shape) == 3 else (1, *shape))
     vessel = arrays["vessel"].reshape(tissue.shape) != 0
     perfused = arrays["perfused"].reshape(tissue.shape) != 0
     tum = tumour_mask(tissue)
