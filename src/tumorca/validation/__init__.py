@@ -19,7 +19,7 @@ from .biology import ARMS, COMPARISONS, MEASURES, Arm, BiologySuite, Comparison,
 #: The full suite, in the order it runs.  Issue 14 asks for every arm on 512^2 for 21 days and on a 3D lattice of at
 #: least 96^3, 10 replicates per arm.  On the 2-core machine of its sessions a 512^2 run to day 21 takes 1.5-2.3 min
 #: and a 96^3 run to day 9 about 2.5 min on one thread, so the 2D suite runs on 512^2 for 21 days (every arm but
-#: the two MMP9 ones, about 1.5 h with two workers) and the 3D suite on 96^3 for 9 days: the five arms of the burden
+#: the two MMP9 ones, about 1.7 h with two workers) and the 3D suite on 96^3 for 9 days: the five arms of the burden
 #: orderings and the two of falsification (a), about 1.5 h.  Day 9 because on the capillary bed with links every
 #: 400 um the knockout's tumour, about 82 sites across then, stays about 7 sites inside the nearest face and
 #: would reach the faces near day 10-11 (the page's `at_edge` column shows whether a run touched a face).  The O2

@@ -54,6 +54,14 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     # vessels can carry flow) and with neutrophil MMP9 removed (the depleted pair is above)
     Arm("wild-type-no-angiogenesis", "wild-type", {"sprout_rate": 0.0}, description="I = 1, no sprouting"),
     Arm("knockout-no-angiogenesis", "ifnb-knockout", {"sprout_rate": 0.0}, description="I = 0, no sprouting"),
+    # the vessel link cut whole: no sprouting, and VEGF no longer delays the regression of co-opted vessels
+    # (coopt_vegf_half at its upper bound, 1e4 nM: h/(h + V) > 0.9998 in these arms, whose free VEGF stays under
+    # 2 nM on 512^2 to day 21).  With sprouting cut alone, the knockout's VEGF still keeps more of the initial
+    # vessels under the tumour perfused (docs/model.md §7).
+    Arm("wild-type-static-vessels", "wild-type", {"sprout_rate": 0.0, "coopt_vegf_half": 1.0e4},
+        description="I = 1, no sprouting, VEGF-independent co-opted regression"),
+    Arm("knockout-static-vessels", "ifnb-knockout", {"sprout_rate": 0.0, "coopt_vegf_half": 1.0e4},
+        description="I = 0, no sprouting, VEGF-independent co-opted regression"),
     Arm("mmp9-knockout", "mmp9-knockout", description="I = 1, no neutrophil MMP9"),
     Arm("knockout-mmp9-knockout", "ifnb-knockout", dict(presets.changes("mmp9-knockout")),
         description="I = 0, no neutrophil MMP9"),
@@ -116,6 +124,8 @@ COMPARISONS: tuple[Comparison, ...] = (
 FALSIFICATION: tuple[tuple[str, str, str], ...] = (
     ("whole chain", "ifnb-knockout", "wild-type"),
     ("only the initial vessels (no sprouting)", "knockout-no-angiogenesis", "wild-type-no-angiogenesis"),
+    ("no sprouting, co-opted vessels regress whatever the VEGF", "knockout-static-vessels",
+     "wild-type-static-vessels"),
     ("both arms depleted of neutrophils", "knockout-depleted", "neutrophil-depleted"),
     ("neutrophil MMP9 removed", "knockout-mmp9-knockout", "mmp9-knockout"),
 )
