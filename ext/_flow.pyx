@@ -20,7 +20,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport fabs, sqrt, isfinite
-from libc.stdint cimport uint8_t, int64_t
+from libc.stdint cimport uint8_t, int32_t, int64_t
 from _rules cimport FlowRules, fill_flow
 
 cnp.import_array()
@@ -70,7 +70,7 @@ cdef inline Py_ssize_t _gallop(const int64_t* a, Py_ssize_t lo, Py_ssize_t n, in
 
 
 cdef int _adj_chunk(const int64_t* nodes, Py_ssize_t n, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nz,
-                    Py_ssize_t ny, Py_ssize_t nx, int64_t* ptr, int64_t* nbr, int64_t* lc) noexcept nogil:
+                    Py_ssize_t ny, Py_ssize_t nx, int64_t* ptr, int32_t* nbr, uint8_t* lc) noexcept nogil:
     """Neighbours of nodes i0..i1-1 in Moore order (ascending index).  Without ``nbr``: their number into
     ptr[i + 1]; with it: positions into nbr[ptr[i]:] and length classes into lc.  The search for each of the 9
     neighbouring rows gallops on from the previous node's hit (targets grow with the node index)."""
@@ -106,8 +106,8 @@ cdef int _adj_chunk(const int64_t* nodes, Py_ssize_t n, Py_ssize_t i0, Py_ssize_
                     t = nodes[k] - base
                     if not (dz == 0 and dy == 0 and t == x):
                         if nbr != NULL:
-                            nbr[o + cnt] = k
-                            lc[o + cnt] = (dz != 0) + (dy != 0) + (t != x)
+                            nbr[o + cnt] = <int32_t>k
+                            lc[o + cnt] = <uint8_t>((dz != 0) + (dy != 0) + (t != x))
                         cnt += 1
                     k += 1
         if nbr == NULL:
@@ -118,16 +118,23 @@ cdef int _adj_chunk(const int64_t* nodes, Py_ssize_t n, Py_ssize_t i0, Py_ssize_
 cdef enum:
     ADJ_CHUNK = 4096
 
+#: Node positions are int32 (half the memory of int64 in the per-node and per-edge arrays, which set the solve's
+#: peak); a network of more nodes than that on one rank is refused.  Global flat indices and CSR row pointers,
+#: which can pass 2**31 on a large lattice, stay int64.
+MAX_NODES = 2 ** 31 - 1
+
 
 def adjacency(const int64_t[::1] nodes, object gshape, int num_threads=1):
     """CSR adjacency of the sorted global flat indices ``nodes`` of a lattice of shape ``gshape``: (ptr, nbr,
-    lcls) as in tumorca.reference.flow.adjacency."""
+    lcls) as in tumorca.reference.flow.adjacency, with ptr int64, nbr int32 and lcls uint8."""
     cdef Py_ssize_t nz, ny, nx, n = nodes.shape[0], i, c, nchunk, i1
     nz, ny, nx = (int(v) for v in gshape)
+    if n > MAX_NODES:
+        raise ValueError(f"the flow solve takes at most {MAX_NODES} vessel nodes on one rank, got {n}")
     ptr_a = np.zeros(n + 1, dtype=np.int64)
     cdef int64_t[::1] ptr = ptr_a
     if n == 0:
-        return ptr_a, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return ptr_a, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint8)
     cdef const int64_t* N = &nodes[0]
     nchunk = (n + ADJ_CHUNK - 1) // ADJ_CHUNK
     with nogil:
@@ -138,10 +145,10 @@ def adjacency(const int64_t[::1] nodes, object gshape, int num_threads=1):
             _adj_chunk(N, n, c * ADJ_CHUNK, i1, nz, ny, nx, &ptr[0], NULL, NULL)
         for i in range(n):
             ptr[i + 1] += ptr[i]
-    nbr_a = np.empty(max(ptr[n], 1), dtype=np.int64)
-    cls_a = np.empty(max(ptr[n], 1), dtype=np.int64)
-    cdef int64_t[::1] nbr = nbr_a
-    cdef int64_t[::1] lc = cls_a
+    nbr_a = np.empty(max(ptr[n], 1), dtype=np.int32)
+    cls_a = np.empty(max(ptr[n], 1), dtype=np.uint8)
+    cdef int32_t[::1] nbr = nbr_a
+    cdef uint8_t[::1] lc = cls_a
     if ptr[n] > 0:
         with nogil:
             for c in prange(nchunk, schedule="static", num_threads=num_threads):
@@ -581,9 +588,19 @@ cdef dict _amg_setup(jptr, jcol, jval, diag, free):
                         dl[r * nd + c] = dl[r * nd + c] - lval[k]
             _ldlt(&dl[0], nd, &dinv[0], &cc[0])
     N = ro[nl]
-    return {"nl": nl, "ro": ro, "ptr": fptr, "col": np.concatenate(cols + [np.zeros(1, dtype=np.int64)]),
-            "val": np.concatenate(vals + [np.zeros(1)]), "diag": fdiag, "wd": wd, "act": fact,
-            "agg": np.concatenate(aggs), "mptr": fmptr, "mem": np.concatenate([fmem, np.zeros(1, dtype=np.int64)]),
+    # the levels' own arrays are dropped as each flat array is made, so that at most one of them is held twice
+    del ptrs, diags, acts, mptrs, mcount
+    fcol = np.concatenate(cols + [np.zeros(1, dtype=np.int64)])
+    del cols
+    fval = np.concatenate(vals + [np.zeros(1)])
+    del vals
+    fagg = np.concatenate(aggs)
+    del aggs
+    fmem = np.concatenate([fmem, np.zeros(1, dtype=np.int64)])
+    del mems
+    return {"nl": nl, "ro": ro, "ptr": fptr, "col": fcol,
+            "val": fval, "diag": fdiag, "wd": wd, "act": fact,
+            "agg": fagg, "mptr": fmptr, "mem": fmem,
             "x": np.zeros(N), "b": np.zeros(N), "t": np.zeros(N), "nd": nd,
             "didx": np.concatenate([idx[:nd], np.zeros(1, dtype=np.int64)]), "dl": dl_a, "dinv": dinv_a,
             "dy": np.zeros(max(nd, 1))}
@@ -655,15 +672,17 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
     cdef double[::1] Q = flow_a
     ptr_a, nbr_a, cls_a = adjacency(nodes, (nz, ny, nx), num_threads)
     cdef int64_t[::1] ptr = ptr_a
-    cdef int64_t[::1] nbr = nbr_a
-    cdef int64_t[::1] lcls = cls_a
+    cdef int32_t[::1] nbr = nbr_a
+    cdef uint8_t[::1] lcls = cls_a
     cdef const uint8_t[::1] I = inlet
 
+    # Per-node arrays hold node positions as int32 (adjacency's MAX_NODES), and each is released as soon as the
+    # steps below are done with it: the solve's peak memory is these arrays, not the junction system.
     # 2. components (breadth-first from each unlabelled node in order)
-    comp_a = np.full(n, -1, dtype=np.int64)
-    queue_a = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] comp = comp_a
-    cdef int64_t[::1] queue = queue_a
+    comp_a = np.full(n, -1, dtype=np.int32)
+    queue_a = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] comp = comp_a
+    cdef int32_t[::1] queue = queue_a
     cflag_a = np.zeros(n, dtype=np.uint8)      # per component: bit 1 arterial, bit 2 venous
     cdef uint8_t[::1] cflag = cflag_a
     active_a = np.zeros(n, dtype=np.uint8)
@@ -676,8 +695,8 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                 continue
             head = 0
             tail = 1
-            queue[0] = i
-            comp[i] = ncomp
+            queue[0] = <int32_t>i
+            comp[i] = <int32_t>ncomp
             while head < tail:
                 cur = queue[head]
                 head += 1
@@ -688,8 +707,8 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                 for k in range(ptr[cur], ptr[cur + 1]):
                     j = nbr[k]
                     if comp[j] < 0:
-                        comp[j] = ncomp
-                        queue[tail] = j
+                        comp[j] = <int32_t>ncomp
+                        queue[tail] = <int32_t>j
                         tail += 1
             ncomp += 1
         for i in range(n):
@@ -698,14 +717,17 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
             if c == 3:
                 any_active = True
             P[i] = pa if (c & 1) else (pv if c == 2 else 0.0)
+    comp = None
+    cflag = None
+    del comp_a, cflag_a
     if pa == pv or not any_active:
         return pressure_a, flow_a, info
 
     # 3. peel dead-end trees: non-inlet nodes with at most one unpeeled neighbour
     core_a = active_a.copy()
-    cdeg_a = np.zeros(n, dtype=np.int64)
+    cdeg_a = np.zeros(n, dtype=np.int32)
     cdef uint8_t[::1] core = core_a
-    cdef int64_t[::1] cdeg = cdeg_a
+    cdef int32_t[::1] cdeg = cdeg_a
     with nogil:
         tail = 0
         for i in range(n):
@@ -714,7 +736,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
             for k in range(ptr[i], ptr[i + 1]):
                 cdeg[i] += 1  # every neighbour of an active node is active
             if I[i] == 0 and cdeg[i] <= 1:
-                queue[tail] = i
+                queue[tail] = <int32_t>i
                 tail += 1
                 core[i] = 0
         head = 0
@@ -727,36 +749,46 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                     cdeg[j] -= 1
                     if I[j] == 0 and cdeg[j] <= 1:
                         core[j] = 0
-                        queue[tail] = j
+                        queue[tail] = <int32_t>j
                         tail += 1
 
     # 4. junctions and chains
     kind_a = np.zeros(n, dtype=np.uint8)       # 1 junction, 2 chain node
     cdef uint8_t[::1] kind = kind_a
-    chain_a = np.full(n, -1, dtype=np.int64)
-    s_a = np.zeros(n)
-    cdef int64_t[::1] chain_of = chain_a
-    cdef double[::1] s_of = s_a
-    cha_a = np.empty(n, dtype=np.int64)
-    chb_a = np.empty(n, dtype=np.int64)
-    chg_a = np.empty(n)
-    chr_a = np.empty(n)
-    cdef int64_t[::1] cha = cha_a
-    cdef int64_t[::1] chb = chb_a
-    cdef double[::1] chg = chg_a
-    cdef double[::1] chr_ = chr_a
-    cdef Py_ssize_t nch = 0
-    cdef double s, lk
-    jidx_a = np.full(n, -1, dtype=np.int64)
-    cdef int64_t[::1] jidx = jidx_a
+    jidx_a = np.full(n, -1, dtype=np.int32)
+    cdef int32_t[::1] jidx = jidx_a
     m = 0
     with nogil:
         for i in range(n):
             if core[i]:
                 kind[i] = 1 if (I[i] != 0 or cdeg[i] != 2) else 2
                 if kind[i] == 1:
-                    jidx[i] = m
+                    jidx[i] = <int32_t>m
                     m += 1
+    cdeg = None
+    del cdeg_a
+    # every chain starts at a junction's chain-node neighbour: their number bounds the chains (far fewer than the
+    # nodes on a capillary bed, whose chains are the segments between junctions)
+    cdef Py_ssize_t nch_max = 0
+    with nogil:
+        for a in range(n):
+            if kind[a] == 1:
+                for k in range(ptr[a], ptr[a + 1]):
+                    if kind[nbr[k]] == 2:
+                        nch_max += 1
+    chain_a = np.full(n, -1, dtype=np.int32)
+    s_a = np.zeros(n)
+    cdef int32_t[::1] chain_of = chain_a
+    cdef double[::1] s_of = s_a
+    cha_a = np.empty(max(nch_max, 1), dtype=np.int32)
+    chb_a = np.empty(max(nch_max, 1), dtype=np.int32)
+    chr_a = np.empty(max(nch_max, 1))
+    cdef int32_t[::1] cha = cha_a
+    cdef int32_t[::1] chb = chb_a
+    cdef double[::1] chr_ = chr_a
+    cdef Py_ssize_t nch = 0
+    cdef double s, lk
+    with nogil:
         for a in range(n):
             if kind[a] != 1:
                 continue
@@ -770,7 +802,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                 cur = b
                 s = 0.0 + LEN[lcls[k]]
                 while kind[cur] == 2:
-                    queue[nw] = cur
+                    queue[nw] = <int32_t>cur
                     s_of[cur] = s
                     nw += 1
                     nxt = -1
@@ -787,10 +819,9 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                 if e < a or (e == a and queue[nw - 1] < queue[0]):
                     continue  # the other end walks this chain (s_of is overwritten then)
                 for q in range(nw):
-                    chain_of[queue[q]] = nch
-                cha[nch] = a
-                chb[nch] = e
-                chg[nch] = 1.0 / s
+                    chain_of[queue[q]] = <int32_t>nch
+                cha[nch] = <int32_t>a
+                chb[nch] = <int32_t>e
                 chr_[nch] = s
                 nch += 1
 
@@ -837,7 +868,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                     if cha[c] == chb[c]:
                         continue
                     jcol[kk] = jidx[chb[c]] if cha[c] == a else jidx[cha[c]]
-                    jval[kk] = chg[c]
+                    jval[kk] = 1.0 / chr_[c]  # the chain's series conductance
                     kk += 1
             s = 0.0
             for k in range(jptr[q], jptr[q + 1]):
@@ -846,6 +877,8 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
             free[q] = I[a] == 0
             if free[q]:
                 nfree += 1
+    jidx = None
+    del jidx_a
 
     # 5. CG on the junctions, preconditioned by one aggregation-multigrid V-cycle
     cdef double[::1] x0v
@@ -879,14 +912,25 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
     cdef dict amg = None
     cdef double* hb = NULL
     cdef double* hx = NULL
+    # the junction system as CG applies it: its own arrays, or (with a hierarchy) the hierarchy's level 0, which
+    # is the same matrix at the start of its flat arrays, so that the junction system's copy can be released
+    cdef const int64_t* Jp = &jptr[0]
+    cdef const int64_t* Jc = &jcol[0] if jptr[m] > 0 else NULL
+    cdef const double* Jv = &jval[0] if jptr[m] > 0 else NULL
+    cdef const double* Jd = &diag[0]
+    cdef const uint8_t* Jf = &free[0]
     if nfree > 0:  # else every residual is 0: the loop below never runs (it also checks nfree, for a NaN tol)
         amg = _amg_setup(jptr_a, jcol_a, jval_a, diag_a, free_a)
         _amg_struct(&H, amg)
         hb = H.b
         hx = H.x
+        Jp, Jc, Jv, Jd, Jf = H.ptr, H.col, H.val, H.diag, H.act
+        jptr = jcol = None
+        jval = diag = None
+        free = None
+        del jptr_a, jcol_a, jval_a, diag_a, free_a
     with nogil:
-        _gsum_resid(&jptr[0], &jcol[0] if jptr[m] > 0 else NULL, &jval[0] if jptr[m] > 0 else NULL, &diag[0],
-                    &free[0], &p[0], &r[0], m, False, nt)
+        _gsum_resid(Jp, Jc, Jv, Jd, Jf, &p[0], &r[0], m, False, nt)
         imb = _absmax(&r[0], m, part, nt)
         converged = imb <= thresh
         while not converged and its < max_iter and nfree > 0:
@@ -905,7 +949,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                 for q in prange(m, schedule="static", num_threads=nt):
                     dv[q] = z[q] + beta * dv[q]
             rz = rz_new
-            _gsum_resid(&jptr[0], &jcol[0], &jval[0], &diag[0], &free[0], &dv[0], &qv[0], m, True, nt)
+            _gsum_resid(Jp, Jc, Jv, Jd, Jf, &dv[0], &qv[0], m, True, nt)
             dq = _dot(&dv[0], &qv[0], m, part, nt)
             if not dq > 0.0:
                 break
@@ -915,13 +959,12 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
                 r[q] = r[q] - alpha * qv[q]
             its += 1
             if _absmax(&r[0], m, part, nt) <= thresh:
-                _gsum_resid(&jptr[0], &jcol[0], &jval[0], &diag[0], &free[0], &p[0], &r[0], m, False, nt)
+                _gsum_resid(Jp, Jc, Jv, Jd, Jf, &p[0], &r[0], m, False, nt)
                 imb = _absmax(&r[0], m, part, nt)
                 converged = imb <= thresh
                 restart = True
         if not converged:
-            _gsum_resid(&jptr[0], &jcol[0] if jptr[m] > 0 else NULL, &jval[0] if jptr[m] > 0 else NULL,
-                        &diag[0], &free[0], &p[0], &r[0], m, False, nt)
+            _gsum_resid(Jp, Jc, Jv, Jd, Jf, &p[0], &r[0], m, False, nt)
             imb = _absmax(&r[0], m, part, nt)
             converged = imb <= thresh
     info.update(iterations=int(its), imbalance=float(imb), unknowns=int(nfree), converged=bool(converged),
