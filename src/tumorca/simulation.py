@@ -24,11 +24,6 @@ def bytes_per_site() -> int:
     return sum(dt.itemsize for dt in STATE_ARRAYS.values()) + SCRATCH_BYTES_PER_SITE
 
 
-#: Upper bound of the multigrid workspace per lattice site (float64 lattice residual, transfer scratch and the
-#: coarse levels; measured 29 B/site on 512^2 and 22 B/site on 128^3, docs/o2-solver.md).
-MULTIGRID_BYTES_PER_SITE = 32
-
-
 def solver_bytes_per_site(params: Params | None = None) -> int:
     """Bytes per site the O2 solver allocates besides the state (0 for SOR)."""
     from .o2 import workspace_bytes_per_site
