@@ -365,3 +365,17 @@ def test_empty_and_degenerate_inputs():
     inlet[0, 1, 0], inlet[0, 1, 5] = 1, 2
     P, Q, _ = flow.solve(vessel, inlet, FlowRules(20.0, 20.0, 1e-9, 10, 0.0))
     assert not Q.any() and np.all(P[vessel != 0] == 20.0)
+
+
+def test_adjacency_arrays_are_compact_and_more_nodes_than_int32_holds_are_refused(monkeypatch):
+    # the solve's peak memory is its per-node and per-edge arrays: positions int32, length classes one byte
+    vessel = np.zeros((1, 5, 7), dtype=np.uint8)
+    vessel[0, 2, :] = 1
+    vessel[0, 1:4, 3] = 1
+    nodes = np.flatnonzero(vessel.ravel()).astype(np.int64)
+    ptr, nbr, lcls = _flow.adjacency(nodes, vessel.shape)
+    assert (ptr.dtype, nbr.dtype, lcls.dtype) == (np.int64, np.int32, np.uint8)
+    # a network of more nodes than int32 positions can address is refused with a one-line error naming the limit
+    monkeypatch.setattr(_flow, "MAX_NODES", nodes.size - 1)
+    with pytest.raises(ValueError, match=f"at most {nodes.size - 1} vessel nodes on one rank, got {nodes.size}"):
+        _flow.flow_solve_nodes(nodes, np.zeros(nodes.size, np.uint8), vessel.shape, RULES, None, 1)
