@@ -677,7 +677,7 @@ def flow_solve_nodes(const int64_t[::1] nodes, const uint8_t[::1] inlet, object 
     cdef const uint8_t[::1] I = inlet
 
     # Per-node arrays hold node positions as int32 (adjacency's MAX_NODES), and each is released as soon as the
-    # steps below are done with it: the solve's peak memory is these arrays, not the junction system.
+    # steps below are done with it: with the junction system's multigrid hierarchy they set the solve's peak.
     # 2. components (breadth-first from each unlabelled node in order)
     comp_a = np.full(n, -1, dtype=np.int32)
     queue_a = np.empty(n, dtype=np.int32)

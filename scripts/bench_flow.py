@@ -24,12 +24,12 @@ from tumorca.rules import FlowRules
 
 def measure(shape: tuple[int, ...], rounds: int, threads: int) -> dict:
     sim = tumorca.Simulation(shape, seed=1, threads=threads)
+    params = sim.params
     state = sim.get_state()
     vessel = state["arrays"]["vessel"].ravel()
     inlet = state["arrays"]["inlet"].ravel()
     del state, sim
     shape3 = (1,) * (3 - len(shape)) + tuple(shape)
-    params = tumorca.Params()
     rules = FlowRules.from_params(params)
     nodes = np.flatnonzero(vessel).astype(np.int64)
     codes = inlet[nodes]
